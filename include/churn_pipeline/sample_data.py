@@ -1,0 +1,113 @@
+"""Synthetic customer table with the mission's columns, a realistic churn signal and realistic mess.
+
+Churn is likelier for month-to-month contracts, high monthly charges, no tech support, fibre
+internet, electronic cheques and short tenure, as in public telecom churn data. The mess a real
+export has is there too: a few blank cells, a few exact duplicate rows, and a blank TotalCharges
+for customers in their first month (tenure 0).
+
+    python -m churn_pipeline.sample_data --rows 10000 --seed 7 --output include/data/customer_data.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "customer_data.csv"
+SAMPLE_ROWS = 10_000
+SAMPLE_SEED = 7
+BLANK_SHARE = 0.02
+DUPLICATE_SHARE = 0.01
+
+CONTRACTS = (("Month-to-month", 0.55), ("One year", 0.25), ("Two year", 0.20))
+INTERNET = (("DSL", 0.35), ("Fiber optic", 0.45), ("No", 0.20))
+PAYMENT = (("Electronic check", 0.34), ("Mailed check", 0.22), ("Bank transfer", 0.22), ("Credit card", 0.22))
+
+
+def generate(rows: int, seed: int):
+    """A pandas DataFrame of ``rows`` customers (plus about 1 % duplicate rows), reproducible by seed."""
+    import numpy as np
+    import pandas as pd
+
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, got {rows}")
+    rng = np.random.default_rng(seed)
+
+    def pick(choices):
+        names, weights = zip(*choices)
+        return rng.choice(np.array(names, dtype=object), size=rows, p=np.array(weights))
+
+    contract = pick(CONTRACTS)
+    internet = pick(INTERNET)
+    payment = pick(PAYMENT)
+    gender = rng.choice(np.array(["Female", "Male"], dtype=object), size=rows)
+    age = rng.integers(18, 85, size=rows)
+    loyalty = np.select([contract == "Two year", contract == "One year"], [36.0, 18.0], 6.0)
+    tenure = np.minimum(72, rng.exponential(loyalty + 6.0)).astype(int)
+    no_internet = internet == "No"
+    tech_support = np.where(no_internet, "No internet service",
+                            np.where(rng.random(rows) < 0.35, "Yes", "No")).astype(object)
+    streaming = np.where(no_internet, "No internet service",
+                         np.where(rng.random(rows) < 0.45, "Yes", "No")).astype(object)
+    monthly = (20.0 + np.where(internet == "Fiber optic", 45.0, np.where(internet == "DSL", 25.0, 0.0))
+               + np.where(streaming == "Yes", 12.0, 0.0) + np.where(tech_support == "Yes", 6.0, 0.0)
+               + rng.normal(0.0, 6.0, rows)).clip(18.0, 120.0).round(2)
+    total = (monthly * tenure * rng.normal(1.0, 0.03, rows)).round(2)
+
+    logit = (-1.9
+             + 1.5 * (contract == "Month-to-month") - 0.9 * (contract == "Two year")
+             + 0.9 * (internet == "Fiber optic") - 0.6 * no_internet
+             + 0.7 * (tech_support == "No")
+             + 0.5 * (payment == "Electronic check")
+             + 0.025 * (monthly - 65.0)
+             - 0.06 * tenure
+             + 0.01 * (age - 50) * (age > 65)
+             + rng.logistic(0.0, 0.9, rows))
+    churn = np.where(logit > 0.0, "Yes", "No").astype(object)
+
+    frame = pd.DataFrame({
+        "CustomerID": [f"C{seed:03d}-{index:07d}" for index in range(rows)],
+        "Gender": gender,
+        "Age": age.astype(object),
+        "MonthlyCharges": monthly.astype(object),
+        "TotalCharges": total.astype(object),
+        "Tenure": tenure.astype(object),
+        "Contract": contract,
+        "InternetService": internet,
+        "TechSupport": tech_support,
+        "StreamingTV": streaming,
+        "PaymentMethod": payment,
+        "Churn": churn,
+    })
+    frame.loc[tenure == 0, "TotalCharges"] = " "  # a first-month customer has not been billed yet
+    for column in ("Age", "MonthlyCharges", "Gender", "TechSupport", "PaymentMethod", "Contract"):
+        frame.loc[rng.random(rows) < BLANK_SHARE, column] = ""
+    duplicates = frame.sample(n=int(rows * DUPLICATE_SHARE), random_state=seed)
+    return pd.concat([frame, duplicates], ignore_index=True)
+
+
+def write_sample(path: Path, rows: int, seed: int) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial")
+    generate(rows, seed).to_csv(temporary, index=False, lineterminator="\n")
+    temporary.replace(path)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write a synthetic customer churn CSV.")
+    parser.add_argument("--rows", type=int, default=SAMPLE_ROWS)
+    parser.add_argument("--seed", type=int, default=SAMPLE_SEED)
+    parser.add_argument("--output", type=Path, default=SAMPLE_FILE)
+    args = parser.parse_args(argv)
+    if args.rows < 1:
+        parser.error(f"--rows must be at least 1, got {args.rows}")
+    print(f"wrote {write_sample(args.output, args.rows, args.seed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

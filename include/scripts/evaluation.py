@@ -1,0 +1,118 @@
+"""Evaluation step (SageMaker Processing job).
+
+Scores the transformed test split with the trained model and writes ``OUT/evaluation.json``:
+accuracy, precision, recall, F1 and ROC AUC (from probabilities), the confusion matrix, the
+majority-class baseline accuracy, row counts, and SageMaker's model-quality block
+(``binary_classification_metrics`` with ``value`` / ``standard_deviation``) that the model registry
+renders. Standard deviations come from a seeded bootstrap of the test split.
+
+By hand:  python include/scripts/evaluation.py --model MODEL --test OUT/test --output-dir EVAL
+``--model`` is a folder holding ``model.tar.gz`` (as SageMaker stages it) or an unpacked model
+directory. Container defaults: /opt/ml/processing/input/{model,test}, /opt/ml/processing/output/evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import churn_common as common
+from training import classification_metrics, read_split
+
+STEP = "evaluation"
+BOOTSTRAP_ROUNDS = 30
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=Path(common.container_path("processing/input/model")))
+    parser.add_argument("--test", type=Path, default=Path(common.container_path("processing/input/test")))
+    parser.add_argument("--output-dir", type=Path,
+                        default=Path(common.container_path("processing/output/evaluation")))
+    parser.add_argument("--seed", type=int, default=common.SEED)
+    return parser.parse_args(argv)
+
+
+def load_model(model_path: Path, scratch: Path) -> Any:
+    import joblib
+
+    if (model_path / "model.joblib").is_file():
+        return joblib.load(model_path / "model.joblib")
+    archive = common.find_single_file(model_path, "model.tar.gz")
+    with tarfile.open(archive) as bundle:
+        bundle.extractall(scratch, filter="data")
+    if not (scratch / "model.joblib").is_file():
+        raise common.ContractError(str(archive), ["model.joblib is not at the archive root"])
+    return joblib.load(scratch / "model.joblib")
+
+
+def bootstrap_deviation(labels: Any, predicted: Any, scores: Any, seed: int) -> dict[str, float]:
+    """Standard deviation of each metric over seeded bootstrap resamples of the test split."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rounds = []
+    for _ in range(BOOTSTRAP_ROUNDS):
+        sample = rng.integers(0, len(labels), len(labels))
+        rounds.append(classification_metrics(labels[sample], predicted[sample], scores[sample]))
+    return {name: float(np.nanstd([values[name] for values in rounds])) for name in rounds[0]}
+
+
+def build_report(labels: Any, predicted: Any, scores: Any, seed: int) -> dict[str, Any]:
+    from sklearn.metrics import confusion_matrix
+
+    metrics = classification_metrics(labels, predicted, scores)
+    deviation = bootstrap_deviation(labels, predicted, scores, seed)
+    tn, fp, fn, tp = (int(value) for value in confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
+    positives = int(labels.sum())
+    baseline = max(positives, len(labels) - positives) / len(labels)
+
+    def quality(name: str) -> dict[str, float]:
+        return {"value": metrics[name], "standard_deviation": deviation[name]}
+
+    return {
+        "metrics": {name: metrics[name] for name in ("accuracy", "precision", "recall", "f1_score", "roc_auc")},
+        "confusion_matrix": {"true_negatives": tn, "false_positives": fp,
+                             "false_negatives": fn, "true_positives": tp},
+        "baseline": {"majority_class_accuracy": float(baseline)},
+        "rows": {"test": int(len(labels)), "positive": positives, "negative": int(len(labels) - positives)},
+        "binary_classification_metrics": {
+            "accuracy": quality("accuracy"),
+            "precision": quality("precision"),
+            "recall": quality("recall"),
+            "f1": quality("f1_score"),
+            "auc": quality("roc_auc"),
+            "confusion_matrix": {"0": {"0": tn, "1": fp}, "1": {"0": fn, "1": tp}},
+        },
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    test_x, test_y = read_split(args.test)
+    with tempfile.TemporaryDirectory(prefix="model-") as scratch:
+        model = load_model(args.model, Path(scratch))
+    classifier = model.named_steps["classifier"]
+    if classifier.n_features_in_ != test_x.shape[1]:
+        raise common.ContractError(str(args.test), [
+            f"the test split has {test_x.shape[1]} feature(s) but the model expects {classifier.n_features_in_}"])
+    scores = classifier.predict_proba(test_x)[:, 1]
+    predicted = (scores >= 0.5).astype("int64")
+    report = build_report(test_y, predicted, scores, args.seed)
+    with common.staged_output(args.output_dir) as staging:
+        common.write_json(staging / "evaluation.json", report)
+    print("test " + " ".join(f"{name}={value:.4f}" for name, value in report["metrics"].items())
+          + f" baseline={report['baseline']['majority_class_accuracy']:.4f}")
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.run_main(STEP, "message", lambda: run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

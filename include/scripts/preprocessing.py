@@ -1,0 +1,202 @@
+"""Preprocessing step (SageMaker Processing job).
+
+Reads every ``.csv`` under the input folder, checks it against the data contract (the schema), drops
+rows without a target and duplicate rows / ids, splits it stratified and seeded into train /
+validation / test, fits imputation, encoding and scaling on the training split only and writes:
+
+    OUT/train/train.csv            label first, then the transformed features (with a header)
+    OUT/validation/validation.csv
+    OUT/test/test.csv
+    OUT/preprocessor/preprocessor.joblib   the fitted ColumnTransformer
+    OUT/preprocessor/schema.json           the contract it was fitted under
+    OUT/quality/data_quality.json          counts of what was read, dropped and written
+
+By hand:  python include/scripts/preprocessing.py --input-dir IN --output-dir OUT [--schema FILE]
+In the container the defaults are SageMaker's paths under /opt/ml/processing (or $SAGEMAKER_BASE_DIR).
+On any contract violation it exits 1 with one message listing every problem and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import churn_common as common
+
+STEP = "preprocessing"
+SPLITS = ("train", "validation", "test")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input-dir", type=Path, default=Path(common.container_path("processing/input/data")))
+    parser.add_argument("--schema", type=Path, default=None, help="schema JSON file or folder holding one")
+    parser.add_argument("--output-dir", type=Path, default=Path(common.container_path("processing/output")))
+    parser.add_argument("--train-fraction", type=float, default=0.7)
+    parser.add_argument("--validation-fraction", type=float, default=0.1)
+    parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=common.SEED)
+    parser.add_argument("--min-rows", type=int, default=50, help="fewest usable rows to train on")
+    parser.add_argument("--min-class-rows", type=int, default=10, help="fewest usable rows of each class")
+    args = parser.parse_args(argv)
+    fractions = (args.train_fraction, args.validation_fraction, args.test_fraction)
+    if any(fraction <= 0 for fraction in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
+        raise common.UsageError(f"split fractions must be positive and add up to 1, got {fractions}")
+    if args.schema is None:
+        shipped = Path(common.container_path("processing/input/schema"))
+        args.schema = shipped if shipped.is_dir() else common.DEFAULT_SCHEMA_FILE
+    return args
+
+
+def check_contract(frame: Any, schema: common.Schema, source: str, min_rows: int, min_class_rows: int) -> dict:
+    """Check the raw text frame against the schema; return the counts, or raise listing every violation."""
+    target = frame[schema.target_column]
+    violations = []
+    known = {schema.positive, schema.negative}
+    present = target.notna()
+    unknown = target[present & ~target.isin(known)].value_counts()
+    if len(unknown):
+        listed = ", ".join(f"'{value}' ({count})" for value, count in unknown.head(10).items())
+        violations.append(
+            f"column '{schema.target_column}' has values other than '{schema.positive}' / '{schema.negative}': {listed}"
+        )
+    for column, (count, examples) in common.non_numeric_examples(frame, schema.numeric).items():
+        shown = ", ".join(repr(example) for example in examples)
+        violations.append(f"numeric column '{column}' has {count} non-numeric value(s), e.g. {shown}")
+    if violations:  # counting classes on data with unknown labels would only add noise
+        raise common.ContractError(source, violations)
+
+    labelled = frame[present]
+    deduplicated = labelled.drop_duplicates()
+    duplicate_ids = 0
+    if schema.id_column:
+        with_id = deduplicated[schema.id_column].notna()
+        repeated = with_id & deduplicated.duplicated(subset=[schema.id_column], keep="first")
+        duplicate_ids = int(repeated.sum())
+        deduplicated = deduplicated[~repeated]
+    class_counts = deduplicated[schema.target_column].value_counts()
+    if len(deduplicated) < min_rows:
+        violations.append(f"only {len(deduplicated)} usable row(s) after dropping duplicates and rows without a "
+                          f"target; at least {min_rows} are needed")
+    for label in (schema.positive, schema.negative):
+        count = int(class_counts.get(label, 0))
+        if count < min_class_rows:
+            violations.append(f"column '{schema.target_column}' has {count} usable row(s) of class '{label}'; at least "
+                              f"{min_class_rows} of each class are needed for a stratified split")
+    if violations:
+        raise common.ContractError(source, violations)
+    return {
+        "rows_read": int(len(frame)),
+        "rows_without_target": int((~present).sum()),
+        "duplicate_rows": int(len(labelled) - len(labelled.drop_duplicates())),
+        "duplicate_ids": duplicate_ids,
+        "rows_used": int(len(deduplicated)),
+        "class_counts": {label: int(class_counts.get(label, 0)) for label in (schema.negative, schema.positive)},
+        "kept_index": deduplicated.index,
+    }
+
+
+def build_preprocessor(schema: common.Schema) -> Any:
+    """Median / mode imputation, one-hot encoding tolerant of unknown categories, standard scaling."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = Pipeline([
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+        ("scale", StandardScaler()),
+    ])
+    categorical = Pipeline([
+        ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
+        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+    ])
+    return ColumnTransformer(
+        [("num", numeric, list(schema.numeric)), ("cat", categorical, list(schema.categorical))],
+        remainder="drop",
+        verbose_feature_names_out=True,
+    )
+
+
+def split(frame: Any, labels: Any, fractions: tuple[float, float, float], seed: int) -> dict[str, Any]:
+    """Stratified, seeded train / validation / test row indices."""
+    from sklearn.model_selection import train_test_split
+
+    train_fraction, validation_fraction, test_fraction = fractions
+    rest, test = train_test_split(frame.index, test_size=test_fraction, stratify=labels, random_state=seed)
+    validation_share = validation_fraction / (train_fraction + validation_fraction)
+    train, validation = train_test_split(rest, test_size=validation_share, stratify=labels.loc[rest],
+                                         random_state=seed)
+    return {"train": train, "validation": validation, "test": test}
+
+
+def write_split(path: Path, labels: Any, matrix: Any, feature_names: Sequence[str]) -> None:
+    """Label first, then features: the layout SageMaker's built-in algorithms use too."""
+    import pandas as pd
+
+    table = pd.DataFrame(matrix, columns=list(feature_names))
+    table.insert(0, common.TARGET_LABEL, labels.to_numpy())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, float_format="%.9g", lineterminator="\n")
+
+
+def run(args: argparse.Namespace) -> dict:
+    import joblib
+
+    schema = common.load_schema(args.schema)
+    files = common.list_csv_files(args.input_dir)
+    wanted = list(schema.required_columns)
+    frame, ignored, source = common.read_csv_files(files, wanted)
+    print(f"read {len(frame)} row(s) from {source}")
+    if ignored:
+        print(f"ignoring {len(ignored)} column(s) the schema does not name: {', '.join(ignored)}")
+    counts = check_contract(frame, schema, source, args.min_rows, args.min_class_rows)
+    kept_index = counts.pop("kept_index")
+    print(f"dropped {counts['rows_without_target']} row(s) without a target, {counts['duplicate_rows']} duplicate "
+          f"row(s) and {counts['duplicate_ids']} duplicate id(s); {counts['rows_used']} row(s) remain")
+
+    data = frame.loc[kept_index].reset_index(drop=True)
+    labels = (data[schema.target_column] == schema.positive).astype("int64")
+    missing_values = {column: int(data[column].isna().sum()) for column in schema.features}
+    features = common.prepare_features(data, schema)
+    fractions = (args.train_fraction, args.validation_fraction, args.test_fraction)
+    indices = split(features, labels, fractions, args.seed)
+
+    preprocessor = build_preprocessor(schema)
+    preprocessor.fit(features.loc[indices["train"]])  # fitted on the training split only: no leakage
+    feature_names = list(preprocessor.get_feature_names_out())
+
+    summary = {
+        "source": source,
+        "files": [path.name for path in files],
+        "ignored_columns": ignored,
+        **counts,
+        "missing_values": missing_values,
+        "splits": {
+            name: {"rows": int(len(index)), "positive": int(labels.loc[index].sum())} for name, index in indices.items()
+        },
+        "features": {"input": list(schema.features), "encoded": len(feature_names)},
+        "seed": args.seed,
+    }
+    with common.staged_output(args.output_dir) as staging:
+        for name in SPLITS:
+            index = indices[name]
+            matrix = preprocessor.transform(features.loc[index])
+            write_split(staging / name / f"{name}.csv", labels.loc[index], matrix, feature_names)
+        (staging / "preprocessor").mkdir()
+        joblib.dump(preprocessor, staging / "preprocessor" / "preprocessor.joblib")
+        common.write_json(staging / "preprocessor" / "schema.json", schema.to_dict())
+        common.write_json(staging / "quality" / "data_quality.json", summary)
+    print("splits: " + ", ".join(f"{name} {info['rows']}" for name, info in summary["splits"].items()))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.run_main(STEP, "message", lambda: run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
