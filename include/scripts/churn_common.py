@@ -25,6 +25,8 @@ SAGEMAKER_ROOT = "/opt/ml"
 DEFAULT_SCHEMA_FILE = Path(__file__).resolve().parent.parent / "config" / "schema.json"
 TARGET_LABEL = "label"  # column name of the 0/1 target in the written splits
 SEED = 42
+# Failure reasons of bad input contain this phrase; the DAG side fails such jobs without retrying.
+BAD_INPUT_PHRASE = "rejected its input"
 
 
 class ContractError(Exception):
@@ -82,7 +84,7 @@ def run_main(step: str, failure_kind: str, body: Callable[[], None]) -> int:
     try:
         body()
     except (ContractError, UsageError) as error:
-        message = f"{step} failed: {error}"
+        message = f"{step} {BAD_INPUT_PHRASE}: {error}"
     except OSError as error:
         message = f"{step} failed: {error.strerror or error} ({error.filename or 'no file named'})"
     except Exception as error:  # noqa: BLE001 - reported with traceback, never swallowed

@@ -1,0 +1,71 @@
+"""
+# Customer churn: nightly retraining on Amazon SageMaker
+
+Every night at 02:00 this DAG retrains the customer-churn model and registers it only when it is
+good enough.
+
+| task | runs | reads | writes |
+| --- | --- | --- | --- |
+| `stage_inputs` | this worker | params, `include/scripts/` | the run's code bundle, input, schema; image URI |
+| `preprocess` | Processing job, `preprocessing.py` | customer CSV + schema | train / validation / test, preprocessor, data-quality summary |
+| `train` | Training job (scikit-learn, script mode), `training.py` | train + validation splits | `model.tar.gz` |
+| `evaluate` | Processing job, `evaluation.py` | model + test split | `evaluation.json` |
+| `check_accuracy` | `BranchPythonOperator` | `evaluation.json` | register or notify |
+| `register_model` | Model Registry | model, metrics | a version awaiting manual approval |
+| `notify_failure` | SNS / local outbox | gate decision or failed tasks | one message per run |
+
+Everything of a run lives under `<bucket>/<prefix>/runs/<run key>/`, the key being the logical date
+(`20261126T020000Z`). Retrying or clearing a task reuses this run's completed job instead of paying
+for it again. `CHURN_BACKEND=local` (the default) runs the same requests on this machine; `sagemaker`
+sends them to AWS. Params: `input_uri` (CSV object, prefix or, locally, a path), `schema_uri` (the
+data contract) and `accuracy_threshold`. A rejected model fails `notify_failure` after notifying, so
+the run is not mistaken for a success. See the project README for settings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, chain
+
+from churn_pipeline.job_operator import job_task
+from churn_pipeline.settings import load_settings
+from churn_pipeline.tasks import choose_branch, notify_team, register_model_version, stage_run_inputs
+
+SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy import
+
+with DAG(
+    dag_id="customer_churn_pipeline",
+    description="Nightly churn model retraining on SageMaker, registered only when good enough",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone=SETTINGS.timezone),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=3,
+    doc_md=__doc__,
+    tags=["ml", "sagemaker", "churn"],
+    default_args={
+        "owner": "ml-platform",
+        "retries": SETTINGS.retries,
+        "retry_delay": timedelta(seconds=SETTINGS.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+    },
+    params={
+        "input_uri": Param(SETTINGS.default_input_uri, type="string", minLength=1,
+                           description="Customer CSV: an s3:// object or prefix (locally also a file path)"),
+        "schema_uri": Param("include/config/schema.json", type="string", minLength=1,
+                            description="Data contract: an s3:// object or a path relative to the project"),
+        "accuracy_threshold": Param(0.75, type="number", minimum=0, maximum=1,
+                                    description="Register the model only at or above this test accuracy"),
+    },
+) as dag:
+    stage_inputs = PythonOperator(task_id="stage_inputs", python_callable=stage_run_inputs)
+    preprocess = job_task("preprocess", SETTINGS)
+    train = job_task("train", SETTINGS)
+    evaluate = job_task("evaluate", SETTINGS)
+    check_accuracy = BranchPythonOperator(task_id="check_accuracy", python_callable=choose_branch)
+    register_model = PythonOperator(task_id="register_model", python_callable=register_model_version)
+    notify_failure = PythonOperator(task_id="notify_failure", python_callable=notify_team,
+                                    trigger_rule=TriggerRule.ALL_DONE)
+
+    chain(stage_inputs, preprocess, train, evaluate, check_accuracy, [register_model, notify_failure])

@@ -1,0 +1,94 @@
+"""Per-run names and places: the run key, job names and every artefact URI of a run.
+
+A run's key comes from its logical date (or ``run_after`` for a manual run without one), so retries
+of a run land in the same place and backfilled dates never collide.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+MAX_JOB_NAME_LENGTH = 63
+_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_RUN_KEY = re.compile(r"^\d{8}T\d{6}Z$")
+
+
+def run_key(logical_date: datetime | None, run_after: datetime) -> str:
+    """``20261126T020000Z``: the run's moment in UTC, safe in S3 keys and SageMaker job names."""
+    moment = logical_date or run_after
+    if moment.tzinfo is None:
+        raise ValueError(f"run dates must be time-zone aware, got {moment!r}")
+    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def job_name(job_prefix: str, step: str, key: str, attempt: int = 1) -> str:
+    """Deterministic per run, step and attempt: ``churn-train-20261126T020000Z`` then ``...-r2``."""
+    if attempt < 1:
+        raise ValueError(f"attempt numbers start at 1, got {attempt}")
+    name = f"{job_prefix}-{step}-{key}" + (f"-r{attempt}" if attempt > 1 else "")
+    if not _JOB_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid SageMaker job name (at most {MAX_JOB_NAME_LENGTH} of [a-zA-Z0-9-])")
+    return name
+
+
+def attempt_of(name: str, base: str) -> int:
+    """The attempt number encoded in a job name built by ``job_name`` from ``base``."""
+    if name == base:
+        return 1
+    return int(name.removeprefix(f"{base}-r"))
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Where one run reads and writes, under ``s3://<bucket>/<prefix>/runs/<run key>/``."""
+
+    base_uri: str
+    key: str
+
+    def __post_init__(self) -> None:
+        if not _RUN_KEY.match(self.key):
+            raise ValueError(f"not a run key: {self.key!r}")
+
+    @property
+    def run_uri(self) -> str:
+        return f"{self.base_uri}/runs/{self.key}"
+
+    @property
+    def code_uri(self) -> str:
+        """The scripts as shipped to processing jobs (a prefix)."""
+        return f"{self.run_uri}/code"
+
+    @property
+    def sourcedir_uri(self) -> str:
+        """The same scripts as the training container's ``sagemaker_submit_directory``."""
+        return f"{self.run_uri}/code/sourcedir.tar.gz"
+
+    @property
+    def input_uri(self) -> str:
+        """Where a plain-path input is staged (local backend) so that the run keeps what it read."""
+        return f"{self.run_uri}/input"
+
+    @property
+    def schema_uri(self) -> str:
+        return f"{self.run_uri}/schema/schema.json"
+
+    def preprocessing_uri(self, output: str) -> str:
+        return f"{self.run_uri}/preprocessing/{output}"
+
+    @property
+    def model_uri(self) -> str:
+        """Training's ``S3OutputPath``; the archive lands at ``<this>/<job>/output/model.tar.gz``."""
+        return f"{self.run_uri}/model"
+
+    @property
+    def evaluation_uri(self) -> str:
+        return f"{self.run_uri}/evaluation"
+
+    @property
+    def evaluation_file_uri(self) -> str:
+        return f"{self.evaluation_uri}/evaluation.json"
+
+    def notification_marker_uri(self, reason: str) -> str:
+        return f"{self.run_uri}/notifications/{reason}.json"

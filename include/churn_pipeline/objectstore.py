@@ -1,0 +1,199 @@
+"""One object-store abstraction over S3 URIs: Amazon S3 itself, or a folder that mirrors it.
+
+The local store maps ``s3://bucket/key`` to ``<root>/s3/bucket/key``. It refuses any URI that
+could escape its root, and every write is atomic (a temporary file renamed into place), so a reader
+never sees half a file. A prefix means the object with exactly that key or the objects below
+``<prefix>/``, which is what SageMaker stages for an ``S3Prefix`` input in practice; a sibling that
+merely shares the leading characters (``data.csv.bak`` for ``data.csv``) is not included.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class ObjectStoreError(ValueError):
+    """A URI that cannot be used, or an object that is not there."""
+
+
+def is_s3_uri(value: str) -> bool:
+    return value.startswith("s3://")
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key), refusing anything that is not a plain, safe key."""
+    if not is_s3_uri(uri):
+        raise ObjectStoreError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise ObjectStoreError(f"invalid bucket name {bucket!r} in {uri!r}")
+    key = key.rstrip("/")
+    if not key:
+        raise ObjectStoreError(f"no key in {uri!r}: name an object or a prefix below the bucket")
+    parts = key.split("/")
+    if key.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\\" in key or "\x00" in key:
+        raise ObjectStoreError(f"unsafe key in {uri!r}: empty, '.' or '..' segments and backslashes are refused")
+    return bucket, key
+
+
+def _relative(key: str, prefix: str) -> str:
+    return Path(key).name if key == prefix else key[len(prefix) + 1:]
+
+
+class ObjectStore(Protocol):
+    def read_bytes(self, uri: str) -> bytes: ...
+    def write_bytes(self, uri: str, data: bytes) -> None: ...
+    def exists(self, uri: str) -> bool: ...
+    def list_uris(self, prefix_uri: str) -> list[str]: ...
+    def upload_file(self, path: Path, uri: str) -> None: ...
+    def download(self, prefix_uri: str, destination: Path) -> list[Path]: ...
+    def delete(self, uri: str) -> None: ...
+
+
+def upload_tree(store: ObjectStore, folder: Path, prefix_uri: str) -> list[str]:
+    """Upload every file below ``folder`` to ``prefix_uri``, keeping relative paths; returns the URIs."""
+    uploaded = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            uri = f"{prefix_uri.rstrip('/')}/{path.relative_to(folder).as_posix()}"
+            store.upload_file(path, uri)
+            uploaded.append(uri)
+    return uploaded
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary sibling and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class LocalObjectStore:
+    """S3 URIs mapped onto ``<root>/s3/<bucket>/<key>``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).absolute()
+        self.objects_root = self.root / "s3"
+
+    def path_for(self, uri: str) -> Path:
+        bucket, key = parse_s3_uri(uri)
+        path = (self.objects_root / bucket / key).resolve()
+        if not path.is_relative_to(self.objects_root.resolve()):
+            raise ObjectStoreError(f"{uri!r} resolves outside the local store {self.objects_root}")
+        return path
+
+    def read_bytes(self, uri: str) -> bytes:
+        path = self.path_for(uri)
+        if not path.is_file():
+            raise ObjectStoreError(f"no object at {uri} (local store: {path})")
+        return path.read_bytes()
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        atomic_write(self.path_for(uri), data)
+
+    def exists(self, uri: str) -> bool:
+        return bool(self.list_uris(uri))
+
+    def list_uris(self, prefix_uri: str) -> list[str]:
+        bucket, key = parse_s3_uri(prefix_uri)
+        path = self.path_for(prefix_uri)
+        if path.is_file():
+            return [f"s3://{bucket}/{key}"]
+        if not path.is_dir():
+            return []
+        return [f"s3://{bucket}/{key}/{item.relative_to(path).as_posix()}"
+                for item in sorted(path.rglob("*")) if item.is_file() and not item.name.endswith(".partial")]
+
+    def upload_file(self, path: Path, uri: str) -> None:
+        atomic_copy(Path(path), self.path_for(uri))
+
+    def delete(self, uri: str) -> None:
+        self.path_for(uri).unlink(missing_ok=True)
+
+    def download(self, prefix_uri: str, destination: Path) -> list[Path]:
+        _, prefix = parse_s3_uri(prefix_uri)
+        copied = []
+        for uri in self.list_uris(prefix_uri):
+            _, key = parse_s3_uri(uri)
+            target = Path(destination) / _relative(key, prefix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.path_for(uri), target)
+            copied.append(target)
+        return copied
+
+
+class S3ObjectStore:
+    """Amazon S3 through a boto3 client (from the Airflow AWS connection)."""
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    def read_bytes(self, uri: str) -> bytes:
+        bucket, key = parse_s3_uri(uri)
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise ObjectStoreError(f"no object at {uri}") from None
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        bucket, key = parse_s3_uri(uri)
+        self.client.put_object(Bucket=bucket, Key=key, Body=data)  # S3 puts are atomic
+
+    def exists(self, uri: str) -> bool:
+        return bool(self.list_uris(uri))
+
+    def list_uris(self, prefix_uri: str) -> list[str]:
+        bucket, key = parse_s3_uri(prefix_uri)
+        paginator = self.client.get_paginator("list_objects_v2")
+        found = []
+        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+            for item in page.get("Contents", []):
+                if item["Key"] == key or item["Key"].startswith(f"{key}/"):
+                    found.append(f"s3://{bucket}/{item['Key']}")
+        return sorted(found)
+
+    def upload_file(self, path: Path, uri: str) -> None:
+        bucket, key = parse_s3_uri(uri)
+        self.client.upload_file(str(path), bucket, key)
+
+    def delete(self, uri: str) -> None:
+        bucket, key = parse_s3_uri(uri)
+        self.client.delete_object(Bucket=bucket, Key=key)
+
+    def download(self, prefix_uri: str, destination: Path) -> list[Path]:
+        _, prefix = parse_s3_uri(prefix_uri)
+        copied = []
+        for uri in self.list_uris(prefix_uri):
+            bucket, key = parse_s3_uri(uri)
+            target = Path(destination) / _relative(key, prefix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.client.download_file(bucket, key, str(target))
+            copied.append(target)
+        return copied

@@ -1,0 +1,145 @@
+"""Model registry: a new version per passing run, awaiting manual approval, never two for one run.
+
+``sagemaker`` backend: SageMaker Model Registry (a model package version in the configured group).
+``local`` backend: MLflow's Model Registry on SQLite at ``<local root>/mlflow.db``; the approval
+status is the version tag ``approval_status``, so ``mlflow ui`` shows versions, metrics and status.
+Both look for an existing version of the same run first, so registering twice returns the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from churn_pipeline.notifications import file_lock
+
+PENDING = "PendingManualApproval"
+APPROVED = "Approved"
+REJECTED = "Rejected"
+APPROVAL_STATUSES = (PENDING, APPROVED, REJECTED)
+APPROVAL_TAG = "approval_status"
+RUN_KEY_TAG = "run_key"
+EXPERIMENT = "customer-churn-pipeline"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    version: int
+    identifier: str  # model package ARN, or the MLflow models:/ URI
+    approval_status: str
+    created: bool  # False when this run's version already existed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "identifier": self.identifier,
+                "approval_status": self.approval_status, "created": self.created}
+
+
+class SageMakerRegistry:
+    def __init__(self, client: Any):
+        self.client = client
+
+    def ensure_group(self, group: str) -> None:
+        try:
+            self.client.describe_model_package_group(ModelPackageGroupName=group)
+        except self.client.exceptions.ClientError as error:
+            if error.response["Error"]["Code"] != "ValidationException":
+                raise
+            self.client.create_model_package_group(
+                ModelPackageGroupName=group,
+                ModelPackageGroupDescription="Customer churn models registered by the nightly Airflow pipeline")
+
+    def find(self, group: str, run_key: str) -> RegisteredVersion | None:
+        paginator = self.client.get_paginator("list_model_packages")
+        for page in paginator.paginate(ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"):
+            for summary in page["ModelPackageSummaryList"]:
+                described = self.client.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+                if described.get("CustomerMetadataProperties", {}).get(RUN_KEY_TAG) == run_key:
+                    return RegisteredVersion(int(summary["ModelPackageVersion"]), summary["ModelPackageArn"],
+                                             summary.get("ModelApprovalStatus", PENDING), created=False)
+        return None
+
+    def register(self, request: dict[str, Any]) -> RegisteredVersion:
+        group = request["ModelPackageGroupName"]
+        run_key = request["CustomerMetadataProperties"][RUN_KEY_TAG]
+        self.ensure_group(group)
+        existing = self.find(group, run_key)
+        if existing:
+            return existing
+        arn = self.client.create_model_package(**request)["ModelPackageArn"]
+        described = self.client.describe_model_package(ModelPackageName=arn)
+        return RegisteredVersion(int(described["ModelPackageVersion"]), arn,
+                                 described.get("ModelApprovalStatus", PENDING), created=True)
+
+
+class MlflowRegistry:
+    """MLflow on SQLite; a file lock makes find-or-create atomic across parallel runs."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.uri = f"sqlite:///{self.root / 'mlflow.db'}"
+
+    def _client(self) -> Any:
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def _find(self, client: Any, group: str, run_key: str) -> RegisteredVersion | None:
+        found = client.search_model_versions(f"name = '{group}' and tags.{RUN_KEY_TAG} = '{run_key}'")
+        if not found:
+            return None
+        version = min(found, key=lambda item: int(item.version))
+        return RegisteredVersion(int(version.version), f"models:/{group}/{version.version}",
+                                 version.tags.get(APPROVAL_TAG, PENDING), created=False)
+
+    def register(self, request: dict[str, Any]) -> RegisteredVersion:
+        """Register from the same ``CreateModelPackage`` request the SageMaker backend sends."""
+        from mlflow.exceptions import MlflowException
+
+        group = request["ModelPackageGroupName"]
+        metadata = request["CustomerMetadataProperties"]
+        run_key = metadata[RUN_KEY_TAG]
+        with file_lock(self.root / "mlflow.lock"):
+            client = self._client()
+            existing = self._find(client, group, run_key)
+            if existing:
+                return existing
+            try:
+                client.get_registered_model(group)
+            except MlflowException:
+                client.create_registered_model(group, description="Customer churn models from the nightly pipeline")
+            experiment = client.get_experiment_by_name(EXPERIMENT)
+            experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+                EXPERIMENT, artifact_location=(self.root / "mlflow-artifacts").as_uri())
+            run = client.create_run(experiment_id, run_name=run_key, tags={RUN_KEY_TAG: run_key})
+            for name in ("accuracy", "f1_score", "roc_auc"):
+                client.log_metric(run.info.run_id, name, float(metadata[name]))
+            for name, value in metadata.items():
+                if name not in ("accuracy", "f1_score", "roc_auc"):
+                    client.log_param(run.info.run_id, name, value)
+            client.set_terminated(run.info.run_id)
+            container = request["InferenceSpecification"]["Containers"][0]
+            tags = {**metadata, APPROVAL_TAG: request["ModelApprovalStatus"],
+                    "evaluation_uri": request["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"],
+                    "image_uri": container["Image"]}
+            version = client.create_model_version(
+                group, source=container["ModelDataUrl"], run_id=run.info.run_id, tags=tags,
+                description=request["ModelPackageDescription"])
+            return RegisteredVersion(int(version.version), f"models:/{group}/{version.version}",
+                                     request["ModelApprovalStatus"], created=True)
+
+    def versions(self, group: str) -> list[dict[str, Any]]:
+        client = self._client()
+        found = client.search_model_versions(f"name = '{group}'")
+        return sorted(({"version": int(item.version), "tags": dict(item.tags), "source": item.source,
+                        "run_id": item.run_id} for item in found), key=lambda item: item["version"])
+
+    def set_approval(self, group: str, version: int, status: str) -> None:
+        if status not in APPROVAL_STATUSES:
+            raise ValueError(f"approval status must be one of {', '.join(APPROVAL_STATUSES)}, got {status!r}")
+        with file_lock(self.root / "mlflow.lock"):
+            self._client().set_model_version_tag(group, str(version), APPROVAL_TAG, status)
