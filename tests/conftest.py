@@ -1,0 +1,83 @@
+"""Shared fixtures: project paths, running the container scripts as subprocesses, sample data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+SCRIPTS = PROJECT / "include" / "scripts"
+CONFIG = PROJECT / "include" / "config"
+SAMPLE_CSV = PROJECT / "include" / "data" / "customer_data.csv"
+DATASETS = PROJECT.parent / "shared" / "datasets"
+TELCO_CSV = DATASETS / "telco.csv"
+
+HEADER = ("CustomerID,Gender,Age,MonthlyCharges,TotalCharges,Tenure,Contract,InternetService,TechSupport,"
+          "StreamingTV,PaymentMethod,Churn")
+
+
+@dataclass
+class ScriptRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_script(name: str, *args: str | Path, env: dict[str, str] | None = None) -> ScriptRun:
+    """Run include/scripts/<name> with the project's Python, as a person would by hand."""
+    environment = {key: value for key, value in os.environ.items() if key != "SAGEMAKER_BASE_DIR"}
+    environment.update(env or {})
+    completed = subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True,
+                               text=True, env=environment, timeout=600)
+    return ScriptRun(completed.returncode, completed.stdout, completed.stderr)
+
+
+def make_rows(count: int, seed: int = 0) -> list[str]:
+    """Valid rows of the default schema with both classes well represented."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for index in range(count):
+        churn = "Yes" if index % 3 == 0 else "No"
+        contract = "Month-to-month" if churn == "Yes" or rng.random() < 0.3 else rng.choice(["One year", "Two year"])
+        rows.append(",".join([
+            f"C{index:05d}", rng.choice(["Male", "Female"]), str(rng.randint(18, 80)),
+            f"{rng.uniform(20, 110):.2f}", f"{rng.uniform(20, 5000):.2f}", str(rng.randint(0, 72)), contract,
+            rng.choice(["DSL", "Fiber optic", "No"]), rng.choice(["Yes", "No"]), rng.choice(["Yes", "No"]),
+            rng.choice(["Electronic check", "Mailed check"]), churn,
+        ]))
+    return rows
+
+
+def write_csv(path: Path, lines: list[str], newline: str = "\n", bom: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = newline.join(lines) + newline
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Preprocess, train and evaluate the bundled sample once; tests read the results."""
+    root = tmp_path_factory.mktemp("sample")
+    out, model, evaluation = root / "out", root / "model", root / "eval"
+    for name, args in (
+        ("preprocessing.py", ["--input-dir", SAMPLE_CSV.parent, "--output-dir", out]),
+        ("training.py", ["--train", out / "train", "--validation", out / "validation",
+                         "--preprocessor", out / "preprocessor", "--model-dir", model]),
+        ("evaluation.py", ["--model", model, "--test", out / "test", "--output-dir", evaluation]),
+    ):
+        result = run_script(name, *args)
+        assert result.returncode == 0, result.stderr
+    return {"out": out, "model": model, "evaluation": evaluation}
+
+
+def needs_telco() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not TELCO_CSV.is_file(),
+                              reason=f"{TELCO_CSV} is absent (it lives beside the project, not in it)")

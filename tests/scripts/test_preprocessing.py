@@ -1,0 +1,220 @@
+"""preprocessing.py: the data contract is checked before anything is transformed, bad input gets one
+clear message and no output, messy but valid input passes, and the result is reproducible."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONFIG, HEADER, make_rows, run_script, write_csv
+
+ROWS = make_rows(120)
+
+
+def preprocess(tmp_path: Path, *extra: str | Path):
+    base = tmp_path / "ml"
+    out = tmp_path / "out"
+    out.mkdir()  # as in the container, where SageMaker creates each output folder before the script runs
+    result = run_script("preprocessing.py", "--input-dir", tmp_path / "in", "--output-dir", out, *extra,
+                        env={"SAGEMAKER_BASE_DIR": str(base)})
+    return result, out, base
+
+
+def replace_cell(row: str, column: str, value: str) -> str:
+    cells = row.split(",")
+    cells[HEADER.split(",").index(column)] = value
+    return ",".join(cells)
+
+
+BAD_INPUTS = {
+    "empty file": (lambda d: (d / "data.csv").write_bytes(b""), ["data.csv", "empty"]),
+    "header only": (lambda d: write_csv(d / "data.csv", [HEADER]), ["data.csv", "no data rows"]),
+    "missing columns": (
+        lambda d: write_csv(d / "data.csv", [HEADER.replace(",Age", "").replace(",Contract", "")]
+                            + [",".join(c for i, c in enumerate(r.split(",")) if i not in (2, 6)) for r in ROWS]),
+        ["data.csv", "missing column 'Age'", "missing column 'Contract'"]),
+    "every target missing": (
+        lambda d: write_csv(d / "data.csv", [HEADER] + [replace_cell(r, "Churn", "") for r in ROWS]),
+        ["data.csv", "usable row", "class 'Yes'"]),
+    "unknown target values": (
+        lambda d: write_csv(d / "data.csv", [HEADER] + ROWS[:100] + [replace_cell(r, "Churn", "Maybe") for r in ROWS[100:]]),
+        ["data.csv", "'Churn'", "'Maybe' (20)"]),
+    "single class": (
+        lambda d: write_csv(d / "data.csv", [HEADER] + [replace_cell(r, "Churn", "No") for r in ROWS]),
+        ["data.csv", "0 usable row(s) of class 'Yes'"]),
+    "too few of one class": (
+        lambda d: write_csv(d / "data.csv", [HEADER] + [r for r in ROWS if r.endswith("No")]
+                            + [r for r in ROWS if r.endswith("Yes")][:4]),
+        ["data.csv", "4 usable row(s) of class 'Yes'", "stratified"]),
+    "non-numeric values": (
+        lambda d: write_csv(d / "data.csv", [HEADER] + [replace_cell(ROWS[0], "Age", "forty")] + ROWS[1:3]
+                            + [replace_cell(r, "MonthlyCharges", "n/a") for r in ROWS[3:5]] + ROWS[5:]),
+        ["data.csv", "'Age' has 1 non-numeric", "'forty'", "'MonthlyCharges' has 2 non-numeric"]),
+    "duplicate column names": (
+        lambda d: write_csv(d / "data.csv", [HEADER + ",Age"] + [r + ",30" for r in ROWS]),
+        ["data.csv", "duplicate column names", "Age"]),
+    "unterminated quote": (
+        lambda d: write_csv(d / "data.csv", [HEADER] + ROWS[:50] + ['C9,"Male,30'] + ROWS[50:]),
+        ["data.csv", "cannot be parsed", "EOF inside string"]),
+    "not text": (lambda d: (d / "data.csv").write_bytes(bytes(range(256)) * 40), ["data.csv", "not text"]),
+    "not UTF-8": (lambda d: (d / "data.csv").write_bytes((HEADER + "\nC1,M\xe4nnlich\n").encode("latin-1")),
+                  ["data.csv", "not UTF-8"]),
+    "no csv in the folder": (lambda d: (d / "notes.txt").write_text("hello"), ["no .csv file"]),
+    "headers differ": (
+        lambda d: (write_csv(d / "a.csv", [HEADER] + ROWS), write_csv(d / "b.csv", [HEADER + ",Extra"] + [r + ",1" for r in ROWS])),
+        ["headers differ", "b.csv", "Extra"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_fails_with_one_clear_message_and_writes_nothing(tmp_path: Path, case: str) -> None:
+    make, expected = BAD_INPUTS[case]
+    (tmp_path / "in").mkdir()
+    make(tmp_path / "in")
+
+    result, out, base = preprocess(tmp_path)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("preprocessing rejected its input:")
+    for fragment in expected:
+        assert fragment in result.stderr, f"{fragment!r} not in {result.stderr!r}"
+    assert list(out.iterdir()) == [], "the output folder must stay empty"
+    assert not [p for p in out.parent.iterdir() if "staging" in p.name], "no staging folder may be left behind"
+    assert (base / "output" / "message").read_text().startswith("preprocessing rejected its input:")
+
+
+def test_every_violation_is_listed_in_one_message(tmp_path: Path) -> None:
+    rows = [replace_cell(replace_cell(r, "Age", "old"), "Churn", "Perhaps") for r in ROWS]
+    write_csv(tmp_path / "in" / "data.csv", [HEADER] + rows)
+
+    result, _, _ = preprocess(tmp_path)
+
+    assert "2 problem(s) found" in result.stderr
+    assert "'Perhaps'" in result.stderr and "'Age'" in result.stderr
+
+
+def test_a_bad_schema_is_named(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in" / "data.csv", [HEADER] + ROWS)
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"target": {"column": "Churn", "positive": "Yes", "negative": "Yes"}}))
+
+    result, out, _ = preprocess(tmp_path, "--schema", schema)
+
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "schema.json" in result.stderr and "must differ" in result.stderr and "no feature column" in result.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_messy_but_valid_input_passes(tmp_path: Path) -> None:
+    """BOM, CRLF, blank and white-space cells, extra and reordered columns, quoted commas, duplicates."""
+    columns = HEADER.split(",")
+    order = list(reversed(columns)) + ["Notes"]
+    lines = [",".join(order)]
+    for index, row in enumerate(ROWS):
+        cells = dict(zip(columns, row.split(",")))
+        if index % 10 == 1:
+            cells["Age"] = "   "
+        if index % 10 == 2:
+            cells["TechSupport"] = ""
+        if index % 10 == 3:
+            cells["TotalCharges"] = " "
+        cells["PaymentMethod"] = f'"{cells["PaymentMethod"]}, paperless"' if index % 7 == 0 else cells["PaymentMethod"]
+        cells["Churn"] = f" {cells['Churn']} "
+        lines.append(",".join(cells[c] for c in order[:-1]) + ',"free text, with a comma"')
+    lines += lines[1:6]  # five exact duplicate rows
+    write_csv(tmp_path / "in" / "data.csv", lines, newline="\r\n", bom=True)
+
+    result, out, _ = preprocess(tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    quality = json.loads((out / "quality" / "data_quality.json").read_text())
+    assert quality["duplicate_rows"] == 5
+    assert quality["rows_used"] == len(ROWS)
+    assert quality["ignored_columns"] == ["Notes"]
+    assert quality["missing_values"]["Age"] == 12 and quality["missing_values"]["TechSupport"] == 12
+    assert "ignoring 1 column(s)" in result.stdout and "Notes" in result.stdout
+
+
+def test_rows_without_target_and_duplicate_ids_are_dropped_and_counted(tmp_path: Path) -> None:
+    no_target = [replace_cell(r, "Churn", "") for r in make_rows(7, seed=5)]
+    same_id_other_values = [replace_cell(ROWS[0], "Age", "99"), replace_cell(ROWS[1], "Age", "98")]
+    write_csv(tmp_path / "in" / "data.csv", [HEADER] + ROWS + no_target + same_id_other_values)
+
+    result, out, _ = preprocess(tmp_path)
+
+    quality = json.loads((out / "quality" / "data_quality.json").read_text())
+    assert result.returncode == 0, result.stderr
+    assert quality["rows_read"] == len(ROWS) + 9
+    assert quality["rows_without_target"] == 7
+    assert quality["duplicate_ids"] == 2
+    assert quality["rows_used"] == len(ROWS)
+
+
+def test_split_is_stratified_70_10_20_and_writes_every_artefact(sample_outputs: dict[str, Path]) -> None:
+    out = sample_outputs["out"]
+    quality = json.loads((out / "quality" / "data_quality.json").read_text())
+    splits = quality["splits"]
+    total = sum(info["rows"] for info in splits.values())
+    assert total == quality["rows_used"]
+    for name, share in (("train", 0.7), ("validation", 0.1), ("test", 0.2)):
+        assert abs(splits[name]["rows"] / total - share) < 0.002
+        assert abs(splits[name]["positive"] / splits[name]["rows"] - quality["class_counts"]["Yes"] / total) < 0.01
+    for path in ("train/train.csv", "validation/validation.csv", "test/test.csv",
+                 "preprocessor/preprocessor.joblib", "preprocessor/schema.json"):
+        assert (out / path).is_file(), path
+
+
+def test_transforms_are_fitted_on_the_training_split_only(sample_outputs: dict[str, Path]) -> None:
+    import pandas as pd
+
+    out = sample_outputs["out"]
+    train = pd.read_csv(out / "train" / "train.csv")
+    test = pd.read_csv(out / "test" / "test.csv")
+    scaled = [c for c in train.columns if c.startswith("num__")]
+    # Standard scaling fitted on train: train columns have mean 0 (imputed medians shift it slightly)...
+    assert (train[scaled].mean().abs() < 0.05).all()
+    # ...while the test split, transformed with the same fit, does not have exactly mean 0.
+    assert (test[scaled].mean().abs() > 1e-6).all()
+    assert train.columns[0] == "label" and set(train["label"].unique()) == {0, 1}
+
+
+def test_same_input_schema_and_seed_give_byte_identical_splits(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
+    from tests.conftest import SAMPLE_CSV
+
+    out = tmp_path / "again"
+    result = run_script("preprocessing.py", "--input-dir", SAMPLE_CSV.parent, "--output-dir", out)
+    assert result.returncode == 0, result.stderr
+    for split in ("train/train.csv", "validation/validation.csv", "test/test.csv", "quality/data_quality.json"):
+        assert (out / split).read_bytes() == (sample_outputs["out"] / split).read_bytes(), split
+
+
+def test_another_seed_gives_another_split(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
+    from tests.conftest import SAMPLE_CSV
+
+    out = tmp_path / "seeded"
+    assert run_script("preprocessing.py", "--input-dir", SAMPLE_CSV.parent, "--output-dir", out,
+                      "--seed", "7").returncode == 0
+    assert (out / "test/test.csv").read_bytes() != (sample_outputs["out"] / "test/test.csv").read_bytes()
+
+
+def test_without_schema_the_default_contract_is_used(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in" / "data.csv", [HEADER] + ROWS)
+    result, out, _ = preprocess(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "preprocessor" / "schema.json").read_text())["numeric"] == \
+        json.loads((CONFIG / "schema.json").read_text())["numeric"]
+
+
+def test_container_defaults_are_sagemaker_paths_under_the_base_dir(tmp_path: Path) -> None:
+    base = tmp_path / "ml"
+    write_csv(base / "processing" / "input" / "data" / "part.csv", [HEADER] + ROWS)
+    (base / "processing" / "input" / "schema").mkdir(parents=True)
+    (base / "processing" / "input" / "schema" / "schema.json").write_bytes((CONFIG / "schema.json").read_bytes())
+
+    result = run_script("preprocessing.py", env={"SAGEMAKER_BASE_DIR": str(base)})
+
+    assert result.returncode == 0, result.stderr
+    assert (base / "processing" / "output" / "train" / "train.csv").is_file()

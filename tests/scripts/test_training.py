@@ -1,0 +1,78 @@
+"""training.py: the mission's RandomForest, overridable hyperparameters, scrapeable metrics, and a
+model directory that scores raw records."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import joblib
+
+from tests.conftest import run_script
+
+
+def train(out: Path, model: Path, *extra: str, env: dict[str, str] | None = None):
+    return run_script("training.py", "--train", out / "train", "--validation", out / "validation",
+                      "--preprocessor", out / "preprocessor", "--model-dir", model, *extra, env=env)
+
+
+def test_default_hyperparameters_are_the_missions(sample_outputs: dict[str, Path]) -> None:
+    model = joblib.load(sample_outputs["model"] / "model.joblib")
+    forest = model.named_steps["classifier"]
+    assert (forest.n_estimators, forest.max_depth, forest.min_samples_split, forest.random_state) == (100, 10, 4, 42)
+    recorded = json.loads((sample_outputs["model"] / "training_metrics.json").read_text())
+    assert recorded["hyperparameters"]["n_estimators"] == 100
+
+
+def test_model_directory_is_ready_for_model_tar_gz(sample_outputs: dict[str, Path]) -> None:
+    names = sorted(p.relative_to(sample_outputs["model"]).as_posix() for p in sample_outputs["model"].rglob("*"))
+    assert names == ["code", "code/churn_common.py", "code/inference.py", "model.joblib", "schema.json",
+                     "training_metrics.json"]
+
+
+def test_hyperparameters_can_be_overridden_as_sagemaker_passes_them(tmp_path: Path,
+                                                                     sample_outputs: dict[str, Path]) -> None:
+    result = train(sample_outputs["out"], tmp_path / "model", "--n-estimators", "7", "--max-depth", "3",
+                   "--min-samples-split", "9")
+    assert result.returncode == 0, result.stderr
+    forest = joblib.load(tmp_path / "model" / "model.joblib").named_steps["classifier"]
+    assert (forest.n_estimators, forest.max_depth, forest.min_samples_split) == (7, 3, 9)
+
+
+def test_validation_metrics_are_logged_for_sagemaker_metric_definitions(tmp_path: Path,
+                                                                         sample_outputs: dict[str, Path]) -> None:
+    from churn_pipeline.job_requests import VALIDATION_METRICS, train_request  # noqa: F401
+
+    result = train(sample_outputs["out"], tmp_path / "model", "--n-estimators", "5")
+    for name in VALIDATION_METRICS:
+        match = re.search(rf"validation:{name}=([0-9.]+);", result.stdout)
+        assert match and 0.0 <= float(match.group(1)) <= 1.0, name
+
+
+def test_channels_default_to_sm_variables(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
+    out = sample_outputs["out"]
+    env = {"SM_CHANNEL_TRAIN": str(out / "train"), "SM_CHANNEL_VALIDATION": str(out / "validation"),
+           "SM_CHANNEL_PREPROCESSOR": str(out / "preprocessor"), "SM_MODEL_DIR": str(tmp_path / "model"),
+           "SAGEMAKER_BASE_DIR": str(tmp_path / "ml")}
+    result = run_script("training.py", "--n-estimators", "3", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "model" / "model.joblib").is_file()
+
+
+def test_a_missing_channel_fails_clearly_writing_the_failure_file(tmp_path: Path) -> None:
+    base = tmp_path / "ml"
+    model = tmp_path / "model"
+    model.mkdir()
+    result = run_script("training.py", "--train", tmp_path / "nothing", "--validation", tmp_path / "nothing",
+                        "--preprocessor", tmp_path / "nothing", "--model-dir", model,
+                        env={"SAGEMAKER_BASE_DIR": str(base)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "expected exactly one *.csv" in result.stderr and "nothing" in result.stderr
+    assert (base / "output" / "failure").read_text().startswith("training rejected its input")
+    assert list(model.iterdir()) == []
+
+
+def test_invalid_hyperparameter_is_rejected(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
+    result = train(sample_outputs["out"], tmp_path / "model", "--min-samples-split", "1")
+    assert result.returncode == 1 and "min-samples-split must be at least 2" in result.stderr
