@@ -1,0 +1,105 @@
+"""Run the real DAG through real Airflow 3 (``airflow dags test`` against a SQLite metadata DB), each
+test in its own AIRFLOW_HOME and CHURN_LOCAL_ROOT."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def airflow_env(home: Path, local_root: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("CHURN_", "AIRFLOW"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "CHURN_LOCAL_ROOT": str(local_root),
+        # failures are exercised on purpose: never sit through production retry delays
+        "CHURN_RETRY_DELAY_SECONDS": "0",
+        "CHURN_POLL_SECONDS": "0",
+    })
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `airflow db migrate`; each test starts from a copy of the result."""
+    home = tmp_path_factory.mktemp("airflow-template")
+    completed = subprocess.run([AIRFLOW, "db", "migrate"], env=airflow_env(home, home / "store"),
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return home / "airflow.db"
+
+
+@dataclass
+class RunOutcome:
+    returncode: int
+    log: str
+    states: dict[str, str]
+    run_state: str
+
+
+@dataclass
+class AirflowProject:
+    home: Path
+    local_root: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return airflow_env(self.home, self.local_root, **self.extra_env)
+
+    def dags_test(self, logical_date: str, conf: dict | None = None, timeout: int = 900) -> RunOutcome:
+        command = [AIRFLOW, "dags", "test", "customer_churn_pipeline", logical_date]
+        if conf:
+            command += ["--conf", json.dumps(conf)]
+        completed = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout,
+                                   cwd=self.home)
+        states, run_state = self.states(logical_date)
+        return RunOutcome(completed.returncode, completed.stdout + completed.stderr, states, run_state)
+
+    def states(self, logical_date: str) -> tuple[dict[str, str], str]:
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            row = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = 'customer_churn_pipeline' "
+                             "AND substr(logical_date, 1, 10) = ? ORDER BY id DESC LIMIT 1",
+                             (logical_date[:10],)).fetchone()
+            if row is None:
+                return {}, "missing"
+            tasks = dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = "
+                                    "'customer_churn_pipeline' AND run_id = ?", (row[0],)).fetchall())
+        return tasks, row[1]
+
+    def notifications(self) -> list[dict]:
+        outbox = self.local_root / "notifications.jsonl"
+        return [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.is_file() else []
+
+    def versions(self) -> list[dict]:
+        from churn_pipeline.registry import MlflowRegistry
+
+        if not (self.local_root / "mlflow.db").is_file():
+            return []
+        return MlflowRegistry(self.local_root).versions("customer-churn")
+
+    def run_prefix(self, key: str) -> Path:
+        return self.local_root / "s3" / "customer-churn-pipeline" / "churn-pipeline" / "runs" / key
+
+
+@pytest.fixture()
+def airflow_project(tmp_path: Path, migrated_db: Path) -> AirflowProject:
+    home = tmp_path / "airflow"
+    home.mkdir()
+    shutil.copyfile(migrated_db, home / "airflow.db")
+    return AirflowProject(home=home, local_root=tmp_path / "store")

@@ -1,0 +1,91 @@
+"""The whole pipeline on the local backend through real Airflow: real subprocess jobs, a real
+MLflow registry on SQLite, the real outbox."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import CONFIG, HEADER, TELCO_CSV, make_rows, needs_telco, write_csv
+
+pytestmark = pytest.mark.e2e
+
+
+def test_passing_runs_register_consecutive_versions_awaiting_approval(airflow_project) -> None:
+    first = airflow_project.dags_test("2026-11-20")
+    assert first.returncode == 0, first.log[-5000:]
+    assert first.states == {"stage_inputs": "success", "preprocess": "success", "train": "success",
+                            "evaluate": "success", "check_accuracy": "success", "register_model": "success",
+                            "notify_failure": "skipped"}
+    second = airflow_project.dags_test("2026-11-21")
+    assert second.returncode == 0, second.log[-5000:]
+
+    versions = airflow_project.versions()
+    assert [v["version"] for v in versions] == [1, 2]
+    for version, key in zip(versions, ("20261120T000000Z", "20261121T000000Z")):
+        tags = version["tags"]
+        assert tags["approval_status"] == "PendingManualApproval"
+        assert tags["run_key"] == key
+        assert 0.75 <= float(tags["accuracy"]) <= 1 and float(tags["roc_auc"]) > 0.5
+        assert tags["evaluation_uri"].endswith(f"/runs/{key}/evaluation/evaluation.json")
+        assert version["source"].endswith("/output/model.tar.gz") and key in version["source"]
+    run = airflow_project.run_prefix("20261120T000000Z")
+    evaluation = json.loads((run / "evaluation" / "evaluation.json").read_text())
+    assert set(evaluation["metrics"]) >= {"accuracy", "precision", "recall", "f1_score"}
+    assert (run / "preprocessing" / "train" / "train.csv").is_file()
+    assert (run / "code" / "sourcedir.tar.gz").is_file()
+    assert airflow_project.notifications() == []
+
+
+def test_a_rejected_model_registers_nothing_and_notifies_once(airflow_project) -> None:
+    outcome = airflow_project.dags_test("2026-11-22", {"accuracy_threshold": 0.99})
+
+    assert outcome.returncode == 1, "a rejected model must not read as a plain success"
+    assert outcome.run_state == "failed"
+    assert outcome.states["register_model"] == "skipped"
+    assert outcome.states["notify_failure"] == "failed"
+    assert airflow_project.versions() == []
+    (message,) = airflow_project.notifications()
+    assert message["reason"] == "model_rejected"
+    assert message["threshold"] == 0.99 and 0 < message["accuracy"] < 0.99
+    assert message["run_id"] and message["evaluation_uri"].endswith("/runs/20261122T000000Z/evaluation/evaluation.json")
+
+
+def test_input_that_breaks_the_contract_fails_at_preprocess_and_notifies(airflow_project, tmp_path) -> None:
+    bad = write_csv(tmp_path / "bad.csv", [HEADER] + [row.replace(",Yes", ",Perhaps") for row in make_rows(60)])
+    airflow_project.extra_env["CHURN_RETRIES"] = "2"
+
+    outcome = airflow_project.dags_test("2026-11-23", {"input_uri": str(bad)})
+
+    assert outcome.returncode == 1
+    assert outcome.states["preprocess"] == "failed"
+    assert outcome.states["train"] == "upstream_failed"
+    assert "preprocessing rejected its input" in outcome.log and "'Perhaps' (20)" in outcome.log
+    jobs = sorted(p.name for p in (airflow_project.local_root / "jobs").iterdir())
+    assert jobs == ["churn-preprocess-20261123T000000Z"], "bad input is not retried: no second paid job"
+    description = json.loads((airflow_project.local_root / "jobs" / jobs[0] / "description.json").read_text())
+    assert description["ProcessingJobStatus"] == "Failed" and "'Perhaps'" in description["FailureReason"]
+    assert airflow_project.versions() == []
+    (message,) = airflow_project.notifications()
+    assert message["reason"] == "pipeline_failed" and message["failed_tasks"] == ["preprocess"]
+    assert "'Perhaps'" in message["message"]
+    assert not (airflow_project.run_prefix("20261123T000000Z") / "preprocessing").exists()
+
+
+def test_a_missing_input_fails_before_any_job(airflow_project, tmp_path) -> None:
+    outcome = airflow_project.dags_test("2026-11-24", {"input_uri": str(tmp_path / "nowhere.csv")})
+    assert outcome.states["stage_inputs"] == "failed"
+    assert "input_uri: no file or folder at" in outcome.log
+    assert not (airflow_project.local_root / "jobs").exists()
+    assert [m["failed_tasks"] for m in airflow_project.notifications()] == [["stage_inputs"]]
+
+
+@needs_telco()
+@pytest.mark.dataset
+def test_telco_data_with_its_schema_passes_the_gate(airflow_project) -> None:
+    outcome = airflow_project.dags_test("2026-11-25", {"input_uri": str(TELCO_CSV),
+                                                       "schema_uri": str(CONFIG / "telco_schema.json")})
+    assert outcome.returncode == 0, outcome.log[-5000:]
+    (version,) = airflow_project.versions()
+    assert float(version["tags"]["accuracy"]) >= 0.78

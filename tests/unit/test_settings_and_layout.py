@@ -1,0 +1,57 @@
+"""Settings come from CHURN_* variables with defaults and one error listing every bad value; names
+and places of a run are deterministic and safe."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from churn_pipeline.layout import RunLayout, job_name, run_key
+from churn_pipeline.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = load_settings({})
+    assert settings.backend == "local"
+    assert settings.prefix == "churn-pipeline"
+    assert settings.resources_for("train").instance_type == "ml.m5.xlarge"
+    assert settings.default_input_uri == "s3://customer-churn-pipeline/churn-pipeline/input-data/customer_data.csv"
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        load_settings({}).bucket = "other"  # type: ignore[misc]
+
+
+def test_one_error_lists_every_bad_value() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"CHURN_BACKEND": "cloud", "CHURN_BUCKET": "Bad_Bucket", "CHURN_RETRIES": "many",
+                       "CHURN_SUBNETS": "subnet-1", "CHURN_TRAIN_INSTANCE_TYPE": "m5.xlarge",
+                       "CHURN_JOB_PREFIX": "a-very-long-job-prefix-name", "CHURN_TAGS": "novalue"})
+    message = str(raised.value)
+    for name in ("CHURN_BACKEND", "CHURN_BUCKET", "CHURN_RETRIES", "CHURN_SUBNETS", "CHURN_TRAIN_INSTANCE_TYPE",
+                 "CHURN_JOB_PREFIX", "CHURN_TAGS"):
+        assert name in message
+
+
+def test_run_key_is_the_logical_date_or_run_after_in_utc() -> None:
+    scheduled = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
+    assert run_key(scheduled, scheduled + timedelta(minutes=3)) == "20261126T020000Z"
+    assert run_key(None, datetime(2026, 11, 26, 9, 30, 15, tzinfo=timezone(timedelta(hours=1)))) == "20261126T083015Z"
+
+
+def test_layout_puts_every_artefact_under_the_run_prefix() -> None:
+    layout = RunLayout(Settings().base_uri, "20261126T020000Z")
+    run = "s3://customer-churn-pipeline/churn-pipeline/runs/20261126T020000Z"
+    assert layout.code_uri == f"{run}/code"
+    assert layout.preprocessing_uri("train") == f"{run}/preprocessing/train"
+    assert layout.model_uri == f"{run}/model"
+    assert layout.evaluation_file_uri == f"{run}/evaluation/evaluation.json"
+
+
+def test_job_names_are_deterministic_and_valid() -> None:
+    assert job_name("churn", "train", "20261126T020000Z") == "churn-train-20261126T020000Z"
+    assert job_name("churn", "train", "20261126T020000Z", 3) == "churn-train-20261126T020000Z-r3"
+    with pytest.raises(ValueError):
+        job_name("churn_pipeline", "train", "20261126T020000Z")
