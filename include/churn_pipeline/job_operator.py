@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -34,15 +34,10 @@ class ChurnJobMixin:
 
     step: str
     kind: str
-
-    def describe_job(self, name: str) -> Mapping[str, Any] | None:
-        raise NotImplementedError
-
-    def await_job(self, name: str) -> Mapping[str, Any]:
-        raise NotImplementedError
-
-    def run_job(self, request: dict[str, Any], context: Any) -> Mapping[str, Any]:
-        raise NotImplementedError
+    # Supplied by each backend's operator class:
+    describe_job: Callable[[str], Mapping[str, Any] | None]  # None when no such job exists
+    await_job: Callable[[str, Any], Mapping[str, Any]]  # (job name, context) -> final description
+    run_job: Callable[[dict[str, Any], Any], Mapping[str, Any]]  # (request, context) -> final description
 
     def execute(self, context: Any) -> dict[str, Any]:
         settings = load_settings()
@@ -56,7 +51,7 @@ class ChurnJobMixin:
         elif plan.action == "await":
             self.log.info("%s is still running for this run; waiting for it instead of starting another",
                           plan.job_name)
-            description = self.await_job(plan.job_name)
+            description = self.await_job(plan.job_name, context)
         else:
             upstream = {task_id: pull_result(ti, task_id) for task_id in UPSTREAM_RESULTS[self.step]}
             request = step_request(self.step, settings, layout, plan.job_name, staged, upstream)
@@ -100,7 +95,7 @@ class LocalJobOperator(ChurnJobMixin, BaseOperator):
     def describe_job(self, name: str) -> Mapping[str, Any] | None:
         return self.runner.describe(self.kind, name)
 
-    def await_job(self, name: str) -> Mapping[str, Any]:
+    def await_job(self, name: str, context: Any) -> Mapping[str, Any]:
         while True:
             description = self.runner.describe(self.kind, name)
             if description[f"{self.kind}JobStatus"] not in ("InProgress", "Stopping"):

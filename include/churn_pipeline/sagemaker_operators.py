@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from churn_pipeline.job_operator import ChurnJobMixin
 from churn_pipeline.jobs import KIND_OF_STEP, PROCESSING, TRAINING
+from churn_pipeline.links import SageMakerProcessingJobLink, SageMakerTrainingJobLink
 from churn_pipeline.settings import Settings
 
 # Wait at most the job's own runtime limit plus time for start-up and upload.
@@ -33,6 +34,13 @@ class SageMakerJobMixin(ChurnJobMixin):
             return self.hook.describe_processing_job
         return self.hook.describe_training_job
 
+    def _remember(self, name: str, context: Any) -> None:
+        """The job this task now owns: stopped by on_kill, linked from the UI."""
+        self._current_job = name
+        link = SageMakerProcessingJobLink if self.kind == PROCESSING else SageMakerTrainingJobLink
+        link.persist(context=context, operator=self, region_name=self.hook.conn_region_name,
+                     aws_partition=self.hook.conn_partition, job_name=name)
+
     def describe_job(self, name: str) -> Mapping[str, Any] | None:
         try:
             return self._describe_function()(name)
@@ -41,8 +49,8 @@ class SageMakerJobMixin(ChurnJobMixin):
                 return None
             raise
 
-    def await_job(self, name: str) -> Mapping[str, Any]:
-        self._current_job = name
+    def await_job(self, name: str, context: Any) -> Mapping[str, Any]:
+        self._remember(name, context)
         try:
             self.hook.check_status(name, f"{self.kind}JobStatus", self._describe_function(), self.check_interval,
                                    self.max_ingestion_time, non_terminal_states={"InProgress", "Stopping"})
@@ -53,7 +61,7 @@ class SageMakerJobMixin(ChurnJobMixin):
     def run_job(self, request: dict[str, Any], context: Any) -> Mapping[str, Any]:
         name = request[f"{self.kind}JobName"]
         self.config = request
-        self._current_job = name
+        self._remember(name, context)
         try:
             self._provider_execute(context)
         except AirflowException as error:
@@ -86,6 +94,8 @@ def _provider_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 class ChurnProcessingOperator(SageMakerJobMixin, SageMakerProcessingOperator):
+    operator_extra_links = (SageMakerProcessingJobLink(),)
+
     def __init__(self, *, step: str, settings: Settings, **kwargs: Any):
         super().__init__(**_provider_kwargs(settings), **kwargs)
         self.step, self.kind = step, KIND_OF_STEP[step]
@@ -95,6 +105,8 @@ class ChurnProcessingOperator(SageMakerJobMixin, SageMakerProcessingOperator):
 
 
 class ChurnTrainingOperator(SageMakerJobMixin, SageMakerTrainingOperator):
+    operator_extra_links = (SageMakerTrainingJobLink(),)
+
     def __init__(self, *, step: str, settings: Settings, **kwargs: Any):
         super().__init__(**_provider_kwargs(settings), print_log=False, check_if_job_exists=True, **kwargs)
         self.step, self.kind = step, KIND_OF_STEP[step]

@@ -1,0 +1,128 @@
+"""The sagemaker backend end to end through real Airflow and the provider's operators, against a
+moto server: moto accepts the jobs and completes them at once without running anything, so the
+files a job would have written are staged where the job would have written them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from churn_pipeline.layout import RunLayout
+from tests.conftest import SAMPLE_CSV
+from tests.e2e.moto_server import MotoServer
+
+pytestmark = pytest.mark.e2e
+
+REGION = "us-east-1"
+BUCKET = "churn-e2e-artifacts"
+PREFIX = "ml/churn"
+ROLE = "arn:aws:iam::123456789012:role/churn-sagemaker-execution"
+GROUP = "churn-e2e"
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def aws(moto_server: MotoServer, airflow_project, sample_outputs):
+    moto_server.reset()
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    clients = {name: session.client(name, endpoint_url=moto_server.url) for name in ("s3", "sns", "sqs", "sagemaker")}
+    clients["s3"].create_bucket(Bucket=BUCKET)
+    topic = clients["sns"].create_topic(Name="churn-team")["TopicArn"]
+    queue = clients["sqs"].create_queue(QueueName="churn-team-inbox")["QueueUrl"]
+    queue_arn = clients["sqs"].get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    clients["sns"].subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn,
+                             Attributes={"RawMessageDelivery": "true"})
+    clients["s3"].upload_file(str(SAMPLE_CSV), BUCKET, f"{PREFIX}/input-data/customer_data.csv")
+    airflow_project.extra_env.update({
+        "CHURN_BACKEND": "sagemaker", "CHURN_BUCKET": BUCKET, "CHURN_PREFIX": PREFIX, "CHURN_ROLE_ARN": ROLE,
+        "CHURN_REGION": REGION, "CHURN_SNS_TOPIC_ARN": topic, "CHURN_MODEL_PACKAGE_GROUP": GROUP,
+        "CHURN_TRAIN_INSTANCE_TYPE": "ml.c5.2xlarge", "CHURN_EVALUATE_INSTANCE_TYPE": "ml.m5.large",
+        "CHURN_RETRIES": "0", "AWS_ENDPOINT_URL": moto_server.url, "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "extra": {"region_name": REGION}}),
+    })
+    return {"clients": clients, "topic": topic, "queue": queue, "server": moto_server, "outputs": sample_outputs}
+
+
+def stage_job_outputs(aws: dict, key: str) -> RunLayout:
+    """Put what preprocessing and evaluation would have written where they would have written it."""
+    s3 = aws["clients"]["s3"]
+    layout = RunLayout(f"s3://{BUCKET}/{PREFIX}", key)
+    produced: Path = aws["outputs"]["out"]
+    for path in sorted(produced.rglob("*")):
+        if path.is_file():
+            s3.upload_file(str(path), BUCKET, f"{PREFIX}/runs/{key}/preprocessing/{path.relative_to(produced).as_posix()}")
+    s3.upload_file(str(aws["outputs"]["evaluation"] / "evaluation.json"), BUCKET,
+                   f"{PREFIX}/runs/{key}/evaluation/evaluation.json")
+    aws["server"].record_afresh()
+    return layout
+
+
+def validate_against_service_models(calls) -> None:
+    session = botocore.session.get_session()
+    for call in calls:
+        if call.service not in ("sagemaker",):
+            continue
+        shape = session.get_service_model(call.service).operation_model(call.action).input_shape
+        report = ParamValidator().validate(call.params, shape)
+        assert not report.has_errors(), f"{call.action}: {report.generate_report()}"
+
+
+def test_a_passing_run_creates_the_jobs_and_registers_a_pending_version(aws, airflow_project) -> None:
+    key = "20261120T020000Z"
+    layout = stage_job_outputs(aws, key)
+    outcome = airflow_project.dags_test("2026-11-20T02:00:00+00:00")
+
+    assert outcome.returncode == 0, outcome.log[-6000:]
+    s3, sagemaker = aws["clients"]["s3"], aws["clients"]["sagemaker"]
+    code = {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/runs/{key}/code/")["Contents"]}
+    assert {f"{PREFIX}/runs/{key}/code/{name}" for name in
+            ("preprocessing.py", "training.py", "evaluation.py", "sourcedir.tar.gz")} <= code
+
+    calls = aws["server"].calls()
+    created = {call.params.get("ProcessingJobName") or call.params.get("TrainingJobName"): call
+               for call in calls if call.action in ("CreateProcessingJob", "CreateTrainingJob")}
+    assert sorted(created) == [f"churn-evaluate-{key}", f"churn-preprocess-{key}", f"churn-train-{key}"]
+    assert created[f"churn-preprocess-{key}"].params["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.m5.xlarge"
+    assert created[f"churn-train-{key}"].params["ResourceConfig"]["InstanceType"] == "ml.c5.2xlarge"
+    assert created[f"churn-evaluate-{key}"].params["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.m5.large"
+    assert created[f"churn-train-{key}"].params["AlgorithmSpecification"]["TrainingImage"].endswith(
+        "sagemaker-scikit-learn:1.9-0-cpu-py3")
+    validate_against_service_models(calls)
+
+    (package,) = sagemaker.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]
+    described = sagemaker.describe_model_package(ModelPackageName=package["ModelPackageArn"])
+    assert described["ModelApprovalStatus"] == "PendingManualApproval"
+    assert described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] == layout.evaluation_file_uri
+    metadata = described["CustomerMetadataProperties"]
+    evaluation = json.loads((aws["outputs"]["evaluation"] / "evaluation.json").read_text())
+    assert float(metadata["accuracy"]) == pytest.approx(evaluation["metrics"]["accuracy"], abs=1e-6)
+    assert metadata["training_job"] == f"churn-train-{key}" and metadata["run_key"] == key
+    assert aws["clients"]["sqs"].receive_message(QueueUrl=aws["queue"]).get("Messages") is None
+
+
+def test_a_failing_threshold_registers_nothing_and_publishes_one_message(aws, airflow_project) -> None:
+    key = "20261121T020000Z"
+    stage_job_outputs(aws, key)
+    outcome = airflow_project.dags_test("2026-11-21T02:00:00+00:00", {"accuracy_threshold": 0.99})
+
+    assert outcome.returncode == 1 and outcome.states["notify_failure"] == "failed"
+    sagemaker, sqs = aws["clients"]["sagemaker"], aws["clients"]["sqs"]
+    groups = sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    assert groups == [] or sagemaker.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"] == []
+    messages = sqs.receive_message(QueueUrl=aws["queue"], MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    assert len(messages) == 1
+    body = json.loads(messages[0]["Body"])
+    assert body["reason"] == "model_rejected" and body["threshold"] == 0.99
+    assert 0 < body["accuracy"] < 0.99 and body["run_id"] and body["run_key"] == key
