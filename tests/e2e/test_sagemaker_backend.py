@@ -12,8 +12,11 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
+from churn_pipeline.iam import AIRFLOW_POLICY, EXECUTION_POLICY, render_policies
 from churn_pipeline.layout import RunLayout
+from churn_pipeline.settings import load_settings
 from tests.conftest import SAMPLE_CSV
+from tests.e2e.iam_check import allows, job_data_permissions, required_permissions
 from tests.e2e.moto_server import MotoServer
 
 pytestmark = pytest.mark.e2e
@@ -23,6 +26,7 @@ BUCKET = "churn-e2e-artifacts"
 PREFIX = "ml/churn"
 ROLE = "arn:aws:iam::123456789012:role/churn-sagemaker-execution"
 GROUP = "churn-e2e"
+ACCOUNT = "123456789012"  # moto's account
 
 
 @pytest.fixture(scope="session")
@@ -79,10 +83,22 @@ def validate_against_service_models(calls) -> None:
         assert not report.has_errors(), f"{call.action}: {report.generate_report()}"
 
 
+def assert_allowed_by_the_shipped_policies(calls, env: dict[str, str]) -> None:
+    policies = render_policies(load_settings(env), ACCOUNT)
+    for call in calls:
+        for action, resource in required_permissions(call, REGION, ACCOUNT):
+            assert allows(policies[AIRFLOW_POLICY], action, resource), f"Airflow policy lacks {action} on {resource}"
+        if call.action in ("CreateProcessingJob", "CreateTrainingJob"):
+            for action, resource in job_data_permissions(call):
+                assert allows(policies[EXECUTION_POLICY], action, resource), \
+                    f"execution role lacks {action} on {resource}"
+
+
 def test_a_passing_run_creates_the_jobs_and_registers_a_pending_version(aws, airflow_project) -> None:
     key = "20261120T020000Z"
     layout = stage_job_outputs(aws, key)
     outcome = airflow_project.dags_test("2026-11-20T02:00:00+00:00")
+    calls = aws["server"].calls()  # before the test's own calls are recorded too
 
     assert outcome.returncode == 0, outcome.log[-6000:]
     s3, sagemaker = aws["clients"]["s3"], aws["clients"]["sagemaker"]
@@ -90,7 +106,6 @@ def test_a_passing_run_creates_the_jobs_and_registers_a_pending_version(aws, air
     assert {f"{PREFIX}/runs/{key}/code/{name}" for name in
             ("preprocessing.py", "training.py", "evaluation.py", "sourcedir.tar.gz")} <= code
 
-    calls = aws["server"].calls()
     created = {call.params.get("ProcessingJobName") or call.params.get("TrainingJobName"): call
                for call in calls if call.action in ("CreateProcessingJob", "CreateTrainingJob")}
     assert sorted(created) == [f"churn-evaluate-{key}", f"churn-preprocess-{key}", f"churn-train-{key}"]
@@ -100,6 +115,7 @@ def test_a_passing_run_creates_the_jobs_and_registers_a_pending_version(aws, air
     assert created[f"churn-train-{key}"].params["AlgorithmSpecification"]["TrainingImage"].endswith(
         "sagemaker-scikit-learn:1.9-0-cpu-py3")
     validate_against_service_models(calls)
+    assert_allowed_by_the_shipped_policies(calls, airflow_project.env)
 
     (package,) = sagemaker.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]
     described = sagemaker.describe_model_package(ModelPackageName=package["ModelPackageArn"])
@@ -116,6 +132,7 @@ def test_a_failing_threshold_registers_nothing_and_publishes_one_message(aws, ai
     key = "20261121T020000Z"
     stage_job_outputs(aws, key)
     outcome = airflow_project.dags_test("2026-11-21T02:00:00+00:00", {"accuracy_threshold": 0.99})
+    calls = aws["server"].calls()  # before the test's own calls are recorded too
 
     assert outcome.returncode == 1 and outcome.states["notify_failure"] == "failed"
     sagemaker, sqs = aws["clients"]["sagemaker"], aws["clients"]["sqs"]
@@ -126,3 +143,5 @@ def test_a_failing_threshold_registers_nothing_and_publishes_one_message(aws, ai
     body = json.loads(messages[0]["Body"])
     assert body["reason"] == "model_rejected" and body["threshold"] == 0.99
     assert 0 < body["accuracy"] < 0.99 and body["run_id"] and body["run_key"] == key
+    assert "Publish" in {call.action for call in calls}
+    assert_allowed_by_the_shipped_policies(calls, airflow_project.env)

@@ -1,0 +1,77 @@
+"""Least-privilege IAM policies for this pipeline, rendered from the deployment settings.
+
+``deploy/iam/airflow-policy.json`` is for the Airflow side (the MWAA execution role, or the
+identity behind the ``aws_default`` connection); ``deploy/iam/sagemaker-execution-policy.json`` is
+for the role in ``CHURN_ROLE_ARN`` that the jobs run as. Each allows exactly the calls the code makes,
+on the configured bucket, prefix, job names, model package group and topic.
+
+    CHURN_BACKEND=sagemaker CHURN_ROLE_ARN=... CHURN_SNS_TOPIC_ARN=... \\
+        python -m churn_pipeline.iam --account-id 123456789012 --output-dir build/iam
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from churn_pipeline.settings import PROJECT_DIR, Settings, SettingsError, load_settings
+
+POLICY_DIR = PROJECT_DIR / "deploy" / "iam"
+AIRFLOW_POLICY = "airflow-policy.json"
+EXECUTION_POLICY = "sagemaker-execution-policy.json"
+
+
+def _fill(template: str, values: dict[str, str]) -> Any:
+    text = re.sub(r"\$\{([A-Z_]+)\}", lambda match: values[match.group(1)], template)
+    return json.loads(text)
+
+
+def render_policies(settings: Settings, account_id: str, partition: str = "aws",
+                    policy_dir: Path = POLICY_DIR) -> dict[str, dict[str, Any]]:
+    """Both policy documents with every placeholder filled from ``settings``."""
+    if not re.fullmatch(r"\d{12}", account_id):
+        raise ValueError(f"the AWS account id must be 12 digits, got {account_id!r}")
+    if not settings.role_arn or not settings.sns_topic_arn:
+        raise ValueError("CHURN_ROLE_ARN and CHURN_SNS_TOPIC_ARN must be set to render the policies")
+    values = {
+        "PARTITION": partition, "REGION": settings.region, "ACCOUNT_ID": account_id, "BUCKET": settings.bucket,
+        "PREFIX": settings.prefix, "JOB_PREFIX": settings.job_prefix, "ROLE_ARN": settings.role_arn,
+        "MODEL_PACKAGE_GROUP": settings.model_package_group, "SNS_TOPIC_ARN": settings.sns_topic_arn,
+        "KMS_KEY_ID": settings.kms_key_id or "",
+    }
+    airflow = _fill((policy_dir / AIRFLOW_POLICY).read_text(), values)
+    execution = _fill((policy_dir / EXECUTION_POLICY).read_text(), values)
+    if settings.kms_key_id:
+        kms = _fill((policy_dir / "kms-statement.json").read_text(), values)
+        airflow["Statement"].append(kms)
+        execution["Statement"].append(kms)
+    if settings.subnets:
+        execution["Statement"].append(_fill((policy_dir / "vpc-statement.json").read_text(), values))
+    return {AIRFLOW_POLICY: airflow, EXECUTION_POLICY: execution}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Render the pipeline's IAM policies from CHURN_* settings.")
+    parser.add_argument("--account-id", required=True)
+    parser.add_argument("--partition", default="aws")
+    parser.add_argument("--output-dir", type=Path, default=Path("build/iam"))
+    args = parser.parse_args(argv)
+    try:
+        policies = render_policies(load_settings(), args.account_id, args.partition)
+    except (SettingsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    for name, document in policies.items():
+        (args.output_dir / name).write_text(json.dumps(document, indent=2) + "\n")
+        print(f"wrote {args.output_dir / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Which IAM permission each recorded AWS call needs, and whether a policy document allows it."""
+
+from __future__ import annotations
+
+import json
+from fnmatch import fnmatchcase
+from typing import Any
+
+from tests.e2e.moto_server import RecordedCall
+
+JOB_RESOURCE = {"Processing": "processing-job", "Training": "training-job"}
+
+
+def _sagemaker_arn(region: str, account: str, resource: str) -> str:
+    return f"arn:aws:sagemaker:{region}:{account}:{resource}"
+
+
+def required_permissions(call: RecordedCall, region: str, account: str) -> list[tuple[str, str]]:
+    """(IAM action, resource ARN) pairs the call needs; unknown calls raise so policies stay complete."""
+    params = call.params
+    if call.service == "sts":
+        return []  # GetCallerIdentity needs no permission
+    if call.service == "s3":
+        bucket, _, key = call.path.lstrip("/").partition("/")
+        object_arn, bucket_arn = f"arn:aws:s3:::{bucket}/{key}", f"arn:aws:s3:::{bucket}"
+        action = {"PutObject": "s3:PutObject", "CreateMultipartUpload": "s3:PutObject", "GetObject": "s3:GetObject",
+                  "HeadObject": "s3:GetObject", "DeleteObject": "s3:DeleteObject", "ListBucket": "s3:ListBucket",
+                  "HeadBucket": "s3:ListBucket"}
+        if call.action not in action:
+            raise AssertionError(f"no IAM mapping for S3 call {call.action} {call.path}")
+        return [(action[call.action], bucket_arn if call.action in ("ListBucket", "HeadBucket") else object_arn)]
+    if call.service == "sns" and call.action == "Publish":
+        return [("sns:Publish", params["TopicArn"])]
+    if call.service != "sagemaker":
+        raise AssertionError(f"no IAM mapping for {call.service}:{call.action}")
+    for kind, resource in JOB_RESOURCE.items():
+        if call.action.endswith(f"{kind}Job"):
+            arn = _sagemaker_arn(region, account, f"{resource}/{params[f'{kind}JobName']}")
+            needed = [(f"sagemaker:{call.action}", arn)]
+            if params.get("Tags"):
+                needed.append(("sagemaker:AddTags", arn))
+            if params.get("RoleArn"):
+                needed.append(("iam:PassRole", params["RoleArn"]))
+            return needed
+    group = params.get("ModelPackageGroupName")
+    if call.action in ("CreateModelPackageGroup", "DescribeModelPackageGroup"):
+        return [(f"sagemaker:{call.action}", _sagemaker_arn(region, account, f"model-package-group/{group}"))]
+    if call.action == "CreateModelPackage":
+        arn = _sagemaker_arn(region, account, f"model-package/{group}/next")
+        return [("sagemaker:CreateModelPackage", arn)] + ([("sagemaker:AddTags", arn)] if params.get("Tags") else [])
+    if call.action == "DescribeModelPackage":
+        return [("sagemaker:DescribeModelPackage", params["ModelPackageName"])]
+    if call.action == "ListModelPackages":
+        return [("sagemaker:ListModelPackages", "*")]
+    raise AssertionError(f"no IAM mapping for sagemaker:{call.action}")
+
+
+def allows(policy: dict[str, Any], action: str, resource: str) -> bool:
+    for statement in policy["Statement"]:
+        if statement["Effect"] != "Allow":
+            continue
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if any(fnmatchcase(action, pattern) for pattern in actions) and \
+                any(fnmatchcase(resource, pattern) for pattern in resources):
+            return True
+    return False
+
+
+def job_data_permissions(call: RecordedCall) -> list[tuple[str, str]]:
+    """What the execution role needs for a job's own reads and writes."""
+    def object_arn(uri: str, below: bool) -> str:
+        return "arn:aws:s3:::" + uri.removeprefix("s3://") + ("/part-0" if below else "")
+
+    params, needed = call.params, []
+    for item in params.get("ProcessingInputs", []):
+        needed.append(("s3:GetObject", object_arn(item["S3Input"]["S3Uri"], True)))
+    for item in params.get("ProcessingOutputConfig", {}).get("Outputs", []):
+        needed.append(("s3:PutObject", object_arn(item["S3Output"]["S3Uri"], True)))
+    for channel in params.get("InputDataConfig", []):
+        needed.append(("s3:GetObject", object_arn(channel["DataSource"]["S3DataSource"]["S3Uri"], True)))
+    if "OutputDataConfig" in params:
+        needed.append(("s3:PutObject", object_arn(params["OutputDataConfig"]["S3OutputPath"], True)))
+    submit = params.get("HyperParameters", {}).get("sagemaker_submit_directory")
+    if submit and json.loads(submit).startswith("s3://"):
+        needed.append(("s3:GetObject", object_arn(json.loads(submit), False)))
+    return needed
