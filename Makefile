@@ -48,6 +48,9 @@ test-fast: $(VENV)/.installed  ## Run the tests except the end-to-end Airflow ru
 bench: $(VENV)/.installed  ## Measure each step against its floor at 10k, 100k and 1M rows
 	$(BIN)/python -m bench.run
 
+mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the helper package, plugins.zip, requirements.txt
+	$(BIN)/python -m churn_pipeline.bundle build/mwaa
+
 standalone: airflow.db  ## Start Airflow (UI on http://localhost:8080) with this project's DAG
 	$(AIRFLOW) standalone
 

@@ -30,7 +30,7 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, chain
 
 from churn_pipeline.job_operator import job_task
-from churn_pipeline.settings import load_settings
+from churn_pipeline.settings import DEFAULT_SCHEMA_FILE, load_settings
 from churn_pipeline.tasks import choose_branch, notify_team, register_model_version, stage_run_inputs
 
 SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy import
@@ -53,8 +53,8 @@ with DAG(
     params={
         "input_uri": Param(SETTINGS.default_input_uri, type="string", minLength=1,
                            description="Customer CSV: an s3:// object or prefix (locally also a file path)"),
-        "schema_uri": Param("include/config/schema.json", type="string", minLength=1,
-                            description="Data contract: an s3:// object or a path relative to the project"),
+        "schema_uri": Param(str(DEFAULT_SCHEMA_FILE), type="string", minLength=1,
+                            description="Data contract: an s3:// object or a file path (the bundled default)"),
         "accuracy_threshold": Param(0.75, type="number", minimum=0, maximum=1,
                                     description="Register the model only at or above this test accuracy"),
     },

@@ -86,7 +86,7 @@ def test_params_have_defaults_and_validation(dag) -> None:
     params = dag.params
     assert params["accuracy_threshold"] == 0.75
     assert params["input_uri"].endswith("/input-data/customer_data.csv")
-    assert params["schema_uri"] == "include/config/schema.json"
+    assert params["schema_uri"] == str(PROJECT / "include" / "config" / "schema.json")
     spec = dag.params.get_param("accuracy_threshold").schema
     assert (spec["minimum"], spec["maximum"]) == (0, 1)
 
