@@ -170,7 +170,6 @@ def run(args: argparse.Namespace) -> dict:
     feature_names = list(preprocessor.get_feature_names_out())
 
     summary = {
-        "source": source,
         "files": [path.name for path in files],
         "ignored_columns": ignored,
         **counts,

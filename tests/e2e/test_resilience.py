@@ -1,0 +1,126 @@
+"""Retries, reruns, crashes and faults on the local backend through real Airflow: nothing done twice,
+nothing paid twice, nothing lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import AIRFLOW, AirflowProject
+
+pytestmark = pytest.mark.e2e
+KEY = "20261110T000000Z"
+
+
+def job_descriptions(project: AirflowProject) -> dict[str, dict]:
+    jobs = project.local_root / "jobs"
+    return {path.parent.name: json.loads(path.read_text()) for path in sorted(jobs.glob("*/description.json"))}
+
+
+def run_outputs(project: AirflowProject, key: str) -> dict[str, bytes]:
+    run = project.run_prefix(key)
+    keep = ("preprocessing", "evaluation")
+    return {p.relative_to(run).as_posix(): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file() and p.relative_to(run).parts[0] in keep}
+
+
+def test_rerunning_a_finished_run_reuses_its_jobs_and_its_version(airflow_project) -> None:
+    assert airflow_project.dags_test("2026-11-10").returncode == 0
+    before = job_descriptions(airflow_project)
+    outputs = run_outputs(airflow_project, KEY)
+
+    again = airflow_project.dags_test("2026-11-10")  # every task of the run runs again, as after a clear
+
+    assert again.returncode == 0, again.log[-4000:]
+    assert job_descriptions(airflow_project) == before, "no new job, no job touched"
+    assert again.log.count("which already completed for this run: no new job") == 3
+    assert run_outputs(airflow_project, KEY) == outputs
+    assert [v["version"] for v in airflow_project.versions()] == [1]
+    assert "found this run's version 1" in again.log
+
+
+def test_a_job_killed_mid_way_is_retried_and_gives_the_undisturbed_outputs(airflow_project, tmp_path, migrated_db) -> None:
+    """Kill the whole worker (the `airflow dags test` process group) while training runs; the next
+    attempt finds the job abandoned, starts `-r2` and ends with the same bytes as a clean run."""
+    process = subprocess.Popen([AIRFLOW, "dags", "test", "customer_churn_pipeline", "2026-11-10"],
+                               env=airflow_project.env, cwd=airflow_project.home, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    training = airflow_project.local_root / "jobs" / f"churn-train-{KEY}" / "ml" / "input" / "data" / "train"
+    deadline = time.time() + 300
+    while not training.is_dir() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert training.is_dir(), "training never started"
+    time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert job_descriptions(airflow_project)[f"churn-train-{KEY}"]["TrainingJobStatus"] == "InProgress"
+
+    retried = airflow_project.dags_test("2026-11-10")
+
+    assert retried.returncode == 0, retried.log[-4000:]
+    descriptions = job_descriptions(airflow_project)
+    assert descriptions[f"churn-train-{KEY}"]["TrainingJobStatus"] == "Failed"
+    assert "ended before the job did" in descriptions[f"churn-train-{KEY}"]["FailureReason"]
+    assert descriptions[f"churn-train-{KEY}-r2"]["TrainingJobStatus"] == "Completed"
+    assert descriptions[f"churn-preprocess-{KEY}"]["ProcessingJobStatus"] == "Completed"  # reused, not rerun
+
+    undisturbed = AirflowProject(home=tmp_path / "clean-home", local_root=tmp_path / "clean-store")
+    undisturbed.home.mkdir()
+    undisturbed.home.joinpath("airflow.db").write_bytes(migrated_db.read_bytes())
+    assert undisturbed.dags_test("2026-11-10").returncode == 0
+    assert run_outputs(airflow_project, KEY) == run_outputs(undisturbed, KEY)
+    model = lambda p, job: (p.run_prefix(KEY) / "model" / job / "output" / "model.tar.gz").read_bytes()  # noqa: E731
+    assert model(airflow_project, f"churn-train-{KEY}-r2") == model(undisturbed, f"churn-train-{KEY}")
+
+
+def test_two_runs_in_parallel_stay_apart(airflow_project, tmp_path, migrated_db) -> None:
+    """Two workers share one local store and one MLflow registry, as two runs in flight do."""
+    other = AirflowProject(home=tmp_path / "other-home", local_root=airflow_project.local_root)
+    other.home.mkdir()
+    other.home.joinpath("airflow.db").write_bytes(migrated_db.read_bytes())
+    processes = [subprocess.Popen([AIRFLOW, "dags", "test", "customer_churn_pipeline", date], env=project.env,
+                                  cwd=project.home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for project, date in ((airflow_project, "2026-11-11"), (other, "2026-11-12"))]
+    assert [process.wait(timeout=900) for process in processes] == [0, 0]
+
+    versions = airflow_project.versions()
+    assert sorted(v["tags"]["run_key"] for v in versions) == ["20261111T000000Z", "20261112T000000Z"]
+    assert sorted(v["version"] for v in versions) == [1, 2]
+    for key in ("20261111T000000Z", "20261112T000000Z"):
+        version = next(v for v in versions if v["tags"]["run_key"] == key)
+        assert key in version["source"] and version["tags"]["evaluation_uri"].endswith(f"{key}/evaluation/evaluation.json")
+        assert (airflow_project.run_prefix(key) / "evaluation" / "evaluation.json").is_file()
+    jobs = sorted(job_descriptions(airflow_project))
+    assert len(jobs) == 6 and all(job.endswith(("20261111T000000Z", "20261112T000000Z")) for job in jobs)
+
+
+@pytest.mark.parametrize("input_uri, message", [
+    ("s3://customer-churn-pipeline/../../etc/passwd", "unsafe key"),
+    ("s3://customer-churn-pipeline//etc/passwd", "unsafe key"),
+    ("s3://NOT_A_BUCKET/x.csv", "invalid bucket name"),
+])
+def test_input_uris_that_escape_the_store_are_refused(airflow_project, input_uri: str, message: str) -> None:
+    outcome = airflow_project.dags_test("2026-11-13", {"input_uri": input_uri})
+    assert outcome.states["stage_inputs"] == "failed"
+    assert f"input_uri: {message}" in outcome.log
+    assert not (airflow_project.local_root / "jobs").exists()
+
+
+def test_an_unusable_local_root_gives_a_clear_error_and_leaves_earlier_runs_intact(airflow_project) -> None:
+    assert airflow_project.dags_test("2026-11-14").returncode == 0
+    earlier = run_outputs(airflow_project, "20261114T000000Z")
+    blocker = airflow_project.local_root / "s3" / "customer-churn-pipeline" / "churn-pipeline" / "runs" / "20261115T000000Z"
+    blocker.write_text("a file where the run's folder must go")  # mkdir fails as on a read-only or broken root
+
+    outcome = airflow_project.dags_test("2026-11-15")
+
+    assert outcome.states["stage_inputs"] == "failed"
+    assert "cannot stage the run's inputs under" in outcome.log
+    assert run_outputs(airflow_project, "20261114T000000Z") == earlier
+    assert [v["version"] for v in airflow_project.versions()] == [1]
