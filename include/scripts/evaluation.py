@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import churn_common as common
-from training import classification_metrics, read_split
+from training import classification_metrics
 
 STEP = "evaluation"
 BOOTSTRAP_ROUNDS = 30
@@ -93,7 +93,7 @@ def build_report(labels: Any, predicted: Any, scores: Any, seed: int) -> dict[st
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    test_x, test_y = read_split(args.test)
+    test_x, test_y = common.read_matrix_csv(args.test)
     with tempfile.TemporaryDirectory(prefix="model-") as scratch:
         model = load_model(args.model, Path(scratch))
     classifier = model.named_steps["classifier"]

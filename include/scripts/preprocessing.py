@@ -52,7 +52,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def check_contract(frame: Any, schema: common.Schema, source: str, min_rows: int, min_class_rows: int) -> dict:
-    """Check the raw text frame against the schema; return the counts, or raise listing every violation."""
+    """Check the raw text frame against the schema; return the counts, or raise listing every violation.
+
+    On success the frame's numeric columns hold the parsed numbers (parsed once, reused downstream).
+    """
+    import pandas as pd
+
     target = frame[schema.target_column]
     violations = []
     known = {schema.positive, schema.negative}
@@ -63,20 +68,26 @@ def check_contract(frame: Any, schema: common.Schema, source: str, min_rows: int
         violations.append(
             f"column '{schema.target_column}' has values other than '{schema.positive}' / '{schema.negative}': {listed}"
         )
-    for column, (count, examples) in common.non_numeric_examples(frame, schema.numeric).items():
+    numbers, not_numbers = common.parse_numbers(frame, schema.numeric)
+    for column, (count, examples) in not_numbers.items():
         shown = ", ".join(repr(example) for example in examples)
         violations.append(f"numeric column '{column}' has {count} non-numeric value(s), e.g. {shown}")
     if violations:  # counting classes on data with unknown labels would only add noise
         raise common.ContractError(source, violations)
 
+    for column, values in numbers.items():
+        frame[column] = values
     labelled = frame[present]
-    deduplicated = labelled.drop_duplicates()
+    # Rows are compared through a 64-bit hash of all their cells: several times faster than comparing
+    # text, and a false match among a million rows has odds of about 1 in 10^8.
+    repeated_rows = pd.util.hash_pandas_object(labelled, index=False).duplicated().to_numpy()
+    deduplicated = labelled[~repeated_rows]
     duplicate_ids = 0
     if schema.id_column:
         with_id = deduplicated[schema.id_column].notna()
-        repeated = with_id & deduplicated.duplicated(subset=[schema.id_column], keep="first")
-        duplicate_ids = int(repeated.sum())
-        deduplicated = deduplicated[~repeated]
+        repeated_ids = with_id & deduplicated.duplicated(subset=[schema.id_column], keep="first")
+        duplicate_ids = int(repeated_ids.sum())
+        deduplicated = deduplicated[~repeated_ids]
     class_counts = deduplicated[schema.target_column].value_counts()
     if len(deduplicated) < min_rows:
         violations.append(f"only {len(deduplicated)} usable row(s) after dropping duplicates and rows without a "
@@ -91,7 +102,7 @@ def check_contract(frame: Any, schema: common.Schema, source: str, min_rows: int
     return {
         "rows_read": int(len(frame)),
         "rows_without_target": int((~present).sum()),
-        "duplicate_rows": int(len(labelled) - len(labelled.drop_duplicates())),
+        "duplicate_rows": int(repeated_rows.sum()),
         "duplicate_ids": duplicate_ids,
         "rows_used": int(len(deduplicated)),
         "class_counts": {label: int(class_counts.get(label, 0)) for label in (schema.negative, schema.positive)},
@@ -122,25 +133,16 @@ def build_preprocessor(schema: common.Schema) -> Any:
 
 
 def split(frame: Any, labels: Any, fractions: tuple[float, float, float], seed: int) -> dict[str, Any]:
-    """Stratified, seeded train / validation / test row indices."""
+    """Stratified, seeded train / validation / test row positions."""
+    import numpy as np
     from sklearn.model_selection import train_test_split
 
     train_fraction, validation_fraction, test_fraction = fractions
-    rest, test = train_test_split(frame.index, test_size=test_fraction, stratify=labels, random_state=seed)
+    positions, classes = np.arange(len(frame)), labels.to_numpy()
+    rest, test = train_test_split(positions, test_size=test_fraction, stratify=classes, random_state=seed)
     validation_share = validation_fraction / (train_fraction + validation_fraction)
-    train, validation = train_test_split(rest, test_size=validation_share, stratify=labels.loc[rest],
-                                         random_state=seed)
+    train, validation = train_test_split(rest, test_size=validation_share, stratify=classes[rest], random_state=seed)
     return {"train": train, "validation": validation, "test": test}
-
-
-def write_split(path: Path, labels: Any, matrix: Any, feature_names: Sequence[str]) -> None:
-    """Label first, then features: the layout SageMaker's built-in algorithms use too."""
-    import pandas as pd
-
-    table = pd.DataFrame(matrix, columns=list(feature_names))
-    table.insert(0, common.TARGET_LABEL, labels.to_numpy())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False, float_format="%.9g", lineterminator="\n")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -161,12 +163,12 @@ def run(args: argparse.Namespace) -> dict:
     data = frame.loc[kept_index].reset_index(drop=True)
     labels = (data[schema.target_column] == schema.positive).astype("int64")
     missing_values = {column: int(data[column].isna().sum()) for column in schema.features}
-    features = common.prepare_features(data, schema)
+    features = common.features_from_text(data, schema)
     fractions = (args.train_fraction, args.validation_fraction, args.test_fraction)
     indices = split(features, labels, fractions, args.seed)
 
     preprocessor = build_preprocessor(schema)
-    preprocessor.fit(features.loc[indices["train"]])  # fitted on the training split only: no leakage
+    preprocessor.fit(features.iloc[indices["train"]])  # fitted on the training split only: no leakage
     feature_names = list(preprocessor.get_feature_names_out())
 
     summary = {
@@ -175,7 +177,7 @@ def run(args: argparse.Namespace) -> dict:
         **counts,
         "missing_values": missing_values,
         "splits": {
-            name: {"rows": int(len(index)), "positive": int(labels.loc[index].sum())} for name, index in indices.items()
+            name: {"rows": int(len(index)), "positive": int(labels.iloc[index].sum())} for name, index in indices.items()
         },
         "features": {"input": list(schema.features), "encoded": len(feature_names)},
         "seed": args.seed,
@@ -183,8 +185,8 @@ def run(args: argparse.Namespace) -> dict:
     with common.staged_output(args.output_dir) as staging:
         for name in SPLITS:
             index = indices[name]
-            matrix = preprocessor.transform(features.loc[index])
-            write_split(staging / name / f"{name}.csv", labels.loc[index], matrix, feature_names)
+            matrix = preprocessor.transform(features.iloc[index])
+            common.write_matrix_csv(staging / name / f"{name}.csv", labels.iloc[index], matrix, feature_names)
         (staging / "preprocessor").mkdir()
         joblib.dump(preprocessor, staging / "preprocessor" / "preprocessor.joblib")
         common.write_json(staging / "preprocessor" / "schema.json", schema.to_dict())

@@ -60,18 +60,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def read_split(folder: Path) -> tuple[Any, Any]:
-    """A split written by preprocessing: (features, labels)."""
-    import pandas as pd
-
-    path = common.find_single_file(folder, "*.csv")
-    table = pd.read_csv(path, dtype="float64", engine="c")
-    if table.empty or table.columns[0] != common.TARGET_LABEL:
-        raise common.ContractError(str(path), [f"expected a '{common.TARGET_LABEL}' column first and data rows; "
-                                               "was it written by preprocessing.py?"])
-    return table.iloc[:, 1:].to_numpy(), table.iloc[:, 0].to_numpy().astype("int64")
-
-
 def classification_metrics(labels: Any, predicted: Any, scores: Any) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
@@ -90,8 +78,8 @@ def run(args: argparse.Namespace) -> dict:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import Pipeline
 
-    train_x, train_y = read_split(args.train)
-    validation_x, validation_y = read_split(args.validation)
+    train_x, train_y = common.read_matrix_csv(args.train)
+    validation_x, validation_y = common.read_matrix_csv(args.validation)
     preprocessor = joblib.load(common.find_single_file(args.preprocessor, "preprocessor.joblib"))
     schema = common.load_schema(common.find_single_file(args.preprocessor, "schema.json"))
     hyperparameters = {

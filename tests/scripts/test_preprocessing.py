@@ -57,9 +57,13 @@ BAD_INPUTS = {
         ["data.csv", "duplicate column names", "Age"]),
     "unterminated quote": (
         lambda d: write_csv(d / "data.csv", [HEADER] + ROWS[:50] + ['C9,"Male,30'] + ROWS[50:]),
-        ["data.csv", "cannot be parsed", "EOF inside string"]),
+        ["data.csv", "cannot be parsed", "never closed"]),
     "not text": (lambda d: (d / "data.csv").write_bytes(bytes(range(256)) * 40), ["data.csv", "not text"]),
-    "not UTF-8": (lambda d: (d / "data.csv").write_bytes((HEADER + "\nC1,M\xe4nnlich\n").encode("latin-1")),
+    "a row with too few fields": (
+        lambda d: write_csv(d / "data.csv", [HEADER] + ROWS[:10] + ["C9,Male,30"] + ROWS[10:]),
+        ["data.csv", "cannot be parsed", "Expected 12 columns, got 3"]),
+    "not UTF-8": (lambda d: (d / "data.csv").write_bytes(
+        "\n".join([HEADER, replace_cell(ROWS[0], "Gender", "M\xe4nnlich")] + ROWS[1:]).encode("latin-1")),
                   ["data.csv", "not UTF-8"]),
     "no csv in the folder": (lambda d: (d / "notes.txt").write_text("hello"), ["no .csv file"]),
     "headers differ": (
