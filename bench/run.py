@@ -1,0 +1,213 @@
+"""Benchmarks: each step as the container runs it, beside its floor, at 10k, 100k and 1M customers.
+
+    make bench                                  # all sizes (about 10 minutes on 2 cores)
+    python -m bench.run --sizes 10000 100000    # fewer
+
+For every size it generates data with the sample generator, runs preprocessing.py, training.py and
+evaluation.py as subprocesses and records wall time, CPU time and peak RSS of each (from wait4),
+then measures each step's floor (bench/floors.py) on the same data. It also measures what importing
+the DAG file adds over Airflow's SDK and the provider modules it uses, and the local runner's
+overhead per job on the 10k sample. Results print as a table and land in bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parent.parent
+SCRIPTS = PROJECT / "include" / "scripts"
+RESULTS = PROJECT / "bench" / "results"
+SIZES = (10_000, 100_000, 1_000_000)
+TARGETS = {"preprocess": 2.0, "train": 1.1, "evaluate": 1.5}
+MEMORY_LIMIT_MB = {"preprocess": 2048}
+
+
+@dataclass
+class Measurement:
+    wall: float
+    cpu: float
+    peak_rss_mb: float
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[Measurement, str]:
+    """Run a command; its own wall time, CPU time (user + system) and peak RSS, from wait4."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, **(env or {})})
+    output = process.stdout.read() if process.stdout else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{output[-3000:]}")
+    return Measurement(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024), output
+
+
+def python(*args: str | Path) -> list[str]:
+    return [sys.executable, *map(str, args)]
+
+
+def bench_size(rows: int, root: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(PROJECT / "include"))
+    from churn_pipeline.sample_data import write_sample
+
+    data, out, model, evaluation = root / "in", root / "out", root / "model", root / "eval"
+    write_sample(data / "customers.csv", rows, seed=1)
+    steps = {
+        "preprocess": python(SCRIPTS / "preprocessing.py", "--input-dir", data, "--output-dir", out),
+        "train": python(SCRIPTS / "training.py", "--train", out / "train", "--validation", out / "validation",
+                        "--preprocessor", out / "preprocessor", "--model-dir", model),
+        "evaluate": python(SCRIPTS / "evaluation.py", "--model", model, "--test", out / "test",
+                           "--output-dir", evaluation),
+    }
+    floors = {
+        "preprocess": python("-m", "bench.floors", "preprocess", data / "customers.csv", out),
+        "train": python("-m", "bench.floors", "train", out),
+        "evaluate": python("-m", "bench.floors", "evaluate", model, out),
+    }
+    result: dict[str, Any] = {"rows": rows, "input_mb": (data / "customers.csv").stat().st_size / 2**20}
+    for step, command in steps.items():
+        step_run, _ = measure(command)
+        floor_run, printed = measure(floors[step])
+        floor = json.loads(printed.strip().splitlines()[-1])
+        result[step] = {"step": asdict(step_run), "floor": {**floor, "peak_rss_mb": floor_run.peak_rss_mb},
+                        "ratio": step_run.wall / floor["wall"]}
+        print(f"  {rows:>9,} {step:<10} {step_run.wall:7.2f} s  floor {floor['wall']:6.2f} s  "
+              f"x{step_run.wall / floor['wall']:5.2f}  cpu {step_run.cpu:7.2f} s  rss {step_run.peak_rss_mb:7.0f} MB",
+              flush=True)
+    return result
+
+
+def parse_time(repeats: int = 7) -> dict[str, float]:
+    """Median milliseconds that executing the DAG file adds after its Airflow imports are loaded."""
+    probe = (
+        "import time, importlib.util;"
+        "import airflow.sdk, airflow.providers.standard.operators.python;"
+        "import airflow.providers.amazon.aws.operators.sagemaker;"
+        "start = time.perf_counter();"
+        f"spec = importlib.util.spec_from_file_location('dag', {str(PROJECT / 'dags' / 'customer_churn_pipeline.py')!r});"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module);"
+        "print((time.perf_counter() - start) * 1000)"
+    )
+    found = {}
+    for backend in ("local", "sagemaker"):
+        env = {**os.environ, "CHURN_BACKEND": backend, "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/bench"}
+        samples = []
+        for _ in range(repeats):
+            completed = subprocess.run(python("-c", probe), capture_output=True, text=True, env=env, check=True)
+            samples.append(float(completed.stdout.strip().splitlines()[-1]))
+        found[backend] = statistics.median(samples)
+    return found
+
+
+def runner_overhead(root: Path, repeats: int = 3) -> dict[str, float]:
+    """Seconds the local runner adds per job (staging, process start, storing outputs) on the 10k sample."""
+    sys.path.insert(0, str(PROJECT / "include"))
+    from churn_pipeline import job_requests
+    from churn_pipeline.layout import RunLayout
+    from churn_pipeline.local_runner import LocalJobRunner, deterministic_tar
+    from churn_pipeline.objectstore import LocalObjectStore, upload_tree
+    from churn_pipeline.settings import DEFAULT_SCHEMA_FILE, SAMPLE_DATA_FILE, load_settings
+
+    overheads: dict[str, list[float]] = {"preprocess": [], "train": [], "evaluate": []}
+    for attempt in range(repeats):
+        settings = load_settings({"CHURN_LOCAL_ROOT": str(root / f"store-{attempt}")})
+        store = LocalObjectStore(settings.local_root)
+        layout = RunLayout(settings.base_uri, f"20260101T0{attempt}0000Z")
+        upload_tree(store, SCRIPTS, layout.code_uri)
+        store.write_bytes(layout.sourcedir_uri, deterministic_tar(SCRIPTS))
+        store.upload_file(SAMPLE_DATA_FILE, settings.default_input_uri)
+        store.upload_file(DEFAULT_SCHEMA_FILE, layout.schema_uri)
+        runner = LocalJobRunner(store, log=lambda _line: None)
+        splits = {name: layout.preprocessing_uri(name) for name in job_requests.PREPROCESSING_OUTPUTS}
+
+        def timed(call) -> tuple[float, dict]:
+            start = time.perf_counter()
+            description = call()
+            return time.perf_counter() - start, description
+
+        wall, _ = timed(lambda: runner.run_processing(job_requests.preprocess_request(
+            settings, layout, job_name=f"p{attempt}", image_uri="local", input_uri=settings.default_input_uri,
+            schema_uri=layout.schema_uri)))
+        direct, _ = measure(python(SCRIPTS / "preprocessing.py", "--input-dir", SAMPLE_DATA_FILE.parent,
+                                   "--output-dir", root / f"direct-{attempt}" / "out"))
+        overheads["preprocess"].append(wall - direct.wall)
+        wall, trained = timed(lambda: runner.run_training(job_requests.train_request(
+            settings, layout, job_name=f"t{attempt}", image_uri="local",
+            channels={c: splits[c] for c in job_requests.TRAINING_CHANNELS})))
+        out = root / f"direct-{attempt}" / "out"
+        direct, _ = measure(python(SCRIPTS / "training.py", "--train", out / "train", "--validation",
+                                   out / "validation", "--preprocessor", out / "preprocessor",
+                                   "--model-dir", root / f"direct-{attempt}" / "model"))
+        overheads["train"].append(wall - direct.wall)
+        wall, _ = timed(lambda: runner.run_processing(job_requests.evaluate_request(
+            settings, layout, job_name=f"e{attempt}", image_uri="local",
+            model_artifact_uri=trained["ModelArtifacts"]["S3ModelArtifacts"], test_uri=splits["test"])))
+        direct, _ = measure(python(SCRIPTS / "evaluation.py", "--model", root / f"direct-{attempt}" / "model",
+                                   "--test", out / "test", "--output-dir", root / f"direct-{attempt}" / "eval"))
+        overheads["evaluate"].append(wall - direct.wall)
+    return {step: statistics.median(values) for step, values in overheads.items()}
+
+
+def verdicts(results: dict[str, Any]) -> list[str]:
+    lines = []
+    largest = results["sizes"][-1]
+    for step, target in TARGETS.items():
+        ratio = largest[step]["ratio"]
+        lines.append(f"{step} at {largest['rows']:,} rows: x{ratio:.2f} of its floor (target x{target}): "
+                     + ("met" if ratio <= target else f"missed by {ratio / target:.2f}x"))
+        if step in MEMORY_LIMIT_MB:
+            rss = largest[step]["step"]["peak_rss_mb"]
+            lines.append(f"{step} peak memory {rss:.0f} MB (limit {MEMORY_LIMIT_MB[step]} MB): "
+                         + ("met" if rss <= MEMORY_LIMIT_MB[step] else "missed"))
+    by_rows = {size["rows"]: size for size in results["sizes"]}
+    if 100_000 in by_rows and 1_000_000 in by_rows:
+        for step in TARGETS:
+            growth = by_rows[1_000_000][step]["step"]["peak_rss_mb"] / by_rows[100_000][step]["step"]["peak_rss_mb"]
+            lines.append(f"{step} peak memory grows x{growth:.1f} for x10 rows (linear or better: "
+                         + ("met" if growth <= 10 else "missed") + ")")
+    for backend, added in results["parse_ms"].items():
+        lines.append(f"DAG file parse ({backend} backend) adds {added:.1f} ms over its imports (budget 50 ms): "
+                     + ("met" if added <= 50 else "missed"))
+    for step, seconds in results["runner_overhead_s"].items():
+        lines.append(f"local runner overhead for {step} on the 10k sample: {seconds:.2f} s (budget 1 s): "
+                     + ("met" if seconds <= 1 else "missed"))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark each step against its floor.")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "sizes": [],
+    }
+    print(f"  {'rows':>9} {'step':<10} {'wall':>9}  {'floor':>12}  {'ratio':>6}  {'cpu':>11}  {'peak rss':>10}")
+    with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
+        for rows in sorted(args.sizes):
+            results["sizes"].append(bench_size(rows, Path(scratch) / str(rows)))
+        results["parse_ms"] = parse_time()
+        results["runner_overhead_s"] = runner_overhead(Path(scratch) / "runner")
+    results["verdicts"] = verdicts(results)
+    print("\n".join(results["verdicts"]))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
