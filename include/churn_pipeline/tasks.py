@@ -16,7 +16,6 @@ from airflow.sdk.exceptions import AirflowFailException
 from churn_pipeline import backend, gate
 from churn_pipeline.job_requests import model_package_request
 from churn_pipeline.layout import RunLayout, run_key
-from churn_pipeline.local_runner import deterministic_tar
 from churn_pipeline.notifications import Notification, notify_once
 from churn_pipeline.objectstore import ObjectStoreError, is_s3_uri, parse_s3_uri, upload_tree
 from churn_pipeline.settings import PROJECT_DIR, SAMPLE_DATA_FILE, SCRIPTS_DIR, Settings, load_settings
@@ -50,6 +49,8 @@ def _plain_path(value: str) -> Path:
 
 def _stage_code(store: Any, layout: RunLayout) -> None:
     """The scripts as the jobs get them: loose files for processing, sourcedir.tar.gz for training."""
+    from churn_pipeline.local_runner import deterministic_tar  # run time only: keeps parsing light
+
     scripts = sorted(SCRIPTS_DIR.glob("*.py"))
     with tempfile.TemporaryDirectory(prefix="churn-code-") as scratch:
         bundle = Path(scratch) / "bundle"

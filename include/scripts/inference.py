@@ -50,7 +50,7 @@ def input_fn(request_body: str | bytes, content_type: str = CSV) -> Any:
 def predict_fn(records: Any, model: dict[str, Any]) -> list[dict[str, Any]]:
     features = common.prepare_features(records, model["schema"])
     probabilities = model["model"].predict_proba(features)[:, 1]
-    return [{"churn": bool(probability >= 0.5), "probability": round(float(probability), 6)}
+    return [{"churn": bool(probability > 0.5), "probability": round(float(probability), 6)}
             for probability in probabilities]
 
 

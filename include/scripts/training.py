@@ -93,8 +93,8 @@ def run(args: argparse.Namespace) -> dict:
     classifier.fit(train_x, train_y)
     classifier.set_params(n_jobs=1)  # the serving container scores small batches; threads only cost there
 
-    validation = classification_metrics(validation_y, classifier.predict(validation_x),
-                                        classifier.predict_proba(validation_x)[:, 1])
+    scores = classifier.predict_proba(validation_x)[:, 1]
+    validation = classification_metrics(validation_y, (scores > 0.5).astype("int64"), scores)
     for name, value in validation.items():
         print(f"validation:{name}={value:.6f};")
 
