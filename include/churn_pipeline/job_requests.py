@@ -43,6 +43,19 @@ def _vpc(settings: Settings) -> dict[str, list[str]] | None:
     return {"SecurityGroupIds": list(settings.security_group_ids), "Subnets": list(settings.subnets)}
 
 
+def _instances(settings: Settings, step: str) -> dict[str, Any]:
+    """Instance type, count, volume (and its KMS key): ClusterConfig and ResourceConfig share these fields."""
+    resources = settings.resources_for(step)
+    instances: dict[str, Any] = {
+        "InstanceCount": resources.instance_count,
+        "InstanceType": resources.instance_type,
+        "VolumeSizeInGB": settings.volume_size_gb,
+    }
+    if settings.kms_key_id:
+        instances["VolumeKmsKeyId"] = settings.kms_key_id
+    return instances
+
+
 def _processing_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
     return {
         "InputName": name,
@@ -74,14 +87,6 @@ def processing_request(
     outputs: Mapping[str, str],
 ) -> dict[str, Any]:
     """A ``CreateProcessingJob`` request running ``include/scripts/<step script>`` from the run's code."""
-    resources = settings.resources_for(step)
-    cluster: dict[str, Any] = {
-        "InstanceCount": resources.instance_count,
-        "InstanceType": resources.instance_type,
-        "VolumeSizeInGB": settings.volume_size_gb,
-    }
-    if settings.kms_key_id:
-        cluster["VolumeKmsKeyId"] = settings.kms_key_id
     output_config: dict[str, Any] = {
         "Outputs": [_processing_output(name, uri) for name, uri in outputs.items()]}
     if settings.kms_key_id:
@@ -91,7 +96,7 @@ def processing_request(
         "ProcessingInputs": [_processing_input("code", layout.code_uri, CODE_DIR)]
         + [_processing_input(name, uri, f"{PROCESSING_ROOT}/input/{name}") for name, uri in inputs.items()],
         "ProcessingOutputConfig": output_config,
-        "ProcessingResources": {"ClusterConfig": cluster},
+        "ProcessingResources": {"ClusterConfig": _instances(settings, step)},
         "StoppingCondition": {"MaxRuntimeInSeconds": settings.max_runtime_seconds},
         "AppSpecification": {
             "ImageUri": image_uri,
@@ -138,7 +143,6 @@ def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image
     container's training toolkit decodes them. With network isolation the container cannot fetch its
     code from S3, so the code travels as a ``code`` channel, as the SDK does.
     """
-    resources = settings.resources_for("train")
     input_channels = dict(channels)
     if settings.network_isolation:
         input_channels["code"] = layout.sourcedir_uri
@@ -152,13 +156,6 @@ def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image
         "sagemaker_region": json.dumps(settings.region),
         "sagemaker_container_log_level": json.dumps(20),
     })
-    resource_config: dict[str, Any] = {
-        "InstanceType": resources.instance_type,
-        "InstanceCount": resources.instance_count,
-        "VolumeSizeInGB": settings.volume_size_gb,
-    }
-    if settings.kms_key_id:
-        resource_config["VolumeKmsKeyId"] = settings.kms_key_id
     output_config: dict[str, Any] = {"S3OutputPath": layout.model_uri}
     if settings.kms_key_id:
         output_config["KmsKeyId"] = settings.kms_key_id
@@ -185,7 +182,7 @@ def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image
             for name, uri in input_channels.items()
         ],
         "OutputDataConfig": output_config,
-        "ResourceConfig": resource_config,
+        "ResourceConfig": _instances(settings, "train"),
         "StoppingCondition": {"MaxRuntimeInSeconds": settings.max_runtime_seconds},
         "Environment": {"PYTHONUNBUFFERED": "1"},
         "Tags": _tags(settings, layout),

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from churn_pipeline.objectstore import LocalObjectStore, atomic_write, is_s3_uri, upload_tree
+from churn_pipeline.objectstore import LocalObjectStore, atomic_write, download, is_s3_uri, upload_tree
 
 CONTAINER_ROOT = "/opt/ml"
 PROCESSING = "Processing"
@@ -118,7 +118,7 @@ class LocalJobRunner:
         return value
 
     def _stage(self, uri: str, destination: Path, what: str) -> None:
-        if not self.store.download(uri, destination):
+        if not download(self.store, uri, destination):
             raise FileNotFoundError(f"no object at {uri} for {what}")
 
     def _run_script(self, name: str, command: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:

@@ -53,8 +53,21 @@ class ObjectStore(Protocol):
     def exists(self, uri: str) -> bool: ...
     def list_uris(self, prefix_uri: str) -> list[str]: ...
     def upload_file(self, path: Path, uri: str) -> None: ...
-    def download(self, prefix_uri: str, destination: Path) -> list[Path]: ...
+    def fetch(self, uri: str, target: Path) -> None: ...
     def delete(self, uri: str) -> None: ...
+
+
+def download(store: ObjectStore, prefix_uri: str, destination: Path) -> list[Path]:
+    """Copy an object, or every object below a prefix, into ``destination`` as SageMaker stages inputs."""
+    _, prefix = parse_s3_uri(prefix_uri)
+    copied = []
+    for uri in store.list_uris(prefix_uri):
+        _, key = parse_s3_uri(uri)
+        target = Path(destination) / _relative(key, prefix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        store.fetch(uri, target)
+        copied.append(target)
+    return copied
 
 
 def upload_tree(store: ObjectStore, folder: Path, prefix_uri: str) -> list[str]:
@@ -137,16 +150,8 @@ class LocalObjectStore:
     def delete(self, uri: str) -> None:
         self.path_for(uri).unlink(missing_ok=True)
 
-    def download(self, prefix_uri: str, destination: Path) -> list[Path]:
-        _, prefix = parse_s3_uri(prefix_uri)
-        copied = []
-        for uri in self.list_uris(prefix_uri):
-            _, key = parse_s3_uri(uri)
-            target = Path(destination) / _relative(key, prefix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.path_for(uri), target)
-            copied.append(target)
-        return copied
+    def fetch(self, uri: str, target: Path) -> None:
+        shutil.copyfile(self.path_for(uri), target)
 
 
 class S3ObjectStore:
@@ -187,13 +192,6 @@ class S3ObjectStore:
         bucket, key = parse_s3_uri(uri)
         self.client.delete_object(Bucket=bucket, Key=key)
 
-    def download(self, prefix_uri: str, destination: Path) -> list[Path]:
-        _, prefix = parse_s3_uri(prefix_uri)
-        copied = []
-        for uri in self.list_uris(prefix_uri):
-            bucket, key = parse_s3_uri(uri)
-            target = Path(destination) / _relative(key, prefix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.client.download_file(bucket, key, str(target))
-            copied.append(target)
-        return copied
+    def fetch(self, uri: str, target: Path) -> None:
+        bucket, key = parse_s3_uri(uri)
+        self.client.download_file(bucket, key, str(target))

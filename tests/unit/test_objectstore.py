@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.objectstore import LocalObjectStore, ObjectStoreError, parse_s3_uri, upload_tree
+from churn_pipeline.objectstore import LocalObjectStore, ObjectStoreError, download, parse_s3_uri, upload_tree
 
 ESCAPES = [
     "s3://bucket/../../etc/passwd",
@@ -52,7 +52,7 @@ def test_objects_and_prefixes_round_trip(tmp_path: Path) -> None:
     assert (tmp_path / "s3" / "bucket" / "p" / "data.csv").read_bytes() == b"a"
     assert store.list_uris("s3://bucket/p/data.csv") == ["s3://bucket/p/data.csv"]
     assert store.list_uris("s3://bucket/p/dir") == ["s3://bucket/p/dir/x.csv"]
-    copied = store.download("s3://bucket/p/data.csv", tmp_path / "dest")
+    copied = download(store, "s3://bucket/p/data.csv", tmp_path / "dest")
     assert [p.name for p in copied] == ["data.csv"]
     assert not store.exists("s3://bucket/p/missing")
 
