@@ -1,6 +1,6 @@
 """Benchmarks: each step as the container runs it, beside its floor, at 10k, 100k and 1M customers.
 
-    make bench                                  # all sizes (about 10 minutes on 2 cores)
+    make bench                                  # all sizes (about 5 minutes on 2 cores)
     python -m bench.run --sizes 10000 100000    # fewer
 
 For every size it generates data with the sample generator, runs preprocessing.py, training.py and

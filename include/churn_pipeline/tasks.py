@@ -118,6 +118,11 @@ def stage_run_inputs(*, params: dict[str, Any], dag_run: Any, ti: Any, **context
     """Fix the run's key, ship the code, check and stage input and schema, resolve the image: all
     before any paid job starts."""
     settings = load_settings()
+    if settings.backend == "sagemaker":
+        missing = [name for name, value in (("CHURN_ROLE_ARN", settings.role_arn),
+                                            ("CHURN_SNS_TOPIC_ARN", settings.sns_topic_arn)) if not value]
+        if missing:
+            raise AirflowFailException(f"the sagemaker backend needs {' and '.join(missing)}; see the README's settings")
     key = run_key(context.get("logical_date"), dag_run.run_after)
     layout = RunLayout(settings.base_uri, key)
     store = backend.object_store(settings)
@@ -128,13 +133,18 @@ def stage_run_inputs(*, params: dict[str, Any], dag_run: Any, ti: Any, **context
     except OSError as error:
         raise AirflowFailException(f"cannot stage the run's inputs under {settings.base_uri}: "
                                    f"{error.strerror or error} ({error.filename or ''})") from None
+    try:
+        image_uri = backend.container_image(settings)
+    except ValueError as error:
+        raise AirflowFailException(f"cannot resolve the scikit-learn image ({error}); set CHURN_FRAMEWORK_VERSION "
+                                   "to a supported version or CHURN_IMAGE_URI") from None
     staged = {
         "run_key": key,
         "run_uri": layout.run_uri,
         "input_uri": input_uri,
         "schema_uri": schema_uri,
         "code_uri": layout.code_uri,
-        "image_uri": backend.container_image(settings),
+        "image_uri": image_uri,
     }
     log.info("run %s stages under %s", key, layout.run_uri)
     return staged

@@ -1,0 +1,73 @@
+"""Every AWS call the DAG side makes through boto3 (S3 code and data uploads, the registry, the SNS
+publish) carries parameters valid for botocore's bundled service models. The calls are recorded as
+boto3 builds them (moto answers) and checked with botocore's own validator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.validate import ParamValidator
+from moto import mock_aws
+
+from churn_pipeline import backend, job_requests
+from churn_pipeline.layout import RunLayout
+from churn_pipeline.notifications import Notification, SnsChannel
+from churn_pipeline.objectstore import S3ObjectStore, download, upload_tree
+from churn_pipeline.registry import SageMakerRegistry
+from churn_pipeline.settings import SCRIPTS_DIR, load_settings
+
+SETTINGS = load_settings({"CHURN_BACKEND": "sagemaker", "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
+                          "CHURN_BUCKET": "churn-calls", "CHURN_TAGS": "team=retention"})
+
+
+def recording(client, calls: list) -> object:
+    def record(params, model, **_):
+        calls.append((client.meta.service_model.service_name, model, dict(params)))
+    client.meta.events.register("provide-client-params.*.*", record)
+    return client
+
+
+@mock_aws
+def test_s3_registry_and_sns_calls_are_valid(tmp_path: Path) -> None:
+    calls: list = []
+    s3 = recording(boto3.client("s3", region_name="us-east-1"), calls)
+    sns = recording(boto3.client("sns", region_name="us-east-1"), calls)
+    sagemaker = recording(boto3.client("sagemaker", region_name="us-east-1"), calls)
+    s3.create_bucket(Bucket="churn-calls")
+    topic = sns.create_topic(Name="team")["TopicArn"]
+    store = S3ObjectStore(s3)
+    layout = RunLayout(SETTINGS.base_uri, "20261126T020000Z")
+
+    upload_tree(store, SCRIPTS_DIR, layout.code_uri)
+    store.upload_file(SCRIPTS_DIR / "preprocessing.py", f"{layout.input_uri}/customers.csv")
+    store.write_bytes(layout.notification_marker_uri("model_rejected"), b"{}")
+    assert store.read_bytes(layout.notification_marker_uri("model_rejected")) == b"{}"
+    assert download(store, layout.code_uri, tmp_path)
+    store.delete(layout.notification_marker_uri("model_rejected"))
+    SnsChannel(sns, topic).send(Notification(reason="model_rejected", subject="s" * 150, message="m", run_id="r",
+                                             run_key=layout.key, accuracy=0.7, threshold=0.75))
+    SageMakerRegistry(sagemaker).register(job_requests.model_package_request(
+        SETTINGS, layout, image_uri="img", model_artifact_uri=f"{layout.model_uri}/j/output/model.tar.gz",
+        metrics={"accuracy": 0.8, "f1_score": 0.6, "roc_auc": 0.85}, run_id="r", logical_date="2026-11-26",
+        data_source="s3://churn-calls/in.csv", training_job="churn-train-x"))
+
+    operations = {(service, model.name) for service, model, _ in calls}
+    assert {("s3", "PutObject"), ("s3", "GetObject"), ("s3", "ListObjectsV2"), ("s3", "DeleteObject"),
+            ("sns", "Publish"), ("sagemaker", "CreateModelPackage"), ("sagemaker", "ListModelPackages")} <= operations
+    for service, model, params in calls:
+        report = ParamValidator().validate(params, model.input_shape)
+        assert not report.has_errors(), f"{service}.{model.name}: {report.generate_report()}"
+
+
+def test_the_image_is_resolved_at_run_time_or_taken_from_the_setting() -> None:
+    resolved = backend.container_image(load_settings({"CHURN_REGION": "eu-west-1"}))
+    assert resolved == "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+    custom = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn:7"
+    assert backend.container_image(load_settings({"CHURN_IMAGE_URI": custom})) == custom
+
+
+def test_an_unknown_framework_version_is_named() -> None:
+    with pytest.raises(ValueError, match="9.9"):
+        backend.container_image(load_settings({"CHURN_FRAMEWORK_VERSION": "9.9"}))
