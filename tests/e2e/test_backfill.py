@@ -31,7 +31,9 @@ def test_backfill_of_three_dates(airflow_project) -> None:
            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-           "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1"}
+           "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+           # the CLI and the scheduler write to one SQLite file: wait for its lock instead of failing
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_project.home / 'airflow.db'}?timeout=60"}
     server = subprocess.Popen([AIRFLOW, "standalone"], env=env, cwd=airflow_project.home, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -18,9 +18,13 @@ def test_a_full_disk_while_writing_outputs_fails_cleanly(tmp_path: Path) -> None
     def small_disk() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    completed = subprocess.run([sys.executable, str(SCRIPTS / "preprocessing.py"), "--input-dir", str(SAMPLE_CSV.parent),
-                                "--output-dir", str(out)], capture_output=True, text=True, preexec_fn=small_disk,
-                               env={"PATH": "/usr/bin:/bin", "SAGEMAKER_BASE_DIR": str(tmp_path / "ml")}, timeout=300)
+    # -B: the size limit would otherwise truncate the .pyc files this interpreter writes into the
+    # environment and break every later Python process that imports them
+    completed = subprocess.run([sys.executable, "-B", str(SCRIPTS / "preprocessing.py"), "--input-dir",
+                                str(SAMPLE_CSV.parent), "--output-dir", str(out)], capture_output=True, text=True,
+                               preexec_fn=small_disk, timeout=300,
+                               env={"PATH": "/usr/bin:/bin", "SAGEMAKER_BASE_DIR": str(tmp_path / "ml"),
+                                    "PYTHONDONTWRITEBYTECODE": "1"})
 
     assert completed.returncode == 1
     assert "Traceback" not in completed.stderr
