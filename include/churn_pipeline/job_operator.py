@@ -76,12 +76,11 @@ class LocalJobOperator(ChurnJobMixin, BaseOperator):
 
     ui_color = "#e8f4ea"
 
-    def __init__(self, *, step: str, settings: Settings, **kwargs: Any):
+    def __init__(self, *, step: str, settings: Settings, **kwargs: Any):  # noqa: ARG002 - same signature on both backends
         super().__init__(**kwargs)
         self.step = step
         self.kind = KIND_OF_STEP[step]
-        self.local_root = str(settings.local_root)
-        self._runner: Any = None
+        self._runner: Any = None  # built at run time from the worker's settings
 
     @property
     def runner(self) -> Any:
