@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -50,8 +51,10 @@ class MotoServer:
     def __init__(self) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # the recorder writes its file (moto_recording) into the server's working directory
+        self.workdir = tempfile.TemporaryDirectory(prefix="moto-")
         self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir.name)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -102,3 +105,4 @@ class MotoServer:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+        self.workdir.cleanup()
