@@ -59,4 +59,4 @@ lock:  ## Re-resolve requirements-lock.txt from requirements.txt + requirements-
 	@sed -i '1i # Full lock of requirements.txt + requirements-dev.txt for Python 3.11 (uv pip compile). Regenerate: make lock' requirements-lock.txt
 
 clean:  ## Remove local state: the local store, Airflow's database and logs (keeps .venv)
-	rm -rf local-store logs airflow.db airflow.cfg simple_auth_manager_passwords.json.generated
+	rm -rf local-store/* logs/* airflow.db airflow.cfg simple_auth_manager_passwords.json.generated
