@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from churn_pipeline.layout import RunLayout
 from churn_pipeline.objectstore import LocalObjectStore, ObjectStoreError

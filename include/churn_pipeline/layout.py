@@ -33,13 +33,6 @@ def job_name(job_prefix: str, step: str, key: str, attempt: int = 1) -> str:
     return name
 
 
-def attempt_of(name: str, base: str) -> int:
-    """The attempt number encoded in a job name built by ``job_name`` from ``base``."""
-    if name == base:
-        return 1
-    return int(name.removeprefix(f"{base}-r"))
-
-
 @dataclass(frozen=True)
 class RunLayout:
     """Where one run reads and writes, under ``s3://<bucket>/<prefix>/runs/<run key>/``."""

@@ -29,11 +29,6 @@ from churn_pipeline.objectstore import LocalObjectStore, atomic_write, download,
 CONTAINER_ROOT = "/opt/ml"
 PROCESSING = "Processing"
 TRAINING = "Training"
-TERMINAL = ("Completed", "Failed", "Stopped")
-
-
-class LocalJobError(RuntimeError):
-    """The request cannot be run locally (not a script failure: those end as a Failed job)."""
 
 
 def _now() -> str:

@@ -17,7 +17,7 @@ from churn_pipeline import backend, gate
 from churn_pipeline.job_requests import model_package_request
 from churn_pipeline.layout import RunLayout, run_key
 from churn_pipeline.notifications import Notification, notify_once
-from churn_pipeline.objectstore import ObjectStoreError, is_s3_uri, parse_s3_uri, upload_tree
+from churn_pipeline.objectstore import ObjectStoreError, is_s3_uri, upload_tree
 from churn_pipeline.settings import PROJECT_DIR, SAMPLE_DATA_FILE, SCRIPTS_DIR, Settings, load_settings
 
 STAGE_TASK = "stage_inputs"
@@ -90,7 +90,7 @@ def _stage_input(settings: Settings, store: Any, layout: RunLayout, value: str) 
     return layout.input_uri
 
 
-def _stage_schema(settings: Settings, store: Any, layout: RunLayout, value: str) -> str:
+def _stage_schema(store: Any, layout: RunLayout, value: str) -> str:
     if is_s3_uri(value):
         try:
             raw = store.read_bytes(value)
@@ -129,7 +129,7 @@ def stage_run_inputs(*, params: dict[str, Any], dag_run: Any, ti: Any, **context
     try:
         _stage_code(store, layout)
         input_uri = _stage_input(settings, store, layout, str(params["input_uri"]).strip())
-        schema_uri = _stage_schema(settings, store, layout, str(params["schema_uri"]).strip())
+        schema_uri = _stage_schema(store, layout, str(params["schema_uri"]).strip())
     except OSError as error:
         raise AirflowFailException(f"cannot stage the run's inputs under {settings.base_uri}: "
                                    f"{error.strerror or error} ({error.filename or ''})") from None
