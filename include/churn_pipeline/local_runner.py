@@ -46,10 +46,15 @@ def _process_alive(pid: int) -> bool:
 
 
 def deterministic_tar(folder: Path) -> bytes:
-    """A gzip tarball of ``folder``'s files at the archive root, byte-identical for identical files."""
+    """A gzip tarball of ``folder``'s files at the archive root, byte-identical for identical files.
+
+    Bytecode caches are left out: they differ between machines and no container needs them.
+    """
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT, compresslevel=6) as archive:
         for path in sorted(folder.rglob("*")):
+            if "__pycache__" in path.relative_to(folder).parts:
+                continue
             info = archive.gettarinfo(str(path), arcname=path.relative_to(folder).as_posix())
             info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
             if path.is_file():

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +37,6 @@ def pull_result(ti: Any, task_id: str) -> dict[str, Any]:
     return result
 
 
-def layout_for(settings: Settings, ti: Any) -> RunLayout:
-    return RunLayout(settings.base_uri, pull_result(ti, STAGE_TASK)["run_key"])
-
-
 def _plain_path(value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else PROJECT_DIR / path
@@ -51,16 +46,9 @@ def _stage_code(store: Any, layout: RunLayout) -> None:
     """The scripts as the jobs get them: loose files for processing, sourcedir.tar.gz for training."""
     from churn_pipeline.local_runner import deterministic_tar  # run time only: keeps parsing light
 
-    scripts = sorted(SCRIPTS_DIR.glob("*.py"))
-    with tempfile.TemporaryDirectory(prefix="churn-code-") as scratch:
-        bundle = Path(scratch) / "bundle"
-        bundle.mkdir()
-        for script in scripts:
-            (bundle / script.name).write_bytes(script.read_bytes())
-        upload_tree(store, bundle, layout.code_uri)
-        archive = Path(scratch) / "sourcedir.tar.gz"
-        archive.write_bytes(deterministic_tar(bundle))
-        store.upload_file(archive, layout.sourcedir_uri)
+    for script in sorted(SCRIPTS_DIR.glob("*.py")):
+        store.upload_file(script, f"{layout.code_uri}/{script.name}")
+    store.write_bytes(layout.sourcedir_uri, deterministic_tar(SCRIPTS_DIR))
 
 
 def _stage_input(settings: Settings, store: Any, layout: RunLayout, value: str) -> str:
