@@ -22,20 +22,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import churn_common as common
-from training import classification_metrics
+from churn_common import container, defaults, metrics, tables
 
 STEP = "evaluation"
-BOOTSTRAP_ROUNDS = 1000
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path(common.container_path("processing/input/model")))
-    parser.add_argument("--test", type=Path, default=Path(common.container_path("processing/input/test")))
+    parser.add_argument("--model", type=Path, default=Path(container.container_path("processing/input/model")))
+    parser.add_argument("--test", type=Path, default=Path(container.container_path("processing/input/test")))
     parser.add_argument("--output-dir", type=Path,
-                        default=Path(common.container_path("processing/output/evaluation")))
-    parser.add_argument("--seed", type=int, default=common.SEED)
+                        default=Path(container.container_path("processing/output/evaluation")))
+    parser.add_argument("--seed", type=int, default=defaults.SEED)
     return parser.parse_args(argv)
 
 
@@ -44,60 +42,32 @@ def load_model(model_path: Path, scratch: Path) -> Any:
 
     if (model_path / "model.joblib").is_file():
         return joblib.load(model_path / "model.joblib")
-    archive = common.find_single_file(model_path, "model.tar.gz")
+    archive = container.find_single_file(model_path, "model.tar.gz")
     with tarfile.open(archive) as bundle:
         bundle.extractall(scratch, filter="data")
     if not (scratch / "model.joblib").is_file():
-        raise common.ContractError(str(archive), ["model.joblib is not at the archive root"])
+        raise container.ContractError(str(archive), ["model.joblib is not at the archive root"])
     return joblib.load(scratch / "model.joblib")
-
-
-def metric_deviations(tn: int, fp: int, fn: int, tp: int, auc: float, seed: int) -> dict[str, float]:
-    """Standard deviations of the metrics on a test split of this size.
-
-    Resampling rows with replacement draws the four confusion-matrix counts from a multinomial, so
-    the bootstrap needs no pass over the rows; ROC AUC's comes from Hanley & McNeil (1982).
-    """
-    import numpy as np
-
-    total = tn + fp + fn + tp
-    cells = np.random.default_rng(seed).multinomial(total, np.array([tn, fp, fn, tp]) / total, size=BOOTSTRAP_ROUNDS)
-    tn_b, fp_b, fn_b, tp_b = (cells[:, index].astype("float64") for index in range(4))
-
-    def ratio(numerator, denominator):
-        return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
-
-    positives, negatives = tp + fn, tn + fp
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    auc_variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) \
-        / max(positives * negatives, 1)
-    return {
-        "accuracy": float(np.std((tp_b + tn_b) / total)),
-        "precision": float(np.std(ratio(tp_b, tp_b + fp_b))),
-        "recall": float(np.std(ratio(tp_b, tp_b + fn_b))),
-        "f1_score": float(np.std(ratio(2 * tp_b, 2 * tp_b + fp_b + fn_b))),
-        "roc_auc": float(np.sqrt(max(auc_variance, 0.0))),
-    }
 
 
 def build_report(labels: Any, predicted: Any, scores: Any, seed: int) -> dict[str, Any]:
     from sklearn.metrics import confusion_matrix
 
-    metrics = classification_metrics(labels, predicted, scores)
+    scores_by_name = metrics.classification_metrics(labels, predicted, scores)
     tn, fp, fn, tp = (int(value) for value in confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
-    deviation = metric_deviations(tn, fp, fn, tp, metrics["roc_auc"], seed)
+    deviation = metrics.metric_deviations(tn, fp, fn, tp, scores_by_name["roc_auc"], seed)
     positives = int(labels.sum())
     baseline = max(positives, len(labels) - positives) / len(labels)
 
     def quality(name: str) -> dict[str, float]:
-        return {"value": metrics[name], "standard_deviation": deviation[name]}
+        return {"value": scores_by_name[name], "standard_deviation": deviation[name]}
 
     return {
-        "metrics": {name: metrics[name] for name in ("accuracy", "precision", "recall", "f1_score", "roc_auc")},
+        "metrics": {name: scores_by_name[name] for name in defaults.METRIC_NAMES},
         "confusion_matrix": {"true_negatives": tn, "false_positives": fp,
                              "false_negatives": fn, "true_positives": tp},
         "baseline": {"majority_class_accuracy": float(baseline)},
-        "rows": {"test": int(len(labels)), "positive": positives, "negative": int(len(labels) - positives)},
+        "rows": {"test": len(labels), "positive": positives, "negative": int(len(labels) - positives)},
         "binary_classification_metrics": {
             "accuracy": quality("accuracy"),
             "precision": quality("precision"),
@@ -110,25 +80,25 @@ def build_report(labels: Any, predicted: Any, scores: Any, seed: int) -> dict[st
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    test_x, test_y = common.read_matrix_csv(args.test)
+    test_x, test_y = tables.read_matrix_csv(args.test)
     with tempfile.TemporaryDirectory(prefix="model-") as scratch:
         model = load_model(args.model, Path(scratch))
     classifier = model.named_steps["classifier"]
     if classifier.n_features_in_ != test_x.shape[1]:
-        raise common.ContractError(str(args.test), [
+        raise container.ContractError(str(args.test), [
             f"the test split has {test_x.shape[1]} feature(s) but the model expects {classifier.n_features_in_}"])
     scores = classifier.predict_proba(test_x)[:, 1]
-    predicted = (scores > 0.5).astype("int64")  # as the forest's own predict(): a tie goes to "no churn"
+    predicted = metrics.predicted_labels(scores)
     report = build_report(test_y, predicted, scores, args.seed)
-    with common.staged_output(args.output_dir) as staging:
-        common.write_json(staging / "evaluation.json", report)
+    with container.staged_output(args.output_dir) as staging:
+        container.write_json(staging / "evaluation.json", report)
     print("test " + " ".join(f"{name}={value:.4f}" for name, value in report["metrics"].items())
           + f" baseline={report['baseline']['majority_class_accuracy']:.4f}")
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.run_main(STEP, "message", lambda: run(parse_args(argv)))
+    return container.run_main(STEP, container.PROCESSING_REASON_FILE, lambda: run(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import churn_common as common
+from churn_common import data_contract, metrics
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -24,7 +24,7 @@ def model_fn(model_dir: str) -> dict[str, Any]:
 
     return {
         "model": joblib.load(Path(model_dir) / "model.joblib"),
-        "schema": common.load_schema(Path(model_dir) / "schema.json"),
+        "schema": data_contract.load_schema(Path(model_dir) / "schema.json"),
     }
 
 
@@ -48,9 +48,9 @@ def input_fn(request_body: str | bytes, content_type: str = CSV) -> Any:
 
 
 def predict_fn(records: Any, model: dict[str, Any]) -> list[dict[str, Any]]:
-    features = common.prepare_features(records, model["schema"])
+    features = data_contract.prepare_features(records, model["schema"])
     probabilities = model["model"].predict_proba(features)[:, 1]
-    return [{"churn": bool(probability > 0.5), "probability": round(float(probability), 6)}
+    return [{"churn": bool(probability > metrics.DECISION_THRESHOLD), "probability": round(float(probability), 6)}
             for probability in probabilities]
 
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import churn_common as common
+from churn_common import container, data_contract, defaults, tables
 
 STEP = "preprocessing"
 SPLITS = ("train", "validation", "test")
@@ -32,26 +33,26 @@ SPLITS = ("train", "validation", "test")
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input-dir", type=Path, default=Path(common.container_path("processing/input/data")))
+    parser.add_argument("--input-dir", type=Path, default=Path(container.container_path("processing/input/data")))
     parser.add_argument("--schema", type=Path, default=None, help="schema JSON file or folder holding one")
-    parser.add_argument("--output-dir", type=Path, default=Path(common.container_path("processing/output")))
+    parser.add_argument("--output-dir", type=Path, default=Path(container.container_path("processing/output")))
     parser.add_argument("--train-fraction", type=float, default=0.7)
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=common.SEED)
+    parser.add_argument("--seed", type=int, default=defaults.SEED)
     parser.add_argument("--min-rows", type=int, default=50, help="fewest usable rows to train on")
     parser.add_argument("--min-class-rows", type=int, default=10, help="fewest usable rows of each class")
     args = parser.parse_args(argv)
     fractions = (args.train_fraction, args.validation_fraction, args.test_fraction)
     if any(fraction <= 0 for fraction in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
-        raise common.UsageError(f"split fractions must be positive and add up to 1, got {fractions}")
+        raise container.UsageError(f"split fractions must be positive and add up to 1, got {fractions}")
     if args.schema is None:
-        shipped = Path(common.container_path("processing/input/schema"))
-        args.schema = shipped if shipped.is_dir() else common.DEFAULT_SCHEMA_FILE
+        shipped = Path(container.container_path("processing/input/schema"))
+        args.schema = shipped if shipped.is_dir() else data_contract.DEFAULT_SCHEMA_FILE
     return args
 
 
-def check_contract(frame: Any, schema: common.Schema, source: str, min_rows: int, min_class_rows: int) -> dict:
+def check_contract(frame: Any, schema: data_contract.Schema, source: str, min_rows: int, min_class_rows: int) -> dict:
     """Check the raw text frame against the schema; return the counts, or raise listing every violation.
 
     On success the frame's numeric columns hold the parsed numbers (parsed once, reused downstream).
@@ -68,12 +69,12 @@ def check_contract(frame: Any, schema: common.Schema, source: str, min_rows: int
         violations.append(
             f"column '{schema.target_column}' has values other than '{schema.positive}' / '{schema.negative}': {listed}"
         )
-    numbers, not_numbers = common.parse_numbers(frame, schema.numeric)
+    numbers, not_numbers = tables.parse_numbers(frame, schema.numeric)
     for column, (count, examples) in not_numbers.items():
         shown = ", ".join(repr(example) for example in examples)
         violations.append(f"numeric column '{column}' has {count} non-numeric value(s), e.g. {shown}")
     if violations:  # counting classes on data with unknown labels would only add noise
-        raise common.ContractError(source, violations)
+        raise container.ContractError(source, violations)
 
     for column, values in numbers.items():
         frame[column] = values
@@ -98,19 +99,19 @@ def check_contract(frame: Any, schema: common.Schema, source: str, min_rows: int
             violations.append(f"column '{schema.target_column}' has {count} usable row(s) of class '{label}'; at least "
                               f"{min_class_rows} of each class are needed for a stratified split")
     if violations:
-        raise common.ContractError(source, violations)
+        raise container.ContractError(source, violations)
     return {
-        "rows_read": int(len(frame)),
+        "rows_read": len(frame),
         "rows_without_target": int((~present).sum()),
         "duplicate_rows": int(repeated_rows.sum()),
         "duplicate_ids": duplicate_ids,
-        "rows_used": int(len(deduplicated)),
+        "rows_used": len(deduplicated),
         "class_counts": {label: int(class_counts.get(label, 0)) for label in (schema.negative, schema.positive)},
         "kept_index": deduplicated.index,
     }
 
 
-def build_preprocessor(schema: common.Schema) -> Any:
+def build_preprocessor(schema: data_contract.Schema) -> Any:
     """Median / mode imputation, one-hot encoding tolerant of unknown categories, standard scaling."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -145,13 +146,23 @@ def split(frame: Any, labels: Any, fractions: tuple[float, float, float], seed: 
     return {"train": train, "validation": validation, "test": test}
 
 
-def run(args: argparse.Namespace) -> dict:
-    import joblib
+@dataclass(frozen=True)
+class PreparedData:
+    """The checked, de-duplicated customers as features and labels, and the rows of each split."""
 
-    schema = common.load_schema(args.schema)
-    files = common.list_csv_files(args.input_dir)
+    schema: data_contract.Schema
+    features: Any
+    labels: Any
+    splits: dict[str, Any]
+    summary: dict[str, Any]
+
+
+def prepare(args: argparse.Namespace) -> PreparedData:
+    """Read, check against the contract, de-duplicate and split: everything before any fitting."""
+    schema = data_contract.load_schema(args.schema)
+    files = tables.list_csv_files(args.input_dir)
     wanted = list(schema.required_columns)
-    frame, ignored, source = common.read_csv_files(files, wanted)
+    frame, ignored, source = tables.read_csv_files(files, wanted)
     print(f"read {len(frame)} row(s) from {source}")
     if ignored:
         print(f"ignoring {len(ignored)} column(s) the schema does not name: {', '.join(ignored)}")
@@ -163,40 +174,47 @@ def run(args: argparse.Namespace) -> dict:
     data = frame.loc[kept_index].reset_index(drop=True)
     labels = (data[schema.target_column] == schema.positive).astype("int64")
     missing_values = {column: int(data[column].isna().sum()) for column in schema.features}
-    features = common.features_from_text(data, schema)
+    features = data_contract.features_from_text(data, schema)
     fractions = (args.train_fraction, args.validation_fraction, args.test_fraction)
     indices = split(features, labels, fractions, args.seed)
-
-    preprocessor = build_preprocessor(schema)
-    preprocessor.fit(features.iloc[indices["train"]])  # fitted on the training split only: no leakage
-    feature_names = list(preprocessor.get_feature_names_out())
-
     summary = {
         "files": [path.name for path in files],
         "ignored_columns": ignored,
         **counts,
         "missing_values": missing_values,
         "splits": {
-            name: {"rows": int(len(index)), "positive": int(labels.iloc[index].sum())} for name, index in indices.items()
+            name: {"rows": len(index), "positive": int(labels.iloc[index].sum())} for name, index in indices.items()
         },
-        "features": {"input": list(schema.features), "encoded": len(feature_names)},
         "seed": args.seed,
     }
-    with common.staged_output(args.output_dir) as staging:
+    return PreparedData(schema, features, labels, indices, summary)
+
+
+def run(args: argparse.Namespace) -> dict:
+    import joblib
+
+    prepared = prepare(args)
+    schema, features, labels, indices = prepared.schema, prepared.features, prepared.labels, prepared.splits
+    preprocessor = build_preprocessor(schema)
+    preprocessor.fit(features.iloc[indices["train"]])  # fitted on the training split only: no leakage
+    feature_names = list(preprocessor.get_feature_names_out())
+
+    summary = {**prepared.summary, "features": {"input": list(schema.features), "encoded": len(feature_names)}}
+    with container.staged_output(args.output_dir) as staging:
         for name in SPLITS:
             index = indices[name]
             matrix = preprocessor.transform(features.iloc[index])
-            common.write_matrix_csv(staging / name / f"{name}.csv", labels.iloc[index], matrix, feature_names)
+            tables.write_matrix_csv(staging / name / f"{name}.csv", labels.iloc[index], matrix, feature_names)
         (staging / "preprocessor").mkdir()
         joblib.dump(preprocessor, staging / "preprocessor" / "preprocessor.joblib")
-        common.write_json(staging / "preprocessor" / "schema.json", schema.to_dict())
-        common.write_json(staging / "quality" / "data_quality.json", summary)
+        container.write_json(staging / "preprocessor" / "schema.json", schema.to_dict())
+        container.write_json(staging / "quality" / "data_quality.json", summary)
     print("splits: " + ", ".join(f"{name} {info['rows']}" for name, info in summary["splits"].items()))
     return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.run_main(STEP, "message", lambda: run(parse_args(argv)))
+    return container.run_main(STEP, container.PROCESSING_REASON_FILE, lambda: run(parse_args(argv)))
 
 
 if __name__ == "__main__":

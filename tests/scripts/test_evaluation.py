@@ -91,7 +91,8 @@ def test_packaged_model_scores_raw_records_in_a_fresh_process(tmp_path: Path, sa
     raw = tmp_path / "raw.csv"
     raw.write_text("\n".join(SAMPLE_CSV.read_text().splitlines()[:21]) + "\n")
     completed = subprocess.run([sys.executable, "-c", SCORE_IN_FRESH_PROCESS, str(sample_outputs["model"]), str(raw)],
-                               capture_output=True, text=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
+                               capture_output=True, text=True, cwd=tmp_path,
+                               env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
                                timeout=300)
     assert completed.returncode == 0, completed.stderr
     answer = json.loads(completed.stdout)

@@ -37,7 +37,8 @@ def test_a_full_disk_while_writing_outputs_fails_cleanly(tmp_path: Path) -> None
 
 def test_an_output_folder_that_cannot_be_created_fails_cleanly(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("a file where a folder must go")
-    completed = subprocess.run([sys.executable, str(SCRIPTS / "preprocessing.py"), "--input-dir", str(SAMPLE_CSV.parent),
+    completed = subprocess.run([sys.executable, str(SCRIPTS / "preprocessing.py"),
+                                "--input-dir", str(SAMPLE_CSV.parent),
                                 "--output-dir", str(tmp_path / "taken" / "out")], capture_output=True, text=True,
                                timeout=300)
     assert completed.returncode == 1 and "Traceback" not in completed.stderr

@@ -39,7 +39,8 @@ BAD_INPUTS = {
         lambda d: write_csv(d / "data.csv", [HEADER] + [replace_cell(r, "Churn", "") for r in ROWS]),
         ["data.csv", "usable row", "class 'Yes'"]),
     "unknown target values": (
-        lambda d: write_csv(d / "data.csv", [HEADER] + ROWS[:100] + [replace_cell(r, "Churn", "Maybe") for r in ROWS[100:]]),
+        lambda d: write_csv(d / "data.csv",
+                            [HEADER] + ROWS[:100] + [replace_cell(r, "Churn", "Maybe") for r in ROWS[100:]]),
         ["data.csv", "'Churn'", "'Maybe' (20)"]),
     "single class": (
         lambda d: write_csv(d / "data.csv", [HEADER] + [replace_cell(r, "Churn", "No") for r in ROWS]),
@@ -67,7 +68,8 @@ BAD_INPUTS = {
                   ["data.csv", "not UTF-8"]),
     "no csv in the folder": (lambda d: (d / "notes.txt").write_text("hello"), ["no .csv file"]),
     "headers differ": (
-        lambda d: (write_csv(d / "a.csv", [HEADER] + ROWS), write_csv(d / "b.csv", [HEADER + ",Extra"] + [r + ",1" for r in ROWS])),
+        lambda d: (write_csv(d / "a.csv", [HEADER] + ROWS),
+                   write_csv(d / "b.csv", [HEADER + ",Extra"] + [r + ",1" for r in ROWS])),
         ["headers differ", "b.csv", "Extra"]),
 }
 
@@ -118,7 +120,7 @@ def test_messy_but_valid_input_passes(tmp_path: Path) -> None:
     order = list(reversed(columns)) + ["Notes"]
     lines = [",".join(order)]
     for index, row in enumerate(ROWS):
-        cells = dict(zip(columns, row.split(",")))
+        cells = dict(zip(columns, row.split(","), strict=True))
         if index % 10 == 1:
             cells["Age"] = "   "
         if index % 10 == 2:
@@ -171,18 +173,45 @@ def test_split_is_stratified_70_10_20_and_writes_every_artefact(sample_outputs: 
         assert (out / path).is_file(), path
 
 
-def test_transforms_are_fitted_on_the_training_split_only(sample_outputs: dict[str, Path]) -> None:
-    import pandas as pd
+def fitted_statistics(preprocessor) -> dict[str, list]:
+    """What imputation, scaling and encoding learned from the rows they were fitted on."""
+    numeric, categorical = preprocessor.named_transformers_["num"], preprocessor.named_transformers_["cat"]
+    return {
+        "medians": numeric.named_steps["impute"].statistics_.tolist(),
+        "means": numeric.named_steps["scale"].mean_.tolist(),
+        "scales": numeric.named_steps["scale"].scale_.tolist(),
+        "modes": categorical.named_steps["impute"].statistics_.tolist(),
+        "categories": [values.tolist() for values in categorical.named_steps["encode"].categories_],
+    }
 
-    out = sample_outputs["out"]
-    train = pd.read_csv(out / "train" / "train.csv")
-    test = pd.read_csv(out / "test" / "test.csv")
-    scaled = [c for c in train.columns if c.startswith("num__")]
-    # Standard scaling fitted on train: train columns have mean 0 (imputed medians shift it slightly)...
-    assert (train[scaled].mean().abs() < 0.05).all()
-    # ...while the test split, transformed with the same fit, does not have exactly mean 0.
-    assert (test[scaled].mean().abs() > 1e-6).all()
-    assert train.columns[0] == "label" and set(train["label"].unique()) == {0, 1}
+
+def fitted_on(rows, prepared) -> dict[str, list]:
+    import preprocessing
+
+    return fitted_statistics(preprocessing.build_preprocessor(prepared.schema).fit(prepared.features.iloc[rows]))
+
+
+def test_transforms_are_fitted_on_the_training_split_only(sample_outputs: dict[str, Path]) -> None:
+    import joblib
+    import numpy as np
+
+    import preprocessing
+    from tests.conftest import SAMPLE_CSV
+
+    persisted = fitted_statistics(joblib.load(sample_outputs["out"] / "preprocessor" / "preprocessor.joblib"))
+    # The rows of each split exactly as the script draws them for this input and seed.
+    prepared = preprocessing.prepare(preprocessing.parse_args(["--input-dir", str(SAMPLE_CSV.parent)]))
+    on_train = fitted_on(prepared.splits["train"], prepared)
+    on_all_rows = fitted_on(np.arange(len(prepared.features)), prepared)
+
+    assert persisted.keys() == on_train.keys()
+    for name in ("medians", "modes", "categories"):
+        assert persisted[name] == on_train[name], name
+    for name in ("means", "scales"):
+        assert np.allclose(persisted[name], on_train[name], rtol=1e-12, atol=0), name
+    # The comparison can tell: a preprocessor fitted on every row (the leak) differs from one fitted
+    # on the training split, so a script that leaked would fail the assertions above.
+    assert not np.allclose(on_all_rows["means"], on_train["means"], rtol=1e-12, atol=0)
 
 
 def test_same_input_schema_and_seed_give_byte_identical_splits(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:

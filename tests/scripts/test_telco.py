@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONFIG, TELCO_CSV, needs_telco, run_script
+from tests.conftest import CONFIG, run_script
 
-pytestmark = [needs_telco(), pytest.mark.dataset]
+pytestmark = pytest.mark.dataset
 
 
-def test_telco_reaches_published_accuracy_without_leakage(tmp_path: Path) -> None:
+def test_telco_reaches_published_accuracy_and_no_implausible_auc(tmp_path: Path, telco_csv: Path) -> None:
     (tmp_path / "in").mkdir()
-    shutil.copyfile(TELCO_CSV, tmp_path / "in" / "telco.csv")
+    shutil.copyfile(telco_csv, tmp_path / "in" / "telco.csv")
     out, model, evaluation = tmp_path / "out", tmp_path / "model", tmp_path / "eval"
     steps = [
         ("preprocessing.py", ["--input-dir", tmp_path / "in", "--schema", CONFIG / "telco_schema.json",
@@ -34,5 +34,7 @@ def test_telco_reaches_published_accuracy_without_leakage(tmp_path: Path) -> Non
     assert quality["missing_values"]["TotalCharges"] == 11  # the blank cells of tenure-0 customers
     report = json.loads((evaluation / "evaluation.json").read_text())
     assert report["metrics"]["accuracy"] >= 0.78
-    assert 0.82 <= report["metrics"]["roc_auc"] <= 0.90, "above 0.90 would mean leakage"
+    # Published work on this data reaches 0.82-0.86 ROC AUC: far above that would mean gross leakage of
+    # the target into the features (a subtle leak is the preprocessing test's job).
+    assert 0.82 <= report["metrics"]["roc_auc"] <= 0.90
     assert abs(report["baseline"]["majority_class_accuracy"] - 0.735) < 0.01

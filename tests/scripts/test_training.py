@@ -9,7 +9,7 @@ from pathlib import Path
 
 import joblib
 
-from tests.conftest import run_script
+from tests.conftest import SCRIPTS, run_script
 
 
 def train(out: Path, model: Path, *extra: str, env: dict[str, str] | None = None):
@@ -27,8 +27,9 @@ def test_default_hyperparameters_are_the_missions(sample_outputs: dict[str, Path
 
 def test_model_directory_is_ready_for_model_tar_gz(sample_outputs: dict[str, Path]) -> None:
     names = sorted(p.relative_to(sample_outputs["model"]).as_posix() for p in sample_outputs["model"].rglob("*"))
-    assert names == ["code", "code/churn_common.py", "code/inference.py", "model.joblib", "schema.json",
-                     "training_metrics.json"]
+    shared = sorted(f"code/churn_common/{p.name}" for p in (SCRIPTS / "churn_common").iterdir() if p.is_file())
+    assert names == sorted(["code", "code/churn_common", *shared, "code/inference.py", "model.joblib",
+                            "schema.json", "training_metrics.json"])
 
 
 def test_hyperparameters_can_be_overridden_as_sagemaker_passes_them(tmp_path: Path,
@@ -42,12 +43,20 @@ def test_hyperparameters_can_be_overridden_as_sagemaker_passes_them(tmp_path: Pa
 
 def test_validation_metrics_are_logged_for_sagemaker_metric_definitions(tmp_path: Path,
                                                                          sample_outputs: dict[str, Path]) -> None:
-    from churn_pipeline.job_requests import VALIDATION_METRICS, train_request  # noqa: F401
+    from churn_pipeline.layout import RunLayout
+    from churn_pipeline.request_builders import train_request
+    from churn_pipeline.settings import load_settings
 
+    settings = load_settings({})
+    request = train_request(settings, RunLayout(settings.base_uri, "20261126T020000Z"), job_name="j", image_uri="i",
+                            channels={})
     result = train(sample_outputs["out"], tmp_path / "model", "--n-estimators", "5")
-    for name in VALIDATION_METRICS:
-        match = re.search(rf"validation:{name}=([0-9.]+);", result.stdout)
-        assert match and 0.0 <= float(match.group(1)) <= 1.0, name
+    definitions = request["AlgorithmSpecification"]["MetricDefinitions"]
+    assert {d["Name"] for d in definitions} == {f"validation:{name}" for name in
+                                                ("accuracy", "precision", "recall", "f1_score", "roc_auc")}
+    for definition in definitions:  # what SageMaker would scrape from the job's log with the request's regexes
+        match = re.search(definition["Regex"], result.stdout)
+        assert match and 0.0 <= float(match.group(1)) <= 1.0, definition["Name"]
 
 
 def test_channels_default_to_sm_variables(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:

@@ -1,0 +1,10 @@
+"""Code shared by the container scripts, shipped beside them (processing code input, training
+``sourcedir.tar.gz`` and the model's ``code/`` folder). It imports nothing from Airflow or from the
+DAG-side package.
+
+    container       the SageMaker container contract: paths, failure reporting, all-or-nothing outputs
+    data_contract   the schema: which columns are id, target and features; raw records -> features
+    tables          reading the customer table robustly, writing and reading the splits
+    metrics         the classification metrics every step reports, and their spread
+    defaults        the model's default hyperparameters and the metric names (defaults.json)
+"""

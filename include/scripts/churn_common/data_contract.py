@@ -1,0 +1,143 @@
+"""The data contract: a JSON schema file names the id column, the target and its two values, and
+the numeric and categorical feature columns. No code names a data column; only schema files do.
+
+It also turns raw customer records (text cells from a CSV, or any cells from a JSON request) into
+the feature frame the preprocessor was fitted on, the same way at training and at serving time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from churn_common.container import ContractError, UsageError
+
+# The default contract lives in include/config/; inside a container the schema always arrives as an input.
+DEFAULT_SCHEMA_FILE = Path(__file__).resolve().parent.parent.parent / "config" / "schema.json"
+SCHEMA_KEYS = ("id_column", "target", "numeric", "categorical", "description")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The data contract: which columns are features, which is the target, which is the id."""
+
+    id_column: str | None
+    target_column: str
+    positive: str
+    negative: str
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        id_part = (self.id_column,) if self.id_column else ()
+        return id_part + (self.target_column,) + self.features
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id_column": self.id_column,
+            "target": {"column": self.target_column, "positive": self.positive, "negative": self.negative},
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+        }
+
+
+def _schema_problems(raw: Any) -> list[str]:
+    if not isinstance(raw, dict):
+        return ["the schema must be a JSON object"]
+    problems = []
+    target = raw.get("target")
+    if not isinstance(target, dict):
+        problems.append("'target' must be an object with 'column', 'positive' and 'negative'")
+    else:
+        for key in ("column", "positive", "negative"):
+            if not isinstance(target.get(key), (str, int)) or str(target.get(key)).strip() == "":
+                problems.append(f"'target.{key}' must be a non-empty string")
+        if str(target.get("positive")).strip() == str(target.get("negative")).strip():
+            problems.append("'target.positive' and 'target.negative' must differ")
+    for key in ("numeric", "categorical"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            problems.append(f"'{key}' must be a list of column names")
+    if not raw.get("numeric") and not raw.get("categorical"):
+        problems.append("the schema names no feature column ('numeric' and 'categorical' are both empty)")
+    id_column = raw.get("id_column")
+    if id_column is not None and (not isinstance(id_column, str) or not id_column):
+        problems.append("'id_column' must be a column name or null")
+    if not problems:
+        names = [raw["target"]["column"], *raw.get("numeric", []), *raw.get("categorical", [])]
+        if id_column:
+            names.append(id_column)
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            problems.append(f"columns named more than once: {', '.join(repeated)}")
+    unknown = sorted(set(raw) - set(SCHEMA_KEYS))
+    if unknown:
+        problems.append(f"unknown keys: {', '.join(unknown)}")
+    return problems
+
+
+def load_schema(path: Path | str | None) -> Schema:
+    """Read and check a schema file; a folder means the single ``.json`` file inside it."""
+    schema_path = Path(path) if path else DEFAULT_SCHEMA_FILE
+    if schema_path.is_dir():
+        candidates = sorted(schema_path.glob("*.json"))
+        if len(candidates) != 1:
+            raise UsageError(f"expected exactly one .json schema in {schema_path}, found {len(candidates)}")
+        schema_path = candidates[0]
+    if not schema_path.is_file():
+        raise UsageError(f"schema file not found: {schema_path}")
+    try:
+        raw = json.loads(schema_path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ContractError(f"schema {schema_path}", [f"not valid JSON: {error}"]) from None
+    problems = _schema_problems(raw)
+    if problems:
+        raise ContractError(f"schema {schema_path}", problems)
+    return Schema(
+        id_column=raw.get("id_column"),
+        target_column=raw["target"]["column"],
+        positive=str(raw["target"]["positive"]).strip(),
+        negative=str(raw["target"]["negative"]).strip(),
+        numeric=tuple(raw.get("numeric", [])),
+        categorical=tuple(raw.get("categorical", [])),
+    )
+
+
+def features_from_text(frame: Any, schema: Schema) -> Any:
+    """Text columns (missing as null) -> the feature frame the preprocessor is fitted on: numbers as
+    float64 (missing NaN), categories as plain object text (missing NaN), in the schema's order."""
+    import numpy as np
+    import pandas as pd
+
+    features = {}
+    for column in schema.numeric:
+        features[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    for column in schema.categorical:
+        values = frame[column]
+        features[column] = values.astype(object).where(values.notna(), np.nan)
+    return pd.DataFrame(features, index=frame.index)[list(schema.features)]
+
+
+def prepare_features(records: Any, schema: Schema) -> Any:
+    """Raw customer records of any cell types (a CSV or JSON request) -> the model's feature frame."""
+    import pandas as pd
+
+    missing = [name for name in schema.features if name not in records.columns]
+    if missing:
+        raise ContractError("records", [f"missing column '{name}'" for name in missing])
+
+    def as_text(value: Any) -> str | None:
+        if value is None or (isinstance(value, float) and value != value):
+            return None
+        return str(value).strip() or None
+
+    text = pd.DataFrame({name: records[name].astype(object).map(as_text) for name in schema.features},
+                        index=records.index)
+    return features_from_text(text, schema)
