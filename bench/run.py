@@ -21,12 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 PROJECT = Path(__file__).resolve().parent.parent
 SCRIPTS = PROJECT / "include" / "scripts"
+DAG_FILE = PROJECT / "dags" / "customer_churn_pipeline.py"
 RESULTS = PROJECT / "bench" / "results"
 SIZES = (10_000, 100_000, 1_000_000)
 TARGETS = {"preprocess": 2.0, "train": 1.1, "evaluate": 1.5}
@@ -98,7 +100,7 @@ def parse_time(repeats: int = 7) -> dict[str, float]:
         "from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator;"
         "import airflow.providers.amazon.aws.operators.sagemaker;"
         "start = time.perf_counter();"
-        f"spec = importlib.util.spec_from_file_location('dag', {str(PROJECT / 'dags' / 'customer_churn_pipeline.py')!r});"
+        f"spec = importlib.util.spec_from_file_location('dag', {str(DAG_FILE)!r});"
         "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module);"
         "print((time.perf_counter() - start) * 1000)"
     )
@@ -113,10 +115,15 @@ def parse_time(repeats: int = 7) -> dict[str, float]:
     return found
 
 
+def timed(run: Callable[[dict[str, Any]], dict[str, Any]], request: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    start = time.perf_counter()
+    description = run(request)
+    return time.perf_counter() - start, description
+
+
 def runner_overhead(root: Path, repeats: int = 3) -> dict[str, float]:
     """Seconds the local runner adds per job (staging, process start, storing outputs) on the 10k sample."""
-    sys.path.insert(0, str(PROJECT / "include"))
-    from churn_pipeline import job_requests
+    from churn_pipeline import request_builders
     from churn_pipeline.layout import RunLayout
     from churn_pipeline.local_runner import LocalJobRunner, deterministic_tar
     from churn_pipeline.objectstore import LocalObjectStore, upload_tree
@@ -132,30 +139,25 @@ def runner_overhead(root: Path, repeats: int = 3) -> dict[str, float]:
         store.upload_file(SAMPLE_DATA_FILE, settings.default_input_uri)
         store.upload_file(DEFAULT_SCHEMA_FILE, layout.schema_uri)
         runner = LocalJobRunner(store, log=lambda _line: None)
-        splits = {name: layout.preprocessing_uri(name) for name in job_requests.PREPROCESSING_OUTPUTS}
+        splits = {name: layout.preprocessing_uri(name) for name in request_builders.PREPROCESSING_OUTPUTS}
 
-        def timed(call) -> tuple[float, dict]:
-            start = time.perf_counter()
-            description = call()
-            return time.perf_counter() - start, description
-
-        wall, _ = timed(lambda: runner.run_processing(job_requests.preprocess_request(
+        wall, _ = timed(runner.run_processing, request_builders.preprocess_request(
             settings, layout, job_name=f"p{attempt}", image_uri="local", input_uri=settings.default_input_uri,
-            schema_uri=layout.schema_uri)))
+            schema_uri=layout.schema_uri))
         direct, _ = measure(python(SCRIPTS / "preprocessing.py", "--input-dir", SAMPLE_DATA_FILE.parent,
                                    "--output-dir", root / f"direct-{attempt}" / "out"))
         overheads["preprocess"].append(wall - direct.wall)
-        wall, trained = timed(lambda: runner.run_training(job_requests.train_request(
+        wall, trained = timed(runner.run_training, request_builders.train_request(
             settings, layout, job_name=f"t{attempt}", image_uri="local",
-            channels={c: splits[c] for c in job_requests.TRAINING_CHANNELS})))
+            channels={c: splits[c] for c in request_builders.TRAINING_CHANNELS}))
         out = root / f"direct-{attempt}" / "out"
         direct, _ = measure(python(SCRIPTS / "training.py", "--train", out / "train", "--validation",
                                    out / "validation", "--preprocessor", out / "preprocessor",
                                    "--model-dir", root / f"direct-{attempt}" / "model"))
         overheads["train"].append(wall - direct.wall)
-        wall, _ = timed(lambda: runner.run_processing(job_requests.evaluate_request(
+        wall, _ = timed(runner.run_processing, request_builders.evaluate_request(
             settings, layout, job_name=f"e{attempt}", image_uri="local",
-            model_artifact_uri=trained["ModelArtifacts"]["S3ModelArtifacts"], test_uri=splits["test"])))
+            model_artifact_uri=trained["ModelArtifacts"]["S3ModelArtifacts"], test_uri=splits["test"]))
         direct, _ = measure(python(SCRIPTS / "evaluation.py", "--model", root / f"direct-{attempt}" / "model",
                                    "--test", out / "test", "--output-dir", root / f"direct-{attempt}" / "eval"))
         overheads["evaluate"].append(wall - direct.wall)

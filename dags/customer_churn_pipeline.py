@@ -7,7 +7,7 @@ good enough.
 | task | runs | reads | writes |
 | --- | --- | --- | --- |
 | `stage_inputs` | this worker | params, `include/scripts/` | the run's code bundle, input, schema; image URI |
-| `preprocess` | Processing job, `preprocessing.py` | customer CSV + schema | train / validation / test, preprocessor, data-quality summary |
+| `preprocess` | Processing job, `preprocessing.py` | customer CSV + schema | splits, preprocessor, data quality |
 | `train` | Training job (scikit-learn, script mode), `training.py` | train + validation splits | `model.tar.gz` |
 | `evaluate` | Processing job, `evaluation.py` | model + test split | `evaluation.json` |
 | `check_accuracy` | `BranchPythonOperator` | `evaluation.json` | register or notify |
@@ -24,14 +24,19 @@ the run is not mistaken for a success. See the project README for settings.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+import pendulum
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, chain
 
-from churn_pipeline.job_operator import job_task
-from churn_pipeline.settings import DEFAULT_SCHEMA_FILE, load_settings
-from churn_pipeline.tasks import choose_branch, notify_team, register_model_version, stage_run_inputs
+from churn_pipeline.gate import DEFAULT_ACCURACY_THRESHOLD
+from churn_pipeline.operators import job_task
+from churn_pipeline.settings import DEFAULT_SCHEMA_FILE, NON_JOB_TASK_TIMEOUT, load_settings
+from churn_pipeline.tasks.gating import choose_branch
+from churn_pipeline.tasks.notification import notify_team
+from churn_pipeline.tasks.registration import notify_registration_failed, register_model_version
+from churn_pipeline.tasks.staging import stage_run_inputs
 
 SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy import
 
@@ -39,9 +44,10 @@ with DAG(
     dag_id="customer_churn_pipeline",
     description="Nightly churn model retraining on SageMaker, registered only when good enough",
     schedule=CronTriggerTimetable("0 2 * * *", timezone=SETTINGS.timezone),
-    start_date=datetime(2026, 1, 1),
+    start_date=pendulum.datetime(2026, 1, 1, tz=SETTINGS.timezone),
     catchup=False,
     max_active_runs=3,
+    dagrun_timeout=SETTINGS.dagrun_timeout,
     doc_md=__doc__,
     tags=["ml", "sagemaker", "churn"],
     default_args={
@@ -49,22 +55,24 @@ with DAG(
         "retries": SETTINGS.retries,
         "retry_delay": timedelta(seconds=SETTINGS.retry_delay_seconds),
         "retry_exponential_backoff": True,
+        "execution_timeout": NON_JOB_TASK_TIMEOUT,
     },
     params={
         "input_uri": Param(SETTINGS.default_input_uri, type="string", minLength=1,
                            description="Customer CSV: an s3:// object or prefix (locally also a file path)"),
         "schema_uri": Param(str(DEFAULT_SCHEMA_FILE), type="string", minLength=1,
                             description="Data contract: an s3:// object or a file path (the bundled default)"),
-        "accuracy_threshold": Param(0.75, type="number", minimum=0, maximum=1,
+        "accuracy_threshold": Param(DEFAULT_ACCURACY_THRESHOLD, type="number", minimum=0, maximum=1,
                                     description="Register the model only at or above this test accuracy"),
     },
 ) as dag:
     stage_inputs = PythonOperator(task_id="stage_inputs", python_callable=stage_run_inputs)
-    preprocess = job_task("preprocess", SETTINGS)
-    train = job_task("train", SETTINGS)
-    evaluate = job_task("evaluate", SETTINGS)
+    preprocess = job_task("preprocess", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
+    train = job_task("train", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
+    evaluate = job_task("evaluate", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
     check_accuracy = BranchPythonOperator(task_id="check_accuracy", python_callable=choose_branch)
-    register_model = PythonOperator(task_id="register_model", python_callable=register_model_version)
+    register_model = PythonOperator(task_id="register_model", python_callable=register_model_version,
+                                    on_failure_callback=notify_registration_failed)
     notify_failure = PythonOperator(task_id="notify_failure", python_callable=notify_team,
                                     trigger_rule=TriggerRule.ALL_DONE)
 

@@ -14,4 +14,4 @@ from churn_pipeline.links import SageMakerProcessingJobLink, SageMakerTrainingJo
 
 class ChurnPipelinePlugin(AirflowPlugin):
     name = "churn_pipeline"
-    operator_extra_links = [SageMakerProcessingJobLink(), SageMakerTrainingJobLink()]
+    operator_extra_links = [SageMakerProcessingJobLink(), SageMakerTrainingJobLink()]  # noqa: RUF012 - Airflow reads a list

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from churn_pipeline.notifications import LocalOutbox, NotificationChannel, SnsChannel
 from churn_pipeline.objectstore import LocalObjectStore, ObjectStore, S3ObjectStore
+from churn_pipeline.registry import MlflowRegistry, ModelRegistry, SageMakerRegistry
 from churn_pipeline.settings import Settings
 
 
@@ -25,21 +27,17 @@ def sagemaker_client(settings: Settings) -> Any:
     return SageMakerHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region).conn
 
 
-def model_registry(settings: Settings) -> Any:
-    from churn_pipeline.registry import MlflowRegistry, SageMakerRegistry
-
+def model_registry(settings: Settings) -> ModelRegistry:
     if settings.backend == "local":
         return MlflowRegistry(settings.local_root)
     return SageMakerRegistry(sagemaker_client(settings))
 
 
-def notification_channel(settings: Settings) -> Any:
-    from churn_pipeline.notifications import LocalOutbox, SnsChannel
-
+def notification_channel(settings: Settings) -> NotificationChannel:
     if settings.backend == "local":
         return LocalOutbox(settings.local_root / "notifications.jsonl")
-    if not settings.sns_topic_arn:
-        raise ValueError("CHURN_SNS_TOPIC_ARN is not set: the sagemaker backend notifies the team through SNS")
+    settings.require_sagemaker_resources()
+    assert settings.sns_topic_arn is not None  # required just above
     from airflow.providers.amazon.aws.hooks.sns import SnsHook
 
     return SnsChannel(SnsHook(aws_conn_id=settings.aws_conn_id, region_name=settings.region).get_conn(),

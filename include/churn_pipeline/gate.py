@@ -9,31 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-REGISTER = "register_model"
-NOTIFY = "notify_failure"
+from churn_pipeline.payloads import GateDecision
+
+DEFAULT_ACCURACY_THRESHOLD = 0.75  # the mission's bar; a DAG param overrides it per run
+REASON_PASSED = "passed"
 REASON_REJECTED = "model_rejected"
 REASON_INVALID = "evaluation_invalid"
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    passed: bool
-    reason: str  # REASON_* when not passed, "passed" otherwise
-    detail: str  # one sentence for people
-    threshold: float
-    evaluation_uri: str
-    accuracy: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def next_task(self) -> str:
-        return REGISTER if self.passed else NOTIFY
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -68,7 +51,7 @@ def decide(evaluation: bytes | None, threshold: Any, evaluation_uri: str) -> Gat
         return invalid(f"the evaluation report at {evaluation_uri} has no valid accuracy (found {accuracy!r})", finite)
     accuracy = finite["accuracy"]
     if accuracy >= threshold:
-        return GateDecision(True, "passed", f"accuracy {accuracy:.4f} >= threshold {threshold:.4f}",
+        return GateDecision(True, REASON_PASSED, f"accuracy {accuracy:.4f} >= threshold {threshold:.4f}",
                             float(threshold), evaluation_uri, accuracy, finite)
     return GateDecision(False, REASON_REJECTED, f"accuracy {accuracy:.4f} is below the threshold {threshold:.4f}",
                         float(threshold), evaluation_uri, accuracy, finite)

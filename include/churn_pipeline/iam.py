@@ -36,8 +36,8 @@ def render_policies(settings: Settings, account_id: str, partition: str = "aws",
     """Both policy documents with every placeholder filled from ``settings``."""
     if not re.fullmatch(r"\d{12}", account_id):
         raise ValueError(f"the AWS account id must be 12 digits, got {account_id!r}")
-    if not settings.role_arn or not settings.sns_topic_arn:
-        raise ValueError("CHURN_ROLE_ARN and CHURN_SNS_TOPIC_ARN must be set to render the policies")
+    settings.require_sagemaker_resources()
+    assert settings.role_arn is not None and settings.sns_topic_arn is not None  # required just above
     values = {
         "PARTITION": partition, "REGION": settings.region, "ACCOUNT_ID": account_id, "BUCKET": settings.bucket,
         "PREFIX": settings.prefix, "JOB_PREFIX": settings.job_prefix, "ROLE_ARN": settings.role_arn,

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-MAX_JOB_NAME_LENGTH = 63
-_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+from churn_pipeline.sagemaker_api import MAX_NAME_LENGTH, RESOURCE_NAME
+
 _RUN_KEY = re.compile(r"^\d{8}T\d{6}Z$")
+# The name under which a run's key is recorded on what it creates: job tags, the model package's
+# CustomerMetadataProperties, MLflow tags. Registration finds a run's version by it.
+RUN_KEY_TAG = "run_key"
 
 
 def run_key(logical_date: datetime | None, run_after: datetime) -> str:
@@ -20,7 +23,7 @@ def run_key(logical_date: datetime | None, run_after: datetime) -> str:
     moment = logical_date or run_after
     if moment.tzinfo is None:
         raise ValueError(f"run dates must be time-zone aware, got {moment!r}")
-    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def job_name(job_prefix: str, step: str, key: str, attempt: int = 1) -> str:
@@ -28,8 +31,8 @@ def job_name(job_prefix: str, step: str, key: str, attempt: int = 1) -> str:
     if attempt < 1:
         raise ValueError(f"attempt numbers start at 1, got {attempt}")
     name = f"{job_prefix}-{step}-{key}" + (f"-r{attempt}" if attempt > 1 else "")
-    if not _JOB_NAME.match(name):
-        raise ValueError(f"{name!r} is not a valid SageMaker job name (at most {MAX_JOB_NAME_LENGTH} of [a-zA-Z0-9-])")
+    if not RESOURCE_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid SageMaker job name (at most {MAX_NAME_LENGTH} of [a-zA-Z0-9-])")
     return name
 
 

@@ -20,19 +20,18 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from churn_pipeline.objectstore import LocalObjectStore, atomic_write, download, is_s3_uri, upload_tree
+from churn_pipeline.sagemaker_api import COMPLETED, FAILED, IN_PROGRESS, JobKind
 
 CONTAINER_ROOT = "/opt/ml"
-PROCESSING = "Processing"
-TRAINING = "Training"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def _process_alive(pid: int) -> bool:
@@ -86,19 +85,18 @@ class LocalJobRunner:
         name = description.get("ProcessingJobName") or description["TrainingJobName"]
         atomic_write(self._description_path(name), json.dumps(description, indent=2, sort_keys=True).encode())
 
-    def describe(self, kind: str, name: str) -> dict[str, Any] | None:
+    def describe(self, kind: JobKind, name: str) -> dict[str, Any] | None:
         """The job's description, or None if no such job. A job whose process died is ``Failed``."""
         path = self._description_path(name)
         if not path.is_file():
             return None
         description = json.loads(path.read_text(encoding="utf-8"))
-        status_key = f"{kind}JobStatus"
         owner = description.get("LocalProcess", {})
-        if (description[status_key] == "InProgress" and owner.get("host") == socket.gethostname()
+        if (description[kind.status_field] == IN_PROGRESS and owner.get("host") == socket.gethostname()
                 and not _process_alive(owner.get("pid", -1))):
-            description[status_key] = "Failed"
+            description[kind.status_field] = FAILED
             description["FailureReason"] = "the process running this job ended before the job did (killed or crashed)"
-            description[f"{kind}EndTime"] = _now()
+            description[kind.end_time_field] = _now()
             self._save(description)
         return description
 
@@ -149,32 +147,31 @@ class LocalJobRunner:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _finish(self, description: dict[str, Any], kind: str, workspace: Path, exit_code: int,
+    def _finish(self, description: dict[str, Any], kind: JobKind, workspace: Path, exit_code: int,
                 store_outputs: Callable[[], None], reason_file: str) -> dict[str, Any]:
-        status_key = f"{kind}JobStatus"
         if exit_code == 0:
             store_outputs()
-            description[status_key] = "Completed"
+            description[kind.status_field] = COMPLETED
         else:
             reason_path = workspace / "output" / reason_file
             message = (reason_path.read_text(encoding="utf-8").strip() if reason_path.is_file()
                        else f"the script exited with code {exit_code} without writing a reason")
-            description[status_key] = "Failed"
+            description[kind.status_field] = FAILED
             description["FailureReason"] = f"AlgorithmError: {message}"
-            if kind == PROCESSING:
+            if kind is JobKind.PROCESSING:
                 description["ExitMessage"] = message
-        description[f"{kind}EndTime"] = _now()
+        description[kind.end_time_field] = _now()
         description.pop("LocalProcess", None)
         self._save(description)
         shutil.rmtree(workspace, ignore_errors=True)  # scratch only: outputs are in the store
         return description
 
-    def _start(self, kind: str, name: str, request: dict[str, Any]) -> dict[str, Any]:
+    def _start(self, kind: JobKind, request: dict[str, Any]) -> dict[str, Any]:
         description = {
             **request,  # a Describe*Job answer repeats the request's fields, so readers need one shape
-            f"{kind}JobStatus": "InProgress",
+            kind.status_field: IN_PROGRESS,
             "CreationTime": _now(),
-            f"{kind}StartTime": _now(),
+            f"{kind.value}StartTime": _now(),
             "LocalProcess": {"pid": os.getpid(), "host": socket.gethostname()},
         }
         self._save(description)
@@ -182,7 +179,7 @@ class LocalJobRunner:
 
     def run_processing(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["ProcessingJobName"]
-        description = self._start(PROCESSING, name, request)
+        description = self._start(JobKind.PROCESSING, request)
         workspace = self._workspace(name)
         try:
             for item in request.get("ProcessingInputs", []):
@@ -193,11 +190,12 @@ class LocalJobRunner:
             for item in outputs:
                 Path(self._map(item["S3Output"]["LocalPath"], workspace)).mkdir(parents=True, exist_ok=True)
             app = request["AppSpecification"]
-            command = [self._map(part, workspace) for part in app["ContainerEntrypoint"] + app.get("ContainerArguments", [])]
+            command = [self._map(part, workspace)
+                       for part in app["ContainerEntrypoint"] + app.get("ContainerArguments", [])]
             if command[0] in ("python", "python3"):
                 command[0] = sys.executable
         except (OSError, KeyError, ValueError) as error:
-            return self._fail_before_start(description, PROCESSING, workspace, error)
+            return self._fail_before_start(description, JobKind.PROCESSING, workspace, error)
 
         exit_code, _ = self._run_script(name, command, self._base_env(workspace, request.get("Environment", {})),
                                         cwd=workspace)
@@ -207,11 +205,11 @@ class LocalJobRunner:
                 upload_tree(self.store, Path(self._map(item["S3Output"]["LocalPath"], workspace)),
                             item["S3Output"]["S3Uri"])
 
-        return self._finish(description, PROCESSING, workspace, exit_code, store_outputs, "message")
+        return self._finish(description, JobKind.PROCESSING, workspace, exit_code, store_outputs, "message")
 
     def run_training(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["TrainingJobName"]
-        description = self._start(TRAINING, name, request)
+        description = self._start(JobKind.TRAINING, request)
         workspace = self._workspace(name)
         try:
             channels = []
@@ -238,10 +236,11 @@ class LocalJobRunner:
                     arguments += [f"--{key}", str(value)]
             command = [sys.executable, str(code_dir / hyperparameters["sagemaker_program"]), *arguments]
         except (OSError, KeyError, ValueError, tarfile.TarError) as error:
-            return self._fail_before_start(description, TRAINING, workspace, error)
+            return self._fail_before_start(description, JobKind.TRAINING, workspace, error)
 
         env = self._base_env(workspace, request.get("Environment", {}))
-        env.update({f"SM_CHANNEL_{channel.upper()}": str(workspace / "input" / "data" / channel) for channel in channels})
+        env.update({f"SM_CHANNEL_{channel.upper()}": str(workspace / "input" / "data" / channel)
+                    for channel in channels})
         env.update({
             "SM_MODEL_DIR": str(workspace / "model"),
             "SM_OUTPUT_DATA_DIR": str(workspace / "output" / "data"),
@@ -258,14 +257,14 @@ class LocalJobRunner:
             description["FinalMetricDataList"] = scrape_metrics(
                 log_text, request["AlgorithmSpecification"].get("MetricDefinitions", []))
 
-        return self._finish(description, TRAINING, workspace, exit_code, store_outputs, "failure")
+        return self._finish(description, JobKind.TRAINING, workspace, exit_code, store_outputs, "failure")
 
-    def _fail_before_start(self, description: dict[str, Any], kind: str, workspace: Path,
+    def _fail_before_start(self, description: dict[str, Any], kind: JobKind, workspace: Path,
                            error: Exception) -> dict[str, Any]:
         """SageMaker fails a job whose inputs cannot be staged with a ClientError; so does the runner."""
-        description[f"{kind}JobStatus"] = "Failed"
+        description[kind.status_field] = FAILED
         description["FailureReason"] = f"ClientError: {error}"
-        description[f"{kind}EndTime"] = _now()
+        description[kind.end_time_field] = _now()
         description.pop("LocalProcess", None)
         self._save(description)
         shutil.rmtree(workspace, ignore_errors=True)

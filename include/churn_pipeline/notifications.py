@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import fcntl
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Protocol
 
 from churn_pipeline.objectstore import ObjectStore, atomic_write
 
@@ -32,6 +32,11 @@ class Notification:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "failed_tasks": list(self.failed_tasks)}
+
+
+class NotificationChannel(Protocol):
+    def send(self, notification: Notification) -> str:
+        """Deliver the message; returns where it went, for the log."""
 
 
 @contextmanager
@@ -74,7 +79,7 @@ class SnsChannel:
         return f"published to {self.topic_arn} as message {response['MessageId']}"
 
 
-def notify_once(notification: Notification, channel: Any, store: ObjectStore, marker_uri: str,
+def notify_once(notification: Notification, channel: NotificationChannel, store: ObjectStore, marker_uri: str,
                 log: Callable[[str], None] = print) -> bool:
     """Send unless this run already sent this reason; True when a message went out now."""
     if store.exists(marker_uri):

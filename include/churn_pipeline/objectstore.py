@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class ObjectStoreError(ValueError):
@@ -32,7 +32,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     if not is_s3_uri(uri):
         raise ObjectStoreError(f"not an s3:// URI: {uri!r}")
     bucket, _, key = uri[len("s3://"):].partition("/")
-    if not _BUCKET.match(bucket) or ".." in bucket:
+    if not BUCKET_NAME.match(bucket) or ".." in bucket:
         raise ObjectStoreError(f"invalid bucket name {bucket!r} in {uri!r}")
     key = key.rstrip("/")
     if not key:

@@ -8,31 +8,25 @@ Both look for an existing version of the same run first, so registering twice re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from churn_pipeline.layout import RUN_KEY_TAG
+from churn_pipeline.model_defaults import metric_names
 from churn_pipeline.notifications import file_lock
+from churn_pipeline.payloads import RegisteredVersion
 
 PENDING = "PendingManualApproval"
 APPROVED = "Approved"
 REJECTED = "Rejected"
 APPROVAL_STATUSES = (PENDING, APPROVED, REJECTED)
 APPROVAL_TAG = "approval_status"
-RUN_KEY_TAG = "run_key"
 EXPERIMENT = "customer-churn-pipeline"
 
 
-@dataclass(frozen=True)
-class RegisteredVersion:
-    version: int
-    identifier: str  # model package ARN, or the MLflow models:/ URI
-    approval_status: str
-    created: bool  # False when this run's version already existed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "identifier": self.identifier,
-                "approval_status": self.approval_status, "created": self.created}
+class ModelRegistry(Protocol):
+    def register(self, request: dict[str, Any]) -> RegisteredVersion:
+        """Register from a ``CreateModelPackage`` request; this run's existing version if it has one."""
 
 
 class SageMakerRegistry:
@@ -116,10 +110,11 @@ class MlflowRegistry:
             experiment_id = experiment.experiment_id if experiment else client.create_experiment(
                 EXPERIMENT, artifact_location=(self.root / "mlflow-artifacts").as_uri())
             run = client.create_run(experiment_id, run_name=run_key, tags={RUN_KEY_TAG: run_key})
-            for name in ("accuracy", "f1_score", "roc_auc"):
-                client.log_metric(run.info.run_id, name, float(metadata[name]))
+            metrics = set(metric_names())
             for name, value in metadata.items():
-                if name not in ("accuracy", "f1_score", "roc_auc"):
+                if name in metrics:
+                    client.log_metric(run.info.run_id, name, float(value))
+                else:
                     client.log_param(run.info.run_id, name, value)
             client.set_terminated(run.info.run_id)
             container = request["InferenceSpecification"]["Containers"][0]

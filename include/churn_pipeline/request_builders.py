@@ -1,9 +1,10 @@
-"""Pure builders of the SageMaker requests the pipeline sends.
+"""Pure builders of the SageMaker requests the pipeline sends: the bottom layer of the job stack.
 
 Each function takes settings and explicit inputs and returns the exact ``CreateProcessingJob`` /
 ``CreateTrainingJob`` / ``CreateModelPackage`` request dict: no AWS call, no Airflow import. The
 ``sagemaker`` backend sends these dicts through the amazon provider's operators; the local backend's
-runner executes the very same dicts.
+runner executes the very same dicts. Above this layer, ``attempt_planning`` decides which job a
+task runs, and ``churn_pipeline.operators`` runs it on a backend.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from churn_pipeline.layout import RunLayout
+from churn_pipeline.layout import RUN_KEY_TAG, RunLayout
+from churn_pipeline.model_defaults import default_hyperparameters, metric_names
+from churn_pipeline.payloads import EVALUATE_TASK, PREPROCESS_TASK, TRAIN_TASK, JobResult, StagedInputs
+from churn_pipeline.sagemaker_api import JobKind
 from churn_pipeline.settings import Settings
 
 PROCESSING_ROOT = "/opt/ml/processing"
@@ -20,15 +24,10 @@ CODE_DIR = f"{PROCESSING_ROOT}/input/code"
 TRAINING_CODE_CHANNEL_DIR = "/opt/ml/input/data/code"
 PREPROCESSING_OUTPUTS = ("train", "validation", "test", "preprocessor", "quality")
 TRAINING_CHANNELS = ("train", "validation", "preprocessor")
-SCRIPTS = {"preprocess": "preprocessing.py", "train": "training.py", "evaluate": "evaluation.py"}
-DEFAULT_HYPERPARAMETERS: Mapping[str, int] = {
-    "n-estimators": 100,
-    "max-depth": 10,
-    "min-samples-split": 4,
-    "random-state": 42,
-}
-VALIDATION_METRICS = ("accuracy", "precision", "recall", "f1_score", "roc_auc")
-RUN_KEY_TAG = "churn-pipeline:run-key"
+SCRIPTS = {PREPROCESS_TASK: "preprocessing.py", TRAIN_TASK: "training.py", EVALUATE_TASK: "evaluation.py"}
+KIND_OF_STEP = {PREPROCESS_TASK: JobKind.PROCESSING, TRAIN_TASK: JobKind.TRAINING, EVALUATE_TASK: JobKind.PROCESSING}
+# The placeholder role of local requests: the local runner needs none, a well-formed ARN keeps them valid.
+LOCAL_ROLE_ARN = "arn:aws:iam::000000000000:role/churn-pipeline-local"
 
 
 def _tags(settings: Settings, layout: RunLayout) -> list[dict[str, str]]:
@@ -135,8 +134,7 @@ def evaluate_request(settings: Settings, layout: RunLayout, *, job_name: str, im
 
 
 def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
-                  channels: Mapping[str, str],
-                  hyperparameters: Mapping[str, int] = DEFAULT_HYPERPARAMETERS) -> dict[str, Any]:
+                  channels: Mapping[str, str], hyperparameters: Mapping[str, int] | None = None) -> dict[str, Any]:
     """A ``CreateTrainingJob`` request in the scikit-learn container's script mode.
 
     Hyperparameter values are JSON-encoded, as the SageMaker Python SDK sends them and the
@@ -149,7 +147,8 @@ def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image
         submit_directory = f"{TRAINING_CODE_CHANNEL_DIR}/sourcedir.tar.gz"
     else:
         submit_directory = layout.sourcedir_uri
-    encoded = {name: json.dumps(value) for name, value in hyperparameters.items()}
+    chosen = default_hyperparameters() if hyperparameters is None else hyperparameters
+    encoded = {name: json.dumps(value) for name, value in chosen.items()}
     encoded.update({
         "sagemaker_program": json.dumps(SCRIPTS["train"]),
         "sagemaker_submit_directory": json.dumps(submit_directory),
@@ -167,7 +166,7 @@ def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image
             "TrainingInputMode": "File",
             "MetricDefinitions": [
                 {"Name": f"validation:{name}", "Regex": rf"validation:{name}=([0-9.]+);"}
-                for name in VALIDATION_METRICS
+                for name in metric_names()
             ],
         },
         "RoleArn": _role(settings),
@@ -210,16 +209,14 @@ def model_package_request(
 
     ``ClientToken`` makes the call idempotent per run on SageMaker's side as well.
     """
-    metadata = {
-        "accuracy": f"{metrics['accuracy']:.6f}",
-        "f1_score": f"{metrics['f1_score']:.6f}",
-        "roc_auc": f"{metrics['roc_auc']:.6f}",
+    metadata = {name: f"{metrics[name]:.6f}" for name in metric_names() if name in metrics}
+    metadata.update({
         "run_id": run_id[:256],
-        "run_key": layout.key,
+        RUN_KEY_TAG: layout.key,
         "logical_date": logical_date,
         "data_source": data_source[:256],
         "training_job": training_job,
-    }
+    })
     return {
         "ModelPackageGroupName": settings.model_package_group,
         "ModelPackageDescription": f"customer churn model trained by run {layout.key}",
@@ -251,6 +248,23 @@ def _role(settings: Settings) -> str:
     if settings.role_arn:
         return settings.role_arn
     if settings.backend == "local":
-        # The local runner needs no role; a well-formed placeholder keeps the request valid.
-        return "arn:aws:iam::000000000000:role/churn-pipeline-local"
-    raise ValueError("CHURN_ROLE_ARN is not set: the sagemaker backend needs the SageMaker execution role's ARN")
+        return LOCAL_ROLE_ARN
+    settings.require_sagemaker_resources()  # raises, naming what is missing
+    raise AssertionError("unreachable: a sagemaker backend without a role is refused above")
+
+
+def request_for_step(step: str, settings: Settings, layout: RunLayout, name: str, staged: StagedInputs,
+                     upstream: Mapping[str, JobResult]) -> dict[str, Any]:
+    """The request for ``step``, from the staged inputs and the upstream tasks' real results."""
+    if step == PREPROCESS_TASK:
+        return preprocess_request(settings, layout, job_name=name, image_uri=staged.image_uri,
+                                  input_uri=staged.input_uri, schema_uri=staged.schema_uri)
+    preprocessing = upstream[PREPROCESS_TASK]
+    if step == TRAIN_TASK:
+        channels = {channel: preprocessing.output(channel) for channel in TRAINING_CHANNELS}
+        return train_request(settings, layout, job_name=name, image_uri=staged.image_uri, channels=channels)
+    if step == EVALUATE_TASK:
+        return evaluate_request(settings, layout, job_name=name, image_uri=staged.image_uri,
+                                model_artifact_uri=upstream[TRAIN_TASK].output("model"),
+                                test_uri=preprocessing.output("test"))
+    raise ValueError(f"unknown step {step!r}")

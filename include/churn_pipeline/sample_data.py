@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "customer_data.csv"
 SAMPLE_ROWS = 10_000
@@ -26,7 +27,7 @@ INTERNET = (("DSL", 0.35), ("Fiber optic", 0.45), ("No", 0.20))
 PAYMENT = (("Electronic check", 0.34), ("Mailed check", 0.22), ("Bank transfer", 0.22), ("Credit card", 0.22))
 
 
-def generate(rows: int, seed: int):
+def generate(rows: int, seed: int) -> Any:
     """A pandas DataFrame of ``rows`` customers (plus about 1 % duplicate rows), reproducible by seed."""
     import numpy as np
     import pandas as pd
@@ -35,8 +36,8 @@ def generate(rows: int, seed: int):
         raise ValueError(f"rows must be at least 1, got {rows}")
     rng = np.random.default_rng(seed)
 
-    def pick(choices):
-        names, weights = zip(*choices)
+    def pick(choices: tuple[tuple[str, float], ...]) -> Any:
+        names, weights = zip(*choices, strict=True)
         return rng.choice(np.array(names, dtype=object), size=rows, p=np.array(weights))
 
     contract = pick(CONTRACTS)

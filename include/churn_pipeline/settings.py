@@ -1,17 +1,34 @@
-"""Deployment settings: read once from ``CHURN_*`` environment variables into a frozen object.
+"""Deployment settings: ``CHURN_*`` environment variables read once into one frozen object.
 
-Per-run choices (input, schema, threshold) are DAG ``Params``, not settings. Nothing here is secret:
+Per-run choices (input, schema, thresholds) are DAG ``Params``, not settings. Nothing here is secret:
 AWS credentials come from the Airflow connection (``CHURN_AWS_CONN_ID``) or the standard chain.
-Reading settings is cheap (no AWS call, no heavy import), so the DAG file may do it at parse time.
+Reading settings is cheap (no AWS call, no heavy import), so the DAG file may do it at parse time;
+each task reads them once when it starts and passes them down.
+
+Every field is the variable ``CHURN_<FIELD>`` (``CHURN_REGION`` falls back to ``AWS_DEFAULT_REGION``);
+an empty variable counts as unset. A bad value fails with one ``SettingsError`` that lists every bad
+variable, so a deployment is fixed in one round.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from churn_pipeline.objectstore import BUCKET_NAME
+from churn_pipeline.sagemaker_api import RESOURCE_NAME
 
 INCLUDE_DIR = Path(__file__).resolve().parent.parent
 SCRIPTS_DIR = INCLUDE_DIR / "scripts"
@@ -20,20 +37,25 @@ DEFAULT_SCHEMA_FILE = CONFIG_DIR / "schema.json"
 SAMPLE_DATA_FILE = INCLUDE_DIR / "data" / "customer_data.csv"
 PROJECT_DIR = INCLUDE_DIR.parent
 
-BACKENDS = ("local", "sagemaker")
+ENV_PREFIX = "CHURN_"
 STEPS = ("preprocess", "train", "evaluate")
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
+JOB_WAIT_SLACK_SECONDS = 1800  # provisioning an instance, pulling the image, uploading outputs
+TASK_TIMEOUT_SLACK_SECONDS = 600
+NON_JOB_TASK_TIMEOUT = timedelta(minutes=30)  # staging, gate, registration, notification
+DAGRUN_TIMEOUT = timedelta(hours=23)
 MAX_JOB_PREFIX_LENGTH = 20  # leaves room for "-preprocess-<run key>-r<attempt>" within SageMaker's 63
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,200}$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _JOB_PREFIX = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
-_GROUP = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+# The environment a load reads: os.environ, or the mapping given to load_settings (tests, tools).
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("churn_settings_environ", default=None)
 
 
 class SettingsError(ValueError):
-    """A ``CHURN_*`` variable holds a value that cannot work; the message names it."""
+    """One or more ``CHURN_*`` variables hold values that cannot work; the message names each."""
 
 
 @dataclass(frozen=True)
@@ -42,33 +64,172 @@ class StepResources:
     instance_count: int = 1
 
 
-@dataclass(frozen=True)
-class Settings:
-    backend: str = "local"
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The ``CHURN_*`` variables of ``load_settings``'s mapping when one is given, else ``os.environ``."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        return parse_env_vars(os.environ if environ is None else environ, self.case_sensitive,
+                              self.env_ignore_empty, self.env_parse_none_str)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True,
+                                      extra="ignore", str_strip_whitespace=True)
+
+    backend: Literal["local", "sagemaker"] = "local"
     local_root: Path = PROJECT_DIR / "local-store"
     bucket: str = "customer-churn-pipeline"
     prefix: str = "churn-pipeline"
     role_arn: str | None = None
-    region: str = "us-east-1"
+    region: str = Field("us-east-1", validation_alias=AliasChoices("CHURN_REGION", "AWS_DEFAULT_REGION"))
     aws_conn_id: str = "aws_default"
-    resources: Mapping[str, StepResources] = field(
-        default_factory=lambda: {step: StepResources() for step in STEPS})
-    volume_size_gb: int = 30
-    max_runtime_seconds: int = 3600
-    framework_version: str = "1.9-0"  # matches the pinned scikit-learn, so pickles load
+    instance_type: str = DEFAULT_INSTANCE_TYPE
+    preprocess_instance_type: str | None = None  # None: instance_type
+    train_instance_type: str | None = None
+    evaluate_instance_type: str | None = None
+    preprocess_instance_count: int = Field(1, ge=1)
+    train_instance_count: int = Field(1, ge=1)
+    evaluate_instance_count: int = Field(1, ge=1)
+    volume_size_gb: int = Field(30, ge=1)
+    max_runtime_seconds: int = Field(3600, ge=60)
+    framework_version: str = "1.9-0"  # the scikit-learn image whose versions requirements pin
     image_uri: str | None = None
     model_package_group: str = "customer-churn"
     sns_topic_arn: str | None = None
     kms_key_id: str | None = None
-    subnets: tuple[str, ...] = ()
-    security_group_ids: tuple[str, ...] = ()
+    subnets: Annotated[tuple[str, ...], NoDecode] = ()
+    security_group_ids: Annotated[tuple[str, ...], NoDecode] = Field((), validate_default=True)
     network_isolation: bool = False
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Annotated[Mapping[str, str], NoDecode] = Field(default_factory=dict)
     job_prefix: str = "churn"
     timezone: str = "UTC"
-    retries: int = 2
-    retry_delay_seconds: int = 300
-    poll_seconds: int = 30
+    retries: int = Field(2, ge=0)
+    retry_delay_seconds: int = Field(300, ge=0)
+    poll_seconds: int = Field(30, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _MappingEnvSource(settings_cls)
+
+    # ------------------------------------------------------------------ parsing and checks
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend_in_any_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("local_root")
+    @classmethod
+    def _absolute_root(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if not _PREFIX.match(value) or ".." in value.split("/"):
+            raise ValueError(f"must be a plain S3 key prefix, got {value!r}")
+        return value
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not BUCKET_NAME.match(value) or ".." in value:
+            raise ValueError(f"must be a valid S3 bucket name, got {value!r}")
+        return value
+
+    @field_validator("instance_type", "preprocess_instance_type", "train_instance_type", "evaluate_instance_type")
+    @classmethod
+    def _instance_type(cls, value: str | None) -> str | None:
+        if value is not None and not _INSTANCE_TYPE.match(value):
+            raise ValueError(f"must look like ml.m5.xlarge, got {value!r}")
+        return value
+
+    @field_validator("subnets", "security_group_ids", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return _comma_list(value)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _parse_tags(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        tags = {}
+        for item in _comma_list(value):
+            key, separator, tag_value = item.partition("=")
+            if not separator or not key.strip():
+                raise ValueError(f"must look like 'team=ml,cost-center=42', got the item {item!r}")
+            tags[key.strip()] = tag_value.strip()
+        return tags
+
+    @field_validator("job_prefix")
+    @classmethod
+    def _job_prefix(cls, value: str) -> str:
+        if len(value) > MAX_JOB_PREFIX_LENGTH or not _JOB_PREFIX.match(value):
+            raise ValueError(f"must be 1-{MAX_JOB_PREFIX_LENGTH} letters, digits or hyphens, got {value!r}")
+        return value
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn(cls, value: str | None) -> str | None:
+        if value is not None and not _ROLE_ARN.match(value):
+            raise ValueError(f"must be an IAM role ARN, got {value!r}")
+        return value
+
+    @field_validator("model_package_group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if not RESOURCE_NAME.match(value):
+            raise ValueError(f"must be 1-63 letters, digits or hyphens, got {value!r}")
+        return value
+
+    @field_validator("sns_topic_arn")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("arn:"):
+            raise ValueError(f"must be an SNS topic ARN, got {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"must be an IANA time zone such as UTC or Europe/Berlin, got {value!r}") from None
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_step_fallbacks(cls, values: Any) -> Any:
+        """``CHURN_<STEP>_INSTANCE_TYPE`` falls back to ``CHURN_INSTANCE_TYPE``."""
+        if isinstance(values, dict):
+            shared = values.get("instance_type") or DEFAULT_INSTANCE_TYPE
+            for step in STEPS:
+                if not values.get(f"{step}_instance_type"):
+                    values[f"{step}_instance_type"] = shared
+        return values
+
+    @field_validator("security_group_ids")
+    @classmethod
+    def _vpc_needs_both(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if bool(info.data.get("subnets")) != bool(value):
+            raise ValueError("and CHURN_SUBNETS must be set together (a VPC needs both)")
+        return value
+
+    # ------------------------------------------------------------------ derived values
 
     @property
     def base_uri(self) -> str:
@@ -78,113 +239,78 @@ class Settings:
     def default_input_uri(self) -> str:
         return f"{self.base_uri}/input-data/customer_data.csv"
 
+    @property
+    def job_wait_seconds(self) -> int:
+        """How long a task waits for a job: its own runtime limit plus start-up and upload."""
+        return self.max_runtime_seconds + JOB_WAIT_SLACK_SECONDS
+
+    @property
+    def job_task_timeout(self) -> timedelta:
+        """A job task's ``execution_timeout``: past the wait, so that the wait's own message comes first."""
+        return timedelta(seconds=self.job_wait_seconds + TASK_TIMEOUT_SLACK_SECONDS)
+
+    @property
+    def dagrun_timeout(self) -> timedelta:
+        """A run never outlives the next night's: whatever hangs is failed before the next 02:00."""
+        return DAGRUN_TIMEOUT
+
     def resources_for(self, step: str) -> StepResources:
-        return self.resources[step]
+        if step not in STEPS:
+            raise ValueError(f"unknown step {step!r}; one of {', '.join(STEPS)}")
+        return StepResources(instance_type=getattr(self, f"{step}_instance_type") or self.instance_type,
+                             instance_count=getattr(self, f"{step}_instance_count"))
+
+    def missing_for_sagemaker(self) -> list[str]:
+        """The settings the ``sagemaker`` backend cannot run without: the only place that rule lives."""
+        required = (("CHURN_ROLE_ARN", self.role_arn), ("CHURN_SNS_TOPIC_ARN", self.sns_topic_arn))
+        return [name for name, value in required if not value]
+
+    def require_sagemaker_resources(self) -> None:
+        missing = self.missing_for_sagemaker()
+        if missing:
+            raise SettingsError(f"the sagemaker backend needs {' and '.join(missing)} (the SageMaker execution "
+                                "role the jobs run as, and the SNS topic the team is told on); see the settings table "
+                                "in the README")
 
 
-def _text(environ: Mapping[str, str], name: str, default: str | None) -> str | None:
-    value = environ.get(name, "").strip()
-    return value if value else default
+def _variable(location: tuple[int | str, ...]) -> str:
+    return f"{ENV_PREFIX}{str(location[0]).upper()}" if location else "settings"
 
 
-def _integer(environ: Mapping[str, str], name: str, default: int, minimum: int, problems: list[str]) -> int:
-    raw = _text(environ, name, None)
-    if raw is None:
-        return default
+_FRIENDLY = {
+    "literal_error": "must be one of {expected}",
+    "int_parsing": "must be a whole number",
+    "bool_parsing": "must be true or false",
+    "greater_than_equal": "must be at least {ge}",
+}
+
+
+def _problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        context = dict(item.get("ctx") or {})
+        context["expected"] = str(context.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        if item["type"] in _FRIENDLY:
+            message = _FRIENDLY[item["type"]].format(**context) + f", got {item['input']!r}"
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{_variable(item['loc'])} {message}" if item["loc"] else message)
+    return problems
+
+
+@contextmanager
+def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENVIRON.set(environ)
     try:
-        value = int(raw)
-    except ValueError:
-        problems.append(f"{name} must be a whole number, got {raw!r}")
-        return default
-    if value < minimum:
-        problems.append(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _boolean(environ: Mapping[str, str], name: str, problems: list[str]) -> bool:
-    raw = (_text(environ, name, "false") or "").lower()
-    if raw not in ("true", "false", "1", "0", "yes", "no"):
-        problems.append(f"{name} must be true or false, got {raw!r}")
-    return raw in ("true", "1", "yes")
-
-
-def _list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
-    raw = _text(environ, name, "") or ""
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-def _tags(environ: Mapping[str, str], problems: list[str]) -> dict[str, str]:
-    tags = {}
-    for item in _list(environ, "CHURN_TAGS"):
-        key, separator, value = item.partition("=")
-        if not separator or not key.strip():
-            problems.append(f"CHURN_TAGS must look like 'team=ml,cost-center=42', got the item {item!r}")
-            continue
-        tags[key.strip()] = value.strip()
-    return tags
+        yield
+    finally:
+        _ENVIRON.reset(token)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and check every ``CHURN_*`` variable; one error lists every bad value."""
-    environ = os.environ if environ is None else environ
-    problems: list[str] = []
-    backend = (_text(environ, "CHURN_BACKEND", "local") or "local").lower()
-    if backend not in BACKENDS:
-        problems.append(f"CHURN_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    defaults = Settings()
-    resources = {}
-    for step in STEPS:
-        key = step.upper()
-        instance_type = _text(environ, f"CHURN_{key}_INSTANCE_TYPE",
-                              _text(environ, "CHURN_INSTANCE_TYPE", DEFAULT_INSTANCE_TYPE))
-        if not _INSTANCE_TYPE.match(instance_type or ""):
-            problems.append(f"CHURN_{key}_INSTANCE_TYPE must look like ml.m5.xlarge, got {instance_type!r}")
-        count = _integer(environ, f"CHURN_{key}_INSTANCE_COUNT", 1, 1, problems)
-        resources[step] = StepResources(instance_type=instance_type or DEFAULT_INSTANCE_TYPE, instance_count=count)
-
-    settings = Settings(
-        backend=backend,
-        local_root=Path(_text(environ, "CHURN_LOCAL_ROOT", str(defaults.local_root))).expanduser().absolute(),
-        bucket=_text(environ, "CHURN_BUCKET", defaults.bucket),
-        prefix=(_text(environ, "CHURN_PREFIX", defaults.prefix) or "").strip("/"),
-        role_arn=_text(environ, "CHURN_ROLE_ARN", None),
-        region=_text(environ, "CHURN_REGION", _text(environ, "AWS_DEFAULT_REGION", defaults.region)),
-        aws_conn_id=_text(environ, "CHURN_AWS_CONN_ID", defaults.aws_conn_id),
-        resources=resources,
-        volume_size_gb=_integer(environ, "CHURN_VOLUME_SIZE_GB", defaults.volume_size_gb, 1, problems),
-        max_runtime_seconds=_integer(environ, "CHURN_MAX_RUNTIME_SECONDS", defaults.max_runtime_seconds, 60,
-                                     problems),
-        framework_version=_text(environ, "CHURN_FRAMEWORK_VERSION", defaults.framework_version),
-        image_uri=_text(environ, "CHURN_IMAGE_URI", None),
-        model_package_group=_text(environ, "CHURN_MODEL_PACKAGE_GROUP", defaults.model_package_group),
-        sns_topic_arn=_text(environ, "CHURN_SNS_TOPIC_ARN", None),
-        kms_key_id=_text(environ, "CHURN_KMS_KEY_ID", None),
-        subnets=_list(environ, "CHURN_SUBNETS"),
-        security_group_ids=_list(environ, "CHURN_SECURITY_GROUP_IDS"),
-        network_isolation=_boolean(environ, "CHURN_NETWORK_ISOLATION", problems),
-        tags=_tags(environ, problems),
-        job_prefix=_text(environ, "CHURN_JOB_PREFIX", defaults.job_prefix),
-        timezone=_text(environ, "CHURN_TIMEZONE", defaults.timezone),
-        retries=_integer(environ, "CHURN_RETRIES", defaults.retries, 0, problems),
-        retry_delay_seconds=_integer(environ, "CHURN_RETRY_DELAY_SECONDS", defaults.retry_delay_seconds, 0, problems),
-        poll_seconds=_integer(environ, "CHURN_POLL_SECONDS", defaults.poll_seconds, 0, problems),
-    )
-    if not _BUCKET.match(settings.bucket) or ".." in settings.bucket:
-        problems.append(f"CHURN_BUCKET must be a valid S3 bucket name, got {settings.bucket!r}")
-    if not _PREFIX.match(settings.prefix) or ".." in settings.prefix.split("/"):
-        problems.append(f"CHURN_PREFIX must be a plain S3 key prefix, got {settings.prefix!r}")
-    if len(settings.job_prefix) > MAX_JOB_PREFIX_LENGTH or not _JOB_PREFIX.match(settings.job_prefix):
-        problems.append(f"CHURN_JOB_PREFIX must be 1-{MAX_JOB_PREFIX_LENGTH} letters, digits or hyphens, "
-                        f"got {settings.job_prefix!r}")
-    if settings.role_arn and not _ROLE_ARN.match(settings.role_arn):
-        problems.append(f"CHURN_ROLE_ARN must be an IAM role ARN, got {settings.role_arn!r}")
-    if not _GROUP.match(settings.model_package_group):
-        problems.append(f"CHURN_MODEL_PACKAGE_GROUP must be 1-63 letters, digits or hyphens, "
-                        f"got {settings.model_package_group!r}")
-    if bool(settings.subnets) != bool(settings.security_group_ids):
-        problems.append("CHURN_SUBNETS and CHURN_SECURITY_GROUP_IDS must be set together (a VPC needs both)")
-    if settings.sns_topic_arn and not settings.sns_topic_arn.startswith("arn:"):
-        problems.append(f"CHURN_SNS_TOPIC_ARN must be an SNS topic ARN, got {settings.sns_topic_arn!r}")
-    if problems:
-        raise SettingsError("invalid churn pipeline settings:\n  - " + "\n  - ".join(problems))
-    return settings
+    """Read and check every ``CHURN_*`` variable (of ``environ``, default ``os.environ``)."""
+    with _reading(environ):
+        try:
+            return Settings()
+        except ValidationError as error:
+            raise SettingsError("invalid churn pipeline settings:\n  - " + "\n  - ".join(_problems(error))) from None

@@ -81,6 +81,23 @@ def test_every_task_retries(dag) -> None:
     assert all(task.retries >= 1 for task in dag.tasks)
 
 
+def test_nothing_can_hang_forever(dag) -> None:
+    assert dag.start_date.tzinfo is not None
+    assert dag.dagrun_timeout is not None and dag.dagrun_timeout.total_seconds() < 24 * 3600
+    for task in dag.tasks:
+        assert task.execution_timeout is not None, task.task_id
+    # a job task's timeout lies beyond the wait for its job, so that the wait's own message comes first
+    settings_wait = 3600 + 1800
+    for task_id in ("preprocess", "train", "evaluate"):
+        assert dag.get_task(task_id).execution_timeout.total_seconds() > settings_wait
+
+
+def test_a_failure_of_registration_itself_reaches_the_team(dag) -> None:
+    from churn_pipeline.tasks.registration import notify_registration_failed
+
+    assert notify_registration_failed in dag.get_task("register_model").on_failure_callback
+
+
 def test_params_have_defaults_and_validation(dag) -> None:
     params = dag.params
     assert params["accuracy_threshold"] == 0.75
@@ -91,8 +108,7 @@ def test_params_have_defaults_and_validation(dag) -> None:
 
 
 def test_sagemaker_backend_uses_the_provider_operators(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.providers.amazon.aws.operators.sagemaker import (SageMakerProcessingOperator,
-                                                                  SageMakerTrainingOperator)
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerProcessingOperator, SageMakerTrainingOperator
 
     dag = load_dag(monkeypatch, CHURN_BACKEND="sagemaker", CHURN_ROLE_ARN=ROLE)
     assert isinstance(dag.get_task("preprocess"), SageMakerProcessingOperator)

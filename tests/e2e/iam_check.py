@@ -9,6 +9,14 @@ from typing import Any
 from tests.e2e.moto_server import RecordedCall
 
 JOB_RESOURCE = {"Processing": "processing-job", "Training": "training-job"}
+# What SageMaker itself does with the execution role while it runs a job, which no recorder here can
+# see: list the S3Prefix inputs, pull the image from ECR, write the job's logs, publish the metrics
+# that MetricDefinitions scrape (AWS: "SageMaker Roles", CreateProcessingJob / CreateTrainingJob).
+SAGEMAKER_PLATFORM_ACTIONS = frozenset({
+    "s3:ListBucket", "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+    "ecr:GetAuthorizationToken", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+    "logs:DescribeLogStreams", "cloudwatch:PutMetricData",
+})
 
 
 def _sagemaker_arn(region: str, account: str, resource: str) -> str:
@@ -53,6 +61,14 @@ def required_permissions(call: RecordedCall, region: str, account: str) -> list[
     if call.action == "ListModelPackages":
         return [("sagemaker:ListModelPackages", "*")]
     raise AssertionError(f"no IAM mapping for sagemaker:{call.action}")
+
+
+def granted_actions(policy: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for statement in policy["Statement"]:
+        if statement["Effect"] == "Allow":
+            found |= set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    return found
 
 
 def allows(policy: dict[str, Any], action: str, resource: str) -> bool:

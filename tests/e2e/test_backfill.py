@@ -57,7 +57,8 @@ def test_backfill_of_three_dates(airflow_project) -> None:
         assert created.returncode == 0, created.stderr[-3000:]
         deadline = time.time() + 1200
         while True:
-            states = {run: state for run, state in run_states(airflow_project.home).items() if run.startswith("backfill")}
+            states = {run: state for run, state in run_states(airflow_project.home).items()
+                      if run.startswith("backfill")}
             if len(states) == 3 and all(state in ("success", "failed") for state in states.values()):
                 break
             assert time.time() < deadline, f"backfill did not finish: {states}"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import CONFIG, HEADER, TELCO_CSV, make_rows, needs_telco, write_csv
+from tests.conftest import CONFIG, HEADER, make_rows, write_csv
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ def test_passing_runs_register_consecutive_versions_awaiting_approval(airflow_pr
 
     versions = airflow_project.versions()
     assert [v["version"] for v in versions] == [1, 2]
-    for version, key in zip(versions, ("20261120T000000Z", "20261121T000000Z")):
+    for version, key in zip(versions, ("20261120T000000Z", "20261121T000000Z"), strict=True):
         tags = version["tags"]
         assert tags["approval_status"] == "PendingManualApproval"
         assert tags["run_key"] == key
@@ -50,6 +50,19 @@ def test_a_rejected_model_registers_nothing_and_notifies_once(airflow_project) -
     assert message["reason"] == "model_rejected"
     assert message["threshold"] == 0.99 and 0 < message["accuracy"] < 0.99
     assert message["run_id"] and message["evaluation_uri"].endswith("/runs/20261122T000000Z/evaluation/evaluation.json")
+
+
+def test_a_model_that_passed_but_could_not_be_registered_is_notified_once(airflow_project) -> None:
+    (airflow_project.local_root / "mlflow.lock").mkdir(parents=True)  # the registry's lock cannot be taken
+    airflow_project.extra_env["CHURN_RETRIES"] = "1"
+
+    outcome = airflow_project.dags_test("2026-11-24")
+
+    assert outcome.returncode == 1 and outcome.states["register_model"] == "failed"
+    assert outcome.states["notify_failure"] == "skipped"  # the gate passed: only the callback can tell
+    (message,) = airflow_project.notifications()
+    assert message["reason"] == "registration_failed" and message["failed_tasks"] == ["register_model"]
+    assert "passed the gate" in message["message"] and message["run_key"] == "20261124T000000Z"
 
 
 def test_input_that_breaks_the_contract_fails_at_preprocess_and_notifies(airflow_project, tmp_path) -> None:
@@ -81,10 +94,9 @@ def test_a_missing_input_fails_before_any_job(airflow_project, tmp_path) -> None
     assert [m["failed_tasks"] for m in airflow_project.notifications()] == [["stage_inputs"]]
 
 
-@needs_telco()
 @pytest.mark.dataset
-def test_telco_data_with_its_schema_passes_the_gate(airflow_project) -> None:
-    outcome = airflow_project.dags_test("2026-11-25", {"input_uri": str(TELCO_CSV),
+def test_telco_data_with_its_schema_passes_the_gate(airflow_project, telco_csv) -> None:
+    outcome = airflow_project.dags_test("2026-11-25", {"input_uri": str(telco_csv),
                                                        "schema_uri": str(CONFIG / "telco_schema.json")})
     assert outcome.returncode == 0, outcome.log[-5000:]
     (version,) = airflow_project.versions()

@@ -44,7 +44,8 @@ def test_rerunning_a_finished_run_reuses_its_jobs_and_its_version(airflow_projec
     assert "found this run's version 1" in again.log
 
 
-def test_a_job_killed_mid_way_is_retried_and_gives_the_undisturbed_outputs(airflow_project, tmp_path, migrated_db) -> None:
+def test_a_job_killed_mid_way_is_retried_and_gives_the_undisturbed_outputs(airflow_project, tmp_path,
+                                                                            migrated_db) -> None:
     """Kill the whole worker (the `airflow dags test` process group) while training runs; the next
     attempt finds the job abandoned, starts `-r2` and ends with the same bytes as a clean run."""
     process = subprocess.Popen([AIRFLOW, "dags", "test", "customer_churn_pipeline", "2026-11-10"],
@@ -74,7 +75,10 @@ def test_a_job_killed_mid_way_is_retried_and_gives_the_undisturbed_outputs(airfl
     undisturbed.home.joinpath("airflow.db").write_bytes(migrated_db.read_bytes())
     assert undisturbed.dags_test("2026-11-10").returncode == 0
     assert run_outputs(airflow_project, KEY) == run_outputs(undisturbed, KEY)
-    model = lambda p, job: (p.run_prefix(KEY) / "model" / job / "output" / "model.tar.gz").read_bytes()  # noqa: E731
+
+    def model(project, job: str) -> bytes:
+        return (project.run_prefix(KEY) / "model" / job / "output" / "model.tar.gz").read_bytes()
+
     assert model(airflow_project, f"churn-train-{KEY}-r2") == model(undisturbed, f"churn-train-{KEY}")
 
 
@@ -93,7 +97,8 @@ def test_two_runs_in_parallel_stay_apart(airflow_project, tmp_path, migrated_db)
     assert sorted(v["version"] for v in versions) == [1, 2]
     for key in ("20261111T000000Z", "20261112T000000Z"):
         version = next(v for v in versions if v["tags"]["run_key"] == key)
-        assert key in version["source"] and version["tags"]["evaluation_uri"].endswith(f"{key}/evaluation/evaluation.json")
+        assert key in version["source"]
+        assert version["tags"]["evaluation_uri"].endswith(f"{key}/evaluation/evaluation.json")
         assert (airflow_project.run_prefix(key) / "evaluation" / "evaluation.json").is_file()
     jobs = sorted(job_descriptions(airflow_project))
     assert len(jobs) == 6 and all(job.endswith(("20261111T000000Z", "20261112T000000Z")) for job in jobs)
@@ -114,7 +119,7 @@ def test_input_uris_that_escape_the_store_are_refused(airflow_project, input_uri
 def test_an_unusable_local_root_gives_a_clear_error_and_leaves_earlier_runs_intact(airflow_project) -> None:
     assert airflow_project.dags_test("2026-11-14").returncode == 0
     earlier = run_outputs(airflow_project, "20261114T000000Z")
-    blocker = airflow_project.local_root / "s3" / "customer-churn-pipeline" / "churn-pipeline" / "runs" / "20261115T000000Z"
+    blocker = airflow_project.run_prefix("20261115T000000Z")
     blocker.write_text("a file where the run's folder must go")  # mkdir fails as on a read-only or broken root
 
     outcome = airflow_project.dags_test("2026-11-15")

@@ -14,10 +14,18 @@ from botocore.validate import ParamValidator
 
 from churn_pipeline.iam import AIRFLOW_POLICY, EXECUTION_POLICY, render_policies
 from churn_pipeline.layout import RunLayout
+from churn_pipeline.notifications import Notification, SnsChannel, notify_once
+from churn_pipeline.objectstore import S3ObjectStore
 from churn_pipeline.settings import load_settings
 from tests.conftest import SAMPLE_CSV
-from tests.e2e.iam_check import allows, job_data_permissions, required_permissions
-from tests.e2e.moto_server import MotoServer
+from tests.e2e.iam_check import (
+    SAGEMAKER_PLATFORM_ACTIONS,
+    allows,
+    granted_actions,
+    job_data_permissions,
+    required_permissions,
+)
+from tests.e2e.moto_server import MotoServer, RecordedCall
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +35,9 @@ PREFIX = "ml/churn"
 ROLE = "arn:aws:iam::123456789012:role/churn-sagemaker-execution"
 GROUP = "churn-e2e"
 ACCOUNT = "123456789012"  # moto's account
+PASSING_KEY, FAILING_KEY = "20261120T020000Z", "20261121T020000Z"
+# Every AWS call the runs of this module made, by run: the IAM test compares the policies with them.
+RECORDED: dict[str, list[RecordedCall]] = {}
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +55,8 @@ def aws(moto_server: MotoServer, airflow_project, sample_outputs):
     clients["s3"].create_bucket(Bucket=BUCKET)
     topic = clients["sns"].create_topic(Name="churn-team")["TopicArn"]
     queue = clients["sqs"].create_queue(QueueName="churn-team-inbox")["QueueUrl"]
-    queue_arn = clients["sqs"].get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    attributes = clients["sqs"].get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    queue_arn = attributes["QueueArn"]
     clients["sns"].subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn,
                              Attributes={"RawMessageDelivery": "true"})
     clients["s3"].upload_file(str(SAMPLE_CSV), BUCKET, f"{PREFIX}/input-data/customer_data.csv")
@@ -66,7 +78,8 @@ def stage_job_outputs(aws: dict, key: str) -> RunLayout:
     produced: Path = aws["outputs"]["out"]
     for path in sorted(produced.rglob("*")):
         if path.is_file():
-            s3.upload_file(str(path), BUCKET, f"{PREFIX}/runs/{key}/preprocessing/{path.relative_to(produced).as_posix()}")
+            relative = path.relative_to(produced).as_posix()
+            s3.upload_file(str(path), BUCKET, f"{PREFIX}/runs/{key}/preprocessing/{relative}")
     s3.upload_file(str(aws["outputs"]["evaluation"] / "evaluation.json"), BUCKET,
                    f"{PREFIX}/runs/{key}/evaluation/evaluation.json")
     aws["server"].record_afresh()
@@ -94,11 +107,23 @@ def assert_allowed_by_the_shipped_policies(calls, env: dict[str, str]) -> None:
                     f"execution role lacks {action} on {resource}"
 
 
-def test_a_passing_run_creates_the_jobs_and_registers_a_pending_version(aws, airflow_project) -> None:
-    key = "20261120T020000Z"
-    layout = stage_job_outputs(aws, key)
+def run_passing(aws: dict, airflow_project) -> tuple:
+    layout = stage_job_outputs(aws, PASSING_KEY)
     outcome = airflow_project.dags_test("2026-11-20T02:00:00+00:00")
-    calls = aws["server"].calls()  # before the test's own calls are recorded too
+    RECORDED["passing run"] = aws["server"].calls()  # before the test's own calls are recorded too
+    return outcome, layout, RECORDED["passing run"]
+
+
+def run_failing_threshold(aws: dict, airflow_project) -> tuple:
+    stage_job_outputs(aws, FAILING_KEY)
+    outcome = airflow_project.dags_test("2026-11-21T02:00:00+00:00", {"accuracy_threshold": 0.99})
+    RECORDED["failing run"] = aws["server"].calls()
+    return outcome, RECORDED["failing run"]
+
+
+def test_a_passing_run_creates_the_jobs_and_registers_a_pending_version(aws, airflow_project) -> None:
+    key = PASSING_KEY
+    outcome, layout, calls = run_passing(aws, airflow_project)
 
     assert outcome.returncode == 0, outcome.log[-6000:]
     s3, sagemaker = aws["clients"]["s3"], aws["clients"]["sagemaker"]
@@ -109,9 +134,12 @@ def test_a_passing_run_creates_the_jobs_and_registers_a_pending_version(aws, air
     created = {call.params.get("ProcessingJobName") or call.params.get("TrainingJobName"): call
                for call in calls if call.action in ("CreateProcessingJob", "CreateTrainingJob")}
     assert sorted(created) == [f"churn-evaluate-{key}", f"churn-preprocess-{key}", f"churn-train-{key}"]
-    assert created[f"churn-preprocess-{key}"].params["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.m5.xlarge"
+    def cluster(job: str) -> dict:
+        return created[job].params["ProcessingResources"]["ClusterConfig"]
+
+    assert cluster(f"churn-preprocess-{key}")["InstanceType"] == "ml.m5.xlarge"
     assert created[f"churn-train-{key}"].params["ResourceConfig"]["InstanceType"] == "ml.c5.2xlarge"
-    assert created[f"churn-evaluate-{key}"].params["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.m5.large"
+    assert cluster(f"churn-evaluate-{key}")["InstanceType"] == "ml.m5.large"
     assert created[f"churn-train-{key}"].params["AlgorithmSpecification"]["TrainingImage"].endswith(
         "sagemaker-scikit-learn:1.9-0-cpu-py3")
     validate_against_service_models(calls)
@@ -129,10 +157,8 @@ def test_a_passing_run_creates_the_jobs_and_registers_a_pending_version(aws, air
 
 
 def test_a_failing_threshold_registers_nothing_and_publishes_one_message(aws, airflow_project) -> None:
-    key = "20261121T020000Z"
-    stage_job_outputs(aws, key)
-    outcome = airflow_project.dags_test("2026-11-21T02:00:00+00:00", {"accuracy_threshold": 0.99})
-    calls = aws["server"].calls()  # before the test's own calls are recorded too
+    key = FAILING_KEY
+    outcome, calls = run_failing_threshold(aws, airflow_project)
 
     assert outcome.returncode == 1 and outcome.states["notify_failure"] == "failed"
     sagemaker, sqs = aws["clients"]["sagemaker"], aws["clients"]["sqs"]
@@ -145,3 +171,49 @@ def test_a_failing_threshold_registers_nothing_and_publishes_one_message(aws, ai
     assert 0 < body["accuracy"] < 0.99 and body["run_id"] and body["run_key"] == key
     assert "Publish" in {call.action for call in calls}
     assert_allowed_by_the_shipped_policies(calls, airflow_project.env)
+
+
+def exercise_the_paths_no_run_takes(aws: dict, env: dict[str, str],
+                                    monkeypatch: pytest.MonkeyPatch) -> list[RecordedCall]:
+    """Calls the code makes only when things go wrong: killing a job task stops its job (both kinds),
+    and a notification whose sending fails removes its at-most-once marker. Made against the moto
+    server from this process, so its recorder sees them like the runs' calls."""
+    from churn_pipeline.operators.sagemaker import ChurnProcessingOperator, ChurnTrainingOperator
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    server: MotoServer = aws["server"]
+    aws["clients"]["sns"].delete_topic(TopicArn=aws["topic"])  # so that publishing fails
+    server.record_afresh()
+    settings = load_settings()
+    for operator_class, step in ((ChurnProcessingOperator, "preprocess"), (ChurnTrainingOperator, "train")):
+        operator = operator_class(task_id=step, step=step, settings=settings)
+        operator._current_job = f"churn-{step}-20261122T020000Z"
+        operator.on_kill()  # moto answers "no such job"; the call is what the policy must allow
+    store = S3ObjectStore(aws["clients"]["s3"])
+    unreachable = SnsChannel(aws["clients"]["sns"], aws["topic"])
+    notification = Notification(reason="model_rejected", subject="s", message="m", run_id="r",
+                                run_key="20261122T020000Z")
+    with pytest.raises(Exception, match="NotFound"):
+        notify_once(notification, unreachable, store, f"s3://{BUCKET}/{PREFIX}/runs/20261122T020000Z/notifications/x.json")
+    return server.calls()
+
+
+def test_the_policies_grant_exactly_what_the_recorded_calls_need(aws, airflow_project, monkeypatch) -> None:
+    """Both directions: every call the pipeline made (in the runs above and on the failure paths) is
+    allowed, and every action granted is needed by one of them (or, for the execution role, by
+    SageMaker itself as it runs the job: image pulls, logs, metrics, listing S3Prefix inputs)."""
+    if "passing run" not in RECORDED:
+        run_passing(aws, airflow_project)
+    if "failing run" not in RECORDED:
+        run_failing_threshold(aws, airflow_project)
+    calls = [call for recorded in RECORDED.values() for call in recorded]
+    calls += exercise_the_paths_no_run_takes(aws, airflow_project.env, monkeypatch)
+    policies = render_policies(load_settings(airflow_project.env), ACCOUNT)
+
+    needed_by_airflow = {action for call in calls for action, _ in required_permissions(call, REGION, ACCOUNT)}
+    needed_by_jobs = {action for call in calls if call.action in ("CreateProcessingJob", "CreateTrainingJob")
+                      for action, _ in job_data_permissions(call)}
+    assert_allowed_by_the_shipped_policies(calls, airflow_project.env)
+    assert granted_actions(policies[AIRFLOW_POLICY]) == needed_by_airflow
+    assert granted_actions(policies[EXECUTION_POLICY]) == needed_by_jobs | SAGEMAKER_PLATFORM_ACTIONS

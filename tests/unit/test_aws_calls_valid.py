@@ -11,7 +11,7 @@ import pytest
 from botocore.validate import ParamValidator
 from moto import mock_aws
 
-from churn_pipeline import backend, job_requests
+from churn_pipeline import backend, request_builders
 from churn_pipeline.layout import RunLayout
 from churn_pipeline.notifications import Notification, SnsChannel
 from churn_pipeline.objectstore import S3ObjectStore, download, upload_tree
@@ -48,7 +48,7 @@ def test_s3_registry_and_sns_calls_are_valid(tmp_path: Path) -> None:
     store.delete(layout.notification_marker_uri("model_rejected"))
     SnsChannel(sns, topic).send(Notification(reason="model_rejected", subject="s" * 150, message="m", run_id="r",
                                              run_key=layout.key, accuracy=0.7, threshold=0.75))
-    SageMakerRegistry(sagemaker).register(job_requests.model_package_request(
+    SageMakerRegistry(sagemaker).register(request_builders.model_package_request(
         SETTINGS, layout, image_uri="img", model_artifact_uri=f"{layout.model_uri}/j/output/model.tar.gz",
         metrics={"accuracy": 0.8, "f1_score": 0.6, "roc_auc": 0.85}, run_id="r", logical_date="2026-11-26",
         data_source="s3://churn-calls/in.csv", training_job="churn-train-x"))
@@ -69,5 +69,5 @@ def test_the_image_is_resolved_at_run_time_or_taken_from_the_setting() -> None:
 
 
 def test_an_unknown_framework_version_is_named() -> None:
-    with pytest.raises(ValueError, match="9.9"):
+    with pytest.raises(ValueError, match=r"9\.9"):
         backend.container_image(load_settings({"CHURN_FRAMEWORK_VERSION": "9.9"}))

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from churn_pipeline.gate import NOTIFY, REASON_INVALID, REASON_REJECTED, REGISTER, decide
+from churn_pipeline.gate import REASON_INVALID, REASON_REJECTED, decide
+from churn_pipeline.payloads import NOTIFY_TASK as NOTIFY
+from churn_pipeline.payloads import REGISTER_TASK as REGISTER
 
 URI = "s3://bucket/run/evaluation/evaluation.json"
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline import job_requests
-from churn_pipeline.jobs import plan_attempt
+from churn_pipeline import request_builders
+from churn_pipeline.attempt_planning import plan_attempt
 from churn_pipeline.layout import RunLayout
 from churn_pipeline.local_runner import LocalJobRunner, deterministic_tar
 from churn_pipeline.objectstore import LocalObjectStore, upload_tree
+from churn_pipeline.sagemaker_api import JobKind
 from churn_pipeline.settings import SCRIPTS_DIR, load_settings
 from tests.conftest import HEADER, SAMPLE_CSV, make_rows, write_csv
 
@@ -34,7 +35,7 @@ def world(tmp_path: Path):
 
 
 def preprocess(settings, store, layout, runner, input_uri, name="churn-preprocess-" + KEY):
-    request = job_requests.preprocess_request(settings, layout, job_name=name, image_uri=IMAGE,
+    request = request_builders.preprocess_request(settings, layout, job_name=name, image_uri=IMAGE,
                                               input_uri=input_uri, schema_uri=layout.schema_uri)
     return runner.run_processing(request)
 
@@ -50,7 +51,7 @@ def test_processing_job_stages_inputs_runs_the_script_and_stores_outputs(world) 
     assert store.exists(f"{layout.preprocessing_uri('train')}/train.csv")
     assert store.exists(f"{layout.preprocessing_uri('quality')}/data_quality.json")
     assert any("splits: train" in line for line in lines), "the script's output reaches the task log"
-    assert runner.describe("Processing", description["ProcessingJobName"]) == description
+    assert runner.describe(JobKind.PROCESSING, description["ProcessingJobName"]) == description
     assert not (store.root / "jobs" / description["ProcessingJobName"] / "ml").exists(), "scratch is removed"
 
 
@@ -79,9 +80,9 @@ def test_training_job_follows_script_mode_and_packs_model_tar_gz(world) -> None:
     upload_tree(store, Path(store.root) / "in", layout.input_uri)
     assert preprocess(settings, store, layout, runner, layout.input_uri)["ProcessingJobStatus"] == "Completed"
     name = "churn-train-" + KEY
-    request = job_requests.train_request(
+    request = request_builders.train_request(
         settings, layout, job_name=name, image_uri=IMAGE,
-        channels={c: layout.preprocessing_uri(c) for c in job_requests.TRAINING_CHANNELS},
+        channels={c: layout.preprocessing_uri(c) for c in request_builders.TRAINING_CHANNELS},
         hyperparameters={"n-estimators": 5, "max-depth": 3, "min-samples-split": 4, "random-state": 1})
 
     description = runner.run_training(request)
@@ -93,7 +94,7 @@ def test_training_job_follows_script_mode_and_packs_model_tar_gz(world) -> None:
     with tarfile.open(archive) as bundle:
         assert {"model.joblib", "schema.json", "code/inference.py"} <= set(bundle.getnames())
     metrics = {m["MetricName"]: m["Value"] for m in description["FinalMetricDataList"]}
-    assert set(metrics) == {f"validation:{n}" for n in job_requests.VALIDATION_METRICS}
+    assert set(metrics) == {f"validation:{n}" for n in request_builders.metric_names()}
 
 
 def test_a_job_whose_process_died_reads_as_failed(world) -> None:
@@ -105,7 +106,7 @@ def test_a_job_whose_process_died_reads_as_failed(world) -> None:
 
     path.write_text(json.dumps({"TrainingJobName": name, "TrainingJobStatus": "InProgress",
                                 "LocalProcess": {"pid": 2 ** 22 + 12345, "host": socket.gethostname()}}))
-    description = runner.describe("Training", name)
+    description = runner.describe(JobKind.TRAINING, name)
     assert description["TrainingJobStatus"] == "Failed"
     assert "ended before the job did" in description["FailureReason"]
 
@@ -116,16 +117,16 @@ def test_attempts_reuse_completed_await_running_and_retry_after_failed() -> None
     def describe(name: str):
         return jobs.get(name)
 
-    plan = plan_attempt("Processing", "churn", "preprocess", KEY, describe)
+    plan = plan_attempt(JobKind.PROCESSING, "churn", "preprocess", KEY, describe)
     assert (plan.action, plan.job_name) == ("start", "churn-preprocess-" + KEY)
     jobs[plan.job_name] = {"ProcessingJobStatus": "InProgress"}
-    assert plan_attempt("Processing", "churn", "preprocess", KEY, describe).action == "await"
+    assert plan_attempt(JobKind.PROCESSING, "churn", "preprocess", KEY, describe).action == "await"
     jobs[plan.job_name] = {"ProcessingJobStatus": "Failed"}
-    retry = plan_attempt("Processing", "churn", "preprocess", KEY, describe)
+    retry = plan_attempt(JobKind.PROCESSING, "churn", "preprocess", KEY, describe)
     assert (retry.action, retry.job_name, retry.attempt) == ("start", f"churn-preprocess-{KEY}-r2", 2)
     jobs[retry.job_name] = {"ProcessingJobStatus": "Stopped"}
     jobs[f"churn-preprocess-{KEY}-r3"] = {"ProcessingJobStatus": "Completed"}
-    reuse = plan_attempt("Processing", "churn", "preprocess", KEY, describe)
+    reuse = plan_attempt(JobKind.PROCESSING, "churn", "preprocess", KEY, describe)
     assert (reuse.action, reuse.attempt) == ("reuse", 3)
 
 

@@ -7,8 +7,8 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from churn_pipeline import job_requests
-from churn_pipeline.layout import RunLayout, job_name
+from churn_pipeline import request_builders
+from churn_pipeline.layout import RUN_KEY_TAG, RunLayout, job_name
 from churn_pipeline.settings import MAX_JOB_PREFIX_LENGTH, load_settings
 
 ROLE = "arn:aws:iam::123456789012:role/churn-sagemaker"
@@ -44,19 +44,22 @@ def validate(operation: str, request: dict) -> None:
 
 def all_requests(settings):
     layout = RunLayout(settings.base_uri, "20261126T020000Z")
-    splits = {name: layout.preprocessing_uri(name) for name in job_requests.PREPROCESSING_OUTPUTS}
-    longest = lambda step: job_name(settings.job_prefix, step, layout.key, 20)  # noqa: E731
+    splits = {name: layout.preprocessing_uri(name) for name in request_builders.PREPROCESSING_OUTPUTS}
+
+    def longest(step: str) -> str:
+        return job_name(settings.job_prefix, step, layout.key, 20)
+
     return {
-        "preprocess": ("CreateProcessingJob", job_requests.preprocess_request(
+        "preprocess": ("CreateProcessingJob", request_builders.preprocess_request(
             settings, layout, job_name=longest("preprocess"), image_uri=IMAGE,
             input_uri=settings.default_input_uri, schema_uri=layout.schema_uri)),
-        "train": ("CreateTrainingJob", job_requests.train_request(
+        "train": ("CreateTrainingJob", request_builders.train_request(
             settings, layout, job_name=longest("train"), image_uri=IMAGE,
-            channels={c: splits[c] for c in job_requests.TRAINING_CHANNELS})),
-        "evaluate": ("CreateProcessingJob", job_requests.evaluate_request(
+            channels={c: splits[c] for c in request_builders.TRAINING_CHANNELS})),
+        "evaluate": ("CreateProcessingJob", request_builders.evaluate_request(
             settings, layout, job_name=longest("evaluate"), image_uri=IMAGE,
             model_artifact_uri=f"{layout.model_uri}/job/output/model.tar.gz", test_uri=splits["test"])),
-        "register": ("CreateModelPackage", job_requests.model_package_request(
+        "register": ("CreateModelPackage", request_builders.model_package_request(
             settings, layout, image_uri=IMAGE, model_artifact_uri=f"{layout.model_uri}/job/output/model.tar.gz",
             metrics={"accuracy": 0.8, "f1_score": 0.6, "roc_auc": 0.85}, run_id="scheduled__2026-11-26T02:00:00+00:00",
             logical_date="2026-11-26T02:00:00+00:00", data_source=settings.default_input_uri,
@@ -104,7 +107,7 @@ def test_every_option_reaches_the_requests() -> None:
     assert train["HyperParameters"]["sagemaker_submit_directory"] == '"/opt/ml/input/data/code/sourcedir.tar.gz"'
     tags = {tag["Key"]: tag["Value"] for tag in preprocess["Tags"]}
     assert tags["team"] == "retention" and tags["cost-center"] == "4711"
-    assert tags[job_requests.RUN_KEY_TAG] == "20261126T020000Z"
+    assert tags[RUN_KEY_TAG] == "20261126T020000Z"
     assert all(uri.startswith("s3://acme-ml-artifacts/teams/retention/churn/runs/20261126T020000Z/")
                for uri in [o["S3Output"]["S3Uri"] for o in preprocess["ProcessingOutputConfig"]["Outputs"]])
     register = requests["register"][1]
@@ -123,7 +126,7 @@ def test_job_names_fit_sagemaker_for_the_longest_prefix_and_attempt() -> None:
 
 def test_the_sagemaker_backend_requires_a_role() -> None:
     settings = load_settings({"CHURN_BACKEND": "sagemaker"})
-    with pytest.raises(ValueError, match="CHURN_ROLE_ARN is not set"):
+    with pytest.raises(ValueError, match="the sagemaker backend needs CHURN_ROLE_ARN"):
         all_requests(settings)
 
 

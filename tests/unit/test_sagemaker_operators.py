@@ -1,106 +1,235 @@
-"""The sagemaker backend's job operators never count a Failed or Stopped job as success, show
-SageMaker's reason, reuse a completed job and stop their job when killed (the hook is stubbed:
-moto cannot make a job fail)."""
+"""The sagemaker backend's job tasks, driven through the amazon provider's own code (its existence
+check, ``create_*_job`` and the ``check_status`` wait) with botocore's Stubber answering as SageMaker
+would: every request is checked against the service model, and a call nobody expects fails the test.
+S3 (which the training operator checks before creating a job) is moto, in-process.
+
+A job that ends Completed hands on its result; Failed and Stopped fail the task with SageMaker's
+reason (Stopped would pass the provider's synchronous wait); a wait that gives up while the job still
+runs fails the task so that the next attempt awaits the same job; a running job of this run is
+awaited instead of started again; killing the task stops its job."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+import airflow.providers.amazon.aws.hooks.sagemaker as provider_hook
+import boto3
 import pytest
-from botocore.exceptions import ClientError
+from airflow.sdk.exceptions import AirflowFailException
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
 
-from churn_pipeline.job_operator import JobFailed
-from churn_pipeline.sagemaker_operators import ChurnProcessingOperator, ChurnTrainingOperator
+from churn_pipeline.operators.resumable import JobFailed, JobStillRunning
+from churn_pipeline.operators.sagemaker import ChurnProcessingOperator, ChurnTrainingOperator
+from churn_pipeline.payloads import JobResult, StagedInputs
 from churn_pipeline.settings import load_settings
 
 KEY = "20261126T020000Z"
-STAGED = {"run_key": KEY, "input_uri": "s3://bucket-x/in.csv", "schema_uri": "s3://bucket-x/schema.json",
-          "image_uri": "img", "code_uri": "s3://bucket-x/code", "run_uri": "s3://bucket-x/run"}
-NOT_FOUND = ClientError({"Error": {"Code": "ValidationException", "Message": "Could not find job"}}, "Describe")
+BUCKET = "churn-unit"
+BASE = f"s3://{BUCKET}/churn-pipeline/runs/{KEY}"
+STAGED = StagedInputs(run_key=KEY, run_uri=BASE, input_uri=f"{BASE}/input/in.csv", schema_uri=f"{BASE}/schema.json",
+                      code_uri=f"{BASE}/code", image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/sklearn:1.9-0")
+PREPROCESSED = JobResult(job_name=f"churn-preprocess-{KEY}", status="Completed", attempt=1, reused=False,
+                         outputs={name: f"{BASE}/preprocessing/{name}"
+                                  for name in ("train", "validation", "test", "preprocessor", "quality")})
+NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 
 
 class FakeTaskInstance:
     def __init__(self) -> None:
         self.pushed: dict[str, Any] = {}
+        self.results = {"stage_inputs": STAGED.to_xcom(), "preprocess": PREPROCESSED.to_xcom()}
 
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
-        return {"stage_inputs": STAGED}.get(task_ids)
+        return self.results.get(task_ids) if key == "return_value" else None
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
 
 
 @pytest.fixture()
-def sagemaker_env(monkeypatch: pytest.MonkeyPatch):
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in {"CHURN_BACKEND": "sagemaker", "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
-                        "CHURN_BUCKET": "bucket-x", "CHURN_POLL_SECONDS": "0", "AWS_DEFAULT_REGION": "us-east-1",
-                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+                        "CHURN_SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:t", "CHURN_BUCKET": BUCKET,
+                        "CHURN_POLL_SECONDS": "1", "CHURN_MAX_RUNTIME_SECONDS": "60",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws"})}.items():
         monkeypatch.setenv(name, value)
-    return load_settings()
+    monkeypatch.setattr(provider_hook.time, "sleep", lambda seconds: None)  # the wait's clock still counts
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        for channel in ("train", "validation", "preprocessor"):
+            s3.put_object(Bucket=BUCKET, Key=f"churn-pipeline/runs/{KEY}/preprocessing/{channel}/part", Body=b"x")
+        yield
 
 
-def processing_operator(settings, monkeypatch, statuses: list[dict | Exception]):
-    operator = ChurnProcessingOperator(task_id="preprocess", step="preprocess", settings=settings)
-    answers = iter(statuses)
-    created: list[dict] = []
+class SageMaker:
+    """The answers SageMaker gives, queued in the order the code asks."""
 
-    def describe(name: str) -> dict:
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return {"ProcessingJobName": name, "ProcessingOutputConfig": {"Outputs": []}, **answer}
+    def __init__(self, operator: Any, kind: str) -> None:
+        self.kind = kind
+        self.stubber = Stubber(operator.hook.conn)
+        self.stubber.activate()
 
-    monkeypatch.setattr(operator.hook, "describe_processing_job", describe)
-    monkeypatch.setattr(operator.hook, "create_processing_job",
-                        lambda config, **_: created.append(config) or {"ResponseMetadata": {"HTTPStatusCode": 200}})
-    return operator, created
+    def no_such_job(self) -> SageMaker:
+        self.stubber.add_client_error(f"describe_{self.kind.lower()}_job", service_error_code="ValidationException",
+                                      service_message="Could not find job")
+        return self
+
+    def job(self, status: str, *, reason: str | None = None, times: int = 1, name: str | None = None) -> SageMaker:
+        description: dict[str, Any] = {
+            f"{self.kind}JobName": name or f"churn-{'preprocess' if self.kind == 'Processing' else 'train'}-{KEY}",
+            f"{self.kind}JobStatus": status,
+            f"{self.kind}JobArn": "arn:aws:sagemaker:us-east-1:123456789012:job/x",
+            "CreationTime": NOW,
+        }
+        if reason:
+            description["FailureReason"] = reason
+        if self.kind == "Processing":
+            description.update({
+                "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
+                                                          "VolumeSizeInGB": 30}},
+                "AppSpecification": {"ImageUri": STAGED.image_uri},
+                "ProcessingOutputConfig": {"Outputs": [{"OutputName": "train", "S3Output": {
+                    "S3Uri": f"{BASE}/preprocessing/train", "LocalPath": "/opt/ml/processing/output/train",
+                    "S3UploadMode": "EndOfJob"}}]},
+            })
+        else:
+            description.update({
+                "ModelArtifacts": {"S3ModelArtifacts": f"{BASE}/model/churn-train-{KEY}/output/model.tar.gz"},
+                "SecondaryStatus": "Completed", "AlgorithmSpecification": {"TrainingInputMode": "File"},
+                "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30},
+                "StoppingCondition": {"MaxRuntimeInSeconds": 60}, "TrainingStartTime": NOW, "TrainingEndTime": NOW,
+            })
+        for _ in range(times):
+            self.stubber.add_response(f"describe_{self.kind.lower()}_job", description,
+                                      {f"{self.kind}JobName": ANY})
+        return self
+
+    def created(self) -> SageMaker:
+        self.stubber.add_response(f"create_{self.kind.lower()}_job", {f"{self.kind}JobArn": "arn:aws:sagemaker:x",
+                                  "ResponseMetadata": {"HTTPStatusCode": 200}},
+                                  None)  # None: the request is validated against the service model, not compared
+        return self
+
+    def stopped_by_kill(self) -> SageMaker:
+        self.stubber.add_response(f"stop_{self.kind.lower()}_job", {}, {f"{self.kind}JobName": ANY})
+        return self
+
+
+def preprocess_operator() -> ChurnProcessingOperator:
+    return ChurnProcessingOperator(task_id="preprocess", step="preprocess", settings=load_settings())
+
+
+def train_operator() -> ChurnTrainingOperator:
+    return ChurnTrainingOperator(task_id="train", step="train", settings=load_settings())
+
+
+def test_a_completed_job_hands_on_its_real_name_and_outputs(aws) -> None:
+    operator = preprocess_operator()
+    sagemaker = (SageMaker(operator, "Processing").no_such_job()  # planning: nothing of this run yet
+                 .no_such_job()  # the provider's own existence check
+                 .created().job("InProgress").job("Completed")  # the provider's wait
+                 .job("Completed", times=2))  # the provider's and our final description
+
+    result = JobResult.from_xcom(operator.execute({"ti": FakeTaskInstance()}))
+
+    sagemaker.stubber.assert_no_pending_responses()
+    assert (result.job_name, result.status, result.attempt, result.reused) == (
+        f"churn-preprocess-{KEY}", "Completed", 1, False)
+    assert result.output("train") == f"{BASE}/preprocessing/train"
 
 
 @pytest.mark.parametrize("status, reason", [
-    ("Stopped", "MaxRuntimeExceeded: the job reached its 3600 s limit"),
     ("Failed", "CapacityError: insufficient ml.m5.xlarge capacity"),
+    ("Stopped", "MaxRuntimeExceeded: the job reached its 60 s limit"),
 ])
-def test_a_job_that_ends_failed_or_stopped_fails_the_task_with_sagemakers_reason(
-        sagemaker_env, monkeypatch, capsys, status: str, reason: str) -> None:
-    operator, created = processing_operator(sagemaker_env, monkeypatch, [
-        NOT_FOUND,  # planning: no job of this run yet
-        NOT_FOUND,  # the provider's own existence check before creating
-        {"ProcessingJobStatus": status, "FailureReason": reason},  # the provider's wait (Stopped passes it)
-        {"ProcessingJobStatus": status, "FailureReason": reason},  # provider's final describe
-        {"ProcessingJobStatus": status, "FailureReason": reason},  # ours
-    ])
+def test_a_processing_job_that_ends_failed_or_stopped_fails_the_task_with_sagemakers_reason(
+        aws, status: str, reason: str) -> None:
+    operator = preprocess_operator()
+    sagemaker = SageMaker(operator, "Processing").no_such_job().no_such_job().created().job("InProgress")
+    if status == "Failed":  # the provider's wait raises; we look the job up and describe it
+        sagemaker.job(status, reason=reason, times=3)
+    else:  # Stopped passes the provider's wait as a success; its final describe and ours follow
+        sagemaker.job(status, reason=reason, times=3)
     ti = FakeTaskInstance()
-    with pytest.raises(JobFailed, match=reason.split(":")[0]):
+
+    with pytest.raises(JobFailed, match=f"ended {status}: {reason.split(':')[0]}"):
         operator.execute({"ti": ti})
-    assert len(created) == 1 and created[0]["ProcessingJobName"] == f"churn-preprocess-{KEY}"
-    assert f"ended {status}: {reason}" in capsys.readouterr().out  # the task log
+
+    sagemaker.stubber.assert_no_pending_responses()
     assert ti.pushed["failure"]["reason"].endswith(reason)
 
 
-def test_a_completed_job_of_this_run_is_reused_without_creating_another(sagemaker_env, monkeypatch) -> None:
-    operator, created = processing_operator(sagemaker_env, monkeypatch, [{"ProcessingJobStatus": "Completed"}])
-    result = operator.execute({"ti": FakeTaskInstance()})
-    assert created == [] and result["reused"] is True and result["job_name"] == f"churn-preprocess-{KEY}"
+def test_a_training_job_that_ends_stopped_fails_the_task(aws) -> None:
+    operator = train_operator()
+    sagemaker = (SageMaker(operator, "Training").no_such_job().no_such_job().created()
+                 .job("InProgress").job("Stopped", reason="MaxRuntimeExceeded", times=3))
+
+    with pytest.raises(JobFailed, match="ended Stopped: MaxRuntimeExceeded"):
+        operator.execute({"ti": FakeTaskInstance()})
+    sagemaker.stubber.assert_no_pending_responses()
 
 
-def test_after_a_failed_attempt_the_next_one_gets_the_next_name(sagemaker_env, monkeypatch) -> None:
-    operator, created = processing_operator(sagemaker_env, monkeypatch, [
-        {"ProcessingJobStatus": "Failed", "FailureReason": "InternalServerError"}, NOT_FOUND, NOT_FOUND,
-        {"ProcessingJobStatus": "Completed"}, {"ProcessingJobStatus": "Completed"}, {"ProcessingJobStatus": "Completed"}])
-    result = operator.execute({"ti": FakeTaskInstance()})
-    assert [c["ProcessingJobName"] for c in created] == [f"churn-preprocess-{KEY}-r2"]
-    assert result["attempt"] == 2 and result["reused"] is False
+def test_input_that_breaks_the_contract_fails_without_a_retry(aws) -> None:
+    operator = preprocess_operator()
+    SageMaker(operator, "Processing").no_such_job().no_such_job().created().job(
+        "Failed", reason="AlgorithmError: preprocessing rejected its input: 2 problem(s) found", times=3)
+
+    with pytest.raises(AirflowFailException, match="rejected its input"):
+        operator.execute({"ti": FakeTaskInstance()})
 
 
-def test_killing_the_task_stops_its_job(sagemaker_env, monkeypatch) -> None:
-    operator = ChurnTrainingOperator(task_id="train", step="train", settings=sagemaker_env)
-    stopped: list[dict] = []
+def test_a_wait_that_gives_up_while_the_job_runs_leaves_it_to_the_next_attempt(aws) -> None:
+    operator = preprocess_operator()
+    operator.max_ingestion_time = 3  # the provider's wait gives up after 3 polls of 1 s
+    sagemaker = (SageMaker(operator, "Processing").no_such_job().no_such_job().created()
+                 .job("InProgress", times=4)  # the provider's polls until it gives up
+                 .job("InProgress", times=2))  # we check the job exists, then read where it stands
 
-    class Conn:
-        def stop_training_job(self, **kwargs):
-            stopped.append(kwargs)
+    with pytest.raises(JobStillRunning, match="next attempt of this task awaits it"):
+        operator.execute({"ti": FakeTaskInstance()})
+    sagemaker.stubber.assert_no_pending_responses()
 
-    monkeypatch.setattr(type(operator.hook), "conn", property(lambda _: Conn()))
+
+def test_a_running_job_of_this_run_is_awaited_not_started_again(aws) -> None:
+    operator = preprocess_operator()
+    sagemaker = (SageMaker(operator, "Processing").job("InProgress")  # planning finds it running
+                 .job("InProgress").job("Completed")  # the wait
+                 .job("Completed"))  # its final description; no create call is queued, so none may happen
+
+    result = JobResult.from_xcom(operator.execute({"ti": FakeTaskInstance()}))
+
+    sagemaker.stubber.assert_no_pending_responses()
+    assert (result.job_name, result.attempt, result.reused) == (f"churn-preprocess-{KEY}", 1, False)
+
+
+def test_a_completed_job_of_this_run_is_reused_without_creating_another(aws) -> None:
+    operator = preprocess_operator()
+    SageMaker(operator, "Processing").job("Completed")
+    result = JobResult.from_xcom(operator.execute({"ti": FakeTaskInstance()}))
+    assert result.reused is True and result.job_name == f"churn-preprocess-{KEY}"
+
+
+def test_after_a_failed_attempt_the_next_one_gets_the_next_name(aws) -> None:
+    operator = train_operator()
+    name = f"churn-train-{KEY}-r2"
+    sagemaker = (SageMaker(operator, "Training").job("Failed", reason="InternalServerError")
+                 .no_such_job().no_such_job().created().job("Completed", name=name, times=3))
+    result = JobResult.from_xcom(operator.execute({"ti": FakeTaskInstance()}))
+    sagemaker.stubber.assert_no_pending_responses()
+    assert (result.attempt, result.reused) == (2, False)
+    assert operator.config["TrainingJobName"] == name
+
+
+def test_killing_the_task_stops_its_job(aws) -> None:
+    operator = train_operator()
+    sagemaker = SageMaker(operator, "Training").stopped_by_kill()
     operator._current_job = f"churn-train-{KEY}"
     operator.on_kill()
-    assert stopped == [{"TrainingJobName": f"churn-train-{KEY}"}]
+    sagemaker.stubber.assert_no_pending_responses()

@@ -3,7 +3,7 @@ and places of a run are deterministic and safe."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -20,8 +20,32 @@ def test_defaults_need_no_environment() -> None:
 
 
 def test_settings_are_frozen() -> None:
-    with pytest.raises(AttributeError):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
         load_settings({}).bucket = "other"  # type: ignore[misc]
+
+
+def test_variables_come_from_the_environment_and_empty_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURN_TRAIN_INSTANCE_TYPE", "ml.c5.2xlarge")
+    monkeypatch.setenv("CHURN_INSTANCE_TYPE", "ml.m5.large")
+    monkeypatch.setenv("CHURN_BUCKET", "")
+    monkeypatch.setenv("CHURN_SUBNETS", "subnet-1, subnet-2")
+    monkeypatch.setenv("CHURN_SECURITY_GROUP_IDS", "sg-1")
+    monkeypatch.delenv("CHURN_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    settings = load_settings()
+    assert settings.resources_for("train").instance_type == "ml.c5.2xlarge"
+    assert settings.resources_for("evaluate").instance_type == "ml.m5.large"  # per-step falls back to the shared
+    assert settings.bucket == "customer-churn-pipeline"
+    assert settings.subnets == ("subnet-1", "subnet-2") and settings.region == "eu-west-1"
+
+
+def test_the_sagemaker_backend_names_what_it_cannot_run_without() -> None:
+    assert load_settings({"CHURN_BACKEND": "sagemaker"}).missing_for_sagemaker() == ["CHURN_ROLE_ARN",
+                                                                                      "CHURN_SNS_TOPIC_ARN"]
+    with pytest.raises(SettingsError, match="needs CHURN_SNS_TOPIC_ARN"):
+        load_settings({"CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/r"}).require_sagemaker_resources()
 
 
 def test_one_error_lists_every_bad_value() -> None:
@@ -36,7 +60,7 @@ def test_one_error_lists_every_bad_value() -> None:
 
 
 def test_run_key_is_the_logical_date_or_run_after_in_utc() -> None:
-    scheduled = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
+    scheduled = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
     assert run_key(scheduled, scheduled + timedelta(minutes=3)) == "20261126T020000Z"
     assert run_key(None, datetime(2026, 11, 26, 9, 30, 15, tzinfo=timezone(timedelta(hours=1)))) == "20261126T083015Z"
 

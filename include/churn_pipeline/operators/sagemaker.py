@@ -1,6 +1,6 @@
 """The ``sagemaker`` backend's job tasks: the amazon provider's operators, made resumable.
 
-They send the requests from ``churn_pipeline.job_requests`` through ``SageMakerProcessingOperator``
+They send the requests from ``churn_pipeline.request_builders`` through ``SageMakerProcessingOperator``
 and ``SageMakerTrainingOperator``, with three changes the provider's defaults need for a nightly
 pipeline (see ../shared/PITFALLS.md): an existing job of this run is reused or awaited instead of
 renamed and paid again; a job that ends ``Stopped`` fails the task (the provider's synchronous path can
@@ -9,39 +9,48 @@ count it as success); and killing the task stops the job instead of leaving it r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerProcessingOperator, SageMakerTrainingOperator
 from airflow.sdk.exceptions import AirflowException
 from botocore.exceptions import ClientError
 
-from churn_pipeline.job_operator import ChurnJobMixin
-from churn_pipeline.jobs import KIND_OF_STEP, PROCESSING, TRAINING
 from churn_pipeline.links import SageMakerProcessingJobLink, SageMakerTrainingJobLink
+from churn_pipeline.operators.resumable import ResumableJobMixin
+from churn_pipeline.request_builders import KIND_OF_STEP
+from churn_pipeline.sagemaker_api import RUNNING_STATES, JobKind
 from churn_pipeline.settings import Settings
 
-# Wait at most the job's own runtime limit plus time for start-up and upload.
-WAIT_SLACK_SECONDS = 1800
 
+class SageMakerJobMixin(ResumableJobMixin):
+    """Mixed into the provider's operator classes, whose ``hook`` (a SageMakerHook), ``check_interval``
+    and ``max_ingestion_time`` it uses."""
 
-class SageMakerJobMixin(ChurnJobMixin):
-    _provider_execute: Any
+    check_interval: int
+    max_ingestion_time: int | None
     _current_job: str | None = None
 
-    def _describe_function(self) -> Any:
-        if self.kind == PROCESSING:
-            return self.hook.describe_processing_job
-        return self.hook.describe_training_job
+    def _provider_execute(self, context: Any) -> Any:
+        raise NotImplementedError  # each concrete class calls its provider operator's execute
+
+    @property
+    def _sagemaker(self) -> Any:
+        return self.hook  # type: ignore[attr-defined]  # the provider operator's SageMakerHook
+
+    def _describe_function(self) -> Callable[[str], Mapping[str, Any]]:
+        if self.kind is JobKind.PROCESSING:
+            return self._sagemaker.describe_processing_job
+        return self._sagemaker.describe_training_job
 
     def _remember(self, name: str, context: Any) -> None:
         """The job this task now owns: stopped by on_kill, linked from the UI."""
         self._current_job = name
-        link = SageMakerProcessingJobLink if self.kind == PROCESSING else SageMakerTrainingJobLink
-        link.persist(context=context, operator=self, region_name=self.hook.conn_region_name,
-                     aws_partition=self.hook.conn_partition, job_name=name)
+        link = SageMakerProcessingJobLink if self.kind is JobKind.PROCESSING else SageMakerTrainingJobLink
+        link.persist(context=context, operator=self, region_name=self._sagemaker.conn_region_name,
+                     aws_partition=self._sagemaker.conn_partition, job_name=name)
 
-    def describe_job(self, name: str) -> Mapping[str, Any] | None:
+    def describe_job(self, name: str, settings: Settings) -> Mapping[str, Any] | None:
         try:
             return self._describe_function()(name)
         except ClientError as error:
@@ -49,33 +58,34 @@ class SageMakerJobMixin(ChurnJobMixin):
                 return None
             raise
 
-    def await_job(self, name: str, context: Any) -> Mapping[str, Any]:
+    def await_job(self, name: str, settings: Settings, context: Any) -> Mapping[str, Any]:
         self._remember(name, context)
         try:
-            self.hook.check_status(name, f"{self.kind}JobStatus", self._describe_function(), self.check_interval,
-                                   self.max_ingestion_time, non_terminal_states={"InProgress", "Stopping"})
-        except AirflowException as error:  # Failed: the description below carries the reason
+            self._sagemaker.check_status(name, self.kind.status_field, self._describe_function(), self.check_interval,
+                                   self.max_ingestion_time, non_terminal_states=set(RUNNING_STATES))
+        except AirflowException as error:  # Failed, or waiting gave up: the description below tells which
             self.log.info("waiting ended: %s", error)
         return self._describe_function()(name)
 
-    def run_job(self, request: dict[str, Any], context: Any) -> Mapping[str, Any]:
-        name = request[f"{self.kind}JobName"]
+    def run_job(self, request: dict[str, Any], settings: Settings, context: Any) -> Mapping[str, Any]:
+        name = request[self.kind.name_field]
         self.config = request
         self._remember(name, context)
         try:
             self._provider_execute(context)
-        except AirflowException as error:
+        except AirflowException as error:  # Failed, or waiting gave up: the description below tells which
             self.log.info("the provider operator reported: %s", error)
-            if self.describe_job(name) is None:  # the job was never created: let the error speak
+            if self.describe_job(name, settings) is None:  # the job was never created: let the error speak
                 raise
         return self._describe_function()(name)
 
     def on_kill(self) -> None:
         if not self._current_job:
             return
-        stop = self.hook.conn.stop_processing_job if self.kind == PROCESSING else self.hook.conn.stop_training_job
+        client = self._sagemaker.conn
+        stop = client.stop_processing_job if self.kind is JobKind.PROCESSING else client.stop_training_job
         try:
-            stop(**{f"{self.kind}JobName": self._current_job})
+            stop(**{self.kind.name_field: self._current_job})
             self.log.info("stopped %s after the task was killed", self._current_job)
         except ClientError as error:
             self.log.warning("could not stop %s: %s", self._current_job, error)
@@ -88,7 +98,7 @@ def _provider_kwargs(settings: Settings) -> dict[str, Any]:
         "region_name": settings.region,
         "wait_for_completion": True,
         "check_interval": settings.poll_seconds,
-        "max_ingestion_time": settings.max_runtime_seconds + WAIT_SLACK_SECONDS,
+        "max_ingestion_time": settings.job_wait_seconds,
         "action_if_job_exists": "fail",  # names are planned per attempt: a clash is a bug, not a rename
     }
 
@@ -115,4 +125,4 @@ class ChurnTrainingOperator(SageMakerJobMixin, SageMakerTrainingOperator):
         return SageMakerTrainingOperator.execute(self, context)
 
 
-SAGEMAKER_OPERATORS = {PROCESSING: ChurnProcessingOperator, TRAINING: ChurnTrainingOperator}
+SAGEMAKER_OPERATORS = {JobKind.PROCESSING: ChurnProcessingOperator, JobKind.TRAINING: ChurnTrainingOperator}

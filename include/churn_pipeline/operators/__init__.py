@@ -1,0 +1,30 @@
+"""The job tasks (``preprocess``, ``train``, ``evaluate``): the top layer of the job stack.
+
+    resumable.py    ResumableJobMixin: the backend-independent body of a job task (plan, run or reuse,
+                    judge the end) and the interface each backend implements
+    local.py        LocalJobOperator: the local backend, running requests with LocalJobRunner
+    sagemaker.py    the amazon provider's SageMaker operators, made resumable
+
+Below them: ``churn_pipeline.attempt_planning`` (which job to run) and
+``churn_pipeline.request_builders`` (the requests, pure).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from churn_pipeline.request_builders import KIND_OF_STEP
+from churn_pipeline.settings import Settings
+
+
+def job_task(step: str, settings: Settings, **kwargs: Any) -> BaseOperator:
+    """The job task for ``step`` on the configured backend; same task id and graph on both."""
+    if settings.backend == "local":
+        from churn_pipeline.operators.local import LocalJobOperator
+
+        return LocalJobOperator(task_id=step, step=step, **kwargs)
+    from churn_pipeline.operators.sagemaker import SAGEMAKER_OPERATORS
+
+    return SAGEMAKER_OPERATORS[KIND_OF_STEP[step]](task_id=step, step=step, settings=settings, **kwargs)

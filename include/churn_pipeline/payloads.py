@@ -1,0 +1,161 @@
+"""What the tasks hand to each other through XCom, typed and in one place.
+
+Each payload is a frozen dataclass that goes into XCom as a plain JSON object (``to_xcom``) and is
+read back with its shape checked (``from_xcom``), so a task never digs in another task's dict by
+keys repeated across modules. The task ids are here too: people, checks and payload readers refer
+to them. No Airflow import at module level: the builders that take payloads stay pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from churn_pipeline.sagemaker_api import COMPLETED, JobKind
+
+# The DAG's task ids (fixed: people and checks refer to them).
+STAGE_TASK = "stage_inputs"
+PREPROCESS_TASK = "preprocess"
+TRAIN_TASK = "train"
+EVALUATE_TASK = "evaluate"
+GATE_TASK = "check_accuracy"
+REGISTER_TASK = "register_model"
+NOTIFY_TASK = "notify_failure"
+JOB_TASKS = (PREPROCESS_TASK, TRAIN_TASK, EVALUATE_TASK)
+# XCom keys besides each task's return value.
+FAILURE_KEY = "failure"
+DECISION_KEY = "decision"
+RETURN_KEY = "return_value"
+
+P = TypeVar("P", bound="Payload")
+
+
+class PayloadError(ValueError):
+    """An XCom value that is missing or does not have the payload's shape."""
+
+
+@dataclass(frozen=True)
+class Payload:
+    def to_xcom(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_xcom(cls: type[P], value: Any) -> P:
+        if not isinstance(value, Mapping):
+            raise PayloadError(f"expected a {cls.__name__} object, got {type(value).__name__}")
+        names = {item.name for item in dataclasses.fields(cls)}
+        required = {item.name for item in dataclasses.fields(cls)
+                    if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING}
+        missing = sorted(required - set(value))
+        if missing:
+            raise PayloadError(f"{cls.__name__} lacks {', '.join(missing)}")
+        return cls(**{name: cls._read(name, value[name]) for name in names if name in value})
+
+    @classmethod
+    def _read(cls, name: str, value: Any) -> Any:
+        """Turn a JSON value back into the field's type (tuples come back from XCom as lists)."""
+        return tuple(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class StagedInputs(Payload):
+    """``stage_inputs``: the run's key and where its inputs, code and image are."""
+
+    run_key: str
+    run_uri: str
+    input_uri: str
+    schema_uri: str
+    code_uri: str
+    image_uri: str
+
+
+@dataclass(frozen=True)
+class JobResult(Payload):
+    """A job task: the real job name (never recomputed downstream), its status and artefact URIs."""
+
+    job_name: str
+    status: str
+    attempt: int
+    reused: bool
+    outputs: Mapping[str, str]
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_description(cls, kind: JobKind, description: Mapping[str, Any], *, reused: bool,
+                         attempt: int) -> JobResult:
+        if kind is JobKind.PROCESSING:
+            outputs = {item["OutputName"]: item["S3Output"]["S3Uri"]
+                       for item in description["ProcessingOutputConfig"]["Outputs"]}
+            metrics: dict[str, float] = {}
+        else:
+            outputs = {"model": description["ModelArtifacts"]["S3ModelArtifacts"]}
+            metrics = {item["MetricName"]: float(item["Value"]) for item in description.get("FinalMetricDataList", [])}
+        return cls(job_name=description[kind.name_field], status=description[kind.status_field], attempt=attempt,
+                   reused=reused, outputs=outputs, metrics=metrics)
+
+    @property
+    def completed(self) -> bool:
+        return self.status == COMPLETED
+
+    def output(self, name: str) -> str:
+        try:
+            return self.outputs[name]
+        except KeyError:
+            raise PayloadError(f"job {self.job_name} has no output '{name}' (it has {', '.join(self.outputs)})") \
+                from None
+
+
+@dataclass(frozen=True)
+class JobFailure(Payload):
+    """Pushed under ``FAILURE_KEY`` by a job task whose job failed: what the notification quotes."""
+
+    job_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class GateDecision(Payload):
+    """``check_accuracy``: pass or not, and why, in words and in numbers."""
+
+    passed: bool
+    reason: str  # a REASON_* of churn_pipeline.gate when not passed, "passed" otherwise
+    detail: str  # one sentence for people
+    threshold: float
+    evaluation_uri: str
+    accuracy: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def next_task(self) -> str:
+        return REGISTER_TASK if self.passed else NOTIFY_TASK
+
+
+@dataclass(frozen=True)
+class RegisteredVersion(Payload):
+    """``register_model``: the version this run registered (or found, when it already had one)."""
+
+    version: int
+    identifier: str  # the model package ARN, or the MLflow models:/ URI
+    approval_status: str
+    created: bool  # False when this run's version already existed
+
+
+def pull(ti: Any, task_id: str, payload: type[P], key: str = RETURN_KEY) -> P:
+    """An upstream task's payload; its absence is a broken run that no retry fixes."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    value = ti.xcom_pull(task_ids=task_id, key=key)
+    if value is None:
+        raise AirflowFailException(f"no result from task '{task_id}' in this run; run it (or clear it) first")
+    try:
+        return payload.from_xcom(value)
+    except PayloadError as error:
+        raise AirflowFailException(f"the result of task '{task_id}' is not usable: {error}") from None
+
+
+def pull_optional(ti: Any, task_id: str, payload: type[P], key: str = RETURN_KEY) -> P | None:
+    """Like ``pull``, for a result that may rightly be absent (the task failed or was skipped)."""
+    value = ti.xcom_pull(task_ids=task_id, key=key)
+    return None if value is None else payload.from_xcom(value)

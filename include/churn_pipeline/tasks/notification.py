@@ -1,0 +1,67 @@
+"""``notify_failure``: tell the team once why this run registered nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from churn_pipeline import backend
+from churn_pipeline.notifications import Notification, notify_once
+from churn_pipeline.payloads import (
+    DECISION_KEY,
+    FAILURE_KEY,
+    GATE_TASK,
+    JOB_TASKS,
+    STAGE_TASK,
+    GateDecision,
+    JobFailure,
+    pull_optional,
+)
+from churn_pipeline.settings import load_settings
+from churn_pipeline.tasks._run import log, run_layout
+
+REASON_PIPELINE_FAILED = "pipeline_failed"
+
+
+def _failed_upstream(ti: Any, dag_run: Any) -> list[tuple[str, str]]:
+    """(task id, reason) for every task of this run that failed before the gate could decide."""
+    states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id]).get(dag_run.run_id, {})
+    failed = []
+    for task_id in (STAGE_TASK, *JOB_TASKS, GATE_TASK):
+        if states.get(task_id) == "failed":
+            detail = pull_optional(ti, task_id, JobFailure, key=FAILURE_KEY)
+            failed.append((task_id, detail.reason if detail else "see the task's log"))
+    return failed
+
+
+def notify_team(*, params: dict[str, Any], ti: Any, dag_run: Any, **_: Any) -> dict[str, Any]:
+    """Tell the team once why this run registered nothing; a rejected model also fails this task so
+    the run does not read as a plain success."""
+    settings = load_settings()
+    layout = run_layout(settings, ti, dag_run)
+    decision = pull_optional(ti, GATE_TASK, GateDecision, key=DECISION_KEY)
+    if decision and decision.passed:
+        raise AirflowFailException("notify_failure ran although the gate passed; nothing to notify")
+    if decision:
+        notification = Notification(
+            reason=decision.reason,
+            subject=f"Churn model not registered: {decision.detail}"[:100],
+            message=(f"Run {dag_run.run_id} registered no model: {decision.detail}. "
+                     f"Evaluation: {decision.evaluation_uri}"),
+            run_id=dag_run.run_id, run_key=layout.key, accuracy=decision.accuracy, threshold=decision.threshold,
+            evaluation_uri=decision.evaluation_uri)
+    else:
+        failed = _failed_upstream(ti, dag_run)
+        listed = "; ".join(f"{task}: {reason}" for task, reason in failed) or "an upstream task did not succeed"
+        notification = Notification(
+            reason=REASON_PIPELINE_FAILED,
+            subject=f"Churn pipeline failed at {', '.join(task for task, _ in failed) or 'an upstream task'}"[:100],
+            message=f"Run {dag_run.run_id} failed before the quality gate. {listed}",
+            run_id=dag_run.run_id, run_key=layout.key, threshold=float(params["accuracy_threshold"]),
+            failed_tasks=tuple(task for task, _ in failed))
+    sent = notify_once(notification, backend.notification_channel(settings), backend.object_store(settings),
+                       layout.notification_marker_uri(notification.reason), log.info)
+    if decision:
+        raise AirflowFailException(f"model not registered: {decision.detail} (team notified)")
+    return {"reason": notification.reason, "sent": sent}

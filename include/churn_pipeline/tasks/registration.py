@@ -1,0 +1,65 @@
+"""``register_model``: a new model version for a model that passed the gate, once per run; and the
+failure callback that tells the team when registering itself fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from churn_pipeline import backend
+from churn_pipeline.layout import RunLayout
+from churn_pipeline.notifications import Notification, notify_once
+from churn_pipeline.payloads import (
+    DECISION_KEY,
+    GATE_TASK,
+    REGISTER_TASK,
+    STAGE_TASK,
+    TRAIN_TASK,
+    GateDecision,
+    JobResult,
+    StagedInputs,
+    pull,
+    pull_optional,
+)
+from churn_pipeline.request_builders import model_package_request
+from churn_pipeline.settings import load_settings
+from churn_pipeline.tasks._run import log, run_layout
+
+REASON_REGISTRATION_FAILED = "registration_failed"
+
+
+def register_model_version(*, params: dict[str, Any], ti: Any, dag_run: Any, **context: Any) -> dict[str, Any]:
+    decision = pull_optional(ti, GATE_TASK, GateDecision, key=DECISION_KEY)
+    if decision is None or not decision.passed:
+        raise AirflowFailException("register_model needs a passing gate decision from check_accuracy in this run")
+    settings = load_settings()
+    staged = pull(ti, STAGE_TASK, StagedInputs)
+    train = pull(ti, TRAIN_TASK, JobResult)
+    layout = RunLayout(settings.base_uri, staged.run_key)
+    moment = context.get("logical_date") or dag_run.run_after
+    request = model_package_request(
+        settings, layout, image_uri=staged.image_uri, model_artifact_uri=train.output("model"),
+        metrics=decision.metrics, run_id=dag_run.run_id, logical_date=moment.isoformat(),
+        data_source=str(params["input_uri"]), training_job=train.job_name)
+    version = backend.model_registry(settings).register(request)
+    log.info("%s version %s of %s (%s, %s)", "registered" if version.created else "found this run's",
+             version.version, settings.model_package_group, version.approval_status, version.identifier)
+    return version.to_xcom()
+
+
+def notify_registration_failed(context: Any) -> None:
+    """``on_failure_callback`` of ``register_model``: a model passed the gate but could not be
+    registered, which no other task reports. Runs after the last retry, at most one message a run."""
+    settings = load_settings()
+    ti, dag_run = context["ti"], context["dag_run"]
+    layout = run_layout(settings, ti, dag_run)
+    error = context.get("exception")
+    notification = Notification(
+        reason=REASON_REGISTRATION_FAILED,
+        subject="Churn model passed the gate but was not registered",
+        message=(f"Run {dag_run.run_id}: {REGISTER_TASK} failed after its retries: {error}. The model passed the "
+                 f"gate; clear {REGISTER_TASK} to register it once the cause is fixed."),
+        run_id=dag_run.run_id, run_key=layout.key, failed_tasks=(REGISTER_TASK,))
+    notify_once(notification, backend.notification_channel(settings), backend.object_store(settings),
+                layout.notification_marker_uri(notification.reason), log.info)
