@@ -10,7 +10,7 @@ export AIRFLOW_HOME ?= $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast bench lock standalone mwaa-bundle clean
+.PHONY: help setup demo test test-fast lint bench lock standalone mwaa-bundle clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ test: $(VENV)/.installed  ## Run the whole test suite (unit, scripts, DAG, end-t
 test-fast: $(VENV)/.installed  ## Run the tests except the end-to-end Airflow runs
 	$(BIN)/python -m pytest -m "not e2e"
 
+lint: $(VENV)/.installed  ## Check the code: ruff (style, imports, bugbear, Airflow rules) and mypy (types)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 bench: $(VENV)/.installed  ## Measure each step against its floor at 10k, 100k and 1M rows
 	$(BIN)/python -m bench.run
 
@@ -53,7 +57,7 @@ mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the help
 standalone: airflow.db  ## Start Airflow (UI on http://localhost:8080) with this project's DAG
 	$(AIRFLOW) standalone
 
-lock:  ## Re-resolve requirements-lock.txt from requirements.txt + requirements-dev.txt
+lock: $(VENV)/.installed  ## Re-resolve requirements-lock.txt from requirements.txt + requirements-dev.txt
 	$(BIN)/uv pip compile requirements.txt requirements-dev.txt --python-version 3.11 --no-header \
 		--no-annotate -q -o requirements-lock.txt
 	@sed -i '1i # Full lock of requirements.txt + requirements-dev.txt for Python 3.11 (uv pip compile). Regenerate: make lock' requirements-lock.txt
