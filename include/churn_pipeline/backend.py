@@ -5,15 +5,19 @@ task run time, never when the scheduler parses the DAG file.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from churn_pipeline.notifications import LocalOutbox, NotificationChannel, SnsChannel
-from churn_pipeline.objectstore import LocalObjectStore, ObjectStore, S3ObjectStore
-from churn_pipeline.registry import MlflowRegistry, ModelRegistry, SageMakerRegistry
 from churn_pipeline.settings import Settings
+
+if TYPE_CHECKING:  # the services are imported when a task asks for one: parsing the DAG stays light
+    from churn_pipeline.notifications import NotificationChannel
+    from churn_pipeline.objectstore import ObjectStore
+    from churn_pipeline.registry import ModelRegistry
 
 
 def object_store(settings: Settings) -> ObjectStore:
+    from churn_pipeline.objectstore import LocalObjectStore, S3ObjectStore
+
     if settings.backend == "local":
         return LocalObjectStore(settings.local_root)
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -28,12 +32,16 @@ def sagemaker_client(settings: Settings) -> Any:
 
 
 def model_registry(settings: Settings) -> ModelRegistry:
+    from churn_pipeline.registry import MlflowRegistry, SageMakerRegistry
+
     if settings.backend == "local":
         return MlflowRegistry(settings.local_root)
     return SageMakerRegistry(sagemaker_client(settings))
 
 
 def notification_channel(settings: Settings) -> NotificationChannel:
+    from churn_pipeline.notifications import LocalOutbox, SnsChannel
+
     if settings.backend == "local":
         return LocalOutbox(settings.local_root / "notifications.jsonl")
     settings.require_sagemaker_resources()

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from churn_pipeline.attempt_planning import is_running
-from churn_pipeline.local_runner import LocalJobRunner
-from churn_pipeline.objectstore import LocalObjectStore
 from churn_pipeline.operators.resumable import ResumableJobMixin
 from churn_pipeline.request_builders import KIND_OF_STEP
 from churn_pipeline.sagemaker_api import JobKind
 from churn_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from churn_pipeline.local_runner import LocalJobRunner
 
 LOCAL_POLL_SECONDS = 1.0
 
@@ -32,6 +33,9 @@ class LocalJobOperator(ResumableJobMixin, BaseOperator):
 
     def _runner_for(self, settings: Settings) -> LocalJobRunner:
         if self._runner is None:
+            from churn_pipeline.local_runner import LocalJobRunner  # at run time: parsing the DAG stays light
+            from churn_pipeline.objectstore import LocalObjectStore
+
             self._runner = LocalJobRunner(LocalObjectStore(settings.local_root), log=self.log.info)
         return self._runner
 
