@@ -70,7 +70,7 @@ def bench_size(rows: int, root: Path) -> dict[str, Any]:
         "preprocess": python(SCRIPTS / "preprocessing.py", "--input-dir", data, "--output-dir", out),
         "train": python(SCRIPTS / "training.py", "--train", out / "train", "--validation", out / "validation",
                         "--preprocessor", out / "preprocessor", "--model-dir", model),
-        "evaluate": python(SCRIPTS / "evaluation.py", "--model", model, "--test", out / "test",
+        "evaluate": python(SCRIPTS / "evaluation.py", "--model", model, "--holdout", out / "holdout",
                            "--output-dir", evaluation),
     }
     floors = {
@@ -162,9 +162,9 @@ def runner_overhead(root: Path, repeats: int = 3) -> dict[str, float]:
         overheads["train"].append(wall - direct.wall)
         wall, _ = timed(runner.run_processing, request_builders.evaluate_request(
             settings, layout, job_name=f"e{attempt}", image_uri="local",
-            model_artifact_uri=trained["ModelArtifacts"]["S3ModelArtifacts"], test_uri=splits["test"]))
+            model_artifact_uri=trained["ModelArtifacts"]["S3ModelArtifacts"], holdout_uri=splits["holdout"]))
         direct, _ = measure(python(SCRIPTS / "evaluation.py", "--model", root / f"direct-{attempt}" / "model",
-                                   "--test", out / "test", "--output-dir", root / f"direct-{attempt}" / "eval"))
+                                   "--holdout", out / "holdout", "--output-dir", root / f"direct-{attempt}" / "eval"))
         overheads["evaluate"].append(wall - direct.wall)
     return {step: statistics.median(values) for step, values in overheads.items()}
 

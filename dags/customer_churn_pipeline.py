@@ -7,10 +7,11 @@ good enough.
 | task | runs | reads | writes |
 | --- | --- | --- | --- |
 | `stage_inputs` | this worker | params, `include/scripts/` | the run's code bundle, input, schema; image URI |
-| `preprocess` | Processing job, `preprocessing.py` | customer CSV + schema | splits, preprocessor, data quality |
+| `find_champion` | Model Registry | the group's versions | the approved champion, the drift baseline |
+| `preprocess` | Processing job, `preprocessing.py` | customer CSV + schema | splits, preprocessor, quality, profile |
 | `train` | Training job (scikit-learn, script mode), `training.py` | train + validation splits | `model.tar.gz` |
-| `evaluate` | Processing job, `evaluation.py` | model + test split | `evaluation.json` |
-| `check_accuracy` | `BranchPythonOperator` | `evaluation.json` | register or notify |
+| `evaluate` | Processing job, `evaluation.py` | model, champion, held-out customers | `evaluation.json`, drift |
+| `check_accuracy` | `BranchPythonOperator` | `evaluation.json`, `drift.json` | register or notify |
 | `register_model` | Model Registry | model, metrics | a version awaiting manual approval |
 | `notify_failure` | SNS / local outbox | gate decision or failed tasks | one message per run |
 
@@ -18,8 +19,10 @@ Everything of a run lives under `<bucket>/<prefix>/runs/<run key>/`, the key bei
 (`20261126T020000Z`). Retrying or clearing a task reuses this run's completed job instead of paying
 for it again. `CHURN_BACKEND=local` (the default) runs the same requests on this machine; `sagemaker`
 sends them to AWS. Params: `input_uri` (CSV object, prefix or, locally, a path), `schema_uri` (the
-data contract) and `accuracy_threshold`. A rejected model fails `notify_failure` after notifying, so
-the run is not mistaken for a success. See the project README for settings.
+data contract), `accuracy_threshold`, and how the new model must compare with the approved champion
+(`champion_metric`, `min_improvement`, `compare_with_champion`) and treat drift (`drift_mode`). A
+rejected model fails `notify_failure` after notifying, so the run is not mistaken for a success. See
+the project README for settings.
 """
 
 from __future__ import annotations
@@ -30,9 +33,17 @@ import pendulum
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, chain
 
-from churn_pipeline.gate import DEFAULT_ACCURACY_THRESHOLD
+from churn_pipeline.gate import (
+    DEFAULT_ACCURACY_THRESHOLD,
+    DEFAULT_CHAMPION_METRIC,
+    DEFAULT_MIN_IMPROVEMENT,
+    CompareMode,
+    DriftMode,
+)
+from churn_pipeline.model_defaults import metric_names
 from churn_pipeline.operators import job_task
 from churn_pipeline.settings import DEFAULT_SCHEMA_FILE, NON_JOB_TASK_TIMEOUT, load_settings
+from churn_pipeline.tasks.champion import look_up_champion
 from churn_pipeline.tasks.gating import choose_branch
 from churn_pipeline.tasks.notification import notify_team
 from churn_pipeline.tasks.registration import notify_registration_failed, register_model_version
@@ -64,9 +75,18 @@ with DAG(
                             description="Data contract: an s3:// object or a file path (the bundled default)"),
         "accuracy_threshold": Param(DEFAULT_ACCURACY_THRESHOLD, type="number", minimum=0, maximum=1,
                                     description="Register the model only at or above this test accuracy"),
+        "champion_metric": Param(DEFAULT_CHAMPION_METRIC, type="string", enum=list(metric_names()),
+                                 description="The metric the new model must match the approved champion on"),
+        "min_improvement": Param(DEFAULT_MIN_IMPROVEMENT, type="number", minimum=-1, maximum=1,
+                                 description="How much better than the champion it must be (0: not worse)"),
+        "compare_with_champion": Param(CompareMode.ENFORCE.value, type="string", enum=[m.value for m in CompareMode],
+                                       description="enforce: must beat the champion; report: compare only; off"),
+        "drift_mode": Param(DriftMode.WARN.value, type="string", enum=[m.value for m in DriftMode],
+                            description="warn: report drift; block: drift blocks registration; off"),
     },
 ) as dag:
     stage_inputs = PythonOperator(task_id="stage_inputs", python_callable=stage_run_inputs)
+    find_champion = PythonOperator(task_id="find_champion", python_callable=look_up_champion)
     preprocess = job_task("preprocess", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
     train = job_task("train", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
     evaluate = job_task("evaluate", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
@@ -77,3 +97,4 @@ with DAG(
                                     trigger_rule=TriggerRule.ALL_DONE)
 
     chain(stage_inputs, preprocess, train, evaluate, check_accuracy, [register_model, notify_failure])
+    chain(stage_inputs, find_champion, evaluate)

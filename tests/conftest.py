@@ -75,7 +75,8 @@ def sample_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("preprocessing.py", ["--input-dir", SAMPLE_CSV.parent, "--output-dir", out]),
         ("training.py", ["--train", out / "train", "--validation", out / "validation",
                          "--preprocessor", out / "preprocessor", "--model-dir", model]),
-        ("evaluation.py", ["--model", model, "--test", out / "test", "--output-dir", evaluation]),
+        ("evaluation.py", ["--model", model, "--holdout", out / "holdout", "--baseline", out / "profile",
+                           "--output-dir", evaluation]),
     ):
         result = run_script(name, *args)
         assert result.returncode == 0, result.stderr

@@ -86,5 +86,19 @@ class RunLayout:
     def evaluation_file_uri(self) -> str:
         return f"{self.evaluation_uri}/evaluation.json"
 
+    @property
+    def report_uri(self) -> str:
+        return f"{self.run_uri}/report"
+
+    @property
+    def report_file_uri(self) -> str:
+        """The run's report: one self-contained HTML file, written by the gate."""
+        return f"{self.report_uri}/report.html"
+
+    @property
+    def decision_file_uri(self) -> str:
+        """The gate's decision as JSON, beside the report: what the CLI and people read later."""
+        return f"{self.report_uri}/decision.json"
+
     def notification_marker_uri(self, reason: str) -> str:
         return f"{self.run_uri}/notifications/{reason}.json"

@@ -29,9 +29,14 @@ class Notification:
     threshold: float | None = None
     evaluation_uri: str | None = None
     failed_tasks: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # every reason the gate gave, when it decided
+    report_uri: str | None = None  # where the run's report is, when it has one
+    champion: str | None = None  # the champion compared with (identifier), when there was one
+    drifted_features: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "failed_tasks": list(self.failed_tasks)}
+        return {**asdict(self), "failed_tasks": list(self.failed_tasks), "reasons": list(self.reasons),
+                "drifted_features": list(self.drifted_features)}
 
 
 class NotificationChannel(Protocol):

@@ -17,6 +17,7 @@ from churn_pipeline.sagemaker_api import COMPLETED, JobKind
 
 # The DAG's task ids (fixed: people and checks refer to them).
 STAGE_TASK = "stage_inputs"
+FIND_CHAMPION_TASK = "find_champion"
 PREPROCESS_TASK = "preprocess"
 TRAIN_TASK = "train"
 EVALUATE_TASK = "evaluate"
@@ -116,16 +117,61 @@ class JobFailure(Payload):
 
 
 @dataclass(frozen=True)
+class ModelVersionRef(Payload):
+    """A registered model version, as later runs need it: to score it, and to measure drift against
+    the data it was trained on."""
+
+    version: int
+    identifier: str  # the model package ARN, or the MLflow models:/ URI
+    approval_status: str
+    model_uri: str  # its model.tar.gz
+    statistics_uri: str | None = None  # the profile of its training data (statistics.json), if it has one
+    metrics: Mapping[str, float] = field(default_factory=dict)  # as measured when it was registered
+    run_key: str | None = None  # the run that trained it
+
+
+@dataclass(frozen=True)
+class ChampionLookup(Payload):
+    """``find_champion``: the champion (newest approved version) and the drift baseline (the champion,
+    or until there is one the newest registered version); each None when there is none."""
+
+    champion: ModelVersionRef | None = None
+    baseline: ModelVersionRef | None = None
+    champion_problem: str | None = None  # why the champion cannot be used (its model is gone), if so
+    baseline_problem: str | None = None  # why the baseline cannot be used (it has no profile), if so
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {"champion": self.champion.to_xcom() if self.champion else None,
+                "baseline": self.baseline.to_xcom() if self.baseline else None,
+                "champion_problem": self.champion_problem, "baseline_problem": self.baseline_problem}
+
+    @classmethod
+    def _read(cls, name: str, value: Any) -> Any:
+        if name in ("champion", "baseline") and value is not None:
+            return ModelVersionRef.from_xcom(value)
+        return super()._read(name, value)
+
+
+@dataclass(frozen=True)
 class GateDecision(Payload):
-    """``check_accuracy``: pass or not, and why, in words and in numbers."""
+    """``check_accuracy``: pass or not, and why, in words and in numbers, under which rules."""
 
     passed: bool
-    reason: str  # a REASON_* of churn_pipeline.gate when not passed, "passed" otherwise
-    detail: str  # one sentence for people
+    reason: str  # the first failing rule's REASON_* (churn_pipeline.gate), "passed" otherwise
+    detail: str  # the first failing rule's sentence, or why it passed
     threshold: float
     evaluation_uri: str
     accuracy: float | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()  # every failing rule's REASON_*
+    details: tuple[str, ...] = ()  # one sentence per rule, passed or not, for people
+    champion_metric: str = "roc_auc"
+    min_improvement: float = 0.0
+    compare_with_champion: str = "enforce"
+    drift_mode: str = "warn"
+    champion: Mapping[str, Any] | None = None  # evaluation.json's champion block
+    drifted_features: tuple[str, ...] = ()  # features at level "drift"
+    report_uri: str | None = None
 
     @property
     def next_task(self) -> str:

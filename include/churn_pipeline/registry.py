@@ -1,8 +1,12 @@
-"""Model registry: a new version per passing run, awaiting manual approval, never two for one run.
+"""Model registry: a new version per passing run, awaiting manual approval, never two for one run;
+and the champion, the newest approved version, that later runs must beat.
 
-``sagemaker`` backend: SageMaker Model Registry (a model package version in the configured group).
+``sagemaker`` backend: SageMaker Model Registry (a model package version in the configured group);
+the champion is the latest ``Approved`` package of the group, approved in SageMaker (console, CLI).
 ``local`` backend: MLflow's Model Registry on SQLite at ``<local root>/mlflow.db``; the approval
-status is the version tag ``approval_status``, so ``mlflow ui`` shows versions, metrics and status.
+status is the version tag ``approval_status``, so ``mlflow ui`` shows versions, metrics and status,
+and the champion is the version carrying the alias ``champion``, which approving or rejecting a
+version moves to the newest approved one (``python -m churn_pipeline.cli approve N``).
 Both look for an existing version of the same run first, so registering twice returns the first.
 """
 
@@ -14,19 +18,37 @@ from typing import Any, Protocol
 from churn_pipeline.layout import RUN_KEY_TAG
 from churn_pipeline.model_defaults import metric_names
 from churn_pipeline.notifications import file_lock
-from churn_pipeline.payloads import RegisteredVersion
+from churn_pipeline.payloads import ModelVersionRef, RegisteredVersion
 
 PENDING = "PendingManualApproval"
 APPROVED = "Approved"
 REJECTED = "Rejected"
 APPROVAL_STATUSES = (PENDING, APPROVED, REJECTED)
 APPROVAL_TAG = "approval_status"
+CHAMPION_ALIAS = "champion"
+STATISTICS_TAG = "statistics_uri"
 EXPERIMENT = "customer-churn-pipeline"
 
 
 class ModelRegistry(Protocol):
     def register(self, request: dict[str, Any]) -> RegisteredVersion:
         """Register from a ``CreateModelPackage`` request; this run's existing version if it has one."""
+
+    def champion(self, group: str) -> ModelVersionRef | None:
+        """The newest approved version; None when nothing is approved (a new deployment)."""
+
+    def newest(self, group: str) -> ModelVersionRef | None:
+        """The newest registered version, whatever its status; None when there is none."""
+
+
+def _metrics_of(metadata: dict[str, Any]) -> dict[str, float]:
+    found = {}
+    for name in metric_names():
+        try:
+            found[name] = float(metadata[name])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return found
 
 
 class SageMakerRegistry:
@@ -64,6 +86,29 @@ class SageMakerRegistry:
         described = self.client.describe_model_package(ModelPackageName=arn)
         return RegisteredVersion(int(described["ModelPackageVersion"]), arn,
                                  described.get("ModelApprovalStatus", PENDING), created=True)
+
+    def _latest(self, group: str, **status: str) -> ModelVersionRef | None:
+        """One call whatever the number of versions: newest first, one result."""
+        found = self.client.list_model_packages(ModelPackageGroupName=group, SortBy="CreationTime",
+                                                SortOrder="Descending", MaxResults=1, **status)
+        if not found["ModelPackageSummaryList"]:
+            return None
+        arn = found["ModelPackageSummaryList"][0]["ModelPackageArn"]
+        described = self.client.describe_model_package(ModelPackageName=arn)
+        metadata = described.get("CustomerMetadataProperties") or {}
+        baselines = described.get("DriftCheckBaselines", {}).get("ModelDataQuality", {})
+        return ModelVersionRef(
+            version=int(described["ModelPackageVersion"]), identifier=arn,
+            approval_status=described.get("ModelApprovalStatus", PENDING),
+            model_uri=described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
+            statistics_uri=baselines.get("Statistics", {}).get("S3Uri"),
+            metrics=_metrics_of(metadata), run_key=metadata.get(RUN_KEY_TAG))
+
+    def champion(self, group: str) -> ModelVersionRef | None:
+        return self._latest(group, ModelApprovalStatus=APPROVED)
+
+    def newest(self, group: str) -> ModelVersionRef | None:
+        return self._latest(group)
 
 
 class MlflowRegistry:
@@ -116,25 +161,84 @@ class MlflowRegistry:
                     client.log_metric(run.info.run_id, name, float(value))
                 else:
                     client.log_param(run.info.run_id, name, value)
+            for artifact_path, uri in self._artifacts(request):
+                client.log_artifact(run.info.run_id, str(uri), artifact_path=artifact_path)
             client.set_terminated(run.info.run_id)
             container = request["InferenceSpecification"]["Containers"][0]
             tags = {**metadata, APPROVAL_TAG: request["ModelApprovalStatus"],
                     "evaluation_uri": request["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"],
                     "image_uri": container["Image"]}
+            statistics = request.get("DriftCheckBaselines", {}).get("ModelDataQuality", {}).get("Statistics", {})
+            if statistics:
+                tags[STATISTICS_TAG] = statistics["S3Uri"]
             version = client.create_model_version(
                 group, source=container["ModelDataUrl"], run_id=run.info.run_id, tags=tags,
                 description=request["ModelPackageDescription"])
             return RegisteredVersion(int(version.version), f"models:/{group}/{version.version}",
                                      request["ModelApprovalStatus"], created=True)
 
+    def _artifacts(self, request: dict[str, Any]) -> list[tuple[str, Path]]:
+        """The run's profile and report as files of the local store, to keep with the MLflow run."""
+        from churn_pipeline.objectstore import LocalObjectStore
+
+        store = LocalObjectStore(self.root)
+        quality = request.get("DriftCheckBaselines", {}).get("ModelDataQuality", {})
+        uris = [("profile", quality.get(name, {}).get("S3Uri")) for name in ("Statistics", "Constraints")]
+        uris.append(("report", request["CustomerMetadataProperties"].get("report_uri")))
+        found = []
+        for artifact_path, uri in uris:
+            if uri and store.path_for(uri).is_file():
+                found.append((artifact_path, store.path_for(uri)))
+        return found
+
     def versions(self, group: str) -> list[dict[str, Any]]:
         client = self._client()
         found = client.search_model_versions(f"name = '{group}'")
         return sorted(({"version": int(item.version), "tags": dict(item.tags), "source": item.source,
-                        "run_id": item.run_id} for item in found), key=lambda item: item["version"])
+                        "run_id": item.run_id, "aliases": list(item.aliases)} for item in found),
+                      key=lambda item: item["version"])
 
-    def set_approval(self, group: str, version: int, status: str) -> None:
+    def _reference(self, group: str, item: Any) -> ModelVersionRef:
+        tags = dict(item.tags)
+        return ModelVersionRef(version=int(item.version), identifier=f"models:/{group}/{item.version}",
+                               approval_status=tags.get(APPROVAL_TAG, PENDING), model_uri=item.source,
+                               statistics_uri=tags.get(STATISTICS_TAG), metrics=_metrics_of(tags),
+                               run_key=tags.get(RUN_KEY_TAG))
+
+    def champion(self, group: str) -> ModelVersionRef | None:
+        from mlflow.exceptions import MlflowException
+
+        if not (self.root / "mlflow.db").is_file():
+            return None
+        client = self._client()
+        try:
+            aliases = client.get_registered_model(group).aliases
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":  # nothing registered yet
+                return None
+            raise
+        if CHAMPION_ALIAS not in aliases:
+            return None
+        return self._reference(group, client.get_model_version(group, str(aliases[CHAMPION_ALIAS])))
+
+    def newest(self, group: str) -> ModelVersionRef | None:
+        if not (self.root / "mlflow.db").is_file():
+            return None
+        found = self._client().search_model_versions(f"name = '{group}'")
+        return self._reference(group, max(found, key=lambda item: int(item.version))) if found else None
+
+    def set_approval(self, group: str, version: int, status: str) -> int | None:
+        """Set a version's status and move the ``champion`` alias to the newest approved version (the
+        same rule SageMaker's latest Approved package follows); returns the champion's version."""
         if status not in APPROVAL_STATUSES:
             raise ValueError(f"approval status must be one of {', '.join(APPROVAL_STATUSES)}, got {status!r}")
         with file_lock(self.root / "mlflow.lock"):
-            self._client().set_model_version_tag(group, str(version), APPROVAL_TAG, status)
+            client = self._client()
+            client.set_model_version_tag(group, str(version), APPROVAL_TAG, status)
+            approved = [int(item.version) for item in client.search_model_versions(f"name = '{group}'")
+                        if item.tags.get(APPROVAL_TAG) == APPROVED]
+            if approved:
+                client.set_registered_model_alias(group, CHAMPION_ALIAS, str(max(approved)))
+                return max(approved)
+            client.delete_registered_model_alias(group, CHAMPION_ALIAS)  # a no-op when there is none
+            return None

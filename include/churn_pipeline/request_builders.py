@@ -11,18 +11,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from churn_pipeline.gate import CompareMode, DriftMode
 from churn_pipeline.layout import RUN_KEY_TAG, RunLayout
 from churn_pipeline.model_defaults import default_hyperparameters, metric_names
-from churn_pipeline.payloads import EVALUATE_TASK, PREPROCESS_TASK, TRAIN_TASK, JobResult, StagedInputs
+from churn_pipeline.payloads import (
+    EVALUATE_TASK,
+    FIND_CHAMPION_TASK,
+    PREPROCESS_TASK,
+    TRAIN_TASK,
+    ChampionLookup,
+    GateDecision,
+    JobResult,
+    ModelVersionRef,
+    Payload,
+    StagedInputs,
+)
 from churn_pipeline.sagemaker_api import JobKind
 from churn_pipeline.settings import Settings
 
 PROCESSING_ROOT = "/opt/ml/processing"
 CODE_DIR = f"{PROCESSING_ROOT}/input/code"
 TRAINING_CODE_CHANNEL_DIR = "/opt/ml/input/data/code"
-PREPROCESSING_OUTPUTS = ("train", "validation", "test", "preprocessor", "quality")
+PREPROCESSING_OUTPUTS = ("train", "validation", "test", "preprocessor", "quality", "holdout", "profile")
 TRAINING_CHANNELS = ("train", "validation", "preprocessor")
 SCRIPTS = {PREPROCESS_TASK: "preprocessing.py", TRAIN_TASK: "training.py", EVALUATE_TASK: "evaluation.py"}
 KIND_OF_STEP = {PREPROCESS_TASK: JobKind.PROCESSING, TRAIN_TASK: JobKind.TRAINING, EVALUATE_TASK: JobKind.PROCESSING}
@@ -124,13 +137,61 @@ def preprocess_request(settings: Settings, layout: RunLayout, *, job_name: str, 
     )
 
 
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """What the evaluation job compares the new model with: the champion (to score on the same
+    customers) and the baseline profile (to measure drift against), or why it has none."""
+
+    champion: ModelVersionRef | None = None
+    champion_problem: str | None = None
+    baseline: ModelVersionRef | None = None
+    baseline_problem: str | None = None
+    measure_drift: bool = True
+
+    @classmethod
+    def choose(cls, lookup: ChampionLookup, compare: CompareMode, drift: DriftMode) -> EvaluationInputs:
+        """Off means off: no champion is sent when the comparison is off, no baseline when drift is."""
+        compared = compare is not CompareMode.OFF
+        measured = drift is not DriftMode.OFF
+        return cls(champion=lookup.champion if compared else None,
+                   champion_problem=lookup.champion_problem if compared else None,
+                   baseline=lookup.baseline if measured else None,
+                   baseline_problem=lookup.baseline_problem if measured else None,
+                   measure_drift=measured)
+
+
 def evaluate_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
-                     model_artifact_uri: str, test_uri: str) -> dict[str, Any]:
-    return processing_request(
+                     model_artifact_uri: str, holdout_uri: str,
+                     compared: EvaluationInputs | None = None) -> dict[str, Any]:
+    """The evaluation job: the new model on this run's held-out customers, with the champion's model
+    and the baseline profile as optional inputs (and who they are as arguments, for the records)."""
+    compared = compared or EvaluationInputs()
+    inputs = {"model": model_artifact_uri, "holdout": holdout_uri}
+    arguments: list[str] = []
+    champion, baseline = compared.champion, compared.baseline
+    if champion is not None:
+        arguments += ["--champion-identifier", champion.identifier, "--champion-version", str(champion.version)]
+        if compared.champion_problem:
+            arguments += ["--champion-unavailable", compared.champion_problem]
+        else:
+            inputs["champion"] = champion.model_uri
+    if baseline is not None:
+        arguments += ["--baseline-identifier", baseline.identifier, "--baseline-version", str(baseline.version)]
+        if baseline.statistics_uri:
+            arguments += ["--baseline-uri", baseline.statistics_uri]
+        if compared.baseline_problem or not baseline.statistics_uri:
+            arguments += ["--baseline-unavailable", compared.baseline_problem or "it has no data profile"]
+        else:
+            inputs["baseline"] = baseline.statistics_uri
+    if not compared.measure_drift:
+        arguments.append("--no-drift")
+    request = processing_request(
         settings, layout, step="evaluate", job_name=job_name, image_uri=image_uri,
-        inputs={"model": model_artifact_uri, "test": test_uri},
-        outputs={"evaluation": layout.evaluation_uri},
+        inputs=inputs, outputs={"evaluation": layout.evaluation_uri},
     )
+    if arguments:
+        request["AppSpecification"]["ContainerArguments"] = arguments
+    return request
 
 
 def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
@@ -193,33 +254,92 @@ def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image
     return request
 
 
+MAX_METADATA_VALUE = 256  # CustomerMetadataProperties: at most 50 keys, values of at most 256 characters
+
+
+def _lineage(decision: GateDecision) -> dict[str, str]:
+    """What the new version was compared with and how it fared, for CustomerMetadataProperties."""
+    lineage = {"compare_with_champion": decision.compare_with_champion, "compared_on": decision.champion_metric,
+               "min_improvement": f"{decision.min_improvement:.6f}", "drift_mode": decision.drift_mode,
+               "drifted_features": ",".join(decision.drifted_features) or "none"}
+    champion = decision.champion
+    if not champion:
+        lineage["compared_with"] = "none"
+        return lineage
+    lineage["compared_with"] = str(champion.get("identifier"))
+    lineage["champion_version"] = str(champion.get("version"))
+    lineage["champion_comparable"] = "true" if champion.get("comparable") else "false"
+    if not champion.get("comparable"):
+        lineage["champion_reason"] = str(champion.get("reason"))
+    for name in metric_names():
+        if name in champion.get("metrics", {}):
+            lineage[f"champion_{name}"] = f"{champion['metrics'][name]:.6f}"
+        if name in champion.get("delta", {}):
+            lineage[f"delta_{name}"] = f"{champion['delta'][name]:+.6f}"
+    return lineage
+
+
+def _model_card(layout: RunLayout, decision: GateDecision, training_job: str) -> dict[str, str]:
+    """A Draft model card holding the evaluation: what a reviewer reads before approving."""
+    groups = [{"name": "challenger (this run's model)", "metric_data": [
+        {"name": name, "type": "number", "value": value} for name, value in sorted(decision.metrics.items())]}]
+    champion = decision.champion
+    if champion and champion.get("comparable"):
+        groups.append({"name": f"champion version {champion.get('version')}", "metric_data": [
+            {"name": name, "type": "number", "value": value} for name, value in sorted(champion["metrics"].items())]})
+    content = {
+        "model_overview": {"model_description": f"Customer churn RandomForest trained by run {layout.key} "
+                                                f"(training job {training_job})"},
+        "evaluation_details": [{
+            "name": f"held-out customers of run {layout.key}",
+            "evaluation_observation": " ".join(f"{sentence}." for sentence in decision.details)[:2096],
+            "metric_groups": groups,
+        }],
+    }
+    return {"ModelCardContent": json.dumps(content, sort_keys=True), "ModelCardStatus": "Draft"}
+
+
 def model_package_request(
     settings: Settings,
     layout: RunLayout,
     *,
     image_uri: str,
     model_artifact_uri: str,
-    metrics: Mapping[str, float],
+    decision: GateDecision,
+    profile_uri: str,
     run_id: str,
+    dag_id: str,
     logical_date: str,
     data_source: str,
     training_job: str,
 ) -> dict[str, Any]:
-    """A ``CreateModelPackage`` request: a new version awaiting manual approval.
+    """A ``CreateModelPackage`` request: a new version awaiting manual approval, carrying its lineage:
+    what it was compared with and the deltas, the run that made it, its data profile (the baseline
+    later runs measure drift against) and its report.
 
-    ``ClientToken`` makes the call idempotent per run on SageMaker's side as well.
+    ``ClientToken`` makes the call idempotent per run on SageMaker's side as well. Model package
+    versions cannot carry Tags, so lineage goes in CustomerMetadataProperties, MetadataProperties and
+    the model card.
     """
-    metadata = {name: f"{metrics[name]:.6f}" for name in metric_names() if name in metrics}
+    metadata = {name: f"{decision.metrics[name]:.6f}" for name in metric_names() if name in decision.metrics}
     metadata.update({
-        "run_id": run_id[:256],
+        "run_id": run_id,
         RUN_KEY_TAG: layout.key,
         "logical_date": logical_date,
-        "data_source": data_source[:256],
+        "data_source": data_source,
         "training_job": training_job,
+        "report_uri": layout.report_file_uri,
+        **_lineage(decision),
     })
+    metadata = {key: value[:MAX_METADATA_VALUE] for key, value in metadata.items()}
+    statistics = {"ContentType": "application/json", "S3Uri": f"{profile_uri}/statistics.json"}
+    constraints = {"ContentType": "application/json", "S3Uri": f"{profile_uri}/constraints.json"}
+    champion = decision.champion
+    compared = (f"compared with version {champion.get('version')} on {decision.champion_metric}"
+                if champion else "first of its group: nothing to compare with")
     return {
         "ModelPackageGroupName": settings.model_package_group,
-        "ModelPackageDescription": f"customer churn model trained by run {layout.key}",
+        "ModelPackageDescription": f"customer churn model trained by run {layout.key}; {compared}"[:1024],
         "ModelApprovalStatus": "PendingManualApproval",
         "ClientToken": f"churn-{layout.key}",
         "InferenceSpecification": {
@@ -238,7 +358,11 @@ def model_package_request(
             "ModelQuality": {
                 "Statistics": {"ContentType": "application/json", "S3Uri": layout.evaluation_file_uri},
             },
+            "ModelDataQuality": {"Statistics": statistics, "Constraints": constraints},
         },
+        "DriftCheckBaselines": {"ModelDataQuality": {"Statistics": statistics, "Constraints": constraints}},
+        "MetadataProperties": {"GeneratedBy": f"airflow:{dag_id}/{run_id}"[:1024]},
+        "ModelCard": _model_card(layout, decision, training_job),
         "CustomerMetadataProperties": metadata,
         "Tags": _tags(settings, layout),
     }
@@ -254,17 +378,23 @@ def _role(settings: Settings) -> str:
 
 
 def request_for_step(step: str, settings: Settings, layout: RunLayout, name: str, staged: StagedInputs,
-                     upstream: Mapping[str, JobResult]) -> dict[str, Any]:
-    """The request for ``step``, from the staged inputs and the upstream tasks' real results."""
+                     upstream: Mapping[str, Payload], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The request for ``step``, from the staged inputs, the upstream tasks' real results and the
+    run's params."""
     if step == PREPROCESS_TASK:
         return preprocess_request(settings, layout, job_name=name, image_uri=staged.image_uri,
                                   input_uri=staged.input_uri, schema_uri=staged.schema_uri)
     preprocessing = upstream[PREPROCESS_TASK]
+    assert isinstance(preprocessing, JobResult)
     if step == TRAIN_TASK:
         channels = {channel: preprocessing.output(channel) for channel in TRAINING_CHANNELS}
         return train_request(settings, layout, job_name=name, image_uri=staged.image_uri, channels=channels)
     if step == EVALUATE_TASK:
+        trained, lookup = upstream[TRAIN_TASK], upstream[FIND_CHAMPION_TASK]
+        assert isinstance(trained, JobResult) and isinstance(lookup, ChampionLookup)
+        compared = EvaluationInputs.choose(lookup, CompareMode(params.get("compare_with_champion", "enforce")),
+                                           DriftMode(params.get("drift_mode", "warn")))
         return evaluate_request(settings, layout, job_name=name, image_uri=staged.image_uri,
-                                model_artifact_uri=upstream[TRAIN_TASK].output("model"),
-                                test_uri=preprocessing.output("test"))
+                                model_artifact_uri=trained.output("model"),
+                                holdout_uri=preprocessing.output("holdout"), compared=compared)
     raise ValueError(f"unknown step {step!r}")

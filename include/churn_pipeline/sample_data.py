@@ -6,6 +6,7 @@ export has is there too: a few blank cells, a few exact duplicate rows, and a bl
 for customers in their first month (tenure 0).
 
     python -m churn_pipeline.sample_data --rows 10000 --seed 7 --output include/data/customer_data.csv
+    python -m churn_pipeline.sample_data --shift MonthlyCharges=1.5 --output /tmp/drifted/customers.csv
 """
 
 from __future__ import annotations
@@ -89,11 +90,39 @@ def generate(rows: int, seed: int) -> Any:
     return pd.concat([frame, duplicates], ignore_index=True)
 
 
-def write_sample(path: Path, rows: int, seed: int) -> Path:
+NUMERIC_COLUMNS = ("Age", "MonthlyCharges", "TotalCharges", "Tenure")
+
+
+def parse_shift(text: str) -> tuple[str, float]:
+    """``MonthlyCharges=1.5`` -> ("MonthlyCharges", 1.5): multiply a numeric column by a factor."""
+    column, separator, factor = text.partition("=")
+    if not separator or column not in NUMERIC_COLUMNS:
+        raise ValueError(f"--shift takes COLUMN=FACTOR with COLUMN one of {', '.join(NUMERIC_COLUMNS)}, got {text!r}")
+    try:
+        value = float(factor)
+    except ValueError:
+        raise ValueError(f"--shift {column}: the factor must be a number, got {factor!r}") from None
+    return column, value
+
+
+def shifted(frame: Any, shifts: Sequence[tuple[str, float]]) -> Any:
+    """The customers with numeric columns scaled, as their data would look after prices or ages moved;
+    blank cells stay blank. The churn labels are left as they were generated."""
+    import pandas as pd
+
+    frame = frame.copy()
+    for column, factor in shifts:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        scaled = (numbers * factor).round(2)
+        frame[column] = scaled.astype(object).where(numbers.notna(), frame[column])
+    return frame
+
+
+def write_sample(path: Path, rows: int, seed: int, shifts: Sequence[tuple[str, float]] = ()) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.partial")
-    generate(rows, seed).to_csv(temporary, index=False, lineterminator="\n")
+    shifted(generate(rows, seed), shifts).to_csv(temporary, index=False, lineterminator="\n")
     temporary.replace(path)
     return path
 
@@ -103,10 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=SAMPLE_ROWS)
     parser.add_argument("--seed", type=int, default=SAMPLE_SEED)
     parser.add_argument("--output", type=Path, default=SAMPLE_FILE)
+    parser.add_argument("--shift", action="append", default=[], metavar="COLUMN=FACTOR",
+                        help="scale a numeric column, e.g. MonthlyCharges=1.5 to see drift (repeatable)")
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error(f"--rows must be at least 1, got {args.rows}")
-    print(f"wrote {write_sample(args.output, args.rows, args.seed)}")
+    try:
+        shifts = [parse_shift(item) for item in args.shift]
+    except ValueError as error:
+        parser.error(str(error))
+    print(f"wrote {write_sample(args.output, args.rows, args.seed, shifts)}")
     return 0
 
 

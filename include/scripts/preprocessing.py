@@ -10,6 +10,11 @@ validation / test, fits imputation, encoding and scaling on the training split o
     OUT/preprocessor/preprocessor.joblib   the fitted ColumnTransformer
     OUT/preprocessor/schema.json           the contract it was fitted under
     OUT/quality/data_quality.json          counts of what was read, dropped and written
+    OUT/holdout/holdout.parquet            the test split's customers as raw records (id, features, label):
+                                           what evaluation scores every model on, each through its own
+                                           packaged preprocessor
+    OUT/profile/statistics.json            the training split's raw features profiled in Model Monitor's
+    OUT/profile/constraints.json           formats: the baseline later runs measure drift against
 
 By hand:  python include/scripts/preprocessing.py --input-dir IN --output-dir OUT [--schema FILE]
 In the container the defaults are SageMaker's paths under /opt/ml/processing (or $SAGEMAKER_BASE_DIR).
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from churn_common import container, data_contract, defaults, tables
+from churn_common import container, data_contract, defaults, profile, tables
 
 STEP = "preprocessing"
 SPLITS = ("train", "validation", "test")
@@ -153,6 +158,7 @@ class PreparedData:
     schema: data_contract.Schema
     features: Any
     labels: Any
+    ids: Any  # the id column's values, None when the schema has no id column
     splits: dict[str, Any]
     summary: dict[str, Any]
 
@@ -187,7 +193,17 @@ def prepare(args: argparse.Namespace) -> PreparedData:
         },
         "seed": args.seed,
     }
-    return PreparedData(schema, features, labels, indices, summary)
+    ids = data[schema.id_column] if schema.id_column else None
+    return PreparedData(schema, features, labels, ids, indices, summary)
+
+
+def holdout_records(prepared: PreparedData, rows: Any) -> Any:
+    """The held-out customers as raw records: id, every feature as read (numbers parsed), the 0/1 label."""
+    records = prepared.features.iloc[rows].reset_index(drop=True)
+    if prepared.ids is not None:
+        records.insert(0, prepared.schema.id_column, prepared.ids.iloc[rows].reset_index(drop=True))
+    records[tables.TARGET_LABEL] = prepared.labels.iloc[rows].reset_index(drop=True).to_numpy()
+    return records
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -205,6 +221,11 @@ def run(args: argparse.Namespace) -> dict:
             index = indices[name]
             matrix = preprocessor.transform(features.iloc[index])
             tables.write_matrix_csv(staging / name / f"{name}.csv", labels.iloc[index], matrix, feature_names)
+        tables.write_records(staging / "holdout" / "holdout.parquet",
+                             holdout_records(prepared, indices["test"]))
+        statistics, constraints = profile.build_profile(features.iloc[indices["train"]], schema)
+        container.write_json(staging / "profile" / "statistics.json", statistics)
+        container.write_json(staging / "profile" / "constraints.json", constraints)
         (staging / "preprocessor").mkdir()
         joblib.dump(preprocessor, staging / "preprocessor" / "preprocessor.joblib")
         container.write_json(staging / "preprocessor" / "schema.json", schema.to_dict())

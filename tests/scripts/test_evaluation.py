@@ -1,14 +1,19 @@
-"""evaluation.py: evaluation.json with the mission's keys and more, and a model that scores raw records."""
+"""evaluation.py: evaluation.json with the mission's keys and more; both models scored on the same
+held-out customers, each through its own preprocessor; what the report draws; drift; and a model that
+scores raw records."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
-from tests.conftest import HEADER, SAMPLE_CSV, run_script
+import pandas as pd
+
+from tests.conftest import SAMPLE_CSV, run_script
 
 MISSION_METRICS = {"accuracy", "precision", "recall", "f1_score"}
 CONFUSION_KEYS = {"true_negatives", "false_positives", "false_negatives", "true_positives"}
@@ -17,7 +22,9 @@ CONFUSION_KEYS = {"true_negatives", "false_positives", "false_negatives", "true_
 def test_evaluation_json_has_the_contracted_keys(sample_outputs: dict[str, Path]) -> None:
     report = json.loads((sample_outputs["evaluation"] / "evaluation.json").read_text())
 
-    assert set(report) == {"metrics", "confusion_matrix", "baseline", "rows", "binary_classification_metrics"}
+    assert set(report) == {"metrics", "confusion_matrix", "baseline", "rows", "binary_classification_metrics",
+                           "champion"}
+    assert report["champion"] is None  # none was given
     assert set(report["metrics"]) == MISSION_METRICS | {"roc_auc"}
     assert set(report["confusion_matrix"]) == CONFUSION_KEYS
     assert sum(report["confusion_matrix"].values()) == report["rows"]["test"]
@@ -49,22 +56,96 @@ def test_reads_model_tar_gz_as_sagemaker_stages_it_and_is_deterministic(tmp_path
     with tarfile.open(staged / "model.tar.gz", "w:gz") as archive:
         for path in sorted(sample_outputs["model"].iterdir()):
             archive.add(path, arcname=path.name)
-    result = run_script("evaluation.py", "--model", staged, "--test", sample_outputs["out"] / "test",
-                        "--output-dir", tmp_path / "eval")
+    result = run_script("evaluation.py", "--model", staged, "--holdout", sample_outputs["out"] / "holdout",
+                        "--baseline", sample_outputs["out"] / "profile", "--output-dir", tmp_path / "eval")
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "eval" / "evaluation.json").read_bytes() == \
-        (sample_outputs["evaluation"] / "evaluation.json").read_bytes()
+    for name in ("evaluation.json", "details.json", "drift.json"):
+        assert (tmp_path / "eval" / name).read_bytes() == (sample_outputs["evaluation"] / name).read_bytes(), name
 
 
-def test_a_test_split_that_does_not_fit_the_model_is_rejected(tmp_path: Path,
-                                                              sample_outputs: dict[str, Path]) -> None:
-    (tmp_path / "test").mkdir()
-    (tmp_path / "test" / "test.csv").write_text("label,a,b\n1,0.5,0.2\n0,0.1,0.3\n")
-    result = run_script("evaluation.py", "--model", sample_outputs["model"], "--test", tmp_path / "test",
+def test_held_out_customers_lacking_a_column_the_model_needs_are_rejected(tmp_path: Path,
+                                                                          sample_outputs: dict[str, Path]) -> None:
+    holdout = pd.read_parquet(sample_outputs["out"] / "holdout" / "holdout.parquet").drop(columns=["Tenure"])
+    (tmp_path / "holdout").mkdir()
+    holdout.to_parquet(tmp_path / "holdout" / "holdout.parquet")
+    result = run_script("evaluation.py", "--model", sample_outputs["model"], "--holdout", tmp_path / "holdout",
                         "--output-dir", tmp_path / "eval")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "2 feature(s) but the model expects" in result.stderr
+    assert "rejected its input" in result.stderr and "missing column 'Tenure'" in result.stderr
     assert not (tmp_path / "eval").exists() or list((tmp_path / "eval").iterdir()) == []
+
+
+def evaluate_against(tmp_path: Path, sample_outputs: dict[str, Path], champion: Path) -> dict:
+    result = run_script("evaluation.py", "--model", sample_outputs["model"], "--holdout",
+                        sample_outputs["out"] / "holdout", "--champion", champion,
+                        "--champion-identifier", "models:/customer-churn/1", "--champion-version", "1",
+                        "--output-dir", tmp_path / "eval")
+    assert result.returncode == 0, result.stderr  # a champion never fails the job
+    return json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+
+
+def test_both_models_are_scored_on_the_same_customers_with_the_same_code(tmp_path: Path,
+                                                                       sample_outputs: dict[str, Path]) -> None:
+    report = evaluate_against(tmp_path, sample_outputs, sample_outputs["model"])  # the model against itself
+    champion = report["champion"]
+    assert champion["comparable"] is True and champion["reason"] is None
+    assert champion["identifier"] == "models:/customer-churn/1" and champion["version"] == 1
+    assert champion["metrics"] == report["metrics"]
+    assert champion["delta"] == dict.fromkeys(report["metrics"], 0.0)
+    details = json.loads((tmp_path / "eval" / "details.json").read_text())
+    assert set(details["roc"]) == {"challenger", "champion"}
+
+
+def test_a_champion_whose_columns_are_gone_is_recorded_as_not_comparable(tmp_path: Path,
+                                                                         sample_outputs: dict[str, Path]) -> None:
+    champion = tmp_path / "champion"
+    shutil.copytree(sample_outputs["model"], champion)
+    schema = json.loads((champion / "schema.json").read_text())
+    schema["categorical"].append("Region")  # it was trained on a column this run's customers do not have
+    (champion / "schema.json").write_text(json.dumps(schema))
+    block = evaluate_against(tmp_path, sample_outputs, champion)["champion"]
+    assert block["comparable"] is False and block["metrics"] == {} and block["delta"] == {}
+    assert "cannot score this run's customers" in block["reason"] and "missing column 'Region'" in block["reason"]
+
+
+def test_an_unreadable_champion_is_recorded_as_not_comparable(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
+    champion = tmp_path / "champion"
+    champion.mkdir()
+    (champion / "model.tar.gz").write_bytes(b"not a tarball")
+    block = evaluate_against(tmp_path, sample_outputs, champion)["champion"]
+    assert block["comparable"] is False and "could not be loaded" in block["reason"]
+
+
+def test_details_hold_what_the_report_draws(sample_outputs: dict[str, Path]) -> None:
+    details = json.loads((sample_outputs["evaluation"] / "details.json").read_text())
+    roc = details["roc"]["challenger"]
+    assert len(roc["fpr"]) == len(roc["tpr"]) <= 200 and roc["fpr"][0] == 0.0 and roc["tpr"][-1] == 1.0
+    report = json.loads((sample_outputs["evaluation"] / "evaluation.json").read_text())
+    assert abs(roc["auc"] - report["metrics"]["roc_auc"]) < 1e-12
+    calibration = details["calibration"]["challenger"]
+    assert sum(calibration["count"]) == report["rows"]["test"]
+    importance = details["permutation_importance"]
+    names = [item["name"] for item in importance["features"]]
+    assert sorted(names) == sorted(json.loads((sample_outputs["model"] / "schema.json").read_text())["numeric"]
+                                   + json.loads((sample_outputs["model"] / "schema.json").read_text())["categorical"])
+    means = [item["mean"] for item in importance["features"]]
+    assert means == sorted(means, reverse=True) and means[0] > 0.01  # the contract matters in this data
+
+
+def test_drift_against_its_own_training_profile_is_ok(sample_outputs: dict[str, Path]) -> None:
+    drift = json.loads((sample_outputs["evaluation"] / "drift.json").read_text())
+    assert drift["status"] == "compared" and drift["summary"]["worst_level"] == "ok"
+    assert drift["current"]["rows"] == json.loads((sample_outputs["evaluation"] / "evaluation.json").read_text())[
+        "rows"]["test"]
+
+
+def test_without_baseline_drift_says_so_and_no_drift_writes_none(tmp_path: Path,
+                                                                 sample_outputs: dict[str, Path]) -> None:
+    common = ["--model", sample_outputs["model"], "--holdout", sample_outputs["out"] / "holdout"]
+    assert run_script("evaluation.py", *common, "--output-dir", tmp_path / "a").returncode == 0
+    assert json.loads((tmp_path / "a" / "drift.json").read_text())["status"] == "no_baseline"
+    assert run_script("evaluation.py", *common, "--no-drift", "--output-dir", tmp_path / "b").returncode == 0
+    assert not (tmp_path / "b" / "drift.json").exists()
 
 
 SCORE_IN_FRESH_PROCESS = r"""
@@ -101,4 +182,3 @@ def test_packaged_model_scores_raw_records_in_a_fresh_process(tmp_path: Path, sa
     assert all(0.0 <= p["probability"] <= 1.0 for p in answer["csv"]["predictions"])
     risky, loyal = answer["json"]["predictions"]
     assert risky["probability"] > loyal["probability"], "month-to-month fibre without support should churn more"
-    assert HEADER.split(",")[0] == "CustomerID"

@@ -23,7 +23,7 @@ def test_telco_reaches_published_accuracy_and_no_implausible_auc(tmp_path: Path,
                               "--output-dir", out]),
         ("training.py", ["--train", out / "train", "--validation", out / "validation",
                          "--preprocessor", out / "preprocessor", "--model-dir", model]),
-        ("evaluation.py", ["--model", model, "--test", out / "test", "--output-dir", evaluation]),
+        ("evaluation.py", ["--model", model, "--holdout", out / "holdout", "--output-dir", evaluation]),
     ]
     for name, args in steps:
         result = run_script(name, *args)

@@ -11,12 +11,13 @@ import pytest
 from botocore.validate import ParamValidator
 from moto import mock_aws
 
-from churn_pipeline import backend, request_builders
+from churn_pipeline import backend
 from churn_pipeline.layout import RunLayout
 from churn_pipeline.notifications import Notification, SnsChannel
 from churn_pipeline.objectstore import S3ObjectStore, download, upload_tree
 from churn_pipeline.registry import SageMakerRegistry
 from churn_pipeline.settings import SCRIPTS_DIR, load_settings
+from tests.builders import registration_request
 
 SETTINGS = load_settings({"CHURN_BACKEND": "sagemaker", "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
                           "CHURN_BUCKET": "churn-calls", "CHURN_TAGS": "team=retention"})
@@ -48,10 +49,10 @@ def test_s3_registry_and_sns_calls_are_valid(tmp_path: Path) -> None:
     store.delete(layout.notification_marker_uri("model_rejected"))
     SnsChannel(sns, topic).send(Notification(reason="model_rejected", subject="s" * 150, message="m", run_id="r",
                                              run_key=layout.key, accuracy=0.7, threshold=0.75))
-    SageMakerRegistry(sagemaker).register(request_builders.model_package_request(
-        SETTINGS, layout, image_uri="img", model_artifact_uri=f"{layout.model_uri}/j/output/model.tar.gz",
-        metrics={"accuracy": 0.8, "f1_score": 0.6, "roc_auc": 0.85}, run_id="r", logical_date="2026-11-26",
-        data_source="s3://churn-calls/in.csv", training_job="churn-train-x"))
+    registry = SageMakerRegistry(sagemaker)
+    registry.register(registration_request(SETTINGS, layout.key))
+    assert registry.champion(SETTINGS.model_package_group) is None  # nothing approved yet
+    assert registry.newest(SETTINGS.model_package_group).run_key == layout.key
 
     operations = {(service, model.name) for service, model, _ in calls}
     assert {("s3", "PutObject"), ("s3", "GetObject"), ("s3", "ListObjectsV2"), ("s3", "DeleteObject"),

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline import request_builders
 from churn_pipeline.layout import RunLayout
 from churn_pipeline.notifications import LocalOutbox, Notification, notify_once
 from churn_pipeline.objectstore import LocalObjectStore
 from churn_pipeline.registry import APPROVED, PENDING, MlflowRegistry
 from churn_pipeline.settings import load_settings
+from tests.builders import registration_request
 
 KEY = "20261126T020000Z"
 
@@ -49,12 +49,7 @@ def test_a_failed_send_can_be_retried(tmp_path: Path) -> None:
 
 
 def registration(root: Path, key: str) -> dict:
-    settings = load_settings({"CHURN_LOCAL_ROOT": str(root)})
-    layout = RunLayout(settings.base_uri, key)
-    return request_builders.model_package_request(
-        settings, layout, image_uri="img", model_artifact_uri=f"{layout.model_uri}/j/output/model.tar.gz",
-        metrics={"accuracy": 0.81, "f1_score": 0.62, "roc_auc": 0.86}, run_id=f"scheduled__{key}",
-        logical_date="2026-11-26T02:00:00+00:00", data_source="s3://b/in.csv", training_job="churn-train-x")
+    return registration_request(load_settings({"CHURN_LOCAL_ROOT": str(root)}), key)
 
 
 def test_mlflow_registry_registers_once_per_run_with_metrics_and_pending_status(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ from botocore.validate import ParamValidator
 
 from churn_pipeline import request_builders
 from churn_pipeline.layout import RUN_KEY_TAG, RunLayout, job_name
+from churn_pipeline.payloads import ModelVersionRef
 from churn_pipeline.settings import MAX_JOB_PREFIX_LENGTH, load_settings
+from tests.builders import champion_block, passing_decision
 
 ROLE = "arn:aws:iam::123456789012:role/churn-sagemaker"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
@@ -35,6 +37,9 @@ EVERY_OPTION = {
     "CHURN_JOB_PREFIX": "x" * MAX_JOB_PREFIX_LENGTH,
 }
 MODEL = botocore.session.get_session().get_service_model("sagemaker")
+CHAMPION = ModelVersionRef(version=3, identifier="arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn/3",
+                           approval_status="Approved", model_uri="s3://acme/churn/runs/k/model/j/output/model.tar.gz",
+                           statistics_uri="s3://acme/churn/runs/k/preprocessing/profile/statistics.json")
 
 
 def validate(operation: str, request: dict) -> None:
@@ -58,17 +63,29 @@ def all_requests(settings):
             channels={c: splits[c] for c in request_builders.TRAINING_CHANNELS})),
         "evaluate": ("CreateProcessingJob", request_builders.evaluate_request(
             settings, layout, job_name=longest("evaluate"), image_uri=IMAGE,
-            model_artifact_uri=f"{layout.model_uri}/job/output/model.tar.gz", test_uri=splits["test"])),
+            model_artifact_uri=f"{layout.model_uri}/job/output/model.tar.gz", holdout_uri=splits["holdout"])),
+        "evaluate against a champion": ("CreateProcessingJob", request_builders.evaluate_request(
+            settings, layout, job_name=longest("evaluate"), image_uri=IMAGE,
+            model_artifact_uri=f"{layout.model_uri}/job/output/model.tar.gz", holdout_uri=splits["holdout"],
+            compared=request_builders.EvaluationInputs(champion=CHAMPION, baseline=CHAMPION))),
         "register": ("CreateModelPackage", request_builders.model_package_request(
             settings, layout, image_uri=IMAGE, model_artifact_uri=f"{layout.model_uri}/job/output/model.tar.gz",
-            metrics={"accuracy": 0.8, "f1_score": 0.6, "roc_auc": 0.85}, run_id="scheduled__2026-11-26T02:00:00+00:00",
+            decision=passing_decision(), profile_uri=splits["profile"],
+            run_id="scheduled__2026-11-26T02:00:00+00:00", dag_id="customer_churn_pipeline",
             logical_date="2026-11-26T02:00:00+00:00", data_source=settings.default_input_uri,
+            training_job=longest("train"))),
+        "register after a comparison": ("CreateModelPackage", request_builders.model_package_request(
+            settings, layout, image_uri=IMAGE, model_artifact_uri=f"{layout.model_uri}/job/output/model.tar.gz",
+            decision=passing_decision(champion=champion_block(3), drifted_features=("MonthlyCharges",)),
+            profile_uri=splits["profile"], run_id="manual__" + "x" * 300, dag_id="customer_churn_pipeline",
+            logical_date="2026-11-26T02:00:00+00:00", data_source="s3://" + "d" * 400,
             training_job=longest("train"))),
     }
 
 
 @pytest.mark.parametrize("environment", [{"CHURN_ROLE_ARN": ROLE}, EVERY_OPTION], ids=["defaults", "every option"])
-@pytest.mark.parametrize("step", ["preprocess", "train", "evaluate", "register"])
+@pytest.mark.parametrize("step", ["preprocess", "train", "evaluate", "evaluate against a champion", "register",
+                                  "register after a comparison"])
 def test_requests_are_valid_for_botocores_service_model(environment: dict, step: str) -> None:
     operation, request = all_requests(load_settings(environment))[step]
     validate(operation, request)

@@ -5,21 +5,16 @@ from __future__ import annotations
 import boto3
 from moto import mock_aws
 
-from churn_pipeline import request_builders
-from churn_pipeline.layout import RunLayout
 from churn_pipeline.registry import SageMakerRegistry
 from churn_pipeline.settings import load_settings
+from tests.builders import registration_request
 
 SETTINGS = load_settings({"CHURN_BACKEND": "sagemaker", "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
                           "CHURN_MODEL_PACKAGE_GROUP": "churn-models"})
 
 
 def request(key: str) -> dict:
-    layout = RunLayout(SETTINGS.base_uri, key)
-    return request_builders.model_package_request(
-        SETTINGS, layout, image_uri="img", model_artifact_uri=f"{layout.model_uri}/j/output/model.tar.gz",
-        metrics={"accuracy": 0.8, "f1_score": 0.6, "roc_auc": 0.85}, run_id=f"scheduled__{key}",
-        logical_date="2026-11-26T02:00:00+00:00", data_source="s3://b/in.csv", training_job="churn-train-x")
+    return registration_request(SETTINGS, key)
 
 
 @mock_aws

@@ -19,12 +19,16 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from churn_pipeline.attempt_planning import Action, failure_reason, is_bad_input, is_running, plan_attempt
 from churn_pipeline.layout import RunLayout
 from churn_pipeline.payloads import (
+    EVALUATE_TASK,
     FAILURE_KEY,
+    FIND_CHAMPION_TASK,
     PREPROCESS_TASK,
     STAGE_TASK,
     TRAIN_TASK,
+    ChampionLookup,
     JobFailure,
     JobResult,
+    Payload,
     StagedInputs,
     pull,
 )
@@ -32,7 +36,12 @@ from churn_pipeline.request_builders import request_for_step
 from churn_pipeline.sagemaker_api import COMPLETED, JobKind
 from churn_pipeline.settings import Settings, load_settings
 
-UPSTREAM_RESULTS = {"preprocess": (), "train": (PREPROCESS_TASK,), "evaluate": (PREPROCESS_TASK, TRAIN_TASK)}
+# What each job's request is built from, besides the staged inputs: upstream task -> its payload.
+UPSTREAM_RESULTS: dict[str, dict[str, type[Payload]]] = {
+    PREPROCESS_TASK: {},
+    TRAIN_TASK: {PREPROCESS_TASK: JobResult},
+    EVALUATE_TASK: {PREPROCESS_TASK: JobResult, TRAIN_TASK: JobResult, FIND_CHAMPION_TASK: ChampionLookup},
+}
 
 
 class JobFailed(AirflowException):
@@ -78,8 +87,9 @@ class ResumableJobMixin(ABC):
                           plan.job_name)
             description = self.await_job(plan.job_name, settings, context)
         else:
-            upstream = {task_id: pull(ti, task_id, JobResult) for task_id in UPSTREAM_RESULTS[self.step]}
-            request = request_for_step(self.step, settings, layout, plan.job_name, staged, upstream)
+            upstream = {task_id: pull(ti, task_id, payload) for task_id, payload in UPSTREAM_RESULTS[self.step].items()}
+            request = request_for_step(self.step, settings, layout, plan.job_name, staged, upstream,
+                                       context.get("params") or {})
             self.log.info("starting %s job %s (attempt %d):\n%s", self.kind.value.lower(), plan.job_name,
                           plan.attempt, json.dumps(request, indent=2, sort_keys=True))
             description = self.run_job(request, settings, context)

@@ -7,15 +7,19 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from churn_pipeline import backend
+from churn_pipeline.gate import REASON_NOT_BETTER
 from churn_pipeline.notifications import Notification, notify_once
 from churn_pipeline.payloads import (
     DECISION_KEY,
     FAILURE_KEY,
+    FIND_CHAMPION_TASK,
     GATE_TASK,
     JOB_TASKS,
     STAGE_TASK,
+    TRAIN_TASK,
     GateDecision,
     JobFailure,
+    JobResult,
     pull_optional,
 )
 from churn_pipeline.settings import load_settings
@@ -28,11 +32,33 @@ def _failed_upstream(ti: Any, dag_run: Any) -> list[tuple[str, str]]:
     """(task id, reason) for every task of this run that failed before the gate could decide."""
     states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id]).get(dag_run.run_id, {})
     failed = []
-    for task_id in (STAGE_TASK, *JOB_TASKS, GATE_TASK):
+    for task_id in (STAGE_TASK, FIND_CHAMPION_TASK, *JOB_TASKS, GATE_TASK):
         if states.get(task_id) == "failed":
             detail = pull_optional(ti, task_id, JobFailure, key=FAILURE_KEY)
             failed.append((task_id, detail.reason if detail else "see the task's log"))
     return failed
+
+
+def rejection_notice(decision: GateDecision, run_id: str, run_key: str, trained: JobResult | None) -> Notification:
+    """One message for a model the gate did not pass: every reason, with the numbers and names a
+    person needs to act (both models' values, the metric, the required margin, both identifiers)."""
+    challenger = (f"this run's model (training job {trained.job_name}, {trained.output('model')})" if trained
+                  else "this run's model")
+    lines = [f"Run {run_id} registered no model: {decision.detail}."]
+    if REASON_NOT_BETTER in decision.reasons and decision.champion:
+        lines.append(f"Compared on {decision.champion_metric} with a required margin of "
+                     f"{decision.min_improvement:+.4f}: {challenger} against the champion, version "
+                     f"{decision.champion.get('version')} ({decision.champion.get('identifier')}).")
+    lines += [f"Gate: {sentence}." for sentence in decision.details]
+    lines.append(f"Evaluation: {decision.evaluation_uri}")
+    if decision.report_uri:
+        lines.append(f"Report: {decision.report_uri}")
+    return Notification(
+        reason=decision.reason, subject=f"Churn model not registered: {decision.detail}"[:100],
+        message="\n".join(lines), run_id=run_id, run_key=run_key, accuracy=decision.accuracy,
+        threshold=decision.threshold, evaluation_uri=decision.evaluation_uri, reasons=decision.reasons,
+        report_uri=decision.report_uri, drifted_features=decision.drifted_features,
+        champion=str(decision.champion.get("identifier")) if decision.champion else None)
 
 
 def notify_team(*, params: dict[str, Any], ti: Any, dag_run: Any, **_: Any) -> dict[str, Any]:
@@ -44,13 +70,8 @@ def notify_team(*, params: dict[str, Any], ti: Any, dag_run: Any, **_: Any) -> d
     if decision and decision.passed:
         raise AirflowFailException("notify_failure ran although the gate passed; nothing to notify")
     if decision:
-        notification = Notification(
-            reason=decision.reason,
-            subject=f"Churn model not registered: {decision.detail}"[:100],
-            message=(f"Run {dag_run.run_id} registered no model: {decision.detail}. "
-                     f"Evaluation: {decision.evaluation_uri}"),
-            run_id=dag_run.run_id, run_key=layout.key, accuracy=decision.accuracy, threshold=decision.threshold,
-            evaluation_uri=decision.evaluation_uri)
+        notification = rejection_notice(decision, dag_run.run_id, layout.key,
+                                        pull_optional(ti, TRAIN_TASK, JobResult))
     else:
         failed = _failed_upstream(ti, dag_run)
         listed = "; ".join(f"{task}: {reason}" for task, reason in failed) or "an upstream task did not succeed"

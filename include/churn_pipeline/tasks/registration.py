@@ -13,20 +13,23 @@ from churn_pipeline.notifications import Notification, notify_once
 from churn_pipeline.payloads import (
     DECISION_KEY,
     GATE_TASK,
+    PREPROCESS_TASK,
     REGISTER_TASK,
     STAGE_TASK,
     TRAIN_TASK,
     GateDecision,
     JobResult,
+    RegisteredVersion,
     StagedInputs,
     pull,
     pull_optional,
 )
 from churn_pipeline.request_builders import model_package_request
-from churn_pipeline.settings import load_settings
+from churn_pipeline.settings import Settings, load_settings
 from churn_pipeline.tasks._run import log, run_layout
 
 REASON_REGISTRATION_FAILED = "registration_failed"
+REASON_DRIFT_WARNING = "data_drift_warning"
 
 
 def register_model_version(*, params: dict[str, Any], ti: Any, dag_run: Any, **context: Any) -> dict[str, Any]:
@@ -36,16 +39,35 @@ def register_model_version(*, params: dict[str, Any], ti: Any, dag_run: Any, **c
     settings = load_settings()
     staged = pull(ti, STAGE_TASK, StagedInputs)
     train = pull(ti, TRAIN_TASK, JobResult)
+    preprocessing = pull(ti, PREPROCESS_TASK, JobResult)
     layout = RunLayout(settings.base_uri, staged.run_key)
     moment = context.get("logical_date") or dag_run.run_after
     request = model_package_request(
         settings, layout, image_uri=staged.image_uri, model_artifact_uri=train.output("model"),
-        metrics=decision.metrics, run_id=dag_run.run_id, logical_date=moment.isoformat(),
-        data_source=str(params["input_uri"]), training_job=train.job_name)
+        decision=decision, profile_uri=preprocessing.output("profile"), run_id=dag_run.run_id,
+        dag_id=dag_run.dag_id, logical_date=moment.isoformat(), data_source=str(params["input_uri"]),
+        training_job=train.job_name)
     version = backend.model_registry(settings).register(request)
     log.info("%s version %s of %s (%s, %s)", "registered" if version.created else "found this run's",
              version.version, settings.model_package_group, version.approval_status, version.identifier)
+    if decision.drifted_features:  # drift_mode=warn: registered, and the reviewer hears why to look closer
+        warn_of_drift(settings, layout, decision, dag_run.run_id, version)
     return version.to_xcom()
+
+
+def warn_of_drift(settings: Settings, layout: RunLayout, decision: GateDecision, run_id: str,
+                  version: RegisteredVersion) -> None:
+    features = ", ".join(decision.drifted_features)
+    notification = Notification(
+        reason=REASON_DRIFT_WARNING,
+        subject=f"Churn data drifted ({features}); version {version.version} registered"[:100],
+        message=(f"Run {run_id} registered version {version.version} ({version.identifier}) for review, and the "
+                 f"customers' data drifted from the baseline in: {features}. Report: {decision.report_uri or 'none'}"),
+        run_id=run_id, run_key=layout.key, accuracy=decision.accuracy, threshold=decision.threshold,
+        evaluation_uri=decision.evaluation_uri, reasons=decision.reasons, report_uri=decision.report_uri,
+        drifted_features=decision.drifted_features)
+    notify_once(notification, backend.notification_channel(settings), backend.object_store(settings),
+                layout.notification_marker_uri(notification.reason), log.info)
 
 
 def notify_registration_failed(context: Any) -> None:

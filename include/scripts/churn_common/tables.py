@@ -178,3 +178,31 @@ def read_matrix_csv(folder: Path) -> tuple[Any, Any]:
     except (ValueError, TypeError, pa.ArrowInvalid) as error:
         raise ContractError(str(path), [f"the split holds values that are not numbers: {error}"]) from None
     return features, labels
+
+
+def write_records(path: Path, records: Any) -> None:
+    """Raw records (a DataFrame) as Parquet: column types kept, deterministic for the same input."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pq.write_table(pa.Table.from_pandas(records, preserve_index=False), str(path))
+    except OSError as error:  # Arrow's message names neither the file nor the errno attribute
+        raise OSError(error.errno or errno.EIO, f"cannot write the records: {error}", str(path)) from None
+
+
+def read_records(folder: Path) -> Any:
+    """The single Parquet file of raw records in ``folder`` written by ``write_records``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = find_single_file(folder, "*.parquet")
+    try:
+        frame = pq.read_table(str(path)).to_pandas()
+    except (pa.ArrowInvalid, OSError) as error:
+        raise ContractError(str(path), [f"the records cannot be read: {error}"]) from None
+    if TARGET_LABEL not in frame.columns or frame.empty:
+        raise ContractError(str(path), [f"expected a '{TARGET_LABEL}' column and rows; was it written by "
+                                        "preprocessing.py?"])
+    return frame

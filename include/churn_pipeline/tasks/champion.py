@@ -1,0 +1,58 @@
+"""``find_champion``: the approved model the new one must beat, and the profile drift is measured
+against, looked up once per run before evaluation.
+
+The champion is the newest approved version (SageMaker: latest ``Approved`` package of the group;
+locally the MLflow alias ``champion``). The drift baseline is the champion's training-data profile or,
+until anything is approved, the newest registered version's. Neither exists on a first run, which is
+a normal state, not an error. A champion whose model artefact is gone is passed on with the reason,
+so that the evaluation records it as not comparable instead of failing the job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from churn_pipeline import backend
+from churn_pipeline.objectstore import ObjectStore, ObjectStoreError
+from churn_pipeline.payloads import ChampionLookup, ModelVersionRef
+from churn_pipeline.settings import Settings, load_settings
+from churn_pipeline.tasks._run import log
+
+
+def _missing(store: ObjectStore, uri: str | None, what: str) -> str | None:
+    """Why ``uri`` cannot be used, or None when its object is there."""
+    if not uri:
+        return f"it has no {what}"
+    try:
+        return None if store.exists(uri) else f"its {what} is gone from {uri}"
+    except ObjectStoreError as error:
+        return f"its {what} cannot be read: {error}"
+
+
+def look_up(settings: Settings, registry: Any, store: ObjectStore) -> ChampionLookup:
+    group = settings.model_package_group
+    champion: ModelVersionRef | None = registry.champion(group)
+    baseline: ModelVersionRef | None = champion or registry.newest(group)
+    return ChampionLookup(
+        champion=champion,
+        baseline=baseline,
+        champion_problem=_missing(store, champion.model_uri, "model artefact") if champion else None,
+        baseline_problem=_missing(store, baseline.statistics_uri, "data profile") if baseline else None,
+    )
+
+
+def look_up_champion(**_: Any) -> dict[str, Any]:
+    settings = load_settings()
+    lookup = look_up(settings, backend.model_registry(settings), backend.object_store(settings))
+    if lookup.champion:
+        log.info("champion: version %s (%s)%s", lookup.champion.version, lookup.champion.identifier,
+                 f"; it cannot be used: {lookup.champion_problem}" if lookup.champion_problem else "")
+    else:
+        log.info("no approved champion in %s yet: this run's model is compared with none",
+                 settings.model_package_group)
+    if lookup.baseline:
+        log.info("drift baseline: version %s's training data%s", lookup.baseline.version,
+                 f" (unusable: {lookup.baseline_problem})" if lookup.baseline_problem else "")
+    else:
+        log.info("no registered version yet: drift has no baseline on this run")
+    return lookup.to_xcom()

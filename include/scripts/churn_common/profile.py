@@ -1,0 +1,233 @@
+"""Data profiles and drift, in the file formats of SageMaker Model Monitor.
+
+Preprocessing profiles the training split's raw features (``statistics.json`` and
+``constraints.json`` as Model Monitor writes them: per feature the inferred type, completeness, a
+numeric distribution with quantile bin edges or the categorical frequencies). The profile travels
+with the model. A later run measures drift against it: per feature, the population stability index
+(PSI) of this run's customers over the baseline's bins or categories (unseen categories counted in a
+bucket of their own), the change in completeness, and the columns that went missing or appeared, in a
+``drift.json`` whose ``violations`` have the shape of Model Monitor's ``constraint_violations.json``.
+
+Model Monitor itself is closed to new customers; its formats stay the common language that tools
+read, which is why they are kept here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from churn_common.data_contract import Schema
+
+PROFILE_VERSION = 0.0  # the version field Model Monitor writes
+QUANTILE_BINS = 10  # deciles: the bins PSI is measured over
+TOP_CATEGORIES = 100  # a categorical distribution keeps this many values; the rest count as "other"
+PSI_WATCH = 0.1  # the usual reading of PSI: below 0.1 no real change, 0.1 to 0.25 some, above 0.25 drift
+PSI_DRIFT = 0.25
+SHARE_FLOOR = 1e-4  # an empty bin counts as this share, so that PSI stays finite
+LEVELS = ("ok", "watch", "drift")
+
+
+def _common(values: Any) -> dict[str, int]:
+    present = int(values.notna().sum())
+    return {"num_present": present, "num_missing": int(len(values) - present)}
+
+
+def _numeric_statistics(values: Any) -> dict[str, Any]:
+    import numpy as np
+
+    present = values.dropna().to_numpy(dtype="float64")
+    statistics: dict[str, Any] = {"common": _common(values)}
+    if present.size == 0:
+        return statistics
+    edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, QUANTILE_BINS + 1)))
+    counts = _bin_counts(present, edges)
+    buckets = [{"lower_bound": float(low), "upper_bound": float(high), "count": float(count)}
+               for low, high, count in zip(edges[:-1], edges[1:], counts, strict=True)] if edges.size > 1 else \
+        [{"lower_bound": float(edges[0]), "upper_bound": float(edges[0]), "count": float(present.size)}]
+    statistics.update({
+        "mean": float(present.mean()), "sum": float(present.sum()), "std_dev": float(present.std()),
+        "min": float(present.min()), "max": float(present.max()),
+        "distribution": {"kll": {"buckets": buckets}},
+    })
+    return statistics
+
+
+def _bin_counts(values: Any, edges: Any) -> Any:
+    """Counts per bin between consecutive edges; values below the first or above the last edge fall
+    in the outer bins, as they would for a baseline's bins met by new data."""
+    import numpy as np
+
+    if edges.size < 2:
+        return np.array([values.size], dtype="float64")
+    positions = np.searchsorted(edges[1:-1], values, side="right")
+    return np.bincount(positions, minlength=edges.size - 1).astype("float64")
+
+
+def _string_statistics(values: Any) -> dict[str, Any]:
+    present = values.dropna().astype(str)
+    counts = present.value_counts()
+    buckets = [{"value": str(value), "count": float(count)} for value, count in counts.head(TOP_CATEGORIES).items()]
+    other = float(counts.iloc[TOP_CATEGORIES:].sum()) if len(counts) > TOP_CATEGORIES else 0.0
+    statistics: dict[str, Any] = {"common": _common(values), "distinct_count": float(len(counts)),
+                                  "distribution": {"categorical": {"buckets": buckets}}}
+    if other:
+        statistics["distribution"]["categorical"]["other_count"] = other
+    return statistics
+
+
+def _inferred_type(values: Any, numeric: bool) -> str:
+    if not numeric:
+        return "String"
+    present = values.dropna()
+    return "Integral" if len(present) and bool((present % 1 == 0).all()) else "Fractional"
+
+
+def build_profile(features: Any, schema: Schema) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``statistics.json`` and ``constraints.json`` of a feature frame (numbers as floats, categories
+    as text, missing as NaN), in Model Monitor's formats."""
+    statistics_features, constraint_features = [], []
+    for name in schema.features:
+        values = features[name]
+        numeric = name in schema.numeric
+        inferred = _inferred_type(values, numeric)
+        completeness = float(values.notna().mean()) if len(values) else 0.0
+        feature: dict[str, Any] = {"name": name, "inferred_type": inferred}
+        constraint: dict[str, Any] = {"name": name, "inferred_type": inferred, "completeness": completeness}
+        if numeric:
+            feature["numerical_statistics"] = _numeric_statistics(values)
+            minimum = feature["numerical_statistics"].get("min")
+            constraint["num_constraints"] = {"is_non_negative": bool(minimum is not None and minimum >= 0)}
+        else:
+            feature["string_statistics"] = _string_statistics(values)
+            buckets = feature["string_statistics"]["distribution"]["categorical"]["buckets"]
+            domain = [bucket["value"] for bucket in buckets]
+            constraint["string_constraints"] = {"domains": domain}
+        statistics_features.append(feature)
+        constraint_features.append(constraint)
+    statistics = {"version": PROFILE_VERSION, "dataset": {"item_count": len(features)},
+                  "features": statistics_features}
+    constraints = {"version": PROFILE_VERSION, "features": constraint_features,
+                   "monitoring_config": {"evaluate_constraints": "Enabled", "emit_metrics": "Enabled",
+                                         "datatype_check_threshold": 1.0, "domain_content_threshold": 1.0,
+                                         "distribution_constraints": {"perform_comparison": "Enabled",
+                                                                      "comparison_threshold": PSI_DRIFT,
+                                                                      "comparison_method": "PopulationStabilityIndex"}}}
+    return statistics, constraints
+
+
+def population_stability_index(baseline: Sequence[float], current: Sequence[float]) -> float:
+    """PSI = sum over bins of (current share - baseline share) * ln(current share / baseline share),
+    with empty bins floored at a share of 1e-4 so that one empty bin does not make it infinite."""
+    baseline_total, current_total = sum(baseline), sum(current)
+    if baseline_total <= 0 or current_total <= 0:
+        return 0.0
+    psi = 0.0
+    for base_count, current_count in zip(baseline, current, strict=True):
+        base_share = max(base_count / baseline_total, SHARE_FLOOR)
+        current_share = max(current_count / current_total, SHARE_FLOOR)
+        psi += (current_share - base_share) * math.log(current_share / base_share)
+    return psi
+
+
+def level_of(psi: float) -> str:
+    if psi >= PSI_DRIFT:
+        return "drift"
+    if psi >= PSI_WATCH:
+        return "watch"
+    return "ok"
+
+
+def _baseline_features(statistics: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {feature["name"]: feature for feature in statistics.get("features", [])}
+
+
+def _completeness(feature: Mapping[str, Any]) -> float:
+    block = feature.get("numerical_statistics") or feature.get("string_statistics") or {}
+    common = block.get("common", {})
+    total = common.get("num_present", 0) + common.get("num_missing", 0)
+    return common.get("num_present", 0) / total if total else 0.0
+
+
+def _numeric_drift(baseline: Mapping[str, Any], values: Any) -> tuple[float, dict[str, Any]]:
+    import numpy as np
+
+    buckets = baseline.get("numerical_statistics", {}).get("distribution", {}).get("kll", {}).get("buckets", [])
+    present = values.dropna().to_numpy(dtype="float64")
+    if not buckets or present.size == 0:
+        return 0.0, {}
+    edges = np.array([buckets[0]["lower_bound"]] + [bucket["upper_bound"] for bucket in buckets], dtype="float64")
+    current = _bin_counts(present, edges) if len(buckets) > 1 else np.array([present.size], dtype="float64")
+    return population_stability_index([bucket["count"] for bucket in buckets], current.tolist()), {}
+
+
+def _categorical_drift(baseline: Mapping[str, Any], values: Any) -> tuple[float, dict[str, Any]]:
+    distribution = baseline.get("string_statistics", {}).get("distribution", {}).get("categorical", {})
+    buckets = distribution.get("buckets", [])
+    present = values.dropna().astype(str)
+    if not buckets or len(present) == 0:
+        return 0.0, {"unseen_share": 0.0}
+    known = [bucket["value"] for bucket in buckets]
+    counts = present.value_counts()
+    current = [float(counts.get(value, 0)) for value in known]
+    base = [float(bucket["count"]) for bucket in buckets]
+    other = float(distribution.get("other_count", 0.0))
+    # Values the baseline did not keep: its long tail ("other") or new categories. Counted together,
+    # so that a category appearing after training shows up as drift.
+    unseen = float(len(present)) - sum(current)
+    psi = population_stability_index(base + [other], current + [unseen])
+    return psi, {"unseen_share": unseen / len(present)}
+
+
+def measure_drift(baseline_statistics: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None,
+                  features: Any, schema: Schema, source: str, unavailable: str | None = None) -> dict[str, Any]:
+    """``drift.json``: this run's ``features`` against a baseline profile (None: the first run, or a
+    baseline version whose profile cannot be used, as ``unavailable`` says)."""
+    report: dict[str, Any] = {"status": "baseline_unavailable" if unavailable else "no_baseline",
+                              "baseline": dict(baseline or {}) if unavailable else None,
+                              "current": {"rows": len(features), "source": source},
+                              "features": [], "missing_columns": [], "extra_columns": [], "violations": [],
+                              "summary": {"ok": 0, "watch": 0, "drift": 0, "worst_level": "ok"}}
+    if unavailable:
+        report["reason"] = unavailable
+    if baseline_statistics is None or unavailable:
+        return report
+    known = _baseline_features(baseline_statistics)
+    report["status"], report["baseline"] = "compared", dict(baseline or {})
+    report["missing_columns"] = sorted(name for name in known if name not in schema.features)
+    report["extra_columns"] = [name for name in schema.features if name not in known]
+    for name in schema.features:
+        if name not in known:
+            continue
+        numeric = "numerical_statistics" in known[name]
+        values = features[name]
+        if numeric:
+            psi, extra = _numeric_drift(known[name], values)
+        else:
+            psi, extra = _categorical_drift(known[name], values)
+        level = level_of(psi)
+        baseline_completeness = _completeness(known[name])
+        current_completeness = float(values.notna().mean()) if len(values) else 0.0
+        report["features"].append({
+            "name": name, "type": "numeric" if numeric else "categorical", "psi": round(psi, 6), "level": level,
+            "completeness": {"baseline": round(baseline_completeness, 6), "current": round(current_completeness, 6),
+                             "change": round(current_completeness - baseline_completeness, 6)},
+            **extra,
+        })
+        report["summary"][level] += 1
+        if level != "ok":
+            limit = PSI_WATCH if level == "watch" else PSI_DRIFT
+            report["violations"].append({
+                "feature_name": name, "constraint_check_type": "data_drift_check",
+                "description": f"population stability index {psi:.4f} >= {limit} against the baseline's "
+                               f"{'bins' if numeric else 'categories'} ({level})"})
+    for name in report["missing_columns"]:
+        report["violations"].append({"feature_name": name, "constraint_check_type": "missing_column_check",
+                                     "description": "in the baseline, but not among this run's features"})
+    for name in report["extra_columns"]:
+        report["violations"].append({"feature_name": name, "constraint_check_type": "extra_column_check",
+                                     "description": "among this run's features, but not in the baseline"})
+    worst = max((LEVELS.index(item["level"]) for item in report["features"]), default=0)
+    report["summary"]["worst_level"] = LEVELS[worst]
+    return report
