@@ -770,46 +770,60 @@ def _read_optional(path: Path | None) -> bytes | None:
     return None if path is None or not path.is_file() else path.read_bytes()
 
 
+def _link(text: str) -> dict[str, str]:
+    label, separator, href = text.partition("=")
+    if not separator or not label or not href:
+        raise argparse.ArgumentTypeError(f"expected LABEL=HREF, got {text!r}")
+    return {"label": label, "href": href}
+
+
+def _render(args: argparse.Namespace) -> str:
+    if not args.decision.is_file():
+        raise FileNotFoundError(f"no gate decision at {args.decision}")
+    inputs = ReportInputs.from_json(
+        run_key=args.run_key, run_id=args.run_id, dag_id=args.dag_id, backend=args.backend,
+        decision=args.decision.read_bytes(), evaluation=_read_optional(args.evaluation),
+        details=_read_optional(args.details), drift=_read_optional(args.drift), quality=_read_optional(args.quality),
+        links=args.link)
+    args.output.write_bytes(render_report(inputs))
+    return f"{args.output}" + "".join(f"\n  note: {note}" for note in inputs.notes)
+
+
+def _screenshot(args: argparse.Namespace) -> str:
+    from churn_pipeline.browser import visit
+
+    result = visit(args.page, width=args.width, height=args.height)
+    if result.page_requests:
+        raise RuntimeError(f"the page made requests: {', '.join(result.page_requests)}; no screenshot saved")
+    args.png.write_bytes(result.screenshot)
+    return f"{args.png} ({len(result.screenshot):,} bytes); the page made no request"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m churn_pipeline.report", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="render a report from a run's JSON files")
-    render.add_argument("--decision", type=Path, required=True, help="the gate decision as JSON")
-    render.add_argument("--evaluation", type=Path, required=True)
+    render.add_argument("--decision", type=Path, required=True, help="the gate decision (GateDecision) as JSON")
+    render.add_argument("--evaluation", type=Path, required=True, help="evaluation.json (may be absent)")
     for name in ("details", "drift", "quality"):
         render.add_argument(f"--{name}", type=Path)
     render.add_argument("--run-key", required=True)
     render.add_argument("--run-id", default="")
     render.add_argument("--dag-id", default="customer_churn_pipeline")
     render.add_argument("--backend", default="local")
-    render.add_argument("--link", action="append", default=[], metavar="LABEL=HREF")
+    render.add_argument("--link", type=_link, action="append", default=[], metavar="LABEL=HREF")
     render.add_argument("-o", "--output", type=Path, required=True)
-    shot = commands.add_parser("screenshot", help="save a PNG of an HTML page as headless Chromium shows it")
+    shot = commands.add_parser("screenshot", help="save a PNG of a page as headless Chromium shows it")
     shot.add_argument("page", type=Path)
     shot.add_argument("png", type=Path)
     shot.add_argument("--width", type=int, default=1100)
-    shot.add_argument("--height", type=int, default=1400)
+    shot.add_argument("--height", type=int, default=1500)
     args = parser.parse_args(argv)
-    if args.command == "screenshot":
-        from churn_pipeline.browser import BrowserError, visit
-
-        try:
-            result = visit(args.page, width=args.width, height=args.height)
-        except BrowserError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        args.png.write_bytes(result.screenshot)
-        print(f"{args.png} ({len(result.screenshot):,} bytes); requests made by the page: "
-              f"{', '.join(result.page_requests) or 'none'}")
-        return 0 if not result.page_requests else 1
-    links = [dict(zip(("label", "href"), item.split("=", 1), strict=True)) for item in args.link if "=" in item]
-    inputs = ReportInputs.from_json(
-        run_key=args.run_key, run_id=args.run_id, dag_id=args.dag_id, backend=args.backend,
-        decision=args.decision.read_bytes(), evaluation=_read_optional(args.evaluation),
-        details=_read_optional(args.details), drift=_read_optional(args.drift), quality=_read_optional(args.quality),
-        links=links)
-    args.output.write_bytes(render_report(inputs))
-    print(args.output)
+    try:
+        print(_render(args) if args.command == "render" else _screenshot(args))
+    except (OSError, RuntimeError) as error:  # a missing file; Chromium absent or failing (BrowserError)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from churn_pipeline.browser import PageVisit, find_chromium, visit
-from churn_pipeline.report import CHALLENGER_COLOUR, CONTENT_SECURITY_POLICY, render_report
+from churn_pipeline.report import CHALLENGER_COLOUR, CONTENT_SECURITY_POLICY, main, render_report
 from tests import report_fixtures as fixtures
 
 pytestmark = pytest.mark.e2e
@@ -109,3 +109,13 @@ def test_the_check_catches_a_page_that_fetches(chromium: str, tmp_path: Path) ->
     # the report's policy alone stops the same image: a second line of defence behind the escaping
     blocked = open_page(injected.encode(), tmp_path, chromium)
     assert blocked.page_requests == ()
+
+
+def test_the_screenshot_command_saves_what_chromium_shows(chromium: str, tmp_path: Path, capsys) -> None:
+    page, png = tmp_path / "report.html", tmp_path / "report.png"
+    page.write_bytes(render_report(fixtures.report_inputs()))
+    assert main(["screenshot", str(page), str(png), "--width=1100", "--height=1500"]) == 0
+    assert pixels(png.read_bytes()).shape == (1500, 1100, 3)
+    page.write_text(f'<!DOCTYPE html><img src="{EXTERNAL_IMAGE}" alt="">')
+    assert main(["screenshot", str(page), str(tmp_path / "fetching.png")]) == 1
+    assert EXTERNAL_IMAGE in capsys.readouterr().err and not (tmp_path / "fetching.png").exists()

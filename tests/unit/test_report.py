@@ -9,11 +9,12 @@ import os
 import subprocess
 import sys
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from churn_pipeline.report import CONTENT_SECURITY_POLICY, ReportInputs, render_report
+from churn_pipeline.report import CONTENT_SECURITY_POLICY, ReportInputs, main, render_report
 from tests import report_fixtures as fixtures
 
 HOSTILE = "<script>alert('x')</script>"
@@ -296,6 +297,22 @@ def test_from_json_reads_the_files_as_the_pipeline_writes_them() -> None:
         quality=fixtures.as_bytes(expected.quality), links=expected.links)
     assert inputs == dataclasses.replace(expected, links=tuple(expected.links))
     assert render_report(inputs) == render_report(expected)
+
+
+def test_the_command_line_renders_a_report_from_a_runs_files(tmp_path: Path, capsys) -> None:
+    expected = fixtures.report_inputs(links=fixtures.links()[:1])
+    files = {name: tmp_path / f"{name}.json" for name in ("decision", "evaluation", "details", "drift", "quality")}
+    for name, path in files.items():
+        path.write_text(json.dumps(getattr(expected, name)))
+    output = tmp_path / "report.html"
+    arguments = [f"--{name}={path}" for name, path in files.items()]
+    assert main(["render", *arguments, f"--run-key={expected.run_key}", f"--run-id={expected.run_id}",
+                 "--backend=sagemaker", f"--link={expected.links[0]['label']}={expected.links[0]['href']}",
+                 f"--output={output}"]) == 0
+    assert output.read_bytes() == render_report(expected)
+    files["decision"].unlink()
+    assert main(["render", *arguments, "--run-key=K", f"--output={output}"]) == 1
+    assert "no gate decision at" in capsys.readouterr().err
 
 
 def test_the_same_inputs_give_the_same_bytes(example: bytes) -> None:
