@@ -47,6 +47,8 @@ REASON_HEADLINES = {
     "data_drift": "the data drifted",
 }
 DRIFT_LEVELS = ("drift", "watch", "ok")  # most severe first: the drift table's order
+# The population stability index bounds of those levels, as the drift check assigns them; stated to readers.
+PSI_WATCH_FROM, PSI_DRIFT_FROM = 0.1, 0.25
 TOP_IMPORTANCES = 10
 # A link that only opens when clicked; anything else (javascript:, data:) is shown as text.
 LINK_SCHEMES = ("s3://", "https://", "http://", "file://")
@@ -663,7 +665,7 @@ def _drift_summary(drift: Mapping[str, Any]) -> str:
     rows = f" on {_count(current['rows'])} rows" if _number(current.get("rows")) else ""
     source = f" ({_e(current['source'])})" if current.get("source") else ""
     return (f"<p>Population stability index per feature{against}{rows}{source}: {counts}. "
-            "Levels: ok below 0.1, watch from 0.1, drift from 0.25.</p>")
+            f"Levels: ok below {PSI_WATCH_FROM}, watch from {PSI_WATCH_FROM}, drift from {PSI_DRIFT_FROM}.</p>")
 
 
 def _drift_table(features: Sequence[Mapping[str, Any]]) -> str:
@@ -732,7 +734,7 @@ def _quality_section(quality: Mapping[str, Any] | None) -> str:
     ignored = quality.get("ignored_columns")
     if isinstance(ignored, list) and ignored:
         rows.append(("columns ignored (not in the schema)", ", ".join(f"<code>{_e(name)}</code>" for name in ignored)))
-    parts.append(_table([("", "what"), ("", "count")], [("", [("", label), ("", value)]) for label, value in rows]))
+    parts.append(_table([("", "what"), ("", "found")], [("", [("", label), ("", value)]) for label, value in rows]))
     return "\n".join(parts)
 
 
