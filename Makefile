@@ -8,9 +8,11 @@ AIRFLOW := $(BIN)/airflow
 UV_VERSION := 0.13.9
 export AIRFLOW_HOME ?= $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+# Debian packages some tests drive (chromium: the run report opened in a headless browser)
+TEST_DEBIAN_PACKAGES := chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint bench lock standalone mwaa-bundle clean
+.PHONY: help setup test-deps demo test test-fast lint bench lock standalone mwaa-bundle clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,6 +27,17 @@ $(VENV)/.installed: requirements-lock.txt pyproject.toml
 
 setup: $(VENV)/.installed  ## Create .venv with the locked dependencies and the project (editable)
 
+test-deps:  ## Install the Debian packages the tests need (as root), or say which ones are missing
+	@missing=""; for package in $(TEST_DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$package"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+		echo "installing$$missing ..."; apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "missing Debian packages$$missing: install them as root (apt-get install --no-install-recommends$$missing); their tests are skipped"; \
+	fi
+
 airflow.db: $(VENV)/.installed
 	$(AIRFLOW) db migrate > /dev/null
 	@# the generated airflow.cfg loads Airflow's examples by default; this project's home should not
@@ -38,7 +51,7 @@ demo: airflow.db  ## Run the whole pipeline locally (no AWS) on the bundled samp
 		  $(BIN)/python -m churn_pipeline.cli summary; exit 1; }
 	@$(BIN)/python -m churn_pipeline.cli summary
 
-test: $(VENV)/.installed  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
+test: $(VENV)/.installed test-deps  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.installed  ## Run the tests except the end-to-end Airflow runs
