@@ -20,6 +20,8 @@ TELCO_CSV = DATASETS / "telco.csv"
 TELCO_SHA256 = "16320c9c1ec72448db59aa0a26a0b95401046bef5d02fd3aeb906448e3055e91"
 # Set by .ci/run: CI has ../shared/datasets, so a data-set test that would skip there fails instead.
 REQUIRE_DATASETS = "CHURN_TESTS_REQUIRE_DATASETS"
+# Set by .ci/run: CI installs Chromium (make test-deps), so a browser test that would skip there fails instead.
+REQUIRE_BROWSER = "CHURN_TESTS_REQUIRE_BROWSER"
 
 HEADER = ("CustomerID,Gender,Age,MonthlyCharges,TotalCharges,Tenure,Contract,InternetService,TechSupport,"
           "StreamingTV,PaymentMethod,Churn")
@@ -97,3 +99,17 @@ def telco_csv() -> Path:
     digest = hashlib.sha256(TELCO_CSV.read_bytes()).hexdigest()
     assert digest == TELCO_SHA256, f"{TELCO_CSV} is not the published Telco file (sha256 {digest})"
     return TELCO_CSV
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium (Debian package chromium, which make test-deps installs as root)."""
+    from churn_pipeline.browser import find_chromium
+
+    binary = find_chromium()
+    if binary is None:
+        message = "Chromium is not installed (make test-deps installs the Debian package chromium, as root)"
+        if os.environ.get(REQUIRE_BROWSER):
+            pytest.fail(f"{message}, and {REQUIRE_BROWSER} says this machine must have it")
+        pytest.skip(message)
+    return binary

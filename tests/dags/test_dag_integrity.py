@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import PROJECT
 
 DAG_FILE = PROJECT / "dags" / "customer_churn_pipeline.py"
-HEAVY = ("pandas", "sklearn", "sagemaker", "mlflow", "numpy", "scipy")
+HEAVY = ("pandas", "sklearn", "sagemaker", "mlflow", "numpy", "scipy", "matplotlib")
 EDGES = {
     ("stage_inputs", "preprocess"), ("preprocess", "train"), ("train", "evaluate"), ("evaluate", "check_accuracy"),
     ("check_accuracy", "register_model"), ("check_accuracy", "notify_failure"),

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from churn_pipeline.browser import visit
 from tests.conftest import CONFIG, SAMPLE_CSV
 
 pytestmark = pytest.mark.e2e
@@ -69,7 +70,22 @@ def test_only_a_model_that_beats_the_approved_champion_is_registered(airflow_pro
     assert narrower.returncode == 0 and airflow_project.versions()[-1]["tags"]["champion_comparable"] == "false"
 
 
-def test_drift_is_measured_against_the_baseline_and_reported(airflow_project, tmp_path) -> None:
+def assert_a_person_can_read_it(report, chromium: str) -> None:
+    """The real run's report opened in headless Chromium: drawn, with the drifted row highlighted, and
+    fetching nothing."""
+    from tests.e2e.test_report_in_browser import DRIFT_ROW, assert_drawn, count_of
+
+    seen = visit(report, chromium=chromium)
+    assert seen.page_requests == ()
+    image = assert_drawn(seen.screenshot)
+    assert count_of(image, DRIFT_ROW) > 5000
+    text = report.read_text()
+    # the decision, and that the data drifted, come before everything else
+    assert text.index("Passed, registered for approval") < text.index("Data drift: 1 feature(s) drifted") \
+        < text.index("Metrics on the test customers") < text.index("MonthlyCharges")
+
+
+def test_drift_is_measured_against_the_baseline_and_reported(airflow_project, tmp_path, chromium) -> None:
     assert airflow_project.dags_test("2026-11-05").returncode == 0
     drifted = tmp_path / "drifted" / "customers.csv"
     made = subprocess.run([sys.executable, "-m", "churn_pipeline.sample_data", "--shift", "MonthlyCharges=1.5",
@@ -85,7 +101,10 @@ def test_drift_is_measured_against_the_baseline_and_reported(airflow_project, tm
     assert levels["MonthlyCharges"] == "drift" and levels["Gender"] == "ok"
     (warning,) = airflow_project.notifications()
     assert warning["reason"] == "data_drift_warning" and warning["drifted_features"] == ["MonthlyCharges"]
+    report = airflow_project.run_prefix("20261106T000000Z") / "report" / "report.html"
+    assert warning["report_uri"].endswith("/runs/20261106T000000Z/report/report.html") and report.is_file()
     assert airflow_project.versions()[-1]["tags"]["drifted_features"] == "MonthlyCharges"
+    assert_a_person_can_read_it(report, chromium)
 
     # once version 1 is approved it is the baseline, even though version 2 is newer; block mode holds back
     assert cli(airflow_project, "approve", "1").returncode == 0

@@ -9,32 +9,19 @@ from __future__ import annotations
 
 import html
 import io
-import os
 from pathlib import Path
 
 import pytest
 
-from churn_pipeline.browser import PageVisit, find_chromium, visit
+from churn_pipeline.browser import PageVisit, visit
 from churn_pipeline.report import CHALLENGER_COLOUR, CONTENT_SECURITY_POLICY, main, render_report
 from tests import report_fixtures as fixtures
 
 pytestmark = pytest.mark.e2e
 
-REQUIRE_BROWSER = "CHURN_TESTS_REQUIRE_BROWSER"
 EXTERNAL_IMAGE = "http://127.0.0.1:9/x.png"
 # colours of the style sheet that only show when it applied: the banners' left borders, a drifted row
 PASSED_BORDER, FAILED_BORDER, DRIFT_ROW = "#16a34a", "#dc2626", "#fee2e2"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    binary = find_chromium()
-    if binary is None:
-        message = "Chromium is not installed (make test-deps installs the Debian package chromium, as root)"
-        if os.environ.get(REQUIRE_BROWSER):
-            pytest.fail(f"{message}, and {REQUIRE_BROWSER} says this machine must have it")
-        pytest.skip(message)
-    return binary
 
 
 def open_page(document: bytes, folder: Path, chromium: str) -> PageVisit:

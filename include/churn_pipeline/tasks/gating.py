@@ -1,5 +1,5 @@
 """``check_accuracy``: the quality gate reads the run's evaluation (and drift), decides under the
-run's rules, records the decision and chooses the branch."""
+run's rules, records the decision, writes the run's report and chooses the branch."""
 
 from __future__ import annotations
 
@@ -10,10 +10,25 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from churn_pipeline import backend, gate
 from churn_pipeline.layout import RunLayout
-from churn_pipeline.objectstore import ObjectStore, ObjectStoreError
-from churn_pipeline.payloads import DECISION_KEY, EVALUATE_TASK, STAGE_TASK, JobResult, StagedInputs, pull
-from churn_pipeline.settings import load_settings
+from churn_pipeline.objectstore import LocalObjectStore, ObjectStore, ObjectStoreError
+from churn_pipeline.payloads import (
+    DECISION_KEY,
+    EVALUATE_TASK,
+    JOB_TASKS,
+    PREPROCESS_TASK,
+    STAGE_TASK,
+    GateDecision,
+    JobResult,
+    StagedInputs,
+    pull,
+)
+from churn_pipeline.request_builders import KIND_OF_STEP
+from churn_pipeline.sagemaker_api import JobKind
+from churn_pipeline.settings import Settings, load_settings
 from churn_pipeline.tasks._run import log
+
+CONSOLE = "https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{kind}/{name}"
+CONSOLE_KINDS = {JobKind.PROCESSING: "processing-jobs", JobKind.TRAINING: "jobs"}
 
 
 def _read_if_there(store: ObjectStore, uri: str) -> bytes | None:
@@ -23,20 +38,63 @@ def _read_if_there(store: ObjectStore, uri: str) -> bytes | None:
         return None
 
 
-def choose_branch(*, params: dict[str, Any], ti: Any, **_: Any) -> str:
+def _href(store: ObjectStore, uri: str) -> str:
+    """Where a person opens an artefact: the file itself locally, its S3 URI on AWS."""
+    return store.path_for(uri).as_uri() if isinstance(store, LocalObjectStore) else uri
+
+
+def report_links(settings: Settings, store: ObjectStore, layout: RunLayout,
+                 jobs: dict[str, JobResult]) -> list[dict[str, str]]:
+    """The run's artefacts and jobs, for the report's last section."""
+    evaluation = jobs[EVALUATE_TASK].output("evaluation")
+    links = [{"label": "the run's folder", "href": _href(store, layout.run_uri)},
+             {"label": "evaluation.json", "href": _href(store, f"{evaluation}/evaluation.json")},
+             {"label": "drift.json", "href": _href(store, f"{evaluation}/drift.json")},
+             {"label": "training data profile (statistics.json)",
+              "href": _href(store, f"{jobs[PREPROCESS_TASK].output('profile')}/statistics.json")}]
+    for step, result in jobs.items():
+        if settings.backend == "local":
+            assert isinstance(store, LocalObjectStore)
+            href = (store.root / "jobs" / result.job_name / "output.log").as_uri()
+            links.append({"label": f"{step} job {result.job_name} (log)", "href": href})
+        else:
+            href = CONSOLE.format(region=settings.region, kind=CONSOLE_KINDS[KIND_OF_STEP[step]], name=result.job_name)
+            links.append({"label": f"{step} job {result.job_name} (SageMaker console)", "href": href})
+    return links
+
+
+def write_report(settings: Settings, store: ObjectStore, layout: RunLayout, decision: GateDecision,
+                 jobs: dict[str, JobResult], run_id: str, dag_id: str) -> None:
+    from churn_pipeline.report import ReportInputs, render_report  # at run time: matplotlib is heavy
+
+    evaluation = jobs[EVALUATE_TASK].output("evaluation")
+    inputs = ReportInputs.from_json(
+        run_key=layout.key, run_id=run_id, dag_id=dag_id, backend=settings.backend, decision=decision.to_xcom(),
+        evaluation=_read_if_there(store, f"{evaluation}/evaluation.json"),
+        details=_read_if_there(store, f"{evaluation}/details.json"),
+        drift=_read_if_there(store, f"{evaluation}/drift.json") if decision.drift_mode != "off" else None,
+        quality=_read_if_there(store, f"{jobs[PREPROCESS_TASK].output('quality')}/data_quality.json"),
+        links=report_links(settings, store, layout, jobs))
+    store.write_bytes(layout.report_file_uri, render_report(inputs))
+    log.info("report: %s", _href(store, layout.report_file_uri))
+
+
+def choose_branch(*, params: dict[str, Any], ti: Any, dag_run: Any, **_: Any) -> str:
     """BranchPythonOperator callable: ``register_model`` on a pass, ``notify_failure`` otherwise."""
     settings = load_settings()
     try:
         rules = gate.GateRules.from_params(params)
     except ValueError as error:
         raise AirflowFailException(str(error)) from None
-    evaluation_prefix = pull(ti, EVALUATE_TASK, JobResult).output("evaluation")
-    store = backend.object_store(settings)
-    evaluation_uri = f"{evaluation_prefix}/evaluation.json"
-    decision = gate.decide(_read_if_there(store, evaluation_uri), rules, evaluation_uri,
-                           drift=_read_if_there(store, f"{evaluation_prefix}/drift.json"))
+    jobs = {task_id: pull(ti, task_id, JobResult) for task_id in JOB_TASKS}
     layout = RunLayout(settings.base_uri, pull(ti, STAGE_TASK, StagedInputs).run_key)
+    store = backend.object_store(settings)
+    evaluation = jobs[EVALUATE_TASK].output("evaluation")
+    evaluation_uri = f"{evaluation}/evaluation.json"
+    decision = gate.decide(_read_if_there(store, evaluation_uri), rules, evaluation_uri,
+                           drift=_read_if_there(store, f"{evaluation}/drift.json"), report_uri=layout.report_file_uri)
     store.write_bytes(layout.decision_file_uri, json.dumps(decision.to_xcom(), indent=2, sort_keys=True).encode())
+    write_report(settings, store, layout, decision, jobs, dag_run.run_id, dag_run.dag_id)
     ti.xcom_push(key=DECISION_KEY, value=decision.to_xcom())
     log.info("gate: %s -> %s", "passed" if decision.passed else f"not passed ({', '.join(decision.reasons)})",
              decision.next_task)
