@@ -4,7 +4,9 @@ files a job would have written are staged where the job would have written them.
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from pathlib import Path
 
 import boto3
@@ -80,8 +82,14 @@ def stage_job_outputs(aws: dict, key: str) -> RunLayout:
         if path.is_file():
             relative = path.relative_to(produced).as_posix()
             s3.upload_file(str(path), BUCKET, f"{PREFIX}/runs/{key}/preprocessing/{relative}")
-    s3.upload_file(str(aws["outputs"]["evaluation"] / "evaluation.json"), BUCKET,
-                   f"{PREFIX}/runs/{key}/evaluation/evaluation.json")
+    for path in sorted(aws["outputs"]["evaluation"].iterdir()):  # evaluation.json, details.json, drift.json
+        s3.upload_file(str(path), BUCKET, f"{PREFIX}/runs/{key}/evaluation/{path.name}")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as bundle:
+        for path in sorted(aws["outputs"]["model"].iterdir()):
+            bundle.add(path, arcname=path.name)
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/runs/{key}/model/churn-train-{key}/output/model.tar.gz",
+                  Body=archive.getvalue())
     aws["server"].record_afresh()
     return layout
 
@@ -171,6 +179,51 @@ def test_a_failing_threshold_registers_nothing_and_publishes_one_message(aws, ai
     assert 0 < body["accuracy"] < 0.99 and body["run_id"] and body["run_key"] == key
     assert "Publish" in {call.action for call in calls}
     assert_allowed_by_the_shipped_policies(calls, airflow_project.env)
+
+
+def test_an_approved_package_is_the_champion_of_the_next_run(aws, airflow_project) -> None:
+    first_key, next_key = "20261123T020000Z", "20261124T020000Z"
+    stage_job_outputs(aws, first_key)
+    assert airflow_project.dags_test("2026-11-23T02:00:00+00:00").returncode == 0
+    sagemaker, s3 = aws["clients"]["sagemaker"], aws["clients"]["s3"]
+    (package,) = sagemaker.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]
+    sagemaker.update_model_package(ModelPackageArn=package["ModelPackageArn"], ModelApprovalStatus="Approved")
+    champion = sagemaker.describe_model_package(ModelPackageName=package["ModelPackageArn"])
+    layout = stage_job_outputs(aws, next_key)
+    # what the evaluation job writes when it was given the champion (moto runs no job)
+    written = json.loads((aws["outputs"]["evaluation"] / "evaluation.json").read_text())
+    written["champion"] = {"identifier": package["ModelPackageArn"], "version": 1, "comparable": True, "reason": None,
+                           "metrics": written["metrics"], "delta": {name: 0.0 for name in written["metrics"]}}
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/runs/{next_key}/evaluation/evaluation.json",
+                  Body=json.dumps(written).encode())
+    aws["server"].record_afresh()
+
+    outcome = airflow_project.dags_test("2026-11-24T02:00:00+00:00", {"compare_with_champion": "report"})
+    calls = aws["server"].calls()
+
+    assert outcome.returncode == 0, outcome.log[-6000:]
+    (evaluate,) = [call.params for call in calls if call.action == "CreateProcessingJob"
+                   and call.params["ProcessingJobName"] == f"churn-evaluate-{next_key}"]
+    inputs = {item["InputName"]: item["S3Input"]["S3Uri"] for item in evaluate["ProcessingInputs"]}
+    assert inputs["champion"] == champion["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert inputs["baseline"] == champion["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]["S3Uri"]
+    assert package["ModelPackageArn"] in evaluate["AppSpecification"]["ContainerArguments"]
+    (created,) = [call.params for call in calls if call.action == "CreateModelPackage"]
+    validate_against_service_models(calls)  # the lineage fields included
+    metadata = created["CustomerMetadataProperties"]
+    assert len(metadata) <= 50 and all(len(value) <= 256 for value in metadata.values())
+    assert metadata["compared_with"] == package["ModelPackageArn"] and metadata["compared_on"] == "roc_auc"
+    assert "delta_roc_auc" in metadata and metadata["report_uri"] == layout.report_file_uri
+    assert created["MetadataProperties"]["GeneratedBy"].startswith("airflow:customer_churn_pipeline/")
+    assert created["ModelCard"]["ModelCardStatus"] == "Draft"
+    assert "evaluation_details" in json.loads(created["ModelCard"]["ModelCardContent"])
+    profile = created["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]["S3Uri"]
+    assert profile == f"{layout.preprocessing_uri('profile')}/statistics.json"
+    assert created["ModelMetrics"]["ModelDataQuality"]["Statistics"]["S3Uri"] == profile
+    report = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/runs/{next_key}/report/report.html")["Body"].read()
+    assert b"Content-Security-Policy" in report and package["ModelPackageArn"].encode() in report
+    assert_allowed_by_the_shipped_policies(calls, airflow_project.env)
+    RECORDED["run with a champion"] = calls
 
 
 def exercise_the_paths_no_run_takes(aws: dict, env: dict[str, str],
