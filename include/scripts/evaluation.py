@@ -200,7 +200,7 @@ def permutation_importance(model: Any, features: Any, labels: Any, schema: data_
                  for repeat in range(IMPORTANCE_REPEATS)]
         found.append({"name": column, "mean": round(float(np.mean(drops)), 6), "std": round(float(np.std(drops)), 6)})
     found.sort(key=lambda item: item["mean"], reverse=True)
-    return {"metric": "roc_auc", "rows": int(len(rows)), "repeats": IMPORTANCE_REPEATS, "features": found}
+    return {"metric": "roc_auc", "rows": len(rows), "repeats": IMPORTANCE_REPEATS, "features": found}
 
 
 def score_champion(args: argparse.Namespace, records: Any, labels: Any, challenger: dict[str, Any],

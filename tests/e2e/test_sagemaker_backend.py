@@ -193,7 +193,7 @@ def test_an_approved_package_is_the_champion_of_the_next_run(aws, airflow_projec
     # what the evaluation job writes when it was given the champion (moto runs no job)
     written = json.loads((aws["outputs"]["evaluation"] / "evaluation.json").read_text())
     written["champion"] = {"identifier": package["ModelPackageArn"], "version": 1, "comparable": True, "reason": None,
-                           "metrics": written["metrics"], "delta": {name: 0.0 for name in written["metrics"]}}
+                           "metrics": written["metrics"], "delta": dict.fromkeys(written["metrics"], 0.0)}
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/runs/{next_key}/evaluation/evaluation.json",
                   Body=json.dumps(written).encode())
     aws["server"].record_afresh()
