@@ -40,8 +40,10 @@ def _local(settings: Settings, command: str) -> LocalObjectStore:
 
 
 def _runs(store: LocalObjectStore, base_uri: str) -> list[str]:
+    """The run keys, the run written to last at the end (a backfilled date may be newer than a later key)."""
     runs_dir = store.path_for(f"{base_uri}/runs")
-    return sorted(path.name for path in runs_dir.iterdir() if path.is_dir()) if runs_dir.is_dir() else []
+    folders = [path for path in runs_dir.iterdir() if path.is_dir()] if runs_dir.is_dir() else []
+    return [path.name for path in sorted(folders, key=lambda path: (path.stat().st_mtime, path.name))]
 
 
 def _run_key(store: LocalObjectStore, settings: Settings, run_key: str | None) -> str:
@@ -50,7 +52,7 @@ def _run_key(store: LocalObjectStore, settings: Settings, run_key: str | None) -
         raise CliError(f"no run found under {store.path_for(settings.base_uri + '/runs')}; run `make demo` first")
     key = run_key or runs[-1]
     if key not in runs:
-        raise CliError(f"no run {key}; known runs: {', '.join(runs)}")
+        raise CliError(f"no run {key}; known runs: {', '.join(sorted(runs))}")
     return key
 
 

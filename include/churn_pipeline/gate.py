@@ -123,8 +123,12 @@ def _drift_rule(rules: GateRules, drift: Mapping[str, Any] | None) -> tuple[bool
         return False, "drift is not checked for this run", ()
     if drift is None:
         return False, "no drift report", ()
+    if drift.get("status") == "no_baseline":
+        return False, "drift not measured: no registered version yet to compare with (a first run)", ()
     if drift.get("status") != "compared":
-        return False, f"drift: {drift.get('status', 'unknown').replace('_', ' ')} (first model, or no profile)", ()
+        baseline = drift.get("baseline") or {}
+        return False, (f"drift not measured: the baseline, version {baseline.get('version')}, "
+                       f"{drift.get('reason', 'cannot be used')}"), ()
     drifted = tuple(item["name"] for item in drift.get("features", []) if item.get("level") == "drift")
     watched = tuple(item["name"] for item in drift.get("features", []) if item.get("level") == "watch")
     if not drifted:

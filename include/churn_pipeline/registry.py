@@ -194,8 +194,12 @@ class MlflowRegistry:
     def versions(self, group: str) -> list[dict[str, Any]]:
         client = self._client()
         found = client.search_model_versions(f"name = '{group}'")
+        aliases: dict[int, list[str]] = {}
+        if found:  # searching versions leaves their aliases out: they are the registered model's
+            for alias, version in client.get_registered_model(group).aliases.items():
+                aliases.setdefault(int(version), []).append(alias)
         return sorted(({"version": int(item.version), "tags": dict(item.tags), "source": item.source,
-                        "run_id": item.run_id, "aliases": list(item.aliases)} for item in found),
+                        "run_id": item.run_id, "aliases": aliases.get(int(item.version), [])} for item in found),
                       key=lambda item: item["version"])
 
     def _reference(self, group: str, item: Any) -> ModelVersionRef:

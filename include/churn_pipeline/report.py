@@ -253,7 +253,7 @@ def _table(header: Sequence[tuple[str, str]], rows: Sequence[tuple[str, Sequence
 
 def _reasons(decision: Mapping[str, Any]) -> list[str]:
     reasons = decision.get("reasons")
-    if isinstance(reasons, list) and reasons:
+    if isinstance(reasons, (list, tuple)) and reasons:
         return [str(reason) for reason in reasons]
     reason = decision.get("reason")
     return [str(reason)] if reason and reason != "passed" else []
@@ -271,7 +271,7 @@ def _verdict(decision: Mapping[str, Any]) -> str:
 def _header(inputs: ReportInputs, decision: Mapping[str, Any]) -> str:
     passed = decision.get("passed") is True
     sentences = decision.get("details")
-    if not isinstance(sentences, list) or not sentences:
+    if not isinstance(sentences, (list, tuple)) or not sentences:
         sentences = [decision["detail"]] if decision.get("detail") else []
     items = "".join(f"<li>{_e(sentence)}</li>" for sentence in sentences)
     reasons_list = f"<ul>{items}</ul>" if items else _missing("The decision gives no reason.")

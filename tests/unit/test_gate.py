@@ -138,4 +138,4 @@ def test_drift_blocks_only_in_block_mode(mode: DriftMode, blocked: bool) -> None
 def test_a_first_run_without_baseline_is_no_drift_and_no_error() -> None:
     decision = decide(evaluation_report(), GateRules(drift_mode=DriftMode.BLOCK), URI,
                       drift=drift(status="no_baseline"))
-    assert decision.passed and "no baseline" in decision.details[2]
+    assert decision.passed and "no registered version yet" in decision.details[2]

@@ -69,7 +69,8 @@ def write_report(settings: Settings, store: ObjectStore, layout: RunLayout, deci
 
     evaluation = jobs[EVALUATE_TASK].output("evaluation")
     inputs = ReportInputs.from_json(
-        run_key=layout.key, run_id=run_id, dag_id=dag_id, backend=settings.backend, decision=decision.to_xcom(),
+        run_key=layout.key, run_id=run_id, dag_id=dag_id, backend=settings.backend,
+        decision=json.dumps(decision.to_xcom()).encode(),  # as it is stored: lists, not tuples
         evaluation=_read_if_there(store, f"{evaluation}/evaluation.json"),
         details=_read_if_there(store, f"{evaluation}/details.json"),
         drift=_read_if_there(store, f"{evaluation}/drift.json") if decision.drift_mode != "off" else None,
