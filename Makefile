@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The image twin: the SageMaker scikit-learn image's Python environment, where the local backend runs jobs
+TWIN := .venv-container
+CONTAINER_PYTHON ?=
 AIRFLOW := $(BIN)/airflow
 UV_VERSION := 0.13.9
 export AIRFLOW_HOME ?= $(CURDIR)
@@ -23,14 +26,26 @@ $(VENV)/.installed: requirements-lock.txt pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-setup: $(VENV)/.installed  ## Create .venv with the locked dependencies and the project (editable)
+# Without a Python 3.12 this says so in one line and succeeds: the local backend then runs its jobs in
+# .venv and warns in every job log. CONTAINER_PYTHON=/path/to/python3.12 chooses the interpreter.
+$(TWIN)/.installed: requirements-container.txt | $(VENV)/.installed
+	@python312="$$($(BIN)/python -m churn_pipeline.image_twin find-python $(CONTAINER_PYTHON))" || \
+		{ echo "$$python312"; exit 0; }; \
+	echo "building the image twin $(TWIN) with $$python312"; \
+	rm -rf $(TWIN) && \
+	$(BIN)/uv venv --quiet --python "$$python312" $(TWIN) && \
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(TWIN)/bin/python --no-deps \
+		-r requirements-container.txt && \
+	touch $@
+
+setup: $(VENV)/.installed $(TWIN)/.installed  ## Create .venv (locked dependencies, the project editable) and the image twin .venv-container
 
 airflow.db: $(VENV)/.installed
 	$(AIRFLOW) db migrate > /dev/null
 	@# the generated airflow.cfg loads Airflow's examples by default; this project's home should not
 	@sed -i.bak 's/^load_examples = True/load_examples = False/' airflow.cfg && rm -f airflow.cfg.bak
 
-demo: airflow.db  ## Run the whole pipeline locally (no AWS) on the bundled sample and print what it did
+demo: airflow.db $(TWIN)/.installed  ## Run the whole pipeline locally (no AWS) on the bundled sample and print what it did
 	@mkdir -p logs
 	@echo "running customer_churn_pipeline with airflow dags test (log: logs/demo.log) ..."
 	@$(AIRFLOW) dags test customer_churn_pipeline > logs/demo.log 2>&1 || \
@@ -38,23 +53,23 @@ demo: airflow.db  ## Run the whole pipeline locally (no AWS) on the bundled samp
 		  $(BIN)/python -m churn_pipeline.cli summary; exit 1; }
 	@$(BIN)/python -m churn_pipeline.cli summary
 
-test: $(VENV)/.installed  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
+test: $(VENV)/.installed $(TWIN)/.installed  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
 	$(BIN)/python -m pytest
 
-test-fast: $(VENV)/.installed  ## Run the tests except the end-to-end Airflow runs
+test-fast: $(VENV)/.installed $(TWIN)/.installed  ## Run the tests except the end-to-end Airflow runs
 	$(BIN)/python -m pytest -m "not e2e"
 
 lint: $(VENV)/.installed  ## Check the code: ruff (style, imports, bugbear, Airflow rules) and mypy (types)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed  ## Measure each step against its floor at 10k, 100k and 1M rows
+bench: $(VENV)/.installed $(TWIN)/.installed  ## Measure each step against its floor at 10k, 100k and 1M rows
 	$(BIN)/python -m bench.run
 
 mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the helper package, plugins.zip, requirements.txt
 	$(BIN)/python -m churn_pipeline.bundle build/mwaa
 
-standalone: airflow.db  ## Start Airflow (UI on http://localhost:8080) with this project's DAG
+standalone: airflow.db $(TWIN)/.installed  ## Start Airflow (UI on http://localhost:8080) with this project's DAG
 	$(AIRFLOW) standalone
 
 lock: $(VENV)/.installed  ## Re-resolve requirements-lock.txt from requirements.txt + requirements-dev.txt
