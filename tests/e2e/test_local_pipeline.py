@@ -128,6 +128,40 @@ def test_a_missing_input_fails_before_any_job(airflow_project, tmp_path) -> None
     assert [m["failed_tasks"] for m in airflow_project.notifications()] == [["stage_inputs"]]
 
 
+def test_a_schema_naming_a_column_the_input_lacks_fails_at_stage_inputs_before_any_job(airflow_project,
+                                                                                     tmp_path) -> None:
+    data = write_csv(tmp_path / "customers.csv", [HEADER] + make_rows(60))
+    schema = json.loads((CONFIG / "schema.json").read_text())
+    schema["id_column"] = "customerID"  # the file says CustomerID
+    schema_file = tmp_path / "my-schema.json"
+    schema_file.write_text(json.dumps(schema))
+
+    outcome = airflow_project.dags_test("2026-11-26", {"input_uri": str(data), "schema_uri": str(schema_file)})
+
+    assert outcome.states["stage_inputs"] == "failed" and outcome.states["preprocess"] == "upstream_failed"
+    assert f"input_uri {data} does not fit schema_uri {schema_file}" in outcome.log, "the user's names, not copies"
+    assert "missing column 'customerID' named by the schema (the file has 'CustomerID')" in outcome.log
+    assert f"has the columns: {HEADER.replace(',', ', ')}" in outcome.log
+    assert not (airflow_project.local_root / "jobs").exists(), "no job started"
+    assert not airflow_project.run_prefix("20261126T000000Z").exists(), "nothing staged"
+    (message,) = airflow_project.notifications()
+    assert message["failed_tasks"] == ["stage_inputs"]
+
+
+def test_a_schema_that_breaks_the_contracts_rules_fails_at_stage_inputs(airflow_project, tmp_path) -> None:
+    schema = json.loads((CONFIG / "schema.json").read_text())
+    schema["target"]["negative"] = schema["target"]["positive"]
+    schema_file = tmp_path / "bad-schema.json"
+    schema_file.write_text(json.dumps(schema))
+
+    outcome = airflow_project.dags_test("2026-11-27", {"schema_uri": str(schema_file)})
+
+    assert outcome.states["stage_inputs"] == "failed"
+    assert f"schema_uri: {schema_file} is not a valid data contract" in outcome.log
+    assert "'target.positive' and 'target.negative' must differ" in outcome.log
+    assert not (airflow_project.local_root / "jobs").exists()
+
+
 @pytest.mark.dataset
 def test_telco_data_with_its_schema_passes_the_gate(airflow_project, telco_csv) -> None:
     outcome = airflow_project.dags_test("2026-11-25", {"input_uri": str(telco_csv),
