@@ -30,7 +30,7 @@ def sagemaker_client(settings: Settings) -> Any:
 def model_registry(settings: Settings) -> ModelRegistry:
     if settings.backend == "local":
         return MlflowRegistry(settings.local_root)
-    return SageMakerRegistry(sagemaker_client(settings))
+    return SageMakerRegistry(sagemaker_client(settings), object_store(settings), settings.base_uri)
 
 
 def notification_channel(settings: Settings) -> NotificationChannel:

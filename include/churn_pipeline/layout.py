@@ -6,6 +6,7 @@ of a run land in the same place and backfilled dates never collide.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,12 @@ def job_name(job_prefix: str, step: str, key: str, attempt: int = 1) -> str:
     if not RESOURCE_NAME.match(name):
         raise ValueError(f"{name!r} is not a valid SageMaker job name (at most {MAX_NAME_LENGTH} of [a-zA-Z0-9-])")
     return name
+
+
+def registration_token(group: str, key: str) -> str:
+    """``CreateModelPackage``'s ``ClientToken`` for a run's version: the same for the same group and
+    run, different across groups; at most 36 of ``[a-zA-Z0-9-]``, as the API allows."""
+    return f"churn-{key}-{hashlib.sha256(group.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,11 @@ class RunLayout:
     @property
     def evaluation_file_uri(self) -> str:
         return f"{self.evaluation_uri}/evaluation.json"
+
+    @property
+    def registration_record_uri(self) -> str:
+        """Which model package version this run registered (SageMaker backend): found without a listing."""
+        return f"{self.run_uri}/registration.json"
 
     def notification_marker_uri(self, reason: str) -> str:
         return f"{self.run_uri}/notifications/{reason}.json"

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from churn_pipeline.layout import RUN_KEY_TAG, RunLayout
+from churn_pipeline.layout import RUN_KEY_TAG, RunLayout, registration_token
 from churn_pipeline.model_defaults import default_hyperparameters, metric_names
 from churn_pipeline.payloads import EVALUATE_TASK, PREPROCESS_TASK, TRAIN_TASK, JobResult, StagedInputs
 from churn_pipeline.sagemaker_api import JobKind
@@ -207,7 +207,7 @@ def model_package_request(
 ) -> dict[str, Any]:
     """A ``CreateModelPackage`` request: a new version awaiting manual approval.
 
-    ``ClientToken`` makes the call idempotent per run on SageMaker's side as well.
+    ``ClientToken`` (per group and run) makes the call idempotent on SageMaker's side as well.
     """
     metadata = {name: f"{metrics[name]:.6f}" for name in metric_names() if name in metrics}
     metadata.update({
@@ -221,7 +221,7 @@ def model_package_request(
         "ModelPackageGroupName": settings.model_package_group,
         "ModelPackageDescription": f"customer churn model trained by run {layout.key}",
         "ModelApprovalStatus": "PendingManualApproval",
-        "ClientToken": f"churn-{layout.key}",
+        "ClientToken": registration_token(settings.model_package_group, layout.key),
         "InferenceSpecification": {
             "Containers": [{
                 "Image": image_uri,

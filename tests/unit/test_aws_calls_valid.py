@@ -48,14 +48,15 @@ def test_s3_registry_and_sns_calls_are_valid(tmp_path: Path) -> None:
     store.delete(layout.notification_marker_uri("model_rejected"))
     SnsChannel(sns, topic).send(Notification(reason="model_rejected", subject="s" * 150, message="m", run_id="r",
                                              run_key=layout.key, accuracy=0.7, threshold=0.75))
-    SageMakerRegistry(sagemaker).register(request_builders.model_package_request(
+    SageMakerRegistry(sagemaker, store, SETTINGS.base_uri).register(request_builders.model_package_request(
         SETTINGS, layout, image_uri="img", model_artifact_uri=f"{layout.model_uri}/j/output/model.tar.gz",
         metrics={"accuracy": 0.8, "f1_score": 0.6, "roc_auc": 0.85}, run_id="r", logical_date="2026-11-26",
         data_source="s3://churn-calls/in.csv", training_job="churn-train-x"))
 
     operations = {(service, model.name) for service, model, _ in calls}
     assert {("s3", "PutObject"), ("s3", "GetObject"), ("s3", "ListObjectsV2"), ("s3", "DeleteObject"),
-            ("sns", "Publish"), ("sagemaker", "CreateModelPackage"), ("sagemaker", "ListModelPackages")} <= operations
+            ("sns", "Publish"), ("sagemaker", "CreateModelPackage"),
+            ("sagemaker", "DescribeModelPackage")} <= operations
     for service, model, params in calls:
         report = ParamValidator().validate(params, model.input_shape)
         assert not report.has_errors(), f"{service}.{model.name}: {report.generate_report()}"
