@@ -186,6 +186,10 @@ def stage_run_inputs(*, params: dict[str, Any], dag_run: Any, **context: Any) ->
     except ValueError as error:
         raise AirflowFailException(f"cannot resolve the scikit-learn image ({error}); set CHURN_FRAMEWORK_VERSION "
                                    "to a supported version or CHURN_IMAGE_URI") from None
+    except ImportError:  # MWAA: its constraints leave no room for sagemaker-core, startup.sh sets the image
+        raise AirflowFailException("CHURN_IMAGE_URI is not set and sagemaker-core, which would resolve the "
+                                   "scikit-learn image, is not installed; set CHURN_IMAGE_URI (on MWAA, the "
+                                   "startup.sh of make mwaa-bundle does)") from None
     staged = StagedInputs(run_key=key, run_uri=layout.run_uri, input_uri=input_uri, schema_uri=schema_uri,
                           code_uri=layout.code_uri, image_uri=image_uri)
     log.info("run %s stages under %s", key, layout.run_uri)
