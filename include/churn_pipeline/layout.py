@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from churn_pipeline.sagemaker_api import MAX_NAME_LENGTH, RESOURCE_NAME
 
 _RUN_KEY = re.compile(r"^\d{8}T\d{6}Z$")
+_ATTEMPT_SUFFIX = re.compile(r"-r(\d+)$")
 # The name under which a run's key is recorded on what it creates: job tags, the model package's
 # CustomerMetadataProperties, MLflow tags. Registration finds a run's version by it.
 RUN_KEY_TAG = "run_key"
@@ -35,6 +36,12 @@ def job_name(job_prefix: str, step: str, key: str, attempt: int = 1) -> str:
     if not RESOURCE_NAME.match(name):
         raise ValueError(f"{name!r} is not a valid SageMaker job name (at most {MAX_NAME_LENGTH} of [a-zA-Z0-9-])")
     return name
+
+
+def attempt_of(name: str) -> int:
+    """The attempt number a job name carries (``...-r3`` -> 3; no suffix -> 1), read back on resume."""
+    match = _ATTEMPT_SUFFIX.search(name)
+    return int(match.group(1)) if match else 1
 
 
 def registration_token(group: str, key: str) -> str:
