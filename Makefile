@@ -76,7 +76,7 @@ lint: $(VENV)/.installed  ## Check the code: ruff (style, imports, bugbear, Airf
 bench: $(VENV)/.installed $(TWIN)/.installed  ## Measure each step against its floor at 10k, 100k and 1M rows
 	$(BIN)/python -m bench.run
 
-mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the helper package, plugins.zip, requirements.txt
+mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the helper package, plugins.zip, requirements.txt, startup.sh
 	$(BIN)/python -m churn_pipeline.bundle build/mwaa
 
 standalone: airflow.db $(TWIN)/.installed  ## Start Airflow (UI on http://localhost:8080) with this project's DAG
