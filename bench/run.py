@@ -4,8 +4,10 @@
     python -m bench.run --sizes 10000 100000    # fewer
 
 For every size it generates data with the sample generator, runs preprocessing.py, training.py and
-evaluation.py as subprocesses and records wall time, CPU time and peak RSS of each (from wait4),
-then measures each step's floor (bench/floors.py) on the same data. It also measures what importing
+evaluation.py as subprocesses in the image twin (.venv-container, the SageMaker image's Python and
+versions; the project's environment where there is none) and records wall time, CPU time and peak
+RSS of each (from wait4), then measures each step's floor (bench/floors.py) on the same data, in the
+same interpreter. It also measures what importing
 the DAG file adds over Airflow's SDK and the provider modules it uses, and the local runner's
 overhead per job on the 10k sample. Results print as a table and land in bench/results/latest.json.
 """
@@ -58,7 +60,11 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[Meas
 
 
 def python(*args: str | Path) -> list[str]:
-    return [sys.executable, *map(str, args)]
+    """A command in the interpreter the jobs run with: the image twin's, as the local runner uses it."""
+    sys.path.insert(0, str(PROJECT / "include"))
+    from churn_pipeline.image_twin import job_python
+
+    return [str(job_python().executable), *map(str, args)]
 
 
 def bench_size(rows: int, root: Path) -> dict[str, Any]:
@@ -138,7 +144,9 @@ def parse_time(repeats: int = 7) -> dict[str, float]:
         env.update({"CHURN_BACKEND": backend, "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/bench"})
         samples = []
         for _ in range(repeats):
-            completed = subprocess.run(python("-c", probe), capture_output=True, text=True, env=env, check=True)
+            completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                                       check=True)  # the scheduler's interpreter, not the jobs'
+
             samples.append(float(completed.stdout.strip().splitlines()[-1]))
         found[backend] = statistics.median(samples)
     return found
@@ -229,8 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
+    step_python = python("-c", "import platform; print(platform.python_version())")
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "job_python": subprocess.run(step_python, capture_output=True, text=True).stdout.strip()},
         "sizes": [],
     }
     print(f"  {'rows':>9} {'step':<10} {'wall':>9}  {'floor':>12}  {'ratio':>6}  {'cpu':>11}  {'peak rss':>10}")

@@ -1,4 +1,5 @@
-"""Shared fixtures: project paths, running the container scripts as subprocesses, sample data."""
+"""Shared fixtures: project paths, running the container scripts as subprocesses in the image twin
+(the SageMaker image's Python environment, .venv-container), sample data."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ TELCO_SHA256 = "16320c9c1ec72448db59aa0a26a0b95401046bef5d02fd3aeb906448e3055e91
 REQUIRE_DATASETS = "CHURN_TESTS_REQUIRE_DATASETS"
 # Set by .ci/run: CI installs Chromium (make test-deps), so a browser test that would skip there fails instead.
 REQUIRE_BROWSER = "CHURN_TESTS_REQUIRE_BROWSER"
+# Set by .ci/run: CI has Python 3.12 and so the image twin; a test needing it fails there instead of skipping.
+REQUIRE_TWIN = "CHURN_TESTS_REQUIRE_TWIN"
 
 HEADER = ("CustomerID,Gender,Age,MonthlyCharges,TotalCharges,Tenure,Contract,InternetService,TechSupport,"
           "StreamingTV,PaymentMethod,Churn")
@@ -34,13 +37,45 @@ class ScriptRun:
     stderr: str
 
 
+def container_python() -> str:
+    """The Python the container scripts run with here: the image twin's, as the local backend's jobs.
+
+    Without the twin (no Python 3.12 on this machine) the project's own, as the local backend falls
+    back to; except where CHURN_TESTS_REQUIRE_TWIN is set (CI), where that fails the test.
+    """
+    from churn_pipeline.image_twin import TWIN_DIR, twin_python
+
+    python = twin_python()
+    if python is not None:
+        return str(python)
+    if os.environ.get(REQUIRE_TWIN):
+        pytest.fail(f"no image twin at {TWIN_DIR}, and {REQUIRE_TWIN} says this machine must have it (make setup)")
+    return sys.executable
+
+
 def run_script(name: str, *args: str | Path, env: dict[str, str] | None = None) -> ScriptRun:
-    """Run include/scripts/<name> with the project's Python, as a person would by hand."""
-    environment = {key: value for key, value in os.environ.items() if key != "SAGEMAKER_BASE_DIR"}
+    """Run include/scripts/<name> in the image twin, as a person would by hand."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("SAGEMAKER_BASE_DIR", "PYTHONPATH", "VIRTUAL_ENV")}
     environment.update(env or {})
-    completed = subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True,
+    completed = subprocess.run([container_python(), str(SCRIPTS / name), *map(str, args)], capture_output=True,
                                text=True, env=environment, timeout=600)
     return ScriptRun(completed.returncode, completed.stdout, completed.stderr)
+
+
+@pytest.fixture(scope="session")
+def twin() -> Path:
+    """The image twin's python3. Absent (no Python 3.12 here): skipped with the reason, except where
+    CHURN_TESTS_REQUIRE_TWIN is set (CI)."""
+    from churn_pipeline.image_twin import TWIN_DIR, twin_python
+
+    python = twin_python()
+    if python is None:
+        message = f"no image twin at {TWIN_DIR} (make setup builds it where Python 3.12 exists)"
+        if os.environ.get(REQUIRE_TWIN):
+            pytest.fail(f"{message}, and {REQUIRE_TWIN} says this machine must have it")
+        pytest.skip(message)
+    return python
 
 
 def make_rows(count: int, seed: int = 0) -> list[str]:

@@ -1,10 +1,17 @@
 """Build what Amazon MWAA expects from this project:
 
-    build/mwaa/dags/           customer_churn_pipeline.py, churn_pipeline/ (this package),
-                               scripts/ (shipped to the jobs), config/ (schemas)  -> s3://<env>/dags/
-    build/mwaa/plugins.zip     the Airflow plugin (console links)                 -> plugins.zip
-    build/mwaa/requirements.txt  the DAG side's pins without Airflow or its providers, which MWAA
-                               installs itself under its own constraints          -> requirements.txt
+    build/mwaa/dags/             customer_churn_pipeline.py, churn_pipeline/ (this package),
+                                 scripts/ (shipped to the jobs), config/ (schemas)  -> s3://<env>/dags/
+    build/mwaa/plugins.zip       the Airflow plugin (console links)                 -> plugins.zip
+    build/mwaa/requirements.txt  what the DAG side needs beyond Airflow and the amazon provider, which
+                                 MWAA installs itself under Airflow's constraints  -> requirements.txt
+    build/mwaa/startup.sh        exports CHURN_IMAGE_URI (resolved here when unset) -> startup script
+
+No package resolves the container image on MWAA: ``sagemaker-core`` (the smallest that holds
+``image_uris``; the whole ``sagemaker`` SDK depends on it) requires ``importlib-metadata<7`` while
+every Airflow 3 constraints file MWAA installs with pins 8.x, so it cannot be installed there. The
+bundle therefore resolves the image URI here, at build time, for the configured region and
+framework version (or takes ``CHURN_IMAGE_URI`` as set), and ``startup.sh`` sets it on MWAA.
 
 The package finds scripts/ and config/ beside itself, so the same code runs from include/ locally
 and from the DAGs folder on MWAA.   make mwaa-bundle   (or python -m churn_pipeline.bundle OUT)
@@ -12,33 +19,48 @@ and from the DAGs folder on MWAA.   make mwaa-bundle   (or python -m churn_pipel
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from churn_pipeline.settings import CONFIG_DIR, INCLUDE_DIR, PROJECT_DIR, SCRIPTS_DIR
+from churn_pipeline.settings import CONFIG_DIR, INCLUDE_DIR, PROJECT_DIR, SCRIPTS_DIR, Settings, load_settings
 
-# Needed only inside the SageMaker containers (the scikit-learn image brings them) or locally.
-CONTAINER_ONLY = ("scikit-learn", "pandas")
+# What the DAG side imports on MWAA that neither Airflow nor the amazon provider bring, unpinned
+# above the oldest version that works, so that MWAA's constraints file chooses the version.
+MWAA_REQUIREMENTS = (
+    "pydantic-settings>=2.9",  # settings.py: NoDecode, pydantic_settings.sources.utils
+)
 
 
-def mwaa_requirements(requirements: str) -> str:
-    kept = ["# MWAA provides Airflow and its amazon provider under its own constraints file."]
-    for line in requirements.splitlines():
-        name = line.split("==")[0].split("[")[0].strip().lower()
-        if not name or name.startswith("#") or name.startswith("apache-airflow") or name in CONTAINER_ONLY:
-            continue
-        kept.append(line.strip())
-    return "\n".join(kept) + "\n"
+def mwaa_requirements() -> str:
+    lines = ["# MWAA installs Airflow, the amazon provider (with aiobotocore) and boto3 under Airflow's constraints;",
+             "# the container image comes from CHURN_IMAGE_URI (startup.sh), so no SageMaker SDK is needed.",
+             *MWAA_REQUIREMENTS]
+    return "\n".join(lines) + "\n"
+
+
+def image_uri_for(settings: Settings) -> str:
+    """The image the jobs run in: CHURN_IMAGE_URI, or resolved now by sagemaker-core (build time only)."""
+    from churn_pipeline.backend import container_image
+
+    return container_image(settings)
+
+
+def startup_script(image_uri: str) -> str:
+    return ("#!/bin/sh\n"
+            "# MWAA startup script: the container image of the jobs (no SageMaker SDK is installed on MWAA).\n"
+            f"export CHURN_IMAGE_URI={shlex.quote(image_uri)}\n")
 
 
 def _copy_tree(source: Path, destination: Path) -> None:
     shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
-def build(output: Path) -> Path:
+def build(output: Path, settings: Settings | None = None) -> Path:
+    settings = settings or load_settings()
     output = Path(output)
     if output.exists():
         shutil.rmtree(output)
@@ -52,15 +74,22 @@ def build(output: Path) -> Path:
     with zipfile.ZipFile(output / "plugins.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         for plugin in sorted((PROJECT_DIR / "plugins").glob("*.py")):
             archive.write(plugin, plugin.name)
-    (output / "requirements.txt").write_text(mwaa_requirements((PROJECT_DIR / "requirements.txt").read_text()))
+    (output / "requirements.txt").write_text(mwaa_requirements())
+    (output / "startup.sh").write_text(startup_script(image_uri_for(settings)))
     return output
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    output = build(Path(arguments[0]) if arguments else PROJECT_DIR / "build" / "mwaa")
-    print(f"MWAA bundle in {output}: upload dags/ to the environment's DAGs folder, plugins.zip and "
-          "requirements.txt to its bucket")
+    settings = load_settings()
+    try:
+        output = build(Path(arguments[0]) if arguments else PROJECT_DIR / "build" / "mwaa", settings)
+    except ValueError as error:
+        print(f"error: cannot resolve the container image ({error}); set CHURN_IMAGE_URI or CHURN_FRAMEWORK_VERSION",
+              file=sys.stderr)
+        return 1
+    print(f"MWAA bundle in {output}: upload dags/ to the environment's DAGs folder, plugins.zip, requirements.txt "
+          f"and startup.sh to its bucket (image {image_uri_for(settings)} for {settings.region})")
     return 0
 
 

@@ -6,6 +6,7 @@ of a run land in the same place and backfilled dates never collide.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from churn_pipeline.sagemaker_api import MAX_NAME_LENGTH, RESOURCE_NAME
 
 _RUN_KEY = re.compile(r"^\d{8}T\d{6}Z$")
+_ATTEMPT_SUFFIX = re.compile(r"-r(\d+)$")
 # The name under which a run's key is recorded on what it creates: job tags, the model package's
 # CustomerMetadataProperties, MLflow tags. Registration finds a run's version by it.
 RUN_KEY_TAG = "run_key"
@@ -34,6 +36,18 @@ def job_name(job_prefix: str, step: str, key: str, attempt: int = 1) -> str:
     if not RESOURCE_NAME.match(name):
         raise ValueError(f"{name!r} is not a valid SageMaker job name (at most {MAX_NAME_LENGTH} of [a-zA-Z0-9-])")
     return name
+
+
+def attempt_of(name: str) -> int:
+    """The attempt number a job name carries (``...-r3`` -> 3; no suffix -> 1), read back on resume."""
+    match = _ATTEMPT_SUFFIX.search(name)
+    return int(match.group(1)) if match else 1
+
+
+def registration_token(group: str, key: str) -> str:
+    """``CreateModelPackage``'s ``ClientToken`` for a run's version: the same for the same group and
+    run, different across groups; at most 36 of ``[a-zA-Z0-9-]``, as the API allows."""
+    return f"churn-{key}-{hashlib.sha256(group.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,11 @@ class RunLayout:
     def decision_file_uri(self) -> str:
         """The gate's decision as JSON, beside the report: what the CLI and people read later."""
         return f"{self.report_uri}/decision.json"
+
+    @property
+    def registration_record_uri(self) -> str:
+        """Which model package version this run registered (SageMaker backend): found without a listing."""
+        return f"{self.run_uri}/registration.json"
 
     def notification_marker_uri(self, reason: str) -> str:
         return f"{self.run_uri}/notifications/{reason}.json"

@@ -1,15 +1,31 @@
 """Run SageMaker ``CreateProcessingJob`` / ``CreateTrainingJob`` request dicts on this machine.
 
-The runner honours the SageMaker container contract with the project's own Python instead of a
-container: inputs are copied from the object store into a per-job workspace that stands in for
-``/opt/ml`` (the scripts find it through ``SAGEMAKER_BASE_DIR``), the script runs in a subprocess,
-outputs are stored only when it exits 0, and a job description with status, times and failure
-reason is kept at ``<local root>/jobs/<job name>/description.json`` in the shape of SageMaker's
-``Describe*Job`` answers.
+The runner honours the SageMaker container contract with the image twin (``.venv-container``, the
+scikit-learn image's own Python environment; see ``churn_pipeline.image_twin``) instead of a
+container. Inputs are copied from the object store into a per-job workspace that stands in for
+``/opt/ml`` (``SAGEMAKER_BASE_DIR``); the job's process gets the image's environment plus the
+request's ``Environment``, not the worker's; outputs are stored only when it exits 0; and a job
+description with status, times and failure reason is kept at ``<local root>/jobs/<job name>/
+description.json`` in the shape of SageMaker's ``Describe*Job`` answers.
+
+- Processing jobs run the request's ``ContainerEntrypoint + ContainerArguments``, ``python3`` being
+  the twin's, as the image's ``PATH`` makes it.
+- Training jobs run the image's entry point, the ``sagemaker-training`` toolkit's ``train``, over a
+  workspace laid out as SageMaker lays out ``/opt/ml``: ``input/config/{hyperparameters,
+  inputdataconfig,resourceconfig}.json`` (the host is this machine, so the toolkit's host check
+  passes), ``input/data/<channel>/``, empty ``code/``, ``model/`` and ``output/``. The toolkit then
+  passes the hyperparameters to the script and writes the failure file as it does on SageMaker. The
+  one translation: ``sagemaker_submit_directory`` names the code archive in the local store.
+- ``StoppingCondition.MaxRuntimeInSeconds`` holds: a job still running then is stopped (its process
+  tree gets SIGTERM, then SIGKILL) and recorded ``Stopped`` with ``MaxRuntimeExceeded``.
+
+Without the twin (no Python 3.12 on this machine) jobs run in the project's environment, training
+through a stand-in for the toolkit, and every job log says so first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -17,17 +33,27 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tarfile
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from churn_pipeline.image_twin import JobPython, job_python
 from churn_pipeline.objectstore import LocalObjectStore, atomic_write, download, is_s3_uri, upload_tree
-from churn_pipeline.sagemaker_api import COMPLETED, FAILED, IN_PROGRESS, JobKind
+from churn_pipeline.sagemaker_api import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobKind
 
 CONTAINER_ROOT = "/opt/ml"
+# What the image sets for every job (its Dockerfile's ENV), besides PATH.
+IMAGE_ENVIRONMENT = {"PYTHONUNBUFFERED": "1"}
+# From the worker's environment only what any process needs; nothing of Airflow's or the project's.
+PASSED_THROUGH = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+TRAINING_TOOLKIT = ("-m", "sagemaker_training.cli.train")  # the image's `train` (see image_twin's notes)
+STOP_GRACE_SECONDS = 10  # SIGTERM first, SIGKILL after this, as SageMaker does when it stops a job
+MAX_RUNTIME_REASON = "MaxRuntimeExceeded"
 
 
 def _now() -> str:
@@ -67,13 +93,51 @@ def deterministic_tar(folder: Path) -> bytes:
     return bytes(data)
 
 
+def resolvable_hostname() -> str:
+    """This machine's name for ``resourceconfig.json``; the toolkit waits up to 15 minutes for each
+    host to resolve, so a name that does not resolve here is replaced by ``localhost`` at once."""
+    name = socket.gethostname()
+    try:
+        socket.gethostbyname(name)
+    except OSError:
+        return "localhost"
+    return name
+
+
+def stop_process_tree(pid: int, grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM to a process and all its descendants (the toolkit runs the script as its child), then
+    SIGKILL to whatever still runs after ``grace`` seconds."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=grace)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    exit_code: int
+    log_text: str
+    ran_out_of_time: bool  # stopped at MaxRuntimeInSeconds
+
+
 class LocalJobRunner:
     """Executes job requests against a ``LocalObjectStore``; one workspace and description per job."""
 
-    def __init__(self, store: LocalObjectStore, log: Callable[[str], None] = print):
+    def __init__(self, store: LocalObjectStore, log: Callable[[str], None] = print, python: JobPython | None = None):
         self.store = store
         self.jobs_root = store.root / "jobs"
         self.log = log
+        self.python = python or job_python()
         self._process: subprocess.Popen[str] | None = None
 
     # ------------------------------------------------------------------ descriptions
@@ -119,43 +183,79 @@ class LocalJobRunner:
         if not download(self.store, uri, destination):
             raise FileNotFoundError(f"no object at {uri} for {what}")
 
-    def _run_script(self, name: str, command: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    def _container_env(self, workspace: Path, request: dict[str, Any]) -> dict[str, str]:
+        """What a process in the image sees: the image's variables, the request's ``Environment`` and
+        the job's root; the twin's ``bin`` first on ``PATH``, as ``/opt/venv/bin`` is in the image."""
+        env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
+        env["PATH"] = f"{self.python.executable.parent}:{SYSTEM_PATH}"
+        env.update(IMAGE_ENVIRONMENT)
+        env.update(request.get("Environment", {}))
+        env["SAGEMAKER_BASE_DIR"] = str(workspace)
+        return env
+
+    def _run_script(self, name: str, command: list[str], env: dict[str, str], cwd: Path,
+                    max_runtime: int | None) -> ScriptRun:
         log_path = self.jobs_root / name / "output.log"
         lines = []
         with log_path.open("w", encoding="utf-8") as log_file:
+
+            def say(line: str) -> None:
+                log_file.write(line if line.endswith("\n") else line + "\n")
+                lines.append(line)
+                self.log(f"[{name}] {line.rstrip()}")
+
+            if self.python.warning:
+                say(self.python.warning)
+            say(f"job python: {self.python.executable} (Python {self.python.version}"
+                + (", the image twin)" if self.python.is_twin else ", the project's environment)"))
             process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True, bufsize=1)
             self._process = process
-            assert process.stdout is not None
-            for line in process.stdout:
-                log_file.write(line)
-                lines.append(line)
-                self.log(f"[{name}] {line.rstrip()}")
-            exit_code = process.wait()
-            self._process = None
-            return exit_code, "".join(lines)
+            out_of_time = threading.Event()
+
+            def stop_at_max_runtime() -> None:
+                if process.poll() is None:
+                    out_of_time.set()
+                    stop_process_tree(process.pid)
+
+            timer = threading.Timer(max_runtime, stop_at_max_runtime) if max_runtime else None
+            if timer:
+                timer.daemon = True
+                timer.start()
+            try:
+                assert process.stdout is not None
+                for line in process.stdout:
+                    say(line)
+                exit_code = process.wait()
+            finally:
+                if timer:
+                    timer.cancel()
+                self._process = None
+            if out_of_time.is_set():
+                say(f"stopped: the job ran past its MaxRuntimeInSeconds ({max_runtime} s)")
+            return ScriptRun(exit_code, "".join(lines), out_of_time.is_set())
 
     def kill(self) -> None:
-        """Stop the running script (the task was killed); its job then ends Failed, as on SageMaker."""
+        """Stop the running job (the task was killed); its job then ends Failed, as on SageMaker."""
         if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
+            stop_process_tree(self._process.pid)
 
-    def _base_env(self, workspace: Path, extra: dict[str, str]) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(extra)
-        env["SAGEMAKER_BASE_DIR"] = str(workspace)
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
-
-    def _finish(self, description: dict[str, Any], kind: JobKind, workspace: Path, exit_code: int,
+    def _finish(self, description: dict[str, Any], kind: JobKind, workspace: Path, run: ScriptRun,
                 store_outputs: Callable[[], None], reason_file: str) -> dict[str, Any]:
-        if exit_code == 0:
+        if run.ran_out_of_time:  # as SageMaker records it; nothing is stored
+            limit = description.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+            description[kind.status_field] = STOPPED
+            description["FailureReason"] = (f"{MAX_RUNTIME_REASON}: the job ran past its MaxRuntimeInSeconds "
+                                            f"({limit} s) and was stopped")
+            if kind is JobKind.TRAINING:
+                description["SecondaryStatus"] = MAX_RUNTIME_REASON
+        elif run.exit_code == 0:
             store_outputs()
             description[kind.status_field] = COMPLETED
         else:
             reason_path = workspace / "output" / reason_file
             message = (reason_path.read_text(encoding="utf-8").strip() if reason_path.is_file()
-                       else f"the script exited with code {exit_code} without writing a reason")
+                       else f"the job's process exited with code {run.exit_code} without writing a reason")
             description[kind.status_field] = FAILED
             description["FailureReason"] = f"AlgorithmError: {message}"
             if kind is JobKind.PROCESSING:
@@ -177,10 +277,15 @@ class LocalJobRunner:
         self._save(description)
         return description
 
+    @staticmethod
+    def _max_runtime(request: dict[str, Any]) -> int | None:
+        return request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+
     def run_processing(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["ProcessingJobName"]
         description = self._start(JobKind.PROCESSING, request)
         workspace = self._workspace(name)
+        env = self._container_env(workspace, request)
         try:
             for item in request.get("ProcessingInputs", []):
                 s3_input = item["S3Input"]
@@ -192,72 +297,113 @@ class LocalJobRunner:
             app = request["AppSpecification"]
             command = [self._map(part, workspace)
                        for part in app["ContainerEntrypoint"] + app.get("ContainerArguments", [])]
-            if command[0] in ("python", "python3"):
-                command[0] = sys.executable
+            executable = shutil.which(command[0], path=env["PATH"])  # as the image's PATH resolves it
+            if executable is None:
+                raise FileNotFoundError(f"the entry point {command[0]!r} is not in the image")
+            command[0] = executable
         except (OSError, KeyError, ValueError) as error:
             return self._fail_before_start(description, JobKind.PROCESSING, workspace, error)
 
-        exit_code, _ = self._run_script(name, command, self._base_env(workspace, request.get("Environment", {})),
-                                        cwd=workspace)
+        run = self._run_script(name, command, env, cwd=workspace, max_runtime=self._max_runtime(request))
 
         def store_outputs() -> None:
             for item in outputs:
                 upload_tree(self.store, Path(self._map(item["S3Output"]["LocalPath"], workspace)),
                             item["S3Output"]["S3Uri"])
 
-        return self._finish(description, JobKind.PROCESSING, workspace, exit_code, store_outputs, "message")
+        return self._finish(description, JobKind.PROCESSING, workspace, run, store_outputs, "message")
 
-    def run_training(self, request: dict[str, Any]) -> dict[str, Any]:
-        name = request["TrainingJobName"]
-        description = self._start(JobKind.TRAINING, request)
-        workspace = self._workspace(name)
-        try:
-            channels = []
-            for channel in request.get("InputDataConfig", []):
-                channel_name = channel["ChannelName"]
-                self._stage(channel["DataSource"]["S3DataSource"]["S3Uri"],
-                            workspace / "input" / "data" / channel_name, f"channel '{channel_name}'")
-                channels.append(channel_name)
-            hyperparameters = {key: json.loads(value) for key, value in request.get("HyperParameters", {}).items()}
-            code_dir = workspace / "code"
-            code_dir.mkdir()
-            submit_directory = str(hyperparameters["sagemaker_submit_directory"])
+    def _stage_training_workspace(self, request: dict[str, Any], workspace: Path) -> dict[str, str]:
+        """Lay out ``/opt/ml`` as SageMaker does for a training job; returns the hyperparameters as
+        ``hyperparameters.json`` holds them (strings, the code archive as a local path)."""
+        input_config = {}
+        for channel in request.get("InputDataConfig", []):
+            channel_name = channel["ChannelName"]
+            self._stage(channel["DataSource"]["S3DataSource"]["S3Uri"],
+                        workspace / "input" / "data" / channel_name, f"channel '{channel_name}'")
+            input_config[channel_name] = {
+                "TrainingInputMode": channel.get("InputMode", "File"),
+                "S3DistributionType": channel["DataSource"]["S3DataSource"].get("S3DataDistributionType",
+                                                                                 "FullyReplicated"),
+                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+                **({"ContentType": channel["ContentType"]} if "ContentType" in channel else {}),
+            }
+        hyperparameters = dict(request.get("HyperParameters", {}))
+        submit_directory = str(json.loads(hyperparameters["sagemaker_submit_directory"]))
+        if is_s3_uri(submit_directory):
+            self._stage(submit_directory, workspace / "submit", "sagemaker_submit_directory")
+            archive = workspace / "submit" / Path(submit_directory).name
+        else:
             archive = Path(self._map(submit_directory, workspace))
-            if is_s3_uri(submit_directory):
-                self._stage(submit_directory, workspace / "submit", "sagemaker_submit_directory")
-                archive = workspace / "submit" / Path(submit_directory).name
-            with tarfile.open(archive) as bundle:
-                bundle.extractall(code_dir, filter="data")
-            (workspace / "model").mkdir()
-            (workspace / "output" / "data").mkdir(parents=True)
-            arguments = []
-            for key, value in hyperparameters.items():
-                if not key.startswith("sagemaker_"):
-                    arguments += [f"--{key}", str(value)]
-            command = [sys.executable, str(code_dir / hyperparameters["sagemaker_program"]), *arguments]
-        except (OSError, KeyError, ValueError, tarfile.TarError) as error:
-            return self._fail_before_start(description, JobKind.TRAINING, workspace, error)
+        if not archive.is_file():
+            raise FileNotFoundError(f"no code archive at {submit_directory}")
+        hyperparameters["sagemaker_submit_directory"] = json.dumps(str(archive))
+        host = resolvable_hostname()
+        instance_type = request["ResourceConfig"]["InstanceType"]
+        resource_config = {
+            "current_host": host, "hosts": [host], "current_instance_type": instance_type,
+            "current_group_name": "homogeneousCluster",
+            "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": instance_type,
+                                 "hosts": [host]}],
+        }
+        config = workspace / "input" / "config"
+        config.mkdir(parents=True)
+        for file_name, content in (("hyperparameters.json", hyperparameters),
+                                   ("inputdataconfig.json", input_config),
+                                   ("resourceconfig.json", resource_config)):
+            (config / file_name).write_text(json.dumps(content, indent=2), encoding="utf-8")
+        # the toolkit extracts the code only into an empty code/, and writes output/failure only into
+        # an existing output/ (else it exits 0 without one); it creates neither model/ nor output/
+        for folder in ("code", "model", "output/data"):
+            (workspace / folder).mkdir(parents=True)
+        return hyperparameters
 
-        env = self._base_env(workspace, request.get("Environment", {}))
+    def _training_command(self, hyperparameters: dict[str, str], workspace: Path,
+                          env: dict[str, str]) -> list[str]:
+        """The image's ``train``, or without the twin a stand-in that runs the script as it would."""
+        if self.python.is_twin:
+            env["PIP_NO_INDEX"] = "1"  # the toolkit pip-installs a shipped requirements.txt: never from here
+            return [str(self.python.executable), *TRAINING_TOOLKIT]
+        values = {key: json.loads(value) for key, value in hyperparameters.items()}
+        code_dir = workspace / "code"
+        with tarfile.open(values["sagemaker_submit_directory"]) as bundle:
+            bundle.extractall(code_dir, filter="data")
+        arguments = []
+        for key, value in sorted(values.items()):
+            if not key.startswith("sagemaker_"):
+                arguments += [f"-{key}" if len(key) == 1 else f"--{key}", str(value)]
+        channels = json.loads((workspace / "input" / "config" / "inputdataconfig.json").read_text())
         env.update({f"SM_CHANNEL_{channel.upper()}": str(workspace / "input" / "data" / channel)
                     for channel in channels})
         env.update({
             "SM_MODEL_DIR": str(workspace / "model"),
             "SM_OUTPUT_DATA_DIR": str(workspace / "output" / "data"),
-            "SM_CHANNELS": json.dumps(channels),
-            "SM_HPS": json.dumps({k: v for k, v in hyperparameters.items() if not k.startswith("sagemaker_")}),
-            "SM_CURRENT_HOST": "algo-1",
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_HPS": json.dumps({k: v for k, v in values.items() if not k.startswith("sagemaker_")}),
         })
-        exit_code, log_text = self._run_script(name, command, env, cwd=code_dir)
+        return [str(self.python.executable), str(code_dir / values["sagemaker_program"]), *arguments]
+
+    def run_training(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["TrainingJobName"]
+        description = self._start(JobKind.TRAINING, request)
+        workspace = self._workspace(name)
+        env = self._container_env(workspace, request)
+        try:
+            hyperparameters = self._stage_training_workspace(request, workspace)
+            command = self._training_command(hyperparameters, workspace, env)
+        except (OSError, KeyError, ValueError, tarfile.TarError) as error:
+            return self._fail_before_start(description, JobKind.TRAINING, workspace, error)
+
+        run = self._run_script(name, command, env, cwd=workspace, max_runtime=self._max_runtime(request))
         artifact_uri = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}/output/model.tar.gz"
 
         def store_outputs() -> None:
             self.store.write_bytes(artifact_uri, deterministic_tar(workspace / "model"))
             description["ModelArtifacts"] = {"S3ModelArtifacts": artifact_uri}
             description["FinalMetricDataList"] = scrape_metrics(
-                log_text, request["AlgorithmSpecification"].get("MetricDefinitions", []))
+                run.log_text, request["AlgorithmSpecification"].get("MetricDefinitions", []))
 
-        return self._finish(description, JobKind.TRAINING, workspace, exit_code, store_outputs, "failure")
+        return self._finish(description, JobKind.TRAINING, workspace, run, store_outputs, "failure")
 
     def _fail_before_start(self, description: dict[str, Any], kind: JobKind, workspace: Path,
                            error: Exception) -> dict[str, Any]:

@@ -49,6 +49,7 @@ def _relative(key: str, prefix: str) -> str:
 
 class ObjectStore(Protocol):
     def read_bytes(self, uri: str) -> bytes: ...
+    def read_head(self, uri: str, size: int) -> bytes: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
     def exists(self, uri: str) -> bool: ...
     def list_uris(self, prefix_uri: str) -> list[str]: ...
@@ -128,6 +129,14 @@ class LocalObjectStore:
             raise ObjectStoreError(f"no object at {uri} (local store: {path})")
         return path.read_bytes()
 
+    def read_head(self, uri: str, size: int) -> bytes:
+        """The object's first ``size`` bytes (fewer when it is shorter), reading no more."""
+        path = self.path_for(uri)
+        if not path.is_file():
+            raise ObjectStoreError(f"no object at {uri} (local store: {path})")
+        with path.open("rb") as handle:
+            return handle.read(size)
+
     def write_bytes(self, uri: str, data: bytes) -> None:
         atomic_write(self.path_for(uri), data)
 
@@ -166,6 +175,18 @@ class S3ObjectStore:
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise ObjectStoreError(f"no object at {uri}") from None
+
+    def read_head(self, uri: str, size: int) -> bytes:
+        """The object's first ``size`` bytes through a ranged GET: a large input is not downloaded."""
+        bucket, key = parse_s3_uri(uri)
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise ObjectStoreError(f"no object at {uri}") from None
+        except self.client.exceptions.ClientError as error:
+            if error.response["Error"]["Code"] == "InvalidRange":  # S3's answer for a range of an empty object
+                return b""
+            raise
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         bucket, key = parse_s3_uri(uri)

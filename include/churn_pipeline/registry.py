@@ -8,16 +8,29 @@ status is the version tag ``approval_status``, so ``mlflow ui`` shows versions, 
 and the champion is the version carrying the alias ``champion``, which approving or rejecting a
 version moves to the newest approved one (``python -m churn_pipeline.cli approve N``).
 Both look for an existing version of the same run first, so registering twice returns the first.
+
+Finding a run's version on SageMaker costs the same after a year of nightly versions as on the first
+night: no call lists or describes the group's versions. The run's prefix holds a registration record
+(``runs/<run key>/registration.json``: group, ARN, version), written right after the version is
+created; ``find`` reads it and describes that one version. The crash window between creating the
+version and writing the record is closed by ``CreateModelPackage``'s ``ClientToken``, derived from the
+group and the run, with which SageMaker answers a repeated call with the version it already made.
+Why not the alternatives: ``Search`` on ``CustomerMetadataProperties.run_key`` is not implemented by
+moto (it refuses the property name), so it could not be tested here, and SageMaker's search index is
+not documented to be read-after-write; a ``ClientToken`` alone has no documented lifetime, and a rerun
+of the same date through ``airflow dags test`` sends other parameters (a new run id) under it.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Protocol
 
-from churn_pipeline.layout import RUN_KEY_TAG
+from churn_pipeline.layout import RUN_KEY_TAG, RunLayout
 from churn_pipeline.model_defaults import metric_names
 from churn_pipeline.notifications import file_lock
+from churn_pipeline.objectstore import ObjectStore, ObjectStoreError
 from churn_pipeline.payloads import ModelVersionRef, RegisteredVersion
 
 PENDING = "PendingManualApproval"
@@ -52,8 +65,12 @@ def _metrics_of(metadata: dict[str, Any]) -> dict[str, float]:
 
 
 class SageMakerRegistry:
-    def __init__(self, client: Any):
+    """SageMaker Model Registry; ``store`` and ``base_uri`` hold each run's registration record."""
+
+    def __init__(self, client: Any, store: ObjectStore, base_uri: str):
         self.client = client
+        self.store = store
+        self.base_uri = base_uri
 
     def ensure_group(self, group: str) -> None:
         try:
@@ -65,15 +82,23 @@ class SageMakerRegistry:
                 ModelPackageGroupName=group,
                 ModelPackageGroupDescription="Customer churn models registered by the nightly Airflow pipeline")
 
+    def _record_uri(self, run_key: str) -> str:
+        return RunLayout(self.base_uri, run_key).registration_record_uri
+
     def find(self, group: str, run_key: str) -> RegisteredVersion | None:
-        paginator = self.client.get_paginator("list_model_packages")
-        for page in paginator.paginate(ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"):
-            for summary in page["ModelPackageSummaryList"]:
-                described = self.client.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-                if described.get("CustomerMetadataProperties", {}).get(RUN_KEY_TAG) == run_key:
-                    return RegisteredVersion(int(summary["ModelPackageVersion"]), summary["ModelPackageArn"],
-                                             summary.get("ModelApprovalStatus", PENDING), created=False)
-        return None
+        """This run's version from its registration record: one read and one describe, however
+        many versions the group has."""
+        try:
+            record = json.loads(self.store.read_bytes(self._record_uri(run_key)))
+        except ObjectStoreError:
+            return None
+        if record.get("group") != group:
+            return None  # registered in another group (the setting changed): this group has none of this run
+        described = self.client.describe_model_package(ModelPackageName=record["arn"])
+        if described.get("CustomerMetadataProperties", {}).get(RUN_KEY_TAG) != run_key:
+            return None
+        return RegisteredVersion(int(described["ModelPackageVersion"]), described["ModelPackageArn"],
+                                 described.get("ModelApprovalStatus", PENDING), created=False)
 
     def register(self, request: dict[str, Any]) -> RegisteredVersion:
         group = request["ModelPackageGroupName"]
@@ -82,10 +107,12 @@ class SageMakerRegistry:
         existing = self.find(group, run_key)
         if existing:
             return existing
-        arn = self.client.create_model_package(**request)["ModelPackageArn"]
+        arn = self.client.create_model_package(**request)["ModelPackageArn"]  # ClientToken: once per run
         described = self.client.describe_model_package(ModelPackageName=arn)
-        return RegisteredVersion(int(described["ModelPackageVersion"]), arn,
-                                 described.get("ModelApprovalStatus", PENDING), created=True)
+        version = int(described["ModelPackageVersion"])
+        self.store.write_bytes(self._record_uri(run_key), json.dumps(
+            {"group": group, "arn": arn, "version": version}, sort_keys=True).encode())
+        return RegisteredVersion(version, arn, described.get("ModelApprovalStatus", PENDING), created=True)
 
     def _latest(self, group: str, **status: str) -> ModelVersionRef | None:
         """One call whatever the number of versions: newest first, one result."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from churn_pipeline.gate import CompareMode, DriftMode
-from churn_pipeline.layout import RUN_KEY_TAG, RunLayout
+from churn_pipeline.layout import RUN_KEY_TAG, RunLayout, registration_token
 from churn_pipeline.model_defaults import default_hyperparameters, metric_names
 from churn_pipeline.payloads import (
     EVALUATE_TASK,
@@ -317,9 +317,9 @@ def model_package_request(
     what it was compared with and the deltas, the run that made it, its data profile (the baseline
     later runs measure drift against) and its report.
 
-    ``ClientToken`` makes the call idempotent per run on SageMaker's side as well. Model package
-    versions cannot carry Tags, so lineage goes in CustomerMetadataProperties, MetadataProperties and
-    the model card.
+    ``ClientToken`` (per group and run) makes the call idempotent on SageMaker's side as well. Model
+    package versions cannot carry Tags, so lineage goes in CustomerMetadataProperties,
+    MetadataProperties and the model card.
     """
     metadata = {name: f"{decision.metrics[name]:.6f}" for name in metric_names() if name in decision.metrics}
     metadata.update({
@@ -341,7 +341,7 @@ def model_package_request(
         "ModelPackageGroupName": settings.model_package_group,
         "ModelPackageDescription": f"customer churn model trained by run {layout.key}; {compared}"[:1024],
         "ModelApprovalStatus": "PendingManualApproval",
-        "ClientToken": f"churn-{layout.key}",
+        "ClientToken": registration_token(settings.model_package_group, layout.key),
         "InferenceSpecification": {
             "Containers": [{
                 "Image": image_uri,

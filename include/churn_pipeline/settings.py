@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     retries: int = Field(2, ge=0)
     retry_delay_seconds: int = Field(300, ge=0)
     poll_seconds: int = Field(30, ge=0)
+    # SageMaker job tasks wait in the triggerer instead of holding a worker slot (needs a triggerer)
+    deferrable: bool = False
 
     @classmethod
     def settings_customise_sources(

@@ -14,7 +14,8 @@ from tests.conftest import PROJECT
 DAG_FILE = PROJECT / "dags" / "customer_churn_pipeline.py"
 HEAVY = ("pandas", "sklearn", "sagemaker", "mlflow", "numpy", "scipy", "matplotlib")
 EDGES = {
-    ("stage_inputs", "preprocess"), ("preprocess", "train"), ("train", "evaluate"), ("evaluate", "check_accuracy"),
+    ("stage_inputs", "preprocess"), ("stage_inputs", "find_champion"), ("find_champion", "evaluate"),
+    ("preprocess", "train"), ("train", "evaluate"), ("evaluate", "check_accuracy"),
     ("check_accuracy", "register_model"), ("check_accuracy", "notify_failure"),
 }
 ROLE = "arn:aws:iam::123456789012:role/churn"
@@ -62,8 +63,8 @@ def test_identity_schedule_and_documentation(dag) -> None:
 
 
 def test_tasks_and_edges_are_the_designed_flow(dag) -> None:
-    assert set(dag.task_ids) == {"stage_inputs", "preprocess", "train", "evaluate", "check_accuracy",
-                                 "register_model", "notify_failure"}
+    assert set(dag.task_ids) == {"stage_inputs", "find_champion", "preprocess", "train", "evaluate",
+                                 "check_accuracy", "register_model", "notify_failure"}
     edges = {(task.task_id, downstream) for task in dag.tasks for downstream in task.downstream_task_ids}
     assert edges == EDGES
 

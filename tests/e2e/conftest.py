@@ -82,6 +82,15 @@ class AirflowProject:
                                     "'customer_churn_pipeline' AND run_id = ?", (row[0],)).fetchall())
         return tasks, row[1]
 
+    def xcom(self, logical_date: str, task_id: str, key: str = "return_value") -> object:
+        """A task's XCom value in the latest run of that date, as JSON."""
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            row = db.execute("SELECT x.value FROM xcom x JOIN dag_run r ON x.dag_run_id = r.id WHERE "
+                             "r.dag_id = 'customer_churn_pipeline' AND substr(r.logical_date, 1, 10) = ? AND "
+                             "x.task_id = ? AND x.key = ? ORDER BY r.id DESC LIMIT 1",
+                             (logical_date[:10], task_id, key)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     def notifications(self) -> list[dict]:
         outbox = self.local_root / "notifications.jsonl"
         return [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.is_file() else []

@@ -1,10 +1,12 @@
 """A moto server on loopback that the Airflow subprocess reaches through AWS_ENDPOINT_URL, with
-moto's request recorder: the tests read back every AWS call the pipeline really made."""
+moto's request recorder: the tests read back every AWS call the pipeline really made. Its SageMaker
+jobs are InProgress at their first description (``moto_running_jobs``), as real jobs are."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -53,8 +55,11 @@ class MotoServer:
         self.url = f"http://127.0.0.1:{self.port}"
         # the recorder writes its file (moto_recording) into the server's working directory
         self.workdir = tempfile.TemporaryDirectory(prefix="moto-")
-        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir.name)
+        project = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.moto_running_jobs", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir.name,
+            env={**os.environ, "PYTHONPATH": project})
         deadline = time.time() + 60
         while time.time() < deadline:
             try:

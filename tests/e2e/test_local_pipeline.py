@@ -4,6 +4,8 @@ MLflow registry on SQLite, the real outbox."""
 from __future__ import annotations
 
 import json
+import subprocess
+import tarfile
 
 import pytest
 
@@ -36,6 +38,38 @@ def test_passing_runs_register_consecutive_versions_awaiting_approval(airflow_pr
     assert (run / "preprocessing" / "train" / "train.csv").is_file()
     assert (run / "code" / "sourcedir.tar.gz").is_file()
     assert airflow_project.notifications() == []
+
+
+LOAD_WITH_WARNINGS_AS_ERRORS = """
+import sys, warnings
+warnings.simplefilter("error")  # an InconsistentVersionWarning (or any other) fails the load
+# except one the image's own pins raise on every joblib load, whoever pickled the model: joblib 1.5.3
+# sets ndarray.shape, which numpy 2.5 deprecates
+warnings.filterwarnings("ignore", "Setting the shape on a NumPy array", DeprecationWarning, "joblib.numpy_pickle")
+import joblib, sklearn
+model = joblib.load(sys.argv[1])
+print(type(model).__name__, sklearn.__version__)
+"""
+
+
+def test_a_run_executes_its_jobs_in_the_image_twin_whose_python_loads_its_model_cleanly(
+        airflow_project, twin, tmp_path) -> None:
+    outcome = airflow_project.dags_test("2026-11-19")
+    assert outcome.returncode == 0, outcome.log[-5000:]
+
+    key = "20261119T000000Z"
+    for job in (f"churn-preprocess-{key}", f"churn-train-{key}", f"churn-evaluate-{key}"):
+        log = (airflow_project.local_root / "jobs" / job / "output.log").read_text()
+        assert log.startswith(f"job python: {twin} (Python 3.12."), job
+        assert log.splitlines()[0].endswith(", the image twin)"), job
+        assert f"[{job}] job python: {twin} (Python 3.12" in outcome.log, "the job log reaches the task log"
+    model = next((airflow_project.run_prefix(key) / "model").glob("*/output/model.tar.gz"))
+    with tarfile.open(model) as archive:
+        archive.extractall(tmp_path / "model", filter="data")
+    loaded = subprocess.run([str(twin), "-c", LOAD_WITH_WARNINGS_AS_ERRORS, str(tmp_path / "model" / "model.joblib")],
+                            capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.split() == ["Pipeline", "1.9.0"]
 
 
 def test_a_rejected_model_registers_nothing_and_notifies_once(airflow_project) -> None:
@@ -92,6 +126,40 @@ def test_a_missing_input_fails_before_any_job(airflow_project, tmp_path) -> None
     assert "input_uri: no file or folder at" in outcome.log
     assert not (airflow_project.local_root / "jobs").exists()
     assert [m["failed_tasks"] for m in airflow_project.notifications()] == [["stage_inputs"]]
+
+
+def test_a_schema_naming_a_column_the_input_lacks_fails_at_stage_inputs_before_any_job(airflow_project,
+                                                                                     tmp_path) -> None:
+    data = write_csv(tmp_path / "customers.csv", [HEADER] + make_rows(60))
+    schema = json.loads((CONFIG / "schema.json").read_text())
+    schema["id_column"] = "customerID"  # the file says CustomerID
+    schema_file = tmp_path / "my-schema.json"
+    schema_file.write_text(json.dumps(schema))
+
+    outcome = airflow_project.dags_test("2026-11-26", {"input_uri": str(data), "schema_uri": str(schema_file)})
+
+    assert outcome.states["stage_inputs"] == "failed" and outcome.states["preprocess"] == "upstream_failed"
+    assert f"input_uri {data} does not fit schema_uri {schema_file}" in outcome.log, "the user's names, not copies"
+    assert "missing column 'customerID' named by the schema (the file has 'CustomerID')" in outcome.log
+    assert f"has the columns: {HEADER.replace(',', ', ')}" in outcome.log
+    assert not (airflow_project.local_root / "jobs").exists(), "no job started"
+    assert not airflow_project.run_prefix("20261126T000000Z").exists(), "nothing staged"
+    (message,) = airflow_project.notifications()
+    assert message["failed_tasks"] == ["stage_inputs"]
+
+
+def test_a_schema_that_breaks_the_contracts_rules_fails_at_stage_inputs(airflow_project, tmp_path) -> None:
+    schema = json.loads((CONFIG / "schema.json").read_text())
+    schema["target"]["negative"] = schema["target"]["positive"]
+    schema_file = tmp_path / "bad-schema.json"
+    schema_file.write_text(json.dumps(schema))
+
+    outcome = airflow_project.dags_test("2026-11-27", {"schema_uri": str(schema_file)})
+
+    assert outcome.states["stage_inputs"] == "failed"
+    assert f"schema_uri: {schema_file} is not a valid data contract" in outcome.log
+    assert "'target.positive' and 'target.negative' must differ" in outcome.log
+    assert not (airflow_project.local_root / "jobs").exists()
 
 
 @pytest.mark.dataset

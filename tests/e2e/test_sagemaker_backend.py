@@ -18,6 +18,7 @@ from churn_pipeline.iam import AIRFLOW_POLICY, EXECUTION_POLICY, render_policies
 from churn_pipeline.layout import RunLayout
 from churn_pipeline.notifications import Notification, SnsChannel, notify_once
 from churn_pipeline.objectstore import S3ObjectStore
+from churn_pipeline.payloads import JobResult
 from churn_pipeline.settings import load_settings
 from tests.conftest import SAMPLE_CSV
 from tests.e2e.iam_check import (
@@ -162,6 +163,34 @@ def test_a_passing_run_creates_the_jobs_and_registers_a_pending_version(aws, air
     assert float(metadata["accuracy"]) == pytest.approx(evaluation["metrics"]["accuracy"], abs=1e-6)
     assert metadata["training_job"] == f"churn-train-{key}" and metadata["run_key"] == key
     assert aws["clients"]["sqs"].receive_message(QueueUrl=aws["queue"]).get("Messages") is None
+
+
+@pytest.mark.parametrize("setting, defers", [
+    ({"AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"}, False),
+    ({"CHURN_DEFERRABLE": "true"}, True),
+], ids=["airflow-default-deferrable", "churn-deferrable"])
+def test_deferrable_settings_keep_the_run_and_its_results(aws, airflow_project, setting: dict, defers: bool) -> None:
+    """Airflow's default_deferrable=True (as on MWAA) leaves the job tasks synchronous; CHURN_DEFERRABLE
+    hands each wait to the provider's trigger (run inline by `airflow dags test`, through aiobotocore)
+    and the resumed tasks hand on the same JobResult payloads."""
+    airflow_project.extra_env.update(setting)
+    key = PASSING_KEY
+    stage_job_outputs(aws, key)
+
+    outcome = airflow_project.dags_test("2026-11-20T02:00:00+00:00")
+
+    assert outcome.returncode == 0, outcome.log[-6000:]
+    assert outcome.log.count("[DAG TEST] running trigger in line") == (3 if defers else 0)
+    assert outcome.log.count("resumed after the trigger reported success") == (3 if defers else 0)
+    for step in ("preprocess", "train", "evaluate"):
+        result = JobResult.from_xcom(airflow_project.xcom("2026-11-20", step))
+        assert (result.job_name, result.status, result.attempt, result.reused) == (
+            f"churn-{step}-{key}", "Completed", 1, False)
+    assert JobResult.from_xcom(airflow_project.xcom("2026-11-20", "train")).output("model").endswith(
+        f"/model/churn-train-{key}/output/model.tar.gz")
+    (package,) = aws["clients"]["sagemaker"].list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]
+    described = aws["clients"]["sagemaker"].describe_model_package(ModelPackageName=package["ModelPackageArn"])
+    assert described["CustomerMetadataProperties"]["training_job"] == f"churn-train-{key}"
 
 
 def test_a_failing_threshold_registers_nothing_and_publishes_one_message(aws, airflow_project) -> None:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pandas as pd
 
-from tests.conftest import SAMPLE_CSV, run_script
+from tests.conftest import SAMPLE_CSV, container_python, run_script
 
 MISSION_METRICS = {"accuracy", "precision", "recall", "f1_score"}
 CONFUSION_KEYS = {"true_negatives", "false_positives", "false_negatives", "true_positives"}
@@ -171,8 +170,8 @@ print(json.dumps({"csv": json.loads(body), "json": json.loads(json_body), "type"
 def test_packaged_model_scores_raw_records_in_a_fresh_process(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
     raw = tmp_path / "raw.csv"
     raw.write_text("\n".join(SAMPLE_CSV.read_text().splitlines()[:21]) + "\n")
-    completed = subprocess.run([sys.executable, "-c", SCORE_IN_FRESH_PROCESS, str(sample_outputs["model"]), str(raw)],
-                               capture_output=True, text=True, cwd=tmp_path,
+    completed = subprocess.run([container_python(), "-c", SCORE_IN_FRESH_PROCESS, str(sample_outputs["model"]),
+                                str(raw)], capture_output=True, text=True, cwd=tmp_path,
                                env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
                                timeout=300)
     assert completed.returncode == 0, completed.stderr

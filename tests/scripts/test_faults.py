@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import resource
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import SAMPLE_CSV, SCRIPTS
+from tests.conftest import SAMPLE_CSV, SCRIPTS, container_python
 
 
 def test_a_full_disk_while_writing_outputs_fails_cleanly(tmp_path: Path) -> None:
@@ -20,7 +19,7 @@ def test_a_full_disk_while_writing_outputs_fails_cleanly(tmp_path: Path) -> None
 
     # -B: the size limit would otherwise truncate the .pyc files this interpreter writes into the
     # environment and break every later Python process that imports them
-    completed = subprocess.run([sys.executable, "-B", str(SCRIPTS / "preprocessing.py"), "--input-dir",
+    completed = subprocess.run([container_python(), "-B", str(SCRIPTS / "preprocessing.py"), "--input-dir",
                                 str(SAMPLE_CSV.parent), "--output-dir", str(out)], capture_output=True, text=True,
                                preexec_fn=small_disk, timeout=300,
                                env={"PATH": "/usr/bin:/bin", "SAGEMAKER_BASE_DIR": str(tmp_path / "ml"),
@@ -37,7 +36,7 @@ def test_a_full_disk_while_writing_outputs_fails_cleanly(tmp_path: Path) -> None
 
 def test_an_output_folder_that_cannot_be_created_fails_cleanly(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("a file where a folder must go")
-    completed = subprocess.run([sys.executable, str(SCRIPTS / "preprocessing.py"),
+    completed = subprocess.run([container_python(), str(SCRIPTS / "preprocessing.py"),
                                 "--input-dir", str(SAMPLE_CSV.parent),
                                 "--output-dir", str(tmp_path / "taken" / "out")], capture_output=True, text=True,
                                timeout=300)

@@ -49,14 +49,15 @@ def test_s3_registry_and_sns_calls_are_valid(tmp_path: Path) -> None:
     store.delete(layout.notification_marker_uri("model_rejected"))
     SnsChannel(sns, topic).send(Notification(reason="model_rejected", subject="s" * 150, message="m", run_id="r",
                                              run_key=layout.key, accuracy=0.7, threshold=0.75))
-    registry = SageMakerRegistry(sagemaker)
+    registry = SageMakerRegistry(sagemaker, store, SETTINGS.base_uri)
     registry.register(registration_request(SETTINGS, layout.key))
     assert registry.champion(SETTINGS.model_package_group) is None  # nothing approved yet
     assert registry.newest(SETTINGS.model_package_group).run_key == layout.key
 
     operations = {(service, model.name) for service, model, _ in calls}
     assert {("s3", "PutObject"), ("s3", "GetObject"), ("s3", "ListObjectsV2"), ("s3", "DeleteObject"),
-            ("sns", "Publish"), ("sagemaker", "CreateModelPackage"), ("sagemaker", "ListModelPackages")} <= operations
+            ("sns", "Publish"), ("sagemaker", "CreateModelPackage"),
+            ("sagemaker", "DescribeModelPackage")} <= operations
     for service, model, params in calls:
         report = ParamValidator().validate(params, model.input_shape)
         assert not report.has_errors(), f"{service}.{model.name}: {report.generate_report()}"

@@ -1,16 +1,20 @@
-"""The local runner executes the very same request dicts SageMaker would get, honouring the container
-contract, and records a description with status, times and failure reason."""
+"""The local runner executes the very same request dicts SageMaker would get, in the image twin (the
+SageMaker image's Python environment), honouring the container contract and the job's time limit, and
+records a description with status, times and failure reason."""
 
 from __future__ import annotations
 
 import json
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
 from churn_pipeline import request_builders
 from churn_pipeline.attempt_planning import plan_attempt
+from churn_pipeline.image_twin import JobPython
 from churn_pipeline.layout import RunLayout
 from churn_pipeline.local_runner import LocalJobRunner, deterministic_tar
 from churn_pipeline.objectstore import LocalObjectStore, upload_tree
@@ -136,3 +140,156 @@ def test_deterministic_tar_is_byte_identical_for_identical_trees(tmp_path: Path)
         (tmp_path / name / "code" / "x.py").write_text("print(1)\n")
         (tmp_path / name / "model.bin").write_bytes(b"\x00\x01")
     assert deterministic_tar(tmp_path / "a") == deterministic_tar(tmp_path / "b")
+
+
+# ---------------------------------------------------------------------------------- the image twin
+
+
+def run_log(store: LocalObjectStore, name: str) -> str:
+    return (store.root / "jobs" / name / "output.log").read_text()
+
+
+def ship_code(store: LocalObjectStore, layout: RunLayout, folder: Path, files: dict[str, str]) -> None:
+    """Replace the run's code (loose files and sourcedir.tar.gz) with ``files``."""
+    for file_name, text in files.items():
+        (folder / file_name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / file_name).write_text(text)
+    upload_tree(store, folder, layout.code_uri)
+    store.write_bytes(layout.sourcedir_uri, deterministic_tar(folder))
+
+
+def bare_training_request(settings, store, layout, name: str, max_runtime: int = 600) -> dict:
+    """A training request whose channels hold a placeholder file: for scripts that read no data."""
+    for channel in request_builders.TRAINING_CHANNELS:
+        store.write_bytes(f"{layout.run_uri}/bare/{channel}/part.csv", b"x\n")
+    request = request_builders.train_request(
+        settings, layout, job_name=name, image_uri=IMAGE,
+        channels={c: f"{layout.run_uri}/bare/{c}" for c in request_builders.TRAINING_CHANNELS})
+    request["StoppingCondition"]["MaxRuntimeInSeconds"] = max_runtime
+    return request
+
+
+def test_training_runs_through_the_images_toolkit_which_passes_the_hyperparameters(world, twin) -> None:
+    settings, store, layout, runner, _ = world
+    write_csv(Path(store.root) / "in" / "data.csv", [HEADER] + make_rows(200))
+    upload_tree(store, Path(store.root) / "in", layout.input_uri)
+    assert preprocess(settings, store, layout, runner, layout.input_uri)["ProcessingJobStatus"] == "Completed"
+    name = "churn-train-" + KEY
+    request = request_builders.train_request(
+        settings, layout, job_name=name, image_uri=IMAGE,
+        channels={c: layout.preprocessing_uri(c) for c in request_builders.TRAINING_CHANNELS},
+        hyperparameters={"n-estimators": 7, "max-depth": 3, "min-samples-split": 5, "random-state": 1})
+
+    description = runner.run_training(request)
+
+    assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
+    log = run_log(store, name)
+    assert f"job python: {twin} (Python 3.12" in log
+    assert "sagemaker-training-toolkit" in log and "Reporting training SUCCESS" in log
+    # the toolkit's own command line: sorted --name value pairs, no sagemaker_* keys
+    assert f"{twin} training.py --max-depth 3 --min-samples-split 5 --n-estimators 7 --random-state 1" in log
+    with tarfile.open(store.path_for(description["ModelArtifacts"]["S3ModelArtifacts"])) as bundle:
+        recorded = json.load(bundle.extractfile("training_metrics.json"))
+    assert recorded["hyperparameters"] == {"n_estimators": 7, "max_depth": 3, "min_samples_split": 5,
+                                           "random_state": 1}
+
+
+def test_a_training_script_that_dies_without_a_reason_gets_the_toolkits_failure_file(world, twin,
+                                                                                       tmp_path: Path) -> None:
+    settings, store, layout, runner, _ = world
+    ship_code(store, layout, tmp_path / "code", {"training.py": "import sys\nprint('giving up')\nsys.exit(3)\n"})
+    name = "churn-train-" + KEY
+
+    description = runner.run_training(bare_training_request(settings, store, layout, name))
+
+    assert description["TrainingJobStatus"] == "Failed"
+    assert description["FailureReason"].startswith("AlgorithmError: ExecuteUserScriptError")
+    assert "ExitCode 3" in description["FailureReason"]
+    assert not store.exists(f"{layout.model_uri}/{name}")
+
+
+def test_processing_jobs_see_the_images_environment_not_the_workers(world, twin, monkeypatch) -> None:
+    settings, store, layout, runner, _ = world
+    monkeypatch.setenv("AIRFLOW__CORE__SOMETHING", "worker only")
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/of/the/worker")
+    request = processing_request_running(settings, layout, "import json, os, sys; print('ENV', json.dumps("
+                                         "{'python': sys.executable, 'keys': sorted(os.environ),"
+                                         " 'path': os.environ['PATH']}))", max_runtime=600)
+
+    description = runner.run_processing(request)
+
+    assert description["ProcessingJobStatus"] == "Completed", description.get("FailureReason")
+    seen = json.loads(run_log(store, request["ProcessingJobName"]).split("ENV ", 1)[1].splitlines()[0])
+    assert seen["python"].startswith(str(twin.parent)), "python3 resolves as the image's PATH makes it"
+    assert seen["path"].startswith(str(twin.parent) + ":")
+    assert "AIRFLOW__CORE__SOMETHING" not in seen["keys"] and "PYTHONPATH" not in seen["keys"]
+    assert {"SAGEMAKER_BASE_DIR", "PYTHONUNBUFFERED"} <= set(seen["keys"])
+
+
+def processing_request_running(settings, layout, code: str, max_runtime: int) -> dict:
+    """A processing request dict whose container runs ``python3 -c code``."""
+    request = request_builders.processing_request(
+        settings, layout, step="preprocess", job_name=f"churn-preprocess-{KEY}", image_uri=IMAGE,
+        inputs={}, outputs={"result": f"{layout.run_uri}/result"})
+    request["AppSpecification"]["ContainerEntrypoint"] = ["python3", "-c", code]
+    request["StoppingCondition"]["MaxRuntimeInSeconds"] = max_runtime
+    return request
+
+
+def still_running(marker: str) -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+
+
+def test_a_processing_job_past_its_max_runtime_ends_stopped_with_max_runtime_exceeded(world) -> None:
+    settings, store, layout, runner, _ = world
+    marker = "sleeping-past-the-limit-processing"
+    request = processing_request_running(settings, layout, f"import time; print('{marker}', flush=True); "
+                                         "time.sleep(300)", max_runtime=5)
+    started = time.monotonic()
+
+    description = runner.run_processing(request)
+
+    assert time.monotonic() - started < 60, "stopped at its limit, not when the script was done"
+    assert description["ProcessingJobStatus"] == "Stopped"
+    assert description["FailureReason"].startswith("MaxRuntimeExceeded: ")
+    assert "(5 s)" in description["FailureReason"]
+    assert not store.exists(f"{layout.run_uri}/result"), "a stopped job stores nothing"
+    assert still_running(marker) == []
+
+
+def test_a_training_job_past_its_max_runtime_is_stopped_with_the_script_the_toolkit_started(
+        world, twin, tmp_path: Path) -> None:
+    settings, store, layout, runner, _ = world
+    marker = "sleeping-past-the-limit-training"
+    ship_code(store, layout, tmp_path / "code", {"training.py": f"import time\nprint('{marker}', flush=True)\n"
+                                                                 "time.sleep(300)\n"})
+    name = "churn-train-" + KEY
+
+    description = runner.run_training(bare_training_request(settings, store, layout, name, max_runtime=5))
+
+    assert description["TrainingJobStatus"] == "Stopped"
+    assert description["SecondaryStatus"] == "MaxRuntimeExceeded"
+    assert description["FailureReason"].startswith("MaxRuntimeExceeded: ")
+    assert still_running(marker) == [], "the toolkit's child, the script, is stopped too"
+
+
+def test_without_the_twin_jobs_run_in_the_projects_environment_and_every_job_log_says_so(world) -> None:
+    settings, store, layout, _, _ = world
+    fallback = JobPython(Path(sys.executable), is_twin=False, version="3.11", warning="WARNING: no image twin here")
+    runner = LocalJobRunner(store, log=lambda line: None, python=fallback)
+    write_csv(Path(store.root) / "in" / "data.csv", [HEADER] + make_rows(200))
+    upload_tree(store, Path(store.root) / "in", layout.input_uri)
+    assert preprocess(settings, store, layout, runner, layout.input_uri)["ProcessingJobStatus"] == "Completed"
+    name = "churn-train-" + KEY
+    request = request_builders.train_request(
+        settings, layout, job_name=name, image_uri=IMAGE,
+        channels={c: layout.preprocessing_uri(c) for c in request_builders.TRAINING_CHANNELS},
+        hyperparameters={"n-estimators": 5, "max-depth": 3, "min-samples-split": 4, "random-state": 1})
+
+    assert runner.run_training(request)["TrainingJobStatus"] == "Completed"
+    for job in ("churn-preprocess-" + KEY, name):
+        first_line = run_log(store, job).splitlines()[0]
+        assert first_line == "WARNING: no image twin here", job
+        assert f"job python: {sys.executable} (Python 3.11, the project's environment)" in run_log(store, job)

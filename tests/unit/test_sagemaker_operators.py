@@ -18,12 +18,12 @@ from typing import Any
 import airflow.providers.amazon.aws.hooks.sagemaker as provider_hook
 import boto3
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from churn_pipeline.operators.resumable import JobFailed, JobStillRunning
-from churn_pipeline.operators.sagemaker import ChurnProcessingOperator, ChurnTrainingOperator
+from churn_pipeline.operators.sagemaker import ChurnProcessingOperator, ChurnTrainingOperator, trigger_max_attempts
 from churn_pipeline.payloads import JobResult, StagedInputs
 from churn_pipeline.settings import load_settings
 
@@ -233,3 +233,65 @@ def test_killing_the_task_stops_its_job(aws) -> None:
     operator._current_job = f"churn-train-{KEY}"
     operator.on_kill()
     sagemaker.stubber.assert_no_pending_responses()
+
+
+# ---------------------------------------------------------------------------------- deferrable
+
+
+def test_waiting_is_synchronous_unless_churn_deferrable_says_otherwise(aws, monkeypatch) -> None:
+    """The choice is passed to the provider explicitly: Airflow's default_deferrable cannot make it."""
+    assert (preprocess_operator().deferrable, train_operator().deferrable) == (False, False)
+    monkeypatch.setenv("CHURN_DEFERRABLE", "true")
+    operator = train_operator()
+    assert operator.deferrable is True
+    # one poll a second (CHURN_POLL_SECONDS) for the job's 60 s limit plus 30 min of start-up and upload
+    assert operator.max_attempts == trigger_max_attempts(load_settings()) == 60 + 1800 + 1
+
+
+def test_a_running_job_of_this_run_is_handed_to_the_trigger_when_deferrable(aws, monkeypatch) -> None:
+    monkeypatch.setenv("CHURN_DEFERRABLE", "true")
+    operator = preprocess_operator()
+    sagemaker = SageMaker(operator, "Processing").job("InProgress")  # planning finds it running; no create
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"ti": FakeTaskInstance()})
+
+    sagemaker.stubber.assert_no_pending_responses()
+    trigger = deferred.value.trigger
+    assert (trigger.job_name, trigger.job_type) == (f"churn-preprocess-{KEY}", "Processing")
+    polls = trigger.serialize()[1]["waiter_max_attempts"]
+    assert polls == operator.max_attempts == trigger_max_attempts(load_settings())
+    assert deferred.value.method_name == "execute_complete"
+    assert deferred.value.timeout.total_seconds() == load_settings().job_wait_seconds
+
+
+def test_a_resumed_task_hands_on_the_same_result_as_a_waiting_one(aws, monkeypatch) -> None:
+    monkeypatch.setenv("CHURN_DEFERRABLE", "true")
+    operator = train_operator()
+    name = f"churn-train-{KEY}-r2"
+    SageMaker(operator, "Training").job("Completed", name=name)
+
+    result = JobResult.from_xcom(operator.execute_complete({"ti": FakeTaskInstance()},
+                                                           {"status": "success", "job_name": name}))
+
+    assert (result.job_name, result.status, result.attempt, result.reused) == (name, "Completed", 2, False)
+    assert result.output("model").endswith("/output/model.tar.gz")
+
+
+@pytest.mark.parametrize("event_status, job_status, reason, raised", [
+    ("failed", "Failed", "AlgorithmError: preprocessing rejected its input: 1 problem(s) found", AirflowFailException),
+    ("failed", "Failed", "CapacityError: insufficient capacity", JobFailed),
+    ("stopped", "Stopped", "MaxRuntimeExceeded: the job ran past its limit", JobFailed),
+    ("timeout", "InProgress", None, JobStillRunning),
+])
+def test_a_resumed_task_fails_or_retries_by_the_same_rules(aws, event_status, job_status, reason, raised) -> None:
+    operator = preprocess_operator()
+    name = f"churn-preprocess-{KEY}"
+    SageMaker(operator, "Processing").job(job_status, reason=reason)
+    ti = FakeTaskInstance()
+
+    with pytest.raises(raised):
+        operator.execute_complete({"ti": ti}, {"status": event_status, "job_name": name, "message": "from trigger"})
+
+    if reason:
+        assert ti.pushed["failure"]["reason"].endswith(reason)

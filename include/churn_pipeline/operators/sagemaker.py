@@ -5,22 +5,40 @@ and ``SageMakerTrainingOperator``, with three changes the provider's defaults ne
 pipeline (see ../shared/PITFALLS.md): an existing job of this run is reused or awaited instead of
 renamed and paid again; a job that ends ``Stopped`` fails the task (the provider's synchronous path can
 count it as success); and killing the task stops the job instead of leaving it running.
+
+Waiting is synchronous unless ``CHURN_DEFERRABLE`` is true; the choice is always passed to the
+provider explicitly, so Airflow's ``[operators] default_deferrable`` (common on MWAA) cannot switch it
+behind the pipeline's back. Deferred, the job is watched by the provider's ``SageMakerTrigger`` in the
+triggerer, with enough polls to outwait the job's own time limit (the provider's default gives up
+after 30 minutes), and the task resumes in ``execute_complete``, which judges the job exactly as the
+synchronous path does and hands on the same ``JobResult``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerProcessingOperator, SageMakerTrainingOperator
+from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.sdk.exceptions import AirflowException
 from botocore.exceptions import ClientError
 
+from churn_pipeline.attempt_planning import Action
+from churn_pipeline.layout import attempt_of
 from churn_pipeline.links import SageMakerProcessingJobLink, SageMakerTrainingJobLink
 from churn_pipeline.operators.resumable import ResumableJobMixin
 from churn_pipeline.request_builders import KIND_OF_STEP
 from churn_pipeline.sagemaker_api import RUNNING_STATES, JobKind
 from churn_pipeline.settings import Settings
+
+
+def trigger_max_attempts(settings: Settings) -> int:
+    """Polls the trigger may make: enough, one every ``CHURN_POLL_SECONDS``, to outwait the job's wait."""
+    return math.ceil(settings.job_wait_seconds / max(settings.poll_seconds, 1)) + 1
 
 
 class SageMakerJobMixin(ResumableJobMixin):
@@ -29,6 +47,8 @@ class SageMakerJobMixin(ResumableJobMixin):
 
     check_interval: int
     max_ingestion_time: int | None
+    max_attempts: int
+    deferrable: bool
     _current_job: str | None = None
 
     def _provider_execute(self, context: Any) -> Any:
@@ -60,6 +80,8 @@ class SageMakerJobMixin(ResumableJobMixin):
 
     def await_job(self, name: str, settings: Settings, context: Any) -> Mapping[str, Any]:
         self._remember(name, context)
+        if self.deferrable:
+            self._defer_until_stopped(name)  # the task resumes in execute_complete
         try:
             self._sagemaker.check_status(name, self.kind.status_field, self._describe_function(), self.check_interval,
                                    self.max_ingestion_time, non_terminal_states=set(RUNNING_STATES))
@@ -78,6 +100,30 @@ class SageMakerJobMixin(ResumableJobMixin):
             if self.describe_job(name, settings) is None:  # the job was never created: let the error speak
                 raise
         return self._describe_function()(name)
+
+    def _defer_until_stopped(self, name: str) -> None:
+        """Hand the wait for a running job of this run to the triggerer, as the provider does for a new one."""
+        provider: Any = self  # the provider operator's connection fields
+        self.defer(  # type: ignore[attr-defined]  # BaseOperator.defer
+            trigger=SageMakerTrigger(
+                job_name=name, job_type=self.kind.value, waiter_delay=self.check_interval,
+                waiter_max_attempts=self.max_attempts, aws_conn_id=provider.aws_conn_id,
+                region_name=provider.region_name, verify=provider.verify, botocore_config=provider.botocore_config),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.max_ingestion_time) if self.max_ingestion_time else None,
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger saw the job stop running, or ran out of polls: the job's own
+        description is judged as on the synchronous path (same result, same retry rules)."""
+        validated = validate_execute_complete_event(event)
+        name = validated.get("job_name")
+        if not name:
+            raise AirflowException(f"the trigger's event names no job: {validated}")
+        self.log.info("resumed after the trigger reported %s for %s", validated.get("status"), name)
+        self._remember(name, context)
+        description = self._describe_function()(name)
+        return self._judge(name, Action.AWAIT, attempt_of(name), description, context["ti"])
 
     def on_kill(self) -> None:
         if not self._current_job:
@@ -100,6 +146,9 @@ def _provider_kwargs(settings: Settings) -> dict[str, Any]:
         "check_interval": settings.poll_seconds,
         "max_ingestion_time": settings.job_wait_seconds,
         "action_if_job_exists": "fail",  # names are planned per attempt: a clash is a bug, not a rename
+        # explicit, so that Airflow's [operators] default_deferrable cannot choose for the pipeline
+        "deferrable": settings.deferrable,
+        "max_attempts": trigger_max_attempts(settings),
     }
 
 

@@ -4,6 +4,8 @@ DAG-side package.
 
     container       the SageMaker container contract: paths, failure reporting, all-or-nothing outputs
     data_contract   the schema: which columns are id, target and features; raw records -> features
+    schema_rules    the contract's rules that need no data (schema shape, header), which the DAG side
+                    also applies before any job, loading this one file
     tables          reading the customer table robustly, writing and reading the splits
     metrics         the classification metrics every step reports, and their spread
     defaults        the model's default hyperparameters and the metric names (defaults.json)

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from churn_common.container import ContractError, UsageError
+from churn_common.schema_rules import schema_problems
 
 # The default contract lives in include/config/; inside a container the schema always arrives as an input.
 DEFAULT_SCHEMA_FILE = Path(__file__).resolve().parent.parent.parent / "config" / "schema.json"
-SCHEMA_KEYS = ("id_column", "target", "numeric", "categorical", "description")
 
 
 @dataclass(frozen=True)
@@ -48,41 +48,6 @@ class Schema:
         }
 
 
-def _schema_problems(raw: Any) -> list[str]:
-    if not isinstance(raw, dict):
-        return ["the schema must be a JSON object"]
-    problems = []
-    target = raw.get("target")
-    if not isinstance(target, dict):
-        problems.append("'target' must be an object with 'column', 'positive' and 'negative'")
-    else:
-        for key in ("column", "positive", "negative"):
-            if not isinstance(target.get(key), (str, int)) or str(target.get(key)).strip() == "":
-                problems.append(f"'target.{key}' must be a non-empty string")
-        if str(target.get("positive")).strip() == str(target.get("negative")).strip():
-            problems.append("'target.positive' and 'target.negative' must differ")
-    for key in ("numeric", "categorical"):
-        value = raw.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-            problems.append(f"'{key}' must be a list of column names")
-    if not raw.get("numeric") and not raw.get("categorical"):
-        problems.append("the schema names no feature column ('numeric' and 'categorical' are both empty)")
-    id_column = raw.get("id_column")
-    if id_column is not None and (not isinstance(id_column, str) or not id_column):
-        problems.append("'id_column' must be a column name or null")
-    if not problems:
-        names = [raw["target"]["column"], *raw.get("numeric", []), *raw.get("categorical", [])]
-        if id_column:
-            names.append(id_column)
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            problems.append(f"columns named more than once: {', '.join(repeated)}")
-    unknown = sorted(set(raw) - set(SCHEMA_KEYS))
-    if unknown:
-        problems.append(f"unknown keys: {', '.join(unknown)}")
-    return problems
-
-
 def load_schema(path: Path | str | None) -> Schema:
     """Read and check a schema file; a folder means the single ``.json`` file inside it."""
     schema_path = Path(path) if path else DEFAULT_SCHEMA_FILE
@@ -97,7 +62,7 @@ def load_schema(path: Path | str | None) -> Schema:
         raw = json.loads(schema_path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ContractError(f"schema {schema_path}", [f"not valid JSON: {error}"]) from None
-    problems = _schema_problems(raw)
+    problems = schema_problems(raw)
     if problems:
         raise ContractError(f"schema {schema_path}", problems)
     return Schema(

@@ -7,41 +7,20 @@ deterministic, so the same input gives byte-identical splits.
 
 from __future__ import annotations
 
-import csv
 import errno
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from churn_common.container import ContractError, UsageError, find_single_file
+from churn_common.schema_rules import HEADER_BYTES, missing_column_problems, read_header
 
 TARGET_LABEL = "label"  # column name of the 0/1 target in the written splits
 
 
-_SNIFF_BYTES = 64 * 1024
-
-
 def _read_header(data: bytes, path: Path) -> list[str]:
     """The raw header names, after checking the file is non-empty UTF-8 text with a sound header."""
-    head = data[:_SNIFF_BYTES]
-    if not head.strip():
-        raise ContractError(str(path), ["the file is empty"])
-    if b"\x00" in head:
-        raise ContractError(str(path), ["the file is not text (it contains NUL bytes)"])
-    first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
-    try:
-        header = next(csv.reader([first_line.decode("utf-8-sig")]))
-    except UnicodeDecodeError as error:
-        raise ContractError(str(path), [f"the file is not UTF-8 text ({error.reason} at byte {error.start})"]) from None
-    except (csv.Error, StopIteration) as error:
-        raise ContractError(str(path), [f"the header row cannot be parsed: {error}"]) from None
-    names = [name.strip() for name in header]
-    problems = []
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        problems.append(f"duplicate column names in the header: {', '.join(repeated)}")
-    if any(name == "" for name in names):
-        problems.append("the header has an empty column name")
+    header, problems = read_header(data[:HEADER_BYTES])
     if problems:
         raise ContractError(str(path), problems)
     return header
@@ -110,9 +89,9 @@ def read_csv_files(files: Sequence[Path], wanted: Sequence[str]) -> tuple[Any, l
     source = str(first) if len(files) == 1 else f"{len(files)} files in {first.parent}"
     if mismatched:
         raise ContractError(source, ["the CSV files' headers differ: " + "; ".join(mismatched)])
-    missing = [name for name in wanted if name not in names[first]]
+    missing = missing_column_problems(wanted, headers[first])
     if missing:
-        raise ContractError(source, [f"missing column '{name}' named by the schema" for name in missing])
+        raise ContractError(source, missing)
     ignored = [name.strip() for name in headers[first] if name.strip() not in wanted]
     tables = []
     for path in files:

@@ -1,0 +1,67 @@
+"""stage_inputs checks what can be checked before a paid job with the container scripts' own rules:
+the whole schema, and each input CSV's header against it, reading only the first bytes of each file."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+from moto import mock_aws
+
+from churn_common import schema_rules
+from churn_pipeline.contract_rules import rules
+from churn_pipeline.objectstore import S3ObjectStore
+from churn_pipeline.tasks.staging import _check_input_against_schema
+from tests.conftest import HEADER
+
+SCHEMA = {"id_column": "customerID", "target": {"column": "Churn", "positive": "Yes", "negative": "No"},
+          "numeric": ["Age", "Tenure"], "categorical": ["Contract", "PaymentMethod"]}
+
+
+def test_the_dag_side_loads_the_very_file_the_scripts_import() -> None:
+    assert rules().__file__ == schema_rules.__file__
+    assert rules().schema_problems({"target": {}}) == schema_rules.schema_problems({"target": {}})
+
+
+def test_a_missing_column_is_named_with_the_columns_found_and_the_near_miss() -> None:
+    with pytest.raises(AirflowFailException) as failure:
+        _check_input_against_schema("/data/customers.csv", "/data/schema.json", SCHEMA,
+                                    {"/data/customers.csv": (HEADER + "\nC1,Male,30\n").encode()})
+    message = str(failure.value)
+    assert message.startswith("input_uri /data/customers.csv does not fit schema_uri /data/schema.json")
+    assert "missing column 'customerID' named by the schema (the file has 'CustomerID')" in message
+    assert f"has the columns: {HEADER.replace(',', ', ')}" in message
+    assert "'Tenure'" not in message, "present columns are not reported missing"
+
+
+def test_every_file_of_a_prefix_is_checked_and_each_named() -> None:
+    good = HEADER.replace("CustomerID", "customerID").encode()
+    with pytest.raises(AirflowFailException) as failure:
+        _check_input_against_schema("s3://b/in/", "s3://b/schema.json", SCHEMA,
+                                    {"s3://b/in/a.csv": good, "s3://b/in/b.csv": b"",
+                                     "s3://b/in/c.csv": good.replace(b"Tenure", b"tenure_months")})
+    message = str(failure.value)
+    assert "s3://b/in/b.csv: the file is empty" in message
+    assert "s3://b/in/c.csv: missing column 'Tenure'" in message
+    assert "s3://b/in/a.csv" not in message
+
+
+def test_a_fitting_header_passes_and_a_folder_without_csv_does_not() -> None:
+    _check_input_against_schema("in.csv", "schema.json", SCHEMA, {"in.csv": HEADER.replace("CustomerID",
+                                                                                            "customerID").encode()})
+    with pytest.raises(AirflowFailException, match=r"holds no \.csv file"):
+        _check_input_against_schema("in/", "schema.json", SCHEMA, {})
+
+
+@mock_aws
+def test_an_s3_header_is_read_with_a_ranged_get_not_the_whole_object() -> None:
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket="churn-unit")
+    client.put_object(Bucket="churn-unit", Key="in/big.csv", Body=HEADER.encode() + b"\n" + b"x" * 2_000_000)
+    client.put_object(Bucket="churn-unit", Key="in/empty.csv", Body=b"")
+    store = S3ObjectStore(client)
+
+    head = store.read_head("s3://churn-unit/in/big.csv", rules().HEADER_BYTES)
+
+    assert len(head) == rules().HEADER_BYTES and head.startswith(HEADER.encode())
+    assert store.read_head("s3://churn-unit/in/empty.csv", rules().HEADER_BYTES) == b""
