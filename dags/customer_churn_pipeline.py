@@ -33,6 +33,7 @@ import pendulum
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, chain
 
+from churn_pipeline.assets import model_version_asset
 from churn_pipeline.gate import (
     DEFAULT_ACCURACY_THRESHOLD,
     DEFAULT_CHAMPION_METRIC,
@@ -92,7 +93,7 @@ with DAG(
     evaluate = job_task("evaluate", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
     check_accuracy = BranchPythonOperator(task_id="check_accuracy", python_callable=choose_branch)
     register_model = PythonOperator(task_id="register_model", python_callable=register_model_version,
-                                    on_failure_callback=notify_registration_failed)
+                                    on_failure_callback=notify_registration_failed, outlets=[model_version_asset()])
     notify_failure = PythonOperator(task_id="notify_failure", python_callable=notify_team,
                                     trigger_rule=TriggerRule.ALL_DONE)
 

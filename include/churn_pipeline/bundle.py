@@ -1,6 +1,6 @@
 """Build what Amazon MWAA expects from this project:
 
-    build/mwaa/dags/             customer_churn_pipeline.py, churn_pipeline/ (this package),
+    build/mwaa/dags/             the DAG files (training, scoring, approval), churn_pipeline/ (this package),
                                  scripts/ (shipped to the jobs), config/ (schemas)  -> s3://<env>/dags/
     build/mwaa/plugins.zip       the Airflow plugin (console links)                 -> plugins.zip
     build/mwaa/requirements.txt  what the DAG side needs beyond Airflow and the amazon provider, which
@@ -66,7 +66,8 @@ def build(output: Path, settings: Settings | None = None) -> Path:
         shutil.rmtree(output)
     dags = output / "dags"
     dags.mkdir(parents=True)
-    shutil.copy2(PROJECT_DIR / "dags" / "customer_churn_pipeline.py", dags)
+    for dag_file in sorted((PROJECT_DIR / "dags").glob("*.py")):
+        shutil.copy2(dag_file, dags)
     _copy_tree(INCLUDE_DIR / "churn_pipeline", dags / "churn_pipeline")
     _copy_tree(SCRIPTS_DIR, dags / SCRIPTS_DIR.name)
     _copy_tree(CONFIG_DIR, dags / CONFIG_DIR.name)

@@ -31,6 +31,16 @@ def _fill(template: str, values: dict[str, str]) -> Any:
     return json.loads(text)
 
 
+def queue_arn(queue_url: str, partition: str = "aws") -> str:
+    """``https://sqs.<region>.amazonaws.com/<account>/<name>`` -> ``arn:aws:sqs:<region>:<account>:<name>``."""
+    match = re.fullmatch(r"https://sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(\d{12})/([A-Za-z0-9_-]+(?:\.fifo)?)",
+                         queue_url)
+    if not match:
+        raise ValueError(f"CHURN_APPROVAL_QUEUE_URL must be an SQS queue URL, got {queue_url!r}")
+    region, account, name = match.groups()
+    return f"arn:{partition}:sqs:{region}:{account}:{name}"
+
+
 def render_policies(settings: Settings, account_id: str, partition: str = "aws",
                     policy_dir: Path = POLICY_DIR) -> dict[str, dict[str, Any]]:
     """Both policy documents with every placeholder filled from ``settings``."""
@@ -52,6 +62,9 @@ def render_policies(settings: Settings, account_id: str, partition: str = "aws",
         execution["Statement"].append(kms)
     if settings.subnets:
         execution["Statement"].append(_fill((policy_dir / "vpc-statement.json").read_text(), values))
+    if settings.approval_queue_url:  # the champion asset's watcher reads SageMaker's approvals from SQS
+        values["APPROVAL_QUEUE_ARN"] = queue_arn(settings.approval_queue_url, partition)
+        airflow["Statement"].append(_fill((policy_dir / "approval-queue-statement.json").read_text(), values))
     return {AIRFLOW_POLICY: airflow, EXECUTION_POLICY: execution}
 
 

@@ -121,3 +121,53 @@ class RunLayout:
 
     def notification_marker_uri(self, reason: str) -> str:
         return f"{self.run_uri}/notifications/{reason}.json"
+
+
+def model_name(job_prefix: str, key: str) -> str:
+    """The SageMaker Model a scoring run creates from the champion's package: one per run, reused by
+    its attempts (``churn-model-20261126T060000Z``)."""
+    name = f"{job_prefix}-model-{key}"
+    if not RESOURCE_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid SageMaker model name (at most {MAX_NAME_LENGTH} of [a-zA-Z0-9-])")
+    return name
+
+
+@dataclass(frozen=True)
+class ScoringLayout:
+    """Where one scoring run reads and writes, under ``s3://<bucket>/<prefix>/scoring/<run key>/``."""
+
+    base_uri: str
+    key: str
+
+    def __post_init__(self) -> None:
+        if not _RUN_KEY.match(self.key):
+            raise ValueError(f"not a run key: {self.key!r}")
+
+    @property
+    def run_uri(self) -> str:
+        return f"{self.base_uri}/scoring/{self.key}"
+
+    @property
+    def input_uri(self) -> str:
+        """The customers as the transform job reads them: JSON lines, one customer per line."""
+        return f"{self.run_uri}/input"
+
+    @property
+    def input_file_uri(self) -> str:
+        return f"{self.input_uri}/customers.jsonl"
+
+    @property
+    def transform_output_uri(self) -> str:
+        """The transform job's ``S3OutputPath``: ``customers.jsonl.out`` lands here."""
+        return f"{self.run_uri}/transform"
+
+    @property
+    def scores_file_uri(self) -> str:
+        return f"{self.run_uri}/scores.csv"
+
+    @property
+    def summary_file_uri(self) -> str:
+        return f"{self.run_uri}/summary.json"
+
+    def notification_marker_uri(self, reason: str) -> str:
+        return f"{self.run_uri}/notifications/{reason}.json"

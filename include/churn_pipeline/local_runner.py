@@ -1,4 +1,5 @@
-"""Run SageMaker ``CreateProcessingJob`` / ``CreateTrainingJob`` request dicts on this machine.
+"""Run SageMaker ``CreateProcessingJob`` / ``CreateTrainingJob`` / ``CreateModel`` +
+``CreateTransformJob`` request dicts on this machine.
 
 The runner honours the SageMaker container contract with the image twin (``.venv-container``, the
 scikit-learn image's own Python environment; see ``churn_pipeline.image_twin``) instead of a
@@ -16,6 +17,10 @@ description.json`` in the shape of SageMaker's ``Describe*Job`` answers.
   passes), ``input/data/<channel>/``, empty ``code/``, ``model/`` and ``output/``. The toolkit then
   passes the hyperparameters to the script and writes the failure file as it does on SageMaker. The
   one translation: ``sagemaker_submit_directory`` names the code archive in the local store.
+- Transform jobs serve the model as the image does, through the model's own inference module
+  (``model_fn`` / ``input_fn`` / ``predict_fn`` / ``output_fn``) in the twin, with Batch Transform's
+  splitting, batching, joining and filtering around it (``churn_pipeline.local_transform``). Their
+  Model, created from a registered package, is recorded at ``<local root>/models/<name>/``.
 - ``StoppingCondition.MaxRuntimeInSeconds`` holds: a job still running then is stopped (its process
   tree gets SIGTERM, then SIGKILL) and recorded ``Stopped`` with ``MaxRuntimeExceeded``.
 
@@ -146,7 +151,7 @@ class LocalJobRunner:
         return self.jobs_root / name / "description.json"
 
     def _save(self, description: dict[str, Any]) -> None:
-        name = description.get("ProcessingJobName") or description["TrainingJobName"]
+        name = next(description[kind.name_field] for kind in JobKind if kind.name_field in description)
         atomic_write(self._description_path(name), json.dumps(description, indent=2, sort_keys=True).encode())
 
     def describe(self, kind: JobKind, name: str) -> dict[str, Any] | None:
@@ -404,6 +409,70 @@ class LocalJobRunner:
                 run.log_text, request["AlgorithmSpecification"].get("MetricDefinitions", []))
 
         return self._finish(description, JobKind.TRAINING, workspace, run, store_outputs, "failure")
+
+    # ------------------------------------------------------------------ models and transforms
+
+    def _model_path(self, name: str) -> Path:
+        return self.store.root / "models" / name / "description.json"
+
+    def describe_model(self, name: str) -> dict[str, Any] | None:
+        path = self._model_path(name)
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def create_model(self, request: dict[str, Any],
+                     resolve_package: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        """``CreateModel``: a container naming a model package gets the package's image, model data and
+        environment, as SageMaker resolves it; a Model that exists is kept (one per scoring run)."""
+        existing = self.describe_model(request["ModelName"])
+        if existing is not None:
+            return existing
+        container = dict(request["PrimaryContainer"])
+        if "ModelPackageName" in container:
+            container.update(resolve_package(container["ModelPackageName"]))
+        description = {**request, "PrimaryContainer": container, "CreationTime": _now()}
+        atomic_write(self._model_path(request["ModelName"]),
+                     json.dumps(description, indent=2, sort_keys=True).encode())
+        return description
+
+    def run_transform(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``CreateTransformJob`` with the request's Model (created first with ``create_model``)."""
+        name = request["TransformJobName"]
+        description = self._start(JobKind.TRANSFORM, request)
+        workspace = self._workspace(name)
+        env = self._container_env(workspace, {})
+        try:
+            model = self.describe_model(request["ModelName"])
+            if model is None:
+                raise FileNotFoundError(f"no model {request['ModelName']}: create it first")
+            container = model["PrimaryContainer"]
+            model_dir = workspace / "model"
+            self._stage(container["ModelDataUrl"], workspace / "model-archive", "the model's data")
+            with tarfile.open(next((workspace / "model-archive").iterdir())) as archive:
+                archive.extractall(model_dir, filter="data")
+            env.update({key: self._map(value, workspace) for key, value in container.get("Environment", {}).items()})
+            env.update(request.get("Environment", {}))
+            self._stage(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"], workspace / "input",
+                        "the transform input")
+            processing = request.get("DataProcessing", {})
+            command = [str(self.python.executable), str(Path(__file__).with_name("local_transform.py")),
+                       "--model-dir", str(model_dir), "--input-dir", str(workspace / "input"),
+                       "--output-dir", str(workspace / "output" / "data"),
+                       "--content-type", request["TransformInput"].get("ContentType", ""),
+                       "--accept", request["TransformOutput"].get("Accept", ""),
+                       "--max-payload-mb", str(request.get("MaxPayloadInMB", 6)),
+                       "--input-filter", processing.get("InputFilter", "$"),
+                       "--join-source", processing.get("JoinSource", "None"),
+                       "--output-filter", processing.get("OutputFilter", "$"),
+                       "--failure-file", str(workspace / "output" / "failure")]
+        except (OSError, KeyError, ValueError, StopIteration, tarfile.TarError) as error:
+            return self._fail_before_start(description, JobKind.TRANSFORM, workspace, error)
+
+        run = self._run_script(name, command, env, cwd=workspace, max_runtime=None)
+
+        def store_outputs() -> None:
+            upload_tree(self.store, workspace / "output" / "data", request["TransformOutput"]["S3OutputPath"])
+
+        return self._finish(description, JobKind.TRANSFORM, workspace, run, store_outputs, "failure")
 
     def _fail_before_start(self, description: dict[str, Any], kind: JobKind, workspace: Path,
                            error: Exception) -> dict[str, Any]:

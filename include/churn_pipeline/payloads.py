@@ -25,6 +25,10 @@ GATE_TASK = "check_accuracy"
 REGISTER_TASK = "register_model"
 NOTIFY_TASK = "notify_failure"
 JOB_TASKS = (PREPROCESS_TASK, TRAIN_TASK, EVALUATE_TASK)
+# The scoring DAG's (customer_churn_scoring) task ids.
+STAGE_CUSTOMERS_TASK = "stage_customers"
+SCORE_TASK = "score_customers"
+PUBLISH_TASK = "publish_scores"
 # XCom keys besides each task's return value.
 FAILURE_KEY = "failure"
 DECISION_KEY = "decision"
@@ -86,10 +90,12 @@ class JobResult(Payload):
     @classmethod
     def from_description(cls, kind: JobKind, description: Mapping[str, Any], *, reused: bool,
                          attempt: int) -> JobResult:
+        metrics: dict[str, float] = {}
         if kind is JobKind.PROCESSING:
             outputs = {item["OutputName"]: item["S3Output"]["S3Uri"]
                        for item in description["ProcessingOutputConfig"]["Outputs"]}
-            metrics: dict[str, float] = {}
+        elif kind is JobKind.TRANSFORM:
+            outputs = {"scores": description["TransformOutput"]["S3OutputPath"]}
         else:
             outputs = {"model": description["ModelArtifacts"]["S3ModelArtifacts"]}
             metrics = {item["MetricName"]: float(item["Value"]) for item in description.get("FinalMetricDataList", [])}
@@ -148,6 +154,26 @@ class ChampionLookup(Payload):
     @classmethod
     def _read(cls, name: str, value: Any) -> Any:
         if name in ("champion", "baseline") and value is not None:
+            return ModelVersionRef.from_xcom(value)
+        return super()._read(name, value)
+
+
+@dataclass(frozen=True)
+class StagedScoring(Payload):
+    """``stage_customers``: the scoring run's key, the champion it scores with, and its customers as
+    the transform job reads them."""
+
+    run_key: str
+    image_uri: str
+    input_uri: str  # the JSON-lines customers (one file under a prefix)
+    customers: int  # unique customers to score
+    dropped_duplicates: int
+    id_column: str | None
+    champion: ModelVersionRef
+
+    @classmethod
+    def _read(cls, name: str, value: Any) -> Any:
+        if name == "champion":
             return ModelVersionRef.from_xcom(value)
         return super()._read(name, value)
 

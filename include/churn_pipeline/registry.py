@@ -236,6 +236,19 @@ class MlflowRegistry:
                                statistics_uri=tags.get(STATISTICS_TAG), metrics=_metrics_of(tags),
                                run_key=tags.get(RUN_KEY_TAG))
 
+    def package_container(self, identifier: str) -> dict[str, Any]:
+        """What a Model made from this version serves (``models:/<group>/<version>``): its image, its
+        model data and the serving environment, as SageMaker takes them from a model package."""
+        from churn_pipeline.request_builders import INFERENCE_ENVIRONMENT
+
+        _, _, path = identifier.partition("models:/")
+        group, _, version = path.rpartition("/")
+        if not group or not version.isdigit():
+            raise ValueError(f"not an MLflow model version URI (models:/<name>/<version>): {identifier!r}")
+        item = self._client().get_model_version(group, version)
+        return {"Image": item.tags.get("image_uri", "local"), "ModelDataUrl": item.source,
+                "Environment": dict(INFERENCE_ENVIRONMENT)}
+
     def champion(self, group: str) -> ModelVersionRef | None:
         from mlflow.exceptions import MlflowException
 

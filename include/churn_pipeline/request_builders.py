@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from churn_pipeline.gate import CompareMode, DriftMode
-from churn_pipeline.layout import RUN_KEY_TAG, RunLayout, registration_token
+from churn_pipeline.layout import RUN_KEY_TAG, RunLayout, ScoringLayout, model_name, registration_token
 from churn_pipeline.model_defaults import default_hyperparameters, metric_names
 from churn_pipeline.payloads import (
     EVALUATE_TASK,
@@ -28,6 +28,7 @@ from churn_pipeline.payloads import (
     ModelVersionRef,
     Payload,
     StagedInputs,
+    StagedScoring,
 )
 from churn_pipeline.sagemaker_api import JobKind
 from churn_pipeline.settings import Settings
@@ -38,12 +39,23 @@ TRAINING_CODE_CHANNEL_DIR = "/opt/ml/input/data/code"
 PREPROCESSING_OUTPUTS = ("train", "validation", "test", "preprocessor", "quality", "holdout", "profile")
 TRAINING_CHANNELS = ("train", "validation", "preprocessor")
 SCRIPTS = {PREPROCESS_TASK: "preprocessing.py", TRAIN_TASK: "training.py", EVALUATE_TASK: "evaluation.py"}
-KIND_OF_STEP = {PREPROCESS_TASK: JobKind.PROCESSING, TRAIN_TASK: JobKind.TRAINING, EVALUATE_TASK: JobKind.PROCESSING}
+SCORE_STEP = "score"  # the scoring DAG's Batch Transform (task score_customers)
+KIND_OF_STEP = {PREPROCESS_TASK: JobKind.PROCESSING, TRAIN_TASK: JobKind.TRAINING, EVALUATE_TASK: JobKind.PROCESSING,
+                SCORE_STEP: JobKind.TRANSFORM}
+# Batch Transform: the customers travel as JSON lines (one customer per line, named fields, so no
+# header and no column order to agree on), in batches of lines of at most this many MB.
+JSON_LINES = "application/jsonlines"
+TRANSFORM_PAYLOAD_MB = 6
+# How the serving container finds the model's inference code inside model.tar.gz.
+INFERENCE_ENVIRONMENT = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
+# What the joined output keeps of each line: the customer's id and the model's answer, which
+# SageMaker puts under this key when JoinSource is Input.
+TRANSFORM_OUTPUT_KEY = "SageMakerOutput"
 # The placeholder role of local requests: the local runner needs none, a well-formed ARN keeps them valid.
 LOCAL_ROLE_ARN = "arn:aws:iam::000000000000:role/churn-pipeline-local"
 
 
-def _tags(settings: Settings, layout: RunLayout) -> list[dict[str, str]]:
+def _tags(settings: Settings, layout: RunLayout | ScoringLayout) -> list[dict[str, str]]:
     tags = dict(settings.tags)
     tags[RUN_KEY_TAG] = layout.key
     return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
@@ -346,8 +358,7 @@ def model_package_request(
             "Containers": [{
                 "Image": image_uri,
                 "ModelDataUrl": model_artifact_uri,
-                "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
-                                "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
+                "Environment": dict(INFERENCE_ENVIRONMENT),
             }],
             "SupportedContentTypes": ["text/csv", "application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
@@ -377,10 +388,68 @@ def _role(settings: Settings) -> str:
     raise AssertionError("unreachable: a sagemaker backend without a role is refused above")
 
 
-def request_for_step(step: str, settings: Settings, layout: RunLayout, name: str, staged: StagedInputs,
-                     upstream: Mapping[str, Payload], params: Mapping[str, Any]) -> dict[str, Any]:
+def create_model_request(settings: Settings, layout: ScoringLayout, *, name: str,
+                         champion: ModelVersionRef) -> dict[str, Any]:
+    """A ``CreateModel`` request for the champion: its approved package is the container, so the model
+    serves exactly what was approved (image, model data, inference code)."""
+    request: dict[str, Any] = {
+        "ModelName": name,
+        "PrimaryContainer": {"ModelPackageName": champion.identifier},
+        "ExecutionRoleArn": _role(settings),
+        "Tags": _tags(settings, layout),
+    }
+    if settings.network_isolation:
+        request["EnableNetworkIsolation"] = True
+    if _vpc(settings):
+        request["VpcConfig"] = _vpc(settings)
+    return request
+
+
+def transform_request(settings: Settings, layout: ScoringLayout, *, job_name: str, model: str,
+                      id_column: str | None) -> dict[str, Any]:
+    """A ``CreateTransformJob`` request that scores every customer line and keeps, per line, the
+    customer's id beside the model's answer (JoinSource Input, then an output filter)."""
+    kept = f"$['{id_column}','{TRANSFORM_OUTPUT_KEY}']" if id_column else f"$['{TRANSFORM_OUTPUT_KEY}']"
+    resources = settings.resources_for(SCORE_STEP)
+    output: dict[str, Any] = {"S3OutputPath": layout.transform_output_uri, "Accept": JSON_LINES, "AssembleWith": "Line"}
+    compute: dict[str, Any] = {"InstanceType": resources.instance_type, "InstanceCount": resources.instance_count}
+    if settings.kms_key_id:
+        output["KmsKeyId"] = settings.kms_key_id
+        compute["VolumeKmsKeyId"] = settings.kms_key_id
+    return {
+        "TransformJobName": job_name,
+        "ModelName": model,
+        "MaxConcurrentTransforms": 1,
+        "MaxPayloadInMB": TRANSFORM_PAYLOAD_MB,
+        "BatchStrategy": "MultiRecord",
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": layout.input_uri}},
+            "ContentType": JSON_LINES,
+            "CompressionType": "None",
+            "SplitType": "Line",
+        },
+        "TransformOutput": output,
+        "TransformResources": compute,
+        "DataProcessing": {"InputFilter": "$", "JoinSource": "Input", "OutputFilter": kept},
+        "Environment": {"PYTHONUNBUFFERED": "1"},
+        "Tags": _tags(settings, layout),
+    }
+
+
+def request_for_step(step: str, settings: Settings, name: str, staged: Payload, upstream: Mapping[str, Payload],
+                     params: Mapping[str, Any]) -> dict[str, Any]:
     """The request for ``step``, from the staged inputs, the upstream tasks' real results and the
-    run's params."""
+    run's params. The score step's request is the pair the provider's transform operator takes:
+    ``{"Model": CreateModel, "Transform": CreateTransformJob}``."""
+    if step == SCORE_STEP:
+        assert isinstance(staged, StagedScoring)
+        scoring = ScoringLayout(settings.base_uri, staged.run_key)
+        model = model_name(settings.job_prefix, staged.run_key)
+        return {"Model": create_model_request(settings, scoring, name=model, champion=staged.champion),
+                "Transform": transform_request(settings, scoring, job_name=name, model=model,
+                                               id_column=staged.id_column)}
+    assert isinstance(staged, StagedInputs)
+    layout = RunLayout(settings.base_uri, staged.run_key)
     if step == PREPROCESS_TASK:
         return preprocess_request(settings, layout, job_name=name, image_uri=staged.image_uri,
                                   input_uri=staged.input_uri, schema_uri=staged.schema_uri)

@@ -17,6 +17,7 @@ class JobKind(StrEnum):
 
     PROCESSING = "Processing"
     TRAINING = "Training"
+    TRANSFORM = "Transform"
 
     @property
     def name_field(self) -> str:

@@ -38,8 +38,9 @@ SAMPLE_DATA_FILE = INCLUDE_DIR / "data" / "customer_data.csv"
 PROJECT_DIR = INCLUDE_DIR.parent
 
 ENV_PREFIX = "CHURN_"
-STEPS = ("preprocess", "train", "evaluate")
+STEPS = ("preprocess", "train", "evaluate", "score")  # "score": the scoring DAG's Batch Transform
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
+DEFAULT_RISK_BANDS = {"high": 0.7, "medium": 0.4, "low": 0.0}
 JOB_WAIT_SLACK_SECONDS = 1800  # provisioning an instance, pulling the image, uploading outputs
 TASK_TIMEOUT_SLACK_SECONDS = 600
 NON_JOB_TASK_TIMEOUT = timedelta(minutes=30)  # staging, gate, registration, notification
@@ -94,9 +95,11 @@ class Settings(BaseSettings):
     preprocess_instance_type: str | None = None  # None: instance_type
     train_instance_type: str | None = None
     evaluate_instance_type: str | None = None
+    score_instance_type: str | None = None
     preprocess_instance_count: int = Field(1, ge=1)
     train_instance_count: int = Field(1, ge=1)
     evaluate_instance_count: int = Field(1, ge=1)
+    score_instance_count: int = Field(1, ge=1)
     volume_size_gb: int = Field(30, ge=1)
     max_runtime_seconds: int = Field(3600, ge=60)
     framework_version: str = "1.9-0"  # the scikit-learn image whose versions requirements pin
@@ -115,6 +118,11 @@ class Settings(BaseSettings):
     poll_seconds: int = Field(30, ge=0)
     # SageMaker job tasks wait in the triggerer instead of holding a worker slot (needs a triggerer)
     deferrable: bool = False
+    # The scores' risk bands: a customer is in the first band whose lower bound its probability reaches
+    risk_bands: Annotated[Mapping[str, float], NoDecode] = Field(default_factory=lambda: dict(DEFAULT_RISK_BANDS))
+    # An SQS queue that EventBridge fills when a model package is approved in SageMaker; when set, the
+    # scoring DAG's champion asset watches it, so that an approval schedules scoring (deploy/eventbridge/)
+    approval_queue_url: str | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -175,6 +183,32 @@ class Settings(BaseSettings):
                 raise ValueError(f"must look like 'team=ml,cost-center=42', got the item {item!r}")
             tags[key.strip()] = tag_value.strip()
         return tags
+
+    @field_validator("risk_bands", mode="before")
+    @classmethod
+    def _parse_bands(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        bands: dict[str, float] = {}
+        for item in _comma_list(value):
+            name, separator, bound = item.partition("=")
+            try:
+                bands[name.strip()] = float(bound)
+            except ValueError:
+                raise ValueError(f"must look like 'high=0.7,medium=0.4,low=0', got the item {item!r}") from None
+            if not separator or not name.strip():
+                raise ValueError(f"must look like 'high=0.7,medium=0.4,low=0', got the item {item!r}")
+        return bands
+
+    @field_validator("risk_bands")
+    @classmethod
+    def _bands_cover_every_probability(cls, value: Mapping[str, float]) -> Mapping[str, float]:
+        bounds = list(value.values())
+        if not value or any(not 0.0 <= bound <= 1.0 for bound in bounds) or bounds != sorted(bounds, reverse=True):
+            raise ValueError(f"must be bands with lower bounds from high to low between 0 and 1, got {dict(value)}")
+        if bounds[-1] != 0.0:
+            raise ValueError(f"the last band must start at 0 so that every customer has one, got {dict(value)}")
+        return value
 
     @field_validator("job_prefix")
     @classmethod
@@ -261,6 +295,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown step {step!r}; one of {', '.join(STEPS)}")
         return StepResources(instance_type=getattr(self, f"{step}_instance_type") or self.instance_type,
                              instance_count=getattr(self, f"{step}_instance_count"))
+
+    def risk_band(self, probability: float) -> str:
+        """The first band whose lower bound the probability reaches (the last starts at 0)."""
+        for name, lower_bound in self.risk_bands.items():
+            if probability >= lower_bound:
+                return name
+        return list(self.risk_bands)[-1]
 
     def missing_for_sagemaker(self) -> list[str]:
         """The settings the ``sagemaker`` backend cannot run without: the only place that rule lives."""

@@ -1,9 +1,12 @@
 """Inference handlers for the SageMaker scikit-learn serving container.
 
 The model directory holds ``model.joblib`` (fitted preprocessor -> RandomForest) and ``schema.json``;
-requests carry **raw** customer records, as CSV with a header or as JSON (a list of objects, or
-``{"instances": [...]}``). Columns the schema does not name are ignored; missing cells are imputed.
-The response is JSON: ``{"predictions": [{"churn": true, "probability": 0.83}, ...]}``.
+requests carry **raw** customer records, as CSV with a header, as JSON (a list of objects, or
+``{"instances": [...]}``) or as JSON lines (one object per line, what Batch Transform sends with
+``SplitType`` ``Line``). Columns the schema does not name are ignored; missing cells (or ``null``)
+are imputed, never dropped. The response is JSON, ``{"predictions": [{"churn": true, "probability":
+0.83}, ...]}``, or, for ``application/jsonlines``, one such prediction per line in the order of the
+records, which is what Batch Transform joins back to each input line.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from churn_common import data_contract, metrics
 
 CSV = "text/csv"
 JSON = "application/json"
+JSON_LINES = "application/jsonlines"
 
 
 def model_fn(model_dir: str) -> dict[str, Any]:
@@ -44,17 +48,22 @@ def input_fn(request_body: str | bytes, content_type: str = CSV) -> Any:
         if not isinstance(records, list):
             raise ValueError("JSON requests must be a record, a list of records or {'instances': [...]}")
         return pd.DataFrame.from_records(records)
-    raise ValueError(f"unsupported content type {content_type!r}; use {CSV} or {JSON}")
+    if media_type == JSON_LINES:
+        return pd.DataFrame.from_records([json.loads(line) for line in request_body.splitlines() if line.strip()])
+    raise ValueError(f"unsupported content type {content_type!r}; use {CSV}, {JSON} or {JSON_LINES}")
 
 
 def predict_fn(records: Any, model: dict[str, Any]) -> list[dict[str, Any]]:
     features = data_contract.prepare_features(records, model["schema"])
     probabilities = model["model"].predict_proba(features)[:, 1]
-    return [{"churn": bool(probability > metrics.DECISION_THRESHOLD), "probability": round(float(probability), 6)}
+    return [{"churn": bool(probability > metrics.DECISION_THRESHOLD), "probability": float(probability)}
             for probability in probabilities]
 
 
 def output_fn(predictions: list[dict[str, Any]], accept: str = JSON) -> tuple[str, str]:
-    if accept and accept.split(";")[0].strip().lower() not in (JSON, "*/*"):
-        raise ValueError(f"unsupported accept type {accept!r}; use {JSON}")
+    media_type = (accept or JSON).split(";")[0].strip().lower()
+    if media_type == JSON_LINES:
+        return "".join(json.dumps(prediction) + "\n" for prediction in predictions), JSON_LINES
+    if media_type not in (JSON, "*/*"):
+        raise ValueError(f"unsupported accept type {accept!r}; use {JSON} or {JSON_LINES}")
     return json.dumps({"predictions": predictions}), JSON

@@ -17,6 +17,9 @@ import pytest
 from tests.conftest import PROJECT
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+TRAINING_DAG = "customer_churn_pipeline"
+SCORING_DAG = "customer_churn_scoring"
+APPROVAL_DAG = "customer_churn_approval"
 
 
 def airflow_env(home: Path, local_root: Path, **extra: str) -> dict[str, str]:
@@ -62,34 +65,42 @@ class AirflowProject:
     def env(self) -> dict[str, str]:
         return airflow_env(self.home, self.local_root, **self.extra_env)
 
-    def dags_test(self, logical_date: str, conf: dict | None = None, timeout: int = 900) -> RunOutcome:
-        command = [AIRFLOW, "dags", "test", "customer_churn_pipeline", logical_date]
+    def dags_test(self, logical_date: str, conf: dict | None = None, timeout: int = 900,
+                  dag_id: str = TRAINING_DAG) -> RunOutcome:
+        command = [AIRFLOW, "dags", "test", dag_id, logical_date]
         if conf:
             command += ["--conf", json.dumps(conf)]
         completed = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout,
                                    cwd=self.home)
-        states, run_state = self.states(logical_date)
+        states, run_state = self.states(logical_date, dag_id)
         return RunOutcome(completed.returncode, completed.stdout + completed.stderr, states, run_state)
 
-    def states(self, logical_date: str) -> tuple[dict[str, str], str]:
+    def states(self, logical_date: str, dag_id: str = TRAINING_DAG) -> tuple[dict[str, str], str]:
         with sqlite3.connect(self.home / "airflow.db") as db:
-            row = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = 'customer_churn_pipeline' "
+            row = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ? "
                              "AND substr(logical_date, 1, 10) = ? ORDER BY id DESC LIMIT 1",
-                             (logical_date[:10],)).fetchone()
+                             (dag_id, logical_date[:10])).fetchone()
             if row is None:
                 return {}, "missing"
-            tasks = dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = "
-                                    "'customer_churn_pipeline' AND run_id = ?", (row[0],)).fetchall())
+            tasks = dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                                    (dag_id, row[0])).fetchall())
         return tasks, row[1]
 
-    def xcom(self, logical_date: str, task_id: str, key: str = "return_value") -> object:
+    def xcom(self, logical_date: str, task_id: str, key: str = "return_value", dag_id: str = TRAINING_DAG) -> object:
         """A task's XCom value in the latest run of that date, as JSON."""
         with sqlite3.connect(self.home / "airflow.db") as db:
             row = db.execute("SELECT x.value FROM xcom x JOIN dag_run r ON x.dag_run_id = r.id WHERE "
-                             "r.dag_id = 'customer_churn_pipeline' AND substr(r.logical_date, 1, 10) = ? AND "
+                             "r.dag_id = ? AND substr(r.logical_date, 1, 10) = ? AND "
                              "x.task_id = ? AND x.key = ? ORDER BY r.id DESC LIMIT 1",
-                             (logical_date[:10], task_id, key)).fetchone()
+                             (dag_id, logical_date[:10], task_id, key)).fetchone()
         return None if row is None else json.loads(row[0])
+
+    def asset_events(self, asset: str) -> list[dict]:
+        """The events of an asset, oldest first: who emitted each and its extra."""
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            rows = db.execute("SELECT e.source_dag_id, e.source_task_id, e.extra FROM asset_event e JOIN asset a "
+                              "ON e.asset_id = a.id WHERE a.name = ? ORDER BY e.id", (asset,)).fetchall()
+        return [{"dag_id": dag, "task_id": task, "extra": json.loads(extra or "{}")} for dag, task, extra in rows]
 
     def notifications(self) -> list[dict]:
         outbox = self.local_root / "notifications.jsonl"
@@ -105,6 +116,9 @@ class AirflowProject:
     def run_prefix(self, key: str) -> Path:
         return self.local_root / "s3" / "customer-churn-pipeline" / "churn-pipeline" / "runs" / key
 
+    def scoring_prefix(self, key: str) -> Path:
+        return self.local_root / "s3" / "customer-churn-pipeline" / "churn-pipeline" / "scoring" / key
+
 
 @pytest.fixture()
 def airflow_project(tmp_path: Path, migrated_db: Path) -> AirflowProject:
@@ -112,3 +126,14 @@ def airflow_project(tmp_path: Path, migrated_db: Path) -> AirflowProject:
     home.mkdir()
     shutil.copyfile(migrated_db, home / "airflow.db")
     return AirflowProject(home=home, local_root=tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """One moto server for the whole session (tests reset it): AWS on loopback for the Airflow
+    subprocesses, with its request recorder."""
+    from tests.e2e.moto_server import MotoServer
+
+    server = MotoServer()
+    yield server
+    server.stop()

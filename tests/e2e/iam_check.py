@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.e2e.moto_server import RecordedCall
 
-JOB_RESOURCE = {"Processing": "processing-job", "Training": "training-job"}
+JOB_RESOURCE = {"Processing": "processing-job", "Training": "training-job", "Transform": "transform-job"}
 # What SageMaker itself does with the execution role while it runs a job, which no recorder here can
 # see: list the S3Prefix inputs, pull the image from ECR, write the job's logs, publish the metrics
 # that MetricDefinitions scrape (AWS: "SageMaker Roles", CreateProcessingJob / CreateTrainingJob).
@@ -50,6 +50,14 @@ def required_permissions(call: RecordedCall, region: str, account: str) -> list[
             if params.get("RoleArn"):
                 needed.append(("iam:PassRole", params["RoleArn"]))
             return needed
+    if call.action in ("CreateModel", "DescribeModel"):
+        arn = _sagemaker_arn(region, account, f"model/{params['ModelName']}")
+        needed = [(f"sagemaker:{call.action}", arn)]
+        if params.get("Tags"):
+            needed.append(("sagemaker:AddTags", arn))
+        if params.get("ExecutionRoleArn"):
+            needed.append(("iam:PassRole", params["ExecutionRoleArn"]))
+        return needed
     group = params.get("ModelPackageGroupName")
     if call.action in ("CreateModelPackageGroup", "DescribeModelPackageGroup"):
         return [(f"sagemaker:{call.action}", _sagemaker_arn(region, account, f"model-package-group/{group}"))]
@@ -95,6 +103,10 @@ def job_data_permissions(call: RecordedCall) -> list[tuple[str, str]]:
         needed.append(("s3:PutObject", object_arn(item["S3Output"]["S3Uri"], True)))
     for channel in params.get("InputDataConfig", []):
         needed.append(("s3:GetObject", object_arn(channel["DataSource"]["S3DataSource"]["S3Uri"], True)))
+    if "TransformInput" in params:
+        source = params["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        needed.append(("s3:GetObject", object_arn(source, True)))
+        needed.append(("s3:PutObject", object_arn(params["TransformOutput"]["S3OutputPath"], True)))
     if "OutputDataConfig" in params:
         needed.append(("s3:PutObject", object_arn(params["OutputDataConfig"]["S3OutputPath"], True)))
     submit = params.get("HyperParameters", {}).get("sagemaker_submit_directory")

@@ -25,8 +25,9 @@ def running_at_first(describe: Callable[..., dict[str, Any]], jobs: str,
     # counted per job object: a job created again after a reset of the server runs again
     seen: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
-    def describe_as_running_at_first(backend: Any, name: str) -> dict[str, Any]:
-        answer = describe(backend, name)  # raises for an unknown job, as SageMaker does
+    def describe_as_running_at_first(backend: Any, *args: str, **kwargs: str) -> dict[str, Any]:
+        answer = describe(backend, *args, **kwargs)  # raises for an unknown job, as SageMaker does
+        (name,) = (*args, *kwargs.values())  # moto passes the job name by position or by keyword
         job = getattr(backend, jobs)[name]
         seen[job] = seen.get(job, 0) + 1
         if seen[job] <= DESCRIPTIONS_WHILE_RUNNING:
@@ -40,6 +41,8 @@ SageMakerModelBackend.describe_processing_job = running_at_first(  # type: ignor
     SageMakerModelBackend.describe_processing_job, "processing_jobs", "ProcessingJobStatus")
 SageMakerModelBackend.describe_training_job = running_at_first(  # type: ignore[method-assign]
     SageMakerModelBackend.describe_training_job, "training_jobs", "TrainingJobStatus")
+SageMakerModelBackend.describe_transform_job = running_at_first(  # type: ignore[method-assign]
+    SageMakerModelBackend.describe_transform_job, "transform_jobs", "TransformJobStatus")
 
 if __name__ == "__main__":
     main()

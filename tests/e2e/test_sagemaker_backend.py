@@ -43,13 +43,6 @@ PASSING_KEY, FAILING_KEY = "20261120T020000Z", "20261121T020000Z"
 RECORDED: dict[str, list[RecordedCall]] = {}
 
 
-@pytest.fixture(scope="session")
-def moto_server():
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
 @pytest.fixture()
 def aws(moto_server: MotoServer, airflow_project, sample_outputs):
     moto_server.reset()
@@ -255,12 +248,61 @@ def test_an_approved_package_is_the_champion_of_the_next_run(aws, airflow_projec
     RECORDED["run with a champion"] = calls
 
 
+def run_scoring(aws: dict, airflow_project) -> tuple:
+    """An approved package of the sample model, then the scoring DAG; moto runs no transform, so its
+    joined output is put where the job would have written it."""
+    s3, sagemaker = aws["clients"]["s3"], aws["clients"]["sagemaker"]
+    key = "20261125T060000Z"
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as bundle:
+        for path in sorted(aws["outputs"]["model"].iterdir()):
+            bundle.add(path, arcname=path.name)
+    model_uri = f"s3://{BUCKET}/{PREFIX}/runs/20261101T020000Z/model/churn-train-x/output/model.tar.gz"
+    s3.put_object(Bucket=BUCKET, Key=model_uri.removeprefix(f"s3://{BUCKET}/"), Body=archive.getvalue())
+    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    package = sagemaker.create_model_package(
+        ModelPackageGroupName=GROUP, ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": model_uri}],
+                                "SupportedContentTypes": ["application/jsonlines"],
+                                "SupportedResponseMIMETypes": ["application/jsonlines"]})["ModelPackageArn"]
+    ids = sorted({line.split(",")[0] for line in SAMPLE_CSV.read_text().splitlines()[1:]})
+    joined = "".join(json.dumps({"CustomerID": customer, "SageMakerOutput": {"probability": (n % 100) / 100}}) + "\n"
+                     for n, customer in enumerate(ids))
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/scoring/{key}/transform/customers.jsonl.out", Body=joined.encode())
+    aws["server"].record_afresh()
+    outcome = airflow_project.dags_test("2026-11-25T06:00:00+00:00", dag_id="customer_churn_scoring")
+    RECORDED["scoring run"] = aws["server"].calls()
+    return outcome, package, RECORDED["scoring run"]
+
+
+def test_scoring_creates_a_model_from_the_approved_package_and_a_transform_job(aws, airflow_project) -> None:
+    outcome, package, calls = run_scoring(aws, airflow_project)
+
+    assert outcome.returncode == 0, outcome.log[-6000:]
+    validate_against_service_models(calls)
+    (model,) = [call.params for call in calls if call.action == "CreateModel"]
+    (transform,) = [call.params for call in calls if call.action == "CreateTransformJob"]
+    assert model["PrimaryContainer"] == {"ModelPackageName": package}
+    assert model["ModelName"] == "churn-model-20261125T060000Z" == transform["ModelName"]
+    assert transform["TransformJobName"] == "churn-score-20261125T060000Z"
+    assert transform["TransformResources"]["InstanceType"] == "ml.m5.xlarge"
+    assert transform["DataProcessing"] == {"InputFilter": "$", "JoinSource": "Input",
+                                           "OutputFilter": "$['CustomerID','SageMakerOutput']"}
+    scores = aws["clients"]["s3"].get_object(Bucket=BUCKET, Key=f"{PREFIX}/scoring/20261125T060000Z/scores.csv")
+    assert len(scores["Body"].read().decode().splitlines()) == 10_001  # header + every unique customer
+    assert_allowed_by_the_shipped_policies(calls, airflow_project.env)
+
+
 def exercise_the_paths_no_run_takes(aws: dict, env: dict[str, str],
                                     monkeypatch: pytest.MonkeyPatch) -> list[RecordedCall]:
     """Calls the code makes only when things go wrong: killing a job task stops its job (both kinds),
     and a notification whose sending fails removes its at-most-once marker. Made against the moto
     server from this process, so its recorder sees them like the runs' calls."""
-    from churn_pipeline.operators.sagemaker import ChurnProcessingOperator, ChurnTrainingOperator
+    from churn_pipeline.operators.sagemaker import (
+        ChurnProcessingOperator,
+        ChurnTrainingOperator,
+        ChurnTransformOperator,
+    )
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -268,7 +310,8 @@ def exercise_the_paths_no_run_takes(aws: dict, env: dict[str, str],
     aws["clients"]["sns"].delete_topic(TopicArn=aws["topic"])  # so that publishing fails
     server.record_afresh()
     settings = load_settings()
-    for operator_class, step in ((ChurnProcessingOperator, "preprocess"), (ChurnTrainingOperator, "train")):
+    for operator_class, step in ((ChurnProcessingOperator, "preprocess"), (ChurnTrainingOperator, "train"),
+                                 (ChurnTransformOperator, "score")):
         operator = operator_class(task_id=step, step=step, settings=settings)
         operator._current_job = f"churn-{step}-20261122T020000Z"
         operator.on_kill()  # moto answers "no such job"; the call is what the policy must allow
@@ -289,12 +332,15 @@ def test_the_policies_grant_exactly_what_the_recorded_calls_need(aws, airflow_pr
         run_passing(aws, airflow_project)
     if "failing run" not in RECORDED:
         run_failing_threshold(aws, airflow_project)
+    if "scoring run" not in RECORDED:
+        run_scoring(aws, airflow_project)
     calls = [call for recorded in RECORDED.values() for call in recorded]
     calls += exercise_the_paths_no_run_takes(aws, airflow_project.env, monkeypatch)
     policies = render_policies(load_settings(airflow_project.env), ACCOUNT)
 
     needed_by_airflow = {action for call in calls for action, _ in required_permissions(call, REGION, ACCOUNT)}
-    needed_by_jobs = {action for call in calls if call.action in ("CreateProcessingJob", "CreateTrainingJob")
+    needed_by_jobs = {action for call in calls
+                      if call.action in ("CreateProcessingJob", "CreateTrainingJob", "CreateTransformJob")
                       for action, _ in job_data_permissions(call)}
     assert_allowed_by_the_shipped_policies(calls, airflow_project.env)
     assert granted_actions(policies[AIRFLOW_POLICY]) == needed_by_airflow

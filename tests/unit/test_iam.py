@@ -26,10 +26,11 @@ def test_policies_render_completely_for_every_option() -> None:
     assert "arn:aws:sagemaker:us-east-1:123456789012:processing-job/churn-*" in text
 
 
-def test_the_execution_role_only_writes_under_runs() -> None:
+def test_the_execution_role_only_writes_under_runs_and_scoring() -> None:
     policy = render_policies(load_settings(SETTINGS), "123456789012")[EXECUTION_POLICY]
     writes = [s for s in policy["Statement"] if "s3:PutObject" in json.dumps(s["Action"])]
-    assert [s["Resource"] for s in writes] == ["arn:aws:s3:::acme-ml/churn/runs/*"]
+    assert [s["Resource"] for s in writes] == [["arn:aws:s3:::acme-ml/churn/runs/*",
+                                                "arn:aws:s3:::acme-ml/churn/scoring/*"]]
 
 
 def test_cli_names_what_is_missing(capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -37,3 +38,16 @@ def test_cli_names_what_is_missing(capsys, monkeypatch: pytest.MonkeyPatch, tmp_
     assert main(["--account-id", "123456789012", "--output-dir", str(tmp_path)]) == 1
     assert "CHURN_ROLE_ARN" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_watching_the_approvals_queue_grants_receiving_and_deleting_on_that_queue_only() -> None:
+    queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/churn-approvals"
+    with_queue = render_policies(load_settings({**SETTINGS, "CHURN_APPROVAL_QUEUE_URL": queue}), "123456789012")
+    without = render_policies(load_settings(SETTINGS), "123456789012")
+    added = [s for s in with_queue["airflow-policy.json"]["Statement"]
+             if s not in without["airflow-policy.json"]["Statement"]]
+    assert added == [{"Sid": "WatchTheApprovalsQueue", "Effect": "Allow",
+                      "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+                      "Resource": "arn:aws:sqs:eu-west-1:123456789012:churn-approvals"}]
+    with pytest.raises(ValueError, match="CHURN_APPROVAL_QUEUE_URL must be an SQS queue URL"):
+        render_policies(load_settings({**SETTINGS, "CHURN_APPROVAL_QUEUE_URL": "churn-approvals"}), "123456789012")

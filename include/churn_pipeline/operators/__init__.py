@@ -20,11 +20,13 @@ from churn_pipeline.settings import Settings
 
 
 def job_task(step: str, settings: Settings, **kwargs: Any) -> BaseOperator:
-    """The job task for ``step`` on the configured backend; same task id and graph on both."""
+    """The job task for ``step`` on the configured backend (its task id is the step's unless given);
+    same task id and graph on both."""
+    kwargs.setdefault("task_id", step)
     if settings.backend == "local":
         from churn_pipeline.operators.local import LocalJobOperator
 
-        return LocalJobOperator(task_id=step, step=step, **kwargs)
+        return LocalJobOperator(step=step, **kwargs)
     from churn_pipeline.operators.sagemaker import SAGEMAKER_OPERATORS
 
-    return SAGEMAKER_OPERATORS[KIND_OF_STEP[step]](task_id=step, step=step, settings=settings, **kwargs)
+    return SAGEMAKER_OPERATORS[KIND_OF_STEP[step]](step=step, settings=settings, **kwargs)

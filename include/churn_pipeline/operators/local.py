@@ -56,6 +56,11 @@ class LocalJobOperator(ResumableJobMixin, BaseOperator):
         runner = self._runner_for(settings)
         if self.kind is JobKind.PROCESSING:
             return runner.run_processing(request)
+        if self.kind is JobKind.TRANSFORM:  # the provider's pair: the run's Model, then the transform job
+            from churn_pipeline.registry import MlflowRegistry
+
+            runner.create_model(request["Model"], MlflowRegistry(settings.local_root).package_container)
+            return runner.run_transform(request["Transform"])
         return runner.run_training(request)
 
     def on_kill(self) -> None:

@@ -17,12 +17,12 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from churn_pipeline.attempt_planning import Action, failure_reason, is_bad_input, is_running, plan_attempt
-from churn_pipeline.layout import RunLayout
 from churn_pipeline.payloads import (
     EVALUATE_TASK,
     FAILURE_KEY,
     FIND_CHAMPION_TASK,
     PREPROCESS_TASK,
+    STAGE_CUSTOMERS_TASK,
     STAGE_TASK,
     TRAIN_TASK,
     ChampionLookup,
@@ -30,17 +30,26 @@ from churn_pipeline.payloads import (
     JobResult,
     Payload,
     StagedInputs,
+    StagedScoring,
     pull,
 )
-from churn_pipeline.request_builders import request_for_step
+from churn_pipeline.request_builders import SCORE_STEP, request_for_step
 from churn_pipeline.sagemaker_api import COMPLETED, JobKind
 from churn_pipeline.settings import Settings, load_settings
 
+# Which task staged a step's run (its key, image and inputs), and its payload.
+STAGED_BY: dict[str, tuple[str, type[Payload]]] = {
+    PREPROCESS_TASK: (STAGE_TASK, StagedInputs),
+    TRAIN_TASK: (STAGE_TASK, StagedInputs),
+    EVALUATE_TASK: (STAGE_TASK, StagedInputs),
+    SCORE_STEP: (STAGE_CUSTOMERS_TASK, StagedScoring),
+}
 # What each job's request is built from, besides the staged inputs: upstream task -> its payload.
 UPSTREAM_RESULTS: dict[str, dict[str, type[Payload]]] = {
     PREPROCESS_TASK: {},
     TRAIN_TASK: {PREPROCESS_TASK: JobResult},
     EVALUATE_TASK: {PREPROCESS_TASK: JobResult, TRAIN_TASK: JobResult, FIND_CHAMPION_TASK: ChampionLookup},
+    SCORE_STEP: {},
 }
 
 
@@ -75,9 +84,10 @@ class ResumableJobMixin(ABC):
     def execute(self, context: Any) -> dict[str, Any]:
         settings = load_settings()  # once per task, passed down
         ti = context["ti"]
-        staged = pull(ti, STAGE_TASK, StagedInputs)
-        layout = RunLayout(settings.base_uri, staged.run_key)
-        plan = plan_attempt(self.kind, settings.job_prefix, self.step, layout.key,
+        stage_task, staged_payload = STAGED_BY[self.step]
+        staged = pull(ti, stage_task, staged_payload)
+        key = staged.run_key  # type: ignore[attr-defined]  # every staged payload names its run
+        plan = plan_attempt(self.kind, settings.job_prefix, self.step, key,
                             lambda name: self.describe_job(name, settings))
         if plan.action is Action.REUSE:
             self.log.info("reusing %s, which already completed for this run: no new job", plan.job_name)
@@ -88,7 +98,7 @@ class ResumableJobMixin(ABC):
             description = self.await_job(plan.job_name, settings, context)
         else:
             upstream = {task_id: pull(ti, task_id, payload) for task_id, payload in UPSTREAM_RESULTS[self.step].items()}
-            request = request_for_step(self.step, settings, layout, plan.job_name, staged, upstream,
+            request = request_for_step(self.step, settings, plan.job_name, staged, upstream,
                                        context.get("params") or {})
             self.log.info("starting %s job %s (attempt %d):\n%s", self.kind.value.lower(), plan.job_name,
                           plan.attempt, json.dumps(request, indent=2, sort_keys=True))

@@ -21,7 +21,11 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.amazon.aws.operators.sagemaker import SageMakerProcessingOperator, SageMakerTrainingOperator
+from airflow.providers.amazon.aws.operators.sagemaker import (
+    SageMakerProcessingOperator,
+    SageMakerTrainingOperator,
+    SageMakerTransformOperator,
+)
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.sdk.exceptions import AirflowException
@@ -59,14 +63,15 @@ class SageMakerJobMixin(ResumableJobMixin):
         return self.hook  # type: ignore[attr-defined]  # the provider operator's SageMakerHook
 
     def _describe_function(self) -> Callable[[str], Mapping[str, Any]]:
-        if self.kind is JobKind.PROCESSING:
-            return self._sagemaker.describe_processing_job
-        return self._sagemaker.describe_training_job
+        describe: Callable[[str], Mapping[str, Any]] = getattr(self._sagemaker, f"describe_{self.kind.lower()}_job")
+        return describe
 
     def _remember(self, name: str, context: Any) -> None:
         """The job this task now owns: stopped by on_kill, linked from the UI."""
         self._current_job = name
-        link = SageMakerProcessingJobLink if self.kind is JobKind.PROCESSING else SageMakerTrainingJobLink
+        link = JOB_LINKS.get(self.kind)
+        if link is None:  # the provider's transform operator links its job itself
+            return
         link.persist(context=context, operator=self, region_name=self._sagemaker.conn_region_name,
                      aws_partition=self._sagemaker.conn_partition, job_name=name)
 
@@ -90,8 +95,8 @@ class SageMakerJobMixin(ResumableJobMixin):
         return self._describe_function()(name)
 
     def run_job(self, request: dict[str, Any], settings: Settings, context: Any) -> Mapping[str, Any]:
-        name = request[self.kind.name_field]
-        self.config = request
+        name = job_name_of(self.kind, request)
+        self.config = self._provider_config(request)
         self._remember(name, context)
         try:
             self._provider_execute(context)
@@ -100,6 +105,9 @@ class SageMakerJobMixin(ResumableJobMixin):
             if self.describe_job(name, settings) is None:  # the job was never created: let the error speak
                 raise
         return self._describe_function()(name)
+
+    def _provider_config(self, request: dict[str, Any]) -> dict[str, Any]:
+        return request
 
     def _defer_until_stopped(self, name: str) -> None:
         """Hand the wait for a running job of this run to the triggerer, as the provider does for a new one."""
@@ -128,13 +136,17 @@ class SageMakerJobMixin(ResumableJobMixin):
     def on_kill(self) -> None:
         if not self._current_job:
             return
-        client = self._sagemaker.conn
-        stop = client.stop_processing_job if self.kind is JobKind.PROCESSING else client.stop_training_job
+        stop = getattr(self._sagemaker.conn, f"stop_{self.kind.lower()}_job")
         try:
             stop(**{self.kind.name_field: self._current_job})
             self.log.info("stopped %s after the task was killed", self._current_job)
         except ClientError as error:
             self.log.warning("could not stop %s: %s", self._current_job, error)
+
+
+def job_name_of(kind: JobKind, request: Mapping[str, Any]) -> str:
+    """The job a request starts; a transform's request is the provider's ``{"Model", "Transform"}`` pair."""
+    return str((request["Transform"] if kind is JobKind.TRANSFORM else request)[kind.name_field])
 
 
 def _provider_kwargs(settings: Settings) -> dict[str, Any]:
@@ -174,4 +186,32 @@ class ChurnTrainingOperator(SageMakerJobMixin, SageMakerTrainingOperator):
         return SageMakerTrainingOperator.execute(self, context)
 
 
-SAGEMAKER_OPERATORS = {JobKind.PROCESSING: ChurnProcessingOperator, JobKind.TRAINING: ChurnTrainingOperator}
+class ChurnTransformOperator(SageMakerJobMixin, SageMakerTransformOperator):
+    """Batch Transform with the champion: the provider creates the run's Model from the approved
+    package, then the transform job. A later attempt of the same run finds that Model and reuses it
+    (the provider would otherwise fail on, or rename, a Model that exists)."""
+
+    def __init__(self, *, step: str, settings: Settings, **kwargs: Any):
+        super().__init__(**_provider_kwargs(settings), check_if_job_exists=True, check_if_model_exists=True,
+                         action_if_model_exists="fail", **kwargs)
+        self.step, self.kind = step, KIND_OF_STEP[step]
+
+    def _provider_config(self, request: dict[str, Any]) -> dict[str, Any]:
+        model = request["Model"]["ModelName"]
+        try:
+            self._sagemaker.describe_model(model)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ValidationException":  # anything but "no such model"
+                raise
+            return request
+        self.log.info("the model %s exists from an earlier attempt of this run: reusing it", model)
+        return {"Transform": request["Transform"]}
+
+    def _provider_execute(self, context: Any) -> Any:
+        return SageMakerTransformOperator.execute(self, context)
+
+
+SAGEMAKER_OPERATORS = {JobKind.PROCESSING: ChurnProcessingOperator, JobKind.TRAINING: ChurnTrainingOperator,
+                       JobKind.TRANSFORM: ChurnTransformOperator}
+JOB_LINKS: dict[JobKind, type[SageMakerProcessingJobLink] | type[SageMakerTrainingJobLink]] = {
+    JobKind.PROCESSING: SageMakerProcessingJobLink, JobKind.TRAINING: SageMakerTrainingJobLink}

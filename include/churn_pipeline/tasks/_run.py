@@ -12,7 +12,8 @@ from churn_pipeline.settings import Settings
 log = logging.getLogger("churn_pipeline.tasks")  # Airflow 3 routes standard logging into the task log
 
 
-def run_layout(settings: Settings, ti: Any, dag_run: Any) -> RunLayout:
-    """The layout of the run a task belongs to, also when stage_inputs never ran."""
+def run_layout(settings: Settings, ti: Any, dag_run: Any, logical_date: Any = None) -> RunLayout:
+    """The layout of the run a task belongs to, also when stage_inputs never ran (then from the run's
+    logical date, as stage_inputs would have keyed it)."""
     staged = pull_optional(ti, STAGE_TASK, StagedInputs)
-    return RunLayout(settings.base_uri, staged.run_key if staged else run_key(None, dag_run.run_after))
+    return RunLayout(settings.base_uri, staged.run_key if staged else run_key(logical_date, dag_run.run_after))

@@ -61,11 +61,11 @@ def rejection_notice(decision: GateDecision, run_id: str, run_key: str, trained:
         champion=str(decision.champion.get("identifier")) if decision.champion else None)
 
 
-def notify_team(*, params: dict[str, Any], ti: Any, dag_run: Any, **_: Any) -> dict[str, Any]:
+def notify_team(*, params: dict[str, Any], ti: Any, dag_run: Any, **context: Any) -> dict[str, Any]:
     """Tell the team once why this run registered nothing; a rejected model also fails this task so
     the run does not read as a plain success."""
     settings = load_settings()
-    layout = run_layout(settings, ti, dag_run)
+    layout = run_layout(settings, ti, dag_run, context.get("logical_date"))
     decision = pull_optional(ti, GATE_TASK, GateDecision, key=DECISION_KEY)
     if decision and decision.passed:
         raise AirflowFailException("notify_failure ran although the gate passed; nothing to notify")

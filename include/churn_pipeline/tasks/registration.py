@@ -75,7 +75,7 @@ def notify_registration_failed(context: Any) -> None:
     registered, which no other task reports. Runs after the last retry, at most one message a run."""
     settings = load_settings()
     ti, dag_run = context["ti"], context["dag_run"]
-    layout = run_layout(settings, ti, dag_run)
+    layout = run_layout(settings, ti, dag_run, context.get("logical_date"))
     error = context.get("exception")
     notification = Notification(
         reason=REASON_REGISTRATION_FAILED,

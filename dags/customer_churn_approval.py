@@ -1,0 +1,40 @@
+"""
+# Customer churn: approve a registered version (local backend)
+
+Trigger with the version to approve (or reject). The newest approved version is the champion that
+new models must beat and that scores the customers; a successful run emits the `churn_champion`
+asset event, which schedules `customer_churn_scoring` at once. On the sagemaker backend, approve in
+SageMaker instead: EventBridge brings that approval to the same asset.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, Param
+
+from churn_pipeline.assets import champion_asset
+from churn_pipeline.registry import APPROVAL_STATUSES, APPROVED
+from churn_pipeline.settings import NON_JOB_TASK_TIMEOUT, load_settings
+from churn_pipeline.tasks.approval import approve_version
+
+SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy import
+
+with DAG(
+    dag_id="customer_churn_approval",
+    description="Approve or reject a registered churn model version; an approval schedules scoring",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz=SETTINGS.timezone),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["ml", "churn", "approval"],
+    default_args={"owner": "ml-platform", "retries": 0, "execution_timeout": NON_JOB_TASK_TIMEOUT},
+    params={
+        "version": Param(1, type="integer", minimum=1, description="The registered version to approve or reject"),
+        "status": Param(APPROVED, type="string", enum=list(APPROVAL_STATUSES), description="Its new status"),
+    },
+) as dag:
+    PythonOperator(task_id="approve_version", python_callable=approve_version, outlets=[champion_asset(SETTINGS)],
+                   retry_delay=timedelta(seconds=0))

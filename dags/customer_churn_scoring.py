@@ -1,0 +1,67 @@
+"""
+# Customer churn: score every customer with the approved model
+
+Daily at 06:00 (after the 02:00 training) and as soon as a new champion is approved (the
+`churn_champion` asset), this DAG scores the customer table with the champion, the newest approved
+version, and writes one row per customer: id, `churn_probability`, risk band and model version.
+
+| task | runs | reads | writes |
+| --- | --- | --- | --- |
+| `stage_customers` | this worker | the champion, the customer table | the customers as JSON lines |
+| `score_customers` | Batch Transform (a Model from the approved package) | the customers | their scores |
+| `publish_scores` | this worker | the transform's output | `scores.csv`, `summary.json` |
+| `notify_failure` | SNS / local outbox | failed tasks | one message per run |
+
+Everything of a run lives under `<bucket>/<prefix>/scoring/<run key>/`. No approved version fails
+`stage_customers` before any job, saying how to approve one; a customer table lacking a column the
+champion needs fails there too, naming the columns. Rows with missing cells are scored, not dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, chain
+
+from churn_pipeline.assets import champion_asset
+from churn_pipeline.operators import job_task
+from churn_pipeline.request_builders import SCORE_STEP
+from churn_pipeline.settings import NON_JOB_TASK_TIMEOUT, load_settings
+from churn_pipeline.tasks.scoring import notify_scoring_failed, publish_the_scores, stage_scoring_inputs
+
+SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy import
+
+with DAG(
+    dag_id="customer_churn_scoring",
+    description="Score every customer with the approved churn model: daily, and when a champion is approved",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * *", timezone=SETTINGS.timezone),
+                                 assets=[champion_asset(SETTINGS)]),
+    start_date=pendulum.datetime(2026, 1, 1, tz=SETTINGS.timezone),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=SETTINGS.dagrun_timeout,
+    doc_md=__doc__,
+    tags=["ml", "sagemaker", "churn", "scoring"],
+    default_args={
+        "owner": "ml-platform",
+        "retries": SETTINGS.retries,
+        "retry_delay": timedelta(seconds=SETTINGS.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+        "execution_timeout": NON_JOB_TASK_TIMEOUT,
+    },
+    params={
+        "input_uri": Param(SETTINGS.default_input_uri, type="string", minLength=1,
+                           description="The customer table: an s3:// CSV or Parquet object or prefix "
+                                       "(locally also a file or folder path)"),
+    },
+) as dag:
+    stage_customers = PythonOperator(task_id="stage_customers", python_callable=stage_scoring_inputs)
+    score_customers = job_task(SCORE_STEP, SETTINGS, task_id="score_customers",
+                               execution_timeout=SETTINGS.job_task_timeout)
+    publish_scores = PythonOperator(task_id="publish_scores", python_callable=publish_the_scores)
+    notify_failure = PythonOperator(task_id="notify_failure", python_callable=notify_scoring_failed,
+                                    trigger_rule=TriggerRule.ONE_FAILED)
+
+    chain(stage_customers, score_customers, publish_scores, notify_failure)

@@ -1,0 +1,36 @@
+"""The Airflow Assets that tie the training DAG, approval and the scoring DAG together.
+
+``churn_model_version``: a version was registered (the training DAG's ``register_model`` emits it).
+``churn_champion``: a version was approved, so the champion may have changed; it schedules
+``customer_churn_scoring`` (besides its daily 06:00). Locally the ``customer_churn_approval`` DAG
+approves and emits it. On AWS, approval happens in SageMaker: an EventBridge rule on the group's
+"Model Package State Change" to ``Approved`` feeds an SQS queue (``CHURN_APPROVAL_QUEUE_URL``), which
+the asset watches, so that the approval itself schedules scoring (``deploy/eventbridge/``).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, AssetWatcher
+
+from churn_pipeline.settings import Settings
+
+MODEL_VERSION_ASSET = "churn_model_version"
+CHAMPION_ASSET = "churn_champion"
+APPROVAL_WATCHER = "sagemaker_model_approvals"
+APPROVAL_POLL_SECONDS = 60
+
+
+def model_version_asset() -> Asset:
+    return Asset(name=MODEL_VERSION_ASSET)
+
+
+def champion_asset(settings: Settings) -> Asset:
+    """The champion asset; watching the approvals queue where one is configured (the trigger's module
+    is imported only then, so a local deployment parses without it)."""
+    if not settings.approval_queue_url:
+        return Asset(name=CHAMPION_ASSET)
+    from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
+
+    trigger = SqsSensorTrigger(sqs_queue=settings.approval_queue_url, aws_conn_id=settings.aws_conn_id,
+                               region_name=settings.region, waiter_delay=APPROVAL_POLL_SECONDS)
+    return Asset(name=CHAMPION_ASSET, watchers=[AssetWatcher(name=APPROVAL_WATCHER, trigger=trigger)])

@@ -1,0 +1,147 @@
+"""Batch Transform on this machine: what SageMaker does between a transform job's input and output
+files, around the model's own serving handlers.
+
+The local runner starts this file with the image twin's Python (it imports nothing from the project,
+only the standard library and the model's code), in the job's workspace, as the serving container
+would be started: ``SAGEMAKER_SUBMIT_DIRECTORY`` names the model's code folder and ``SAGEMAKER_PROGRAM``
+its inference module. It then does what Batch Transform does with ``SplitType`` ``Line``,
+``BatchStrategy`` ``MultiRecord`` and JSON lines:
+
+* applies ``InputFilter`` to each line, and sends the lines in batches of at most ``MaxPayloadInMB``;
+* per batch, calls the module's ``input_fn`` -> ``predict_fn`` -> ``output_fn`` (after ``model_fn``
+  once), which is the chain the scikit-learn serving container runs per request;
+* splits the answer into one line per record, joins each to its input line under
+  ``SageMakerOutput`` when ``JoinSource`` is ``Input``, applies ``OutputFilter``, and writes the
+  lines to ``<input file>.out`` (every input file in turn, as its own output file).
+
+The image's own serving package (``sagemaker_sklearn_container``) is built into the image from its
+source repository, not published to PyPI, so the twin cannot hold it; the handlers it would call are
+the model's own, which are what this exercises. Only the JSONPath forms the pipeline's requests use
+are understood (``$`` and ``$['a','b']``); anything else is refused, never guessed.
+
+    python local_transform.py --model-dir MODEL --input-dir IN --output-dir OUT \\
+        --content-type application/jsonlines --accept application/jsonlines --max-payload-mb 6 \\
+        --input-filter '$' --join-source Input --output-filter "$['CustomerID','SageMakerOutput']"
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+JOINED_OUTPUT_KEY = "SageMakerOutput"
+JSON_LINES = "application/jsonlines"
+_KEYS = re.compile(r"^\$\[('[^']*'(,'[^']*')*)\]$")
+
+
+class TransformError(Exception):
+    """The input, the filters or the model's answer cannot be handled as Batch Transform would."""
+
+
+def select(record: Any, path: str) -> Any:
+    """A JSONPath filter of the forms the pipeline uses: ``$`` (all) or ``$['a','b']`` (these keys)."""
+    if path == "$":
+        return record
+    match = _KEYS.match(path.replace(" ", ""))
+    if not match or not isinstance(record, dict):
+        raise TransformError(f"unsupported JSONPath filter {path!r} (supported: $ and $['a','b'])")
+    keys = [key.strip("'") for key in match.group(1).split(",")]
+    return {key: record[key] for key in keys if key in record}
+
+
+def batches(lines: Sequence[str], max_bytes: int) -> Iterator[list[str]]:
+    """Consecutive lines whose total size stays within ``max_bytes`` (a longer single line is alone)."""
+    batch: list[str] = []
+    size = 0
+    for line in lines:
+        length = len(line.encode("utf-8")) + 1
+        if batch and size + length > max_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(line)
+        size += length
+    if batch:
+        yield batch
+
+
+def load_handlers() -> Any:
+    """The inference module as the serving container finds it."""
+    code = os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY")
+    program = os.environ.get("SAGEMAKER_PROGRAM")
+    if not code or not program:
+        raise TransformError("SAGEMAKER_SUBMIT_DIRECTORY and SAGEMAKER_PROGRAM name the model's inference code")
+    sys.path.insert(0, code)
+    return importlib.import_module(Path(program).stem)
+
+
+def transform_file(handlers: Any, model: Any, source: Path, target: Path, args: argparse.Namespace) -> int:
+    records = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    filtered = [json.dumps(select(record, args.input_filter)) for record in records]
+    written = []
+    position = 0
+    for batch in batches(filtered, int(args.max_payload_mb * 1024 * 1024)):
+        body, _ = handlers.output_fn(handlers.predict_fn(handlers.input_fn("\n".join(batch), args.content_type), model),
+                                     args.accept)
+        answers = [line for line in (body.decode() if isinstance(body, bytes) else body).splitlines() if line.strip()]
+        if len(answers) != len(batch):
+            raise TransformError(f"the model answered {len(answers)} line(s) for a batch of {len(batch)} record(s)")
+        for answer in answers:
+            result = json.loads(answer)
+            joined = {**records[position], JOINED_OUTPUT_KEY: result} if args.join_source == "Input" else result
+            written.append(json.dumps(select(joined, args.output_filter)))
+            position += 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(line + "\n" for line in written), encoding="utf-8")
+    print(f"transformed {len(written)} record(s) of {source.name}")
+    return len(written)
+
+
+def transform(args: argparse.Namespace) -> int:
+    if args.content_type != JSON_LINES or args.accept != JSON_LINES:
+        raise TransformError(f"this runner transforms {JSON_LINES} only, got {args.content_type} -> {args.accept}")
+    sources = sorted(path for path in args.input_dir.rglob("*") if path.is_file())
+    if not sources:
+        raise TransformError(f"no input file under {args.input_dir}")
+    handlers = load_handlers()
+    model = handlers.model_fn(str(args.model_dir))
+    for source in sources:
+        relative = source.relative_to(args.input_dir)
+        transform_file(handlers, model, source, args.output_dir / f"{relative}.out", args)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--input-dir", type=Path, required=True)
+    parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument("--content-type", default=JSON_LINES)
+    parser.add_argument("--accept", default=JSON_LINES)
+    parser.add_argument("--max-payload-mb", type=float, default=6.0)
+    parser.add_argument("--input-filter", default="$")
+    parser.add_argument("--join-source", default="None", choices=("Input", "None"))
+    parser.add_argument("--output-filter", default="$")
+    parser.add_argument("--failure-file", type=Path, default=None, help="where the reason of a failure goes")
+    args = parser.parse_args(argv)
+    try:
+        return transform(args)
+    except Exception as error:  # reported as SageMaker reports a failed transform, then exit 1
+        traceback.print_exc()
+        message = f"the transform of {args.input_dir} failed: {type(error).__name__}: {error}"
+        print(message, file=sys.stderr)
+        if args.failure_file:
+            args.failure_file.parent.mkdir(parents=True, exist_ok=True)
+            args.failure_file.write_text(message[:1024], encoding="utf-8")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The scoring and approval DAG files parse cleanly and cheaply on both backends; scoring runs daily at
+06:00 and whenever the champion asset gets an event, which approval emits (locally) or an SQS queue
+fed by SageMaker's approvals does (on AWS); the training DAG announces each registered version."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT
+from tests.dags.test_dag_integrity import HEAVY, ROLE
+
+SCORING_FILE = PROJECT / "dags" / "customer_churn_scoring.py"
+APPROVAL_FILE = PROJECT / "dags" / "customer_churn_approval.py"
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/churn-approvals"
+
+
+def load(monkeypatch: pytest.MonkeyPatch, dag_file, dag_id: str, **environment: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    bag = DagBag(dag_folder=str(dag_file))
+    assert bag.import_errors == {}
+    return bag.dags[dag_id]
+
+
+@pytest.mark.parametrize("dag_file", [SCORING_FILE, APPROVAL_FILE], ids=["scoring", "approval"])
+def test_importing_loads_nothing_heavy(dag_file) -> None:
+    probe = (
+        "import importlib.util, json, sys;"
+        f"spec = importlib.util.spec_from_file_location('dag_module', {str(dag_file)!r});"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module);"
+        f"print(json.dumps([m for m in sys.modules if m.split('.')[0] in {HEAVY!r}]))"
+    )
+    for environment in ({"CHURN_BACKEND": "local"},
+                        {"CHURN_BACKEND": "sagemaker", "CHURN_ROLE_ARN": ROLE, "CHURN_APPROVAL_QUEUE_URL": QUEUE}):
+        completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                   env={**os.environ, **environment}, timeout=120)
+        assert completed.returncode == 0, completed.stderr
+        assert json.loads(completed.stdout.strip().splitlines()[-1]) == [], environment
+
+
+@pytest.mark.parametrize("backend", ["local", "sagemaker"])
+def test_scoring_runs_daily_and_when_the_champion_changes(monkeypatch, backend: str) -> None:
+    from airflow.sdk import AssetOrTimeSchedule
+
+    dag = load(monkeypatch, SCORING_FILE, "customer_churn_scoring", CHURN_BACKEND=backend, CHURN_ROLE_ARN=ROLE)
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert dag.timetable.timetable.expression == "0 6 * * *"
+    assert [asset.name for asset in dag.timetable.asset_condition.objects] == ["churn_champion"]
+    assert [task.task_id for task in dag.topological_sort()] == ["stage_customers", "score_customers",
+                                                                 "publish_scores", "notify_failure"]
+    assert dag.get_task("notify_failure").trigger_rule == "one_failed"
+    assert all(task.execution_timeout for task in dag.tasks) and dag.dagrun_timeout
+    assert dag.get_task("stage_customers").retries >= 1 and dag.params["input_uri"]
+
+
+def test_on_aws_the_champion_asset_watches_the_approvals_queue(monkeypatch) -> None:
+    from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
+
+    dag = load(monkeypatch, SCORING_FILE, "customer_churn_scoring", CHURN_BACKEND="sagemaker", CHURN_ROLE_ARN=ROLE,
+               CHURN_APPROVAL_QUEUE_URL=QUEUE, CHURN_REGION="eu-west-1")
+    (asset,) = dag.timetable.asset_condition.objects
+    (watcher,) = asset.watchers
+    assert isinstance(watcher.trigger, SqsSensorTrigger)
+    assert (watcher.trigger.sqs_queue, watcher.trigger.region_name) == (QUEUE, "eu-west-1")
+
+
+def test_approval_emits_the_champion_asset_and_training_announces_versions(monkeypatch) -> None:
+    approval = load(monkeypatch, APPROVAL_FILE, "customer_churn_approval")
+    assert type(approval.timetable).__name__ == "NullTimetable"  # triggered by a person, never scheduled
+    assert [asset.name for asset in approval.get_task("approve_version").outlets] == ["churn_champion"]
+    training = load(monkeypatch, PROJECT / "dags" / "customer_churn_pipeline.py", "customer_churn_pipeline")
+    assert [asset.name for asset in training.get_task("register_model").outlets] == ["churn_model_version"]

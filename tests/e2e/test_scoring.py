@@ -1,0 +1,109 @@
+"""Scoring every customer with the champion, through real Airflow on the local backend: the approval
+emits the asset that schedules scoring; every unique customer is scored once with the approved
+version, through the model's own serving handlers in the image twin, with the probabilities the
+model itself gives; a rerun reuses the transform; without an approved model, or without a column
+the champion needs, the run fails before any job and says why."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import HEADER, SAMPLE_CSV, container_python, make_rows, write_csv
+from tests.e2e.conftest import APPROVAL_DAG, SCORING_DAG
+
+pytestmark = pytest.mark.e2e
+
+SCORE_WITH_THE_MODEL_ITSELF = r"""
+import json, sys, tarfile, tempfile
+import pandas as pd
+scratch = tempfile.mkdtemp()
+tarfile.open(sys.argv[1]).extractall(scratch, filter="data")
+sys.path.insert(0, scratch + "/code")
+import inference
+model = inference.model_fn(scratch)
+records = pd.DataFrame.from_records([json.loads(line) for line in open(sys.argv[2])])
+features = inference.data_contract.prepare_features(records, model["schema"])
+probabilities = model["model"].predict_proba(features)[:, 1]
+print(json.dumps(dict(zip(records["CustomerID"], map(float, probabilities)))))
+"""
+
+
+def scores(airflow_project, key: str) -> list[dict[str, str]]:
+    with (airflow_project.scoring_prefix(key) / "scores.csv").open() as table:
+        return list(csv.DictReader(table))
+
+
+def test_without_an_approved_model_scoring_fails_before_any_job_and_says_how_to_approve(airflow_project) -> None:
+    outcome = airflow_project.dags_test("2026-11-20", dag_id=SCORING_DAG)
+
+    assert outcome.returncode == 1 and outcome.run_state == "failed"
+    assert outcome.states["stage_customers"] == "failed" and outcome.states["score_customers"] == "upstream_failed"
+    assert not (airflow_project.local_root / "jobs").exists()
+    (message,) = airflow_project.notifications()
+    assert message["reason"] == "scoring_failed" and message["failed_tasks"] == ["stage_customers"]
+    assert "no approved model of customer-churn; approve one with" in message["message"]
+    assert "churn_pipeline.cli approve N" in message["message"]
+
+
+def test_an_approved_champion_scores_every_customer_once(airflow_project) -> None:
+    assert airflow_project.dags_test("2026-11-19").returncode == 0
+    approved = airflow_project.dags_test("2026-11-19T12:00:00+00:00", {"version": 1}, dag_id=APPROVAL_DAG)
+    assert approved.returncode == 0, approved.log[-3000:]
+    (event,) = airflow_project.asset_events("churn_champion")  # what schedules scoring after an approval
+    assert (event["dag_id"], event["task_id"]) == (APPROVAL_DAG, "approve_version")
+
+    outcome = airflow_project.dags_test("2026-11-21", dag_id=SCORING_DAG)
+
+    assert outcome.returncode == 0, outcome.log[-5000:]
+    assert outcome.states["notify_failure"] == "skipped"
+    scored = scores(airflow_project, "20261121T000000Z")
+    customers = {row.split(",")[0] for row in SAMPLE_CSV.read_text().splitlines()[1:]}
+    assert len(scored) == len(customers) == 10_000  # the 100 duplicate rows are scored once
+    assert {row["CustomerID"] for row in scored} == customers
+    assert all(0.0 <= float(row["churn_probability"]) <= 1.0 for row in scored)
+    assert {row["model_version"] for row in scored} == {"1"}
+    assert {row["risk_band"] for row in scored} == {"high", "medium", "low"}
+    summary = json.loads((airflow_project.scoring_prefix("20261121T000000Z") / "summary.json").read_text())
+    assert sum(summary["per_band"].values()) == 10_000 and len(summary["top"]) == 20
+    assert summary["dropped_duplicates"] == 100 and summary["model"]["version"] == 1
+    assert "scored 10000 customer(s) with version 1" in outcome.log
+
+    # the transform's probabilities are the model's own predict_proba on the same records
+    model = next(airflow_project.run_prefix("20261119T000000Z").glob("model/*/output/model.tar.gz"))
+    customers_file = airflow_project.scoring_prefix("20261121T000000Z") / "input" / "customers.jsonl"
+    direct = subprocess.run([container_python(), "-c", SCORE_WITH_THE_MODEL_ITSELF, str(model), str(customers_file)],
+                            capture_output=True, text=True, timeout=300)
+    assert direct.returncode == 0, direct.stderr[-3000:]
+    expected = json.loads(direct.stdout)
+    assert {row["CustomerID"]: round(expected[row["CustomerID"]], 6) for row in scored} == \
+        {row["CustomerID"]: float(row["churn_probability"]) for row in scored}
+
+    # customers with blank cells are scored (the model imputes), not dropped
+    blank = next(line.split(",")[0] for line in SAMPLE_CSV.read_text().splitlines()[1:] if ",," in line)
+    assert blank in {row["CustomerID"] for row in scored}
+
+    # scoring the same date again reuses the completed transform: nothing runs twice
+    again = airflow_project.dags_test("2026-11-21", dag_id=SCORING_DAG)
+    assert again.returncode == 0
+    assert airflow_project.xcom("2026-11-21", "score_customers", dag_id=SCORING_DAG)["reused"] is True
+
+
+def test_a_customer_table_lacking_a_column_the_champion_needs_fails_before_the_transform(airflow_project,
+                                                                                        tmp_path) -> None:
+    assert airflow_project.dags_test("2026-11-19").returncode == 0
+    assert airflow_project.dags_test("2026-11-19T12:00:00+00:00", {"version": 1}, dag_id=APPROVAL_DAG).returncode == 0
+    columns = HEADER.split(",")
+    keep = [index for index, name in enumerate(columns) if name != "Tenure"]
+    narrower = write_csv(tmp_path / "customers.csv", [",".join(columns[i] for i in keep)] + [
+        ",".join(row.split(",")[i] for i in keep) for row in make_rows(30)])
+
+    outcome = airflow_project.dags_test("2026-11-22", {"input_uri": str(narrower)}, dag_id=SCORING_DAG)
+
+    assert outcome.states["stage_customers"] == "failed" and outcome.states["score_customers"] == "upstream_failed"
+    assert not list((airflow_project.local_root / "jobs").glob("churn-score-*"))
+    message = airflow_project.notifications()[-1]["message"]
+    assert "lacks column(s) the champion (version 1) needs: Tenure" in message

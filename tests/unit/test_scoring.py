@@ -1,0 +1,104 @@
+"""Scoring's pure parts: the Model and transform requests (valid for botocore, the package as the
+container, the id carried through), Batch Transform's batching and filters as the local runner does
+them, risk bands, the scores table and its summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from churn_pipeline import local_transform
+from churn_pipeline.layout import ScoringLayout
+from churn_pipeline.payloads import ModelVersionRef, StagedScoring
+from churn_pipeline.request_builders import create_model_request, transform_request
+from churn_pipeline.settings import load_settings
+from churn_pipeline.tasks.scoring import scores_csv, scores_from_transform, summarize
+
+KEY = "20261126T060000Z"
+ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/customer-churn/3"
+CHAMPION = ModelVersionRef(version=3, identifier=ARN, approval_status="Approved", model_uri="s3://b/m.tar.gz")
+MODEL = botocore.session.get_session().get_service_model("sagemaker")
+EVERY_OPTION = {"CHURN_BACKEND": "sagemaker", "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
+                "CHURN_KMS_KEY_ID": "arn:aws:kms:eu-west-1:123456789012:key/k", "CHURN_SUBNETS": "subnet-1",
+                "CHURN_SECURITY_GROUP_IDS": "sg-1", "CHURN_NETWORK_ISOLATION": "true", "CHURN_TAGS": "team=ml",
+                "CHURN_SCORE_INSTANCE_TYPE": "ml.c5.xlarge", "CHURN_JOB_PREFIX": "x" * 20}
+
+
+def validate(operation: str, request: dict) -> None:
+    report = ParamValidator().validate(request, MODEL.operation_model(operation).input_shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+@pytest.mark.parametrize("environment", [{"CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/r"}, EVERY_OPTION],
+                         ids=["defaults", "every option"])
+def test_the_model_and_transform_requests_are_valid_for_botocore(environment: dict) -> None:
+    settings = load_settings(environment)
+    layout = ScoringLayout(settings.base_uri, KEY)
+    model = create_model_request(settings, layout, name=f"{settings.job_prefix}-model-{KEY}", champion=CHAMPION)
+    transform = transform_request(settings, layout, job_name=f"{settings.job_prefix}-score-{KEY}",
+                                  model=model["ModelName"], id_column="CustomerID")
+    validate("CreateModel", model)
+    validate("CreateTransformJob", transform)
+    assert model["PrimaryContainer"] == {"ModelPackageName": ARN}  # serves exactly what was approved
+    assert transform["DataProcessing"]["OutputFilter"] == "$['CustomerID','SageMakerOutput']"
+    assert transform["TransformOutput"]["S3OutputPath"] == layout.transform_output_uri
+
+
+def test_the_score_step_uses_its_own_instance_type() -> None:
+    settings = load_settings({"CHURN_SCORE_INSTANCE_TYPE": "ml.c5.xlarge", "CHURN_INSTANCE_TYPE": "ml.m5.large"})
+    layout = ScoringLayout(settings.base_uri, KEY)
+    request = transform_request(settings, layout, job_name="j", model="m", id_column=None)
+    assert request["TransformResources"]["InstanceType"] == "ml.c5.xlarge"
+    assert request["DataProcessing"]["OutputFilter"] == "$['SageMakerOutput']"
+
+
+def test_batches_stay_within_the_payload_and_keep_every_line_in_order() -> None:
+    lines = [json.dumps({"id": n, "pad": "x" * 50}) for n in range(100)]
+    batched = list(local_transform.batches(lines, 1000))
+    assert [line for batch in batched for line in batch] == lines
+    assert all(sum(len(line) + 1 for line in batch) <= 1000 for batch in batched) and len(batched) > 5
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("$", {"a": 1, "b": 2, "c": 3}), ("$['a','c']", {"a": 1, "c": 3}), ("$['a', 'zz']", {"a": 1})])
+def test_json_path_filters_of_the_forms_the_requests_use(path: str, expected: dict) -> None:
+    assert local_transform.select({"a": 1, "b": 2, "c": 3}, path) == expected
+
+
+def test_other_json_paths_are_refused_not_guessed() -> None:
+    with pytest.raises(local_transform.TransformError, match="unsupported JSONPath"):
+        local_transform.select({"a": 1}, "$.a")
+
+
+@pytest.mark.parametrize("probability, band", [(0.95, "high"), (0.7, "high"), (0.69, "medium"), (0.4, "medium"),
+                                               (0.39, "low"), (0.0, "low")])
+def test_risk_bands_by_their_lower_bounds(probability: float, band: str) -> None:
+    assert load_settings({}).risk_band(probability) == band
+
+
+def test_scores_table_and_summary() -> None:
+    settings = load_settings({})
+    lines = [json.dumps({"CustomerID": f"C{n}", "SageMakerOutput": {"churn": n > 20, "probability": n / 30}})
+             for n in range(30)]
+    scores = scores_from_transform(lines, "CustomerID", settings, version=3)
+    table = list(csv.DictReader(io.StringIO(scores_csv(scores, "CustomerID").decode())))
+    assert [row["CustomerID"] for row in table][:2] == ["C29", "C28"]  # most at risk first
+    assert set(table[0]) == {"CustomerID", "churn_probability", "risk_band", "model_version"}
+    assert {row["model_version"] for row in table} == {"3"}
+    staged = StagedScoring(run_key=KEY, image_uri="i", input_uri="s3://b/in", customers=30, dropped_duplicates=2,
+                           id_column="CustomerID", champion=CHAMPION)
+    summary = summarize(scores, settings, staged, ScoringLayout(settings.base_uri, KEY))
+    assert summary["per_band"] == {"high": 9, "medium": 9, "low": 12} and len(summary["top"]) == 20
+    assert summary["top"][0] == {"id": "C29", "churn_probability": round(29 / 30, 6), "risk_band": "high"}
+    assert summary["model"] == {"version": 3, "identifier": ARN}
+
+
+def test_a_probability_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"probability of 1\.5"):
+        scores_from_transform([json.dumps({"id": 1, "SageMakerOutput": {"probability": 1.5}})], "id",
+                              load_settings({}), version=1)
