@@ -10,7 +10,11 @@ export AIRFLOW_HOME ?= $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint bench lock standalone mwaa-bundle clean
+# The PostgreSQL server the database tests start their own clusters with (what the Debian 12
+# package `postgresql` installs); any installed major version is used, this one is installed if none is.
+POSTGRES_PACKAGE ?= postgresql-15
+
+.PHONY: help setup demo test test-deps test-fast lint bench lock standalone mwaa-bundle clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,8 +42,19 @@ demo: airflow.db  ## Run the whole pipeline locally (no AWS) on the bundled samp
 		  $(BIN)/python -m churn_pipeline.cli summary; exit 1; }
 	@$(BIN)/python -m churn_pipeline.cli summary
 
-test: $(VENV)/.installed  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
+test: $(VENV)/.installed test-deps  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
 	$(BIN)/python -m pytest
+
+test-deps:  ## Install what the tests need besides Python: a PostgreSQL server (apt-get, as root; else says why not)
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(POSTGRES_PACKAGE) for the database tests (apt-get)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends $(POSTGRES_PACKAGE) >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $(POSTGRES_PACKAGE) >/dev/null; }; \
+	else \
+		echo "no PostgreSQL server here and no way to install one (needs root and apt-get): the PostgreSQL tests skip"; \
+	fi
 
 test-fast: $(VENV)/.installed  ## Run the tests except the end-to-end Airflow runs
 	$(BIN)/python -m pytest -m "not e2e"
