@@ -49,6 +49,7 @@ def _relative(key: str, prefix: str) -> str:
 
 class ObjectStore(Protocol):
     def read_bytes(self, uri: str) -> bytes: ...
+    def read_tail(self, uri: str, size: int) -> bytes: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
     def exists(self, uri: str) -> bool: ...
     def list_uris(self, prefix_uri: str) -> list[str]: ...
@@ -128,6 +129,16 @@ class LocalObjectStore:
             raise ObjectStoreError(f"no object at {uri} (local store: {path})")
         return path.read_bytes()
 
+    def read_tail(self, uri: str, size: int) -> bytes:
+        """The object's last ``size`` bytes (all of it when smaller): a Parquet footer without the data."""
+        path = self.path_for(uri)
+        if not path.is_file():
+            raise ObjectStoreError(f"no object at {uri} (local store: {path})")
+        with path.open("rb") as stream:
+            end = stream.seek(0, os.SEEK_END)
+            stream.seek(max(0, end - size))
+            return stream.read()
+
     def write_bytes(self, uri: str, data: bytes) -> None:
         atomic_write(self.path_for(uri), data)
 
@@ -166,6 +177,18 @@ class S3ObjectStore:
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise ObjectStoreError(f"no object at {uri}") from None
+
+    def read_tail(self, uri: str, size: int) -> bytes:
+        """The object's last ``size`` bytes (all of it when smaller), in one ranged GET."""
+        bucket, key = parse_s3_uri(uri)
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{size}")["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise ObjectStoreError(f"no object at {uri}") from None
+        except self.client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "InvalidRange":  # S3's answer for an empty object
+                return b""
+            raise
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         bucket, key = parse_s3_uri(uri)
