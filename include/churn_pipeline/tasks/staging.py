@@ -15,6 +15,7 @@ from churn_pipeline.objectstore import ObjectStore, ObjectStoreError, is_s3_uri,
 from churn_pipeline.payloads import StagedInputs
 from churn_pipeline.settings import PROJECT_DIR, SAMPLE_DATA_FILE, SCRIPTS_DIR, Settings, SettingsError, load_settings
 from churn_pipeline.tasks._run import log
+from churn_pipeline.tasks.extracted_input import check_parquet_header, extracted_input
 
 
 def _plain_path(value: str) -> Path:
@@ -97,8 +98,10 @@ def stage_run_inputs(*, params: dict[str, Any], dag_run: Any, **context: Any) ->
     store = backend.object_store(settings)
     try:
         _stage_code(store, layout)
-        input_uri = _stage_input(settings, store, layout, str(params["input_uri"]).strip())
+        input_uri = (extracted_input(context["ti"], params, settings, key)
+                     or _stage_input(settings, store, layout, str(params["input_uri"]).strip()))
         schema_uri = _stage_schema(store, layout, str(params["schema_uri"]).strip())
+        check_parquet_header(store, input_uri, schema_uri)
     except OSError as error:
         raise AirflowFailException(f"cannot stage the run's inputs under {settings.base_uri}: "
                                    f"{error.strerror or error} ({error.filename or ''})") from None
