@@ -47,6 +47,12 @@ def summary(run_key: str | None) -> str:
         lines.append(f"  baseline      majority-class accuracy {report['baseline']['majority_class_accuracy']:.4f}")
     except ObjectStoreError:
         lines.append("  test metrics  none (the run stopped before evaluation)")
+    try:
+        quality = json.loads(store.read_bytes(f"{layout.preprocessing_uri('quality')}/data_quality.json"))
+        lines.append(f"  customers     {quality['rows_read']} rows read, {quality['rows_used']} used "
+                     f"({', '.join(quality['files'])})")
+    except ObjectStoreError:
+        pass
     registry = MlflowRegistry(settings.local_root)
     registered = [v for v in (registry.versions(settings.model_package_group)
                               if (settings.local_root / "mlflow.db").is_file() else [])
@@ -59,6 +65,7 @@ def summary(run_key: str | None) -> str:
         lines.append(f"  gate          passed: accuracy {version['tags']['accuracy']}")
         lines.append(f"  registered    {settings.model_package_group} version {version['version']} "
                      f"({version['tags'].get('approval_status')}) in {registry.uri}")
+        lines.append(f"  data source   {version['tags'].get('data_source', 'not recorded')}")
     for item in notified:
         lines.append(f"  gate          not passed ({item['reason']}): {item['message']}")
         lines.append(f"  notified      {outbox}")
