@@ -5,9 +5,11 @@
 
 For every size it generates data with the sample generator, runs preprocessing.py, training.py and
 evaluation.py as subprocesses and records wall time, CPU time and peak RSS of each (from wait4),
-then measures each step's floor (bench/floors.py) on the same data. It also measures what importing
-the DAG file adds over Airflow's SDK and the provider modules it uses, and the local runner's
-overhead per job on the 10k sample. Results print as a table and land in bench/results/latest.json.
+then measures each step's floor (bench/floors.py) on the same data. Preprocessing runs a second
+time on the same customers as Parquet (what extract_customers writes: numbers stored as numbers),
+right after the CSV run, and must give the same splits. It also measures what importing the DAG
+file adds over Airflow's SDK and the provider modules it uses, and the local runner's overhead per
+job on the 10k sample. Results print as a table and land in bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ DAG_FILE = PROJECT / "dags" / "customer_churn_pipeline.py"
 RESULTS = PROJECT / "bench" / "results"
 SIZES = (10_000, 100_000, 1_000_000)
 TARGETS = {"preprocess": 2.0, "train": 1.1, "evaluate": 1.5}
+PARQUET_TARGET = 0.6  # preprocessing from Parquet, as a share of the same customers from CSV
 MEMORY_LIMIT_MB = {"preprocess": 2048}
 
 
@@ -65,7 +68,9 @@ def bench_size(rows: int, root: Path) -> dict[str, Any]:
     from churn_pipeline.sample_data import write_sample
 
     data, out, model, evaluation = root / "in", root / "out", root / "model", root / "eval"
+    parquet_data, parquet_out = root / "in-parquet", root / "out-parquet"
     write_sample(data / "customers.csv", rows, seed=1)
+    write_sample(parquet_data / "customers.parquet", rows, seed=1)  # the same customers, typed
     steps = {
         "preprocess": python(SCRIPTS / "preprocessing.py", "--input-dir", data, "--output-dir", out),
         "train": python(SCRIPTS / "training.py", "--train", out / "train", "--validation", out / "validation",
@@ -88,7 +93,21 @@ def bench_size(rows: int, root: Path) -> dict[str, Any]:
         print(f"  {rows:>9,} {step:<10} {step_run.wall:7.2f} s  floor {floor['wall']:6.2f} s  "
               f"x{step_run.wall / floor['wall']:5.2f}  cpu {step_run.cpu:7.2f} s  rss {step_run.peak_rss_mb:7.0f} MB",
               flush=True)
+        if step == "preprocess":
+            result["preprocess_parquet"] = preprocess_from_parquet(parquet_data, parquet_out, out, step_run, rows)
     return result
+
+
+def preprocess_from_parquet(data: Path, out: Path, csv_out: Path, csv_run: Measurement, rows: int) -> dict[str, Any]:
+    """Preprocessing of the same customers from Parquet, measured right after the CSV run."""
+    parquet_run, _ = measure(python(SCRIPTS / "preprocessing.py", "--input-dir", data, "--output-dir", out))
+    for split in ("train/train.csv", "validation/validation.csv", "test/test.csv"):
+        if (out / split).read_bytes() != (csv_out / split).read_bytes():
+            raise RuntimeError(f"preprocessing from Parquet wrote another {split} than from CSV: not the same work")
+    share = parquet_run.wall / csv_run.wall
+    print(f"  {rows:>9,} {'  parquet':<10} {parquet_run.wall:7.2f} s  x{share:.2f} of the CSV run"
+          f"{'':14}cpu {parquet_run.cpu:7.2f} s  rss {parquet_run.peak_rss_mb:7.0f} MB", flush=True)
+    return {"step": asdict(parquet_run), "share_of_csv": share}
 
 
 def parse_time(repeats: int = 7) -> dict[str, float]:
@@ -175,6 +194,10 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             rss = largest[step]["step"]["peak_rss_mb"]
             lines.append(f"{step} peak memory {rss:.0f} MB (limit {MEMORY_LIMIT_MB[step]} MB): "
                          + ("met" if rss <= MEMORY_LIMIT_MB[step] else "missed"))
+    share = largest["preprocess_parquet"]["share_of_csv"]
+    lines.append(f"preprocess from Parquet at {largest['rows']:,} rows: x{share:.2f} of the same customers from CSV "
+                 f"(target x{PARQUET_TARGET}): " + ("met" if share <= PARQUET_TARGET else
+                                                    f"missed by {share / PARQUET_TARGET:.2f}x"))
     by_rows = {size["rows"]: size for size in results["sizes"]}
     if 100_000 in by_rows and 1_000_000 in by_rows:
         for step in TARGETS:
