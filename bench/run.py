@@ -7,7 +7,8 @@ For every size it generates data with the sample generator, runs preprocessing.p
 evaluation.py as subprocesses and records wall time, CPU time and peak RSS of each (from wait4),
 then measures each step's floor (bench/floors.py) on the same data. Preprocessing runs a second
 time on the same customers as Parquet (what extract_customers writes: numbers stored as numbers),
-right after the CSV run, and must give the same splits. It also measures what importing the DAG
+right after the CSV run, and must give the same splits; reading and checking the input, the part the
+format changes, is also timed on its own for both (bench/phases.py). It also measures what importing the DAG
 file adds over Airflow's SDK and the provider modules it uses, and the local runner's overhead per
 job on the 10k sample. Results print as a table and land in bench/results/latest.json.
 """
@@ -95,6 +96,7 @@ def bench_size(rows: int, root: Path) -> dict[str, Any]:
               flush=True)
         if step == "preprocess":
             result["preprocess_parquet"] = preprocess_from_parquet(parquet_data, parquet_out, out, step_run, rows)
+            result["read_and_check"] = read_and_check(data, parquet_data, rows)
     return result
 
 
@@ -108,6 +110,18 @@ def preprocess_from_parquet(data: Path, out: Path, csv_out: Path, csv_run: Measu
     print(f"  {rows:>9,} {'  parquet':<10} {parquet_run.wall:7.2f} s  x{share:.2f} of the CSV run"
           f"{'':14}cpu {parquet_run.cpu:7.2f} s  rss {parquet_run.peak_rss_mb:7.0f} MB", flush=True)
     return {"step": asdict(parquet_run), "share_of_csv": share}
+
+
+def read_and_check(csv_data: Path, parquet_data: Path, rows: int) -> dict[str, Any]:
+    """The part of preprocessing the format changes (bench/phases.py), for both formats."""
+    timed = {}
+    for name, folder in (("csv", csv_data), ("parquet", parquet_data)):
+        _, printed = measure(python("-m", "bench.phases", folder))
+        timed[name] = json.loads(printed.strip().splitlines()[-1])
+    share = timed["parquet"]["wall"] / timed["csv"]["wall"]
+    print(f"  {rows:>9,} {'  read+check':<10} CSV {timed['csv']['wall']:.2f} s, Parquet "
+          f"{timed['parquet']['wall']:.2f} s (x{share:.2f}): the part of preprocessing the format changes", flush=True)
+    return {**timed, "share_of_csv": share}
 
 
 def parse_time(repeats: int = 7) -> dict[str, float]:
