@@ -1,7 +1,8 @@
-"""The part of preprocessing that the input's format changes, timed inside one process: reading the
-customer table and checking it against the data contract (numbers parsed from text for CSV, taken
-as stored for Parquet). Everything after it (de-duplication, split, fitting and applying the
-preprocessor, writing the splits) does the same work for both formats.
+"""The part of preprocessing that holds everything the input's format changes, timed inside one
+process: reading the customer table and checking it against the data contract (numbers parsed from
+text for CSV, taken as stored for Parquet; finding duplicates, the same for both). Everything after
+it (the split, fitting and applying the preprocessor, writing the splits) is the same work for both
+formats.
 
     python -m bench.phases INPUT_DIR      prints one JSON line: the timed section's wall and CPU seconds
 """
