@@ -71,11 +71,14 @@ class AirflowProject:
         states, run_state = self.states(logical_date)
         return RunOutcome(completed.returncode, completed.stdout + completed.stderr, states, run_state)
 
+    def _latest_run(self, db: sqlite3.Connection, logical_date: str) -> tuple[str, str] | None:
+        return db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = 'customer_churn_pipeline' "
+                          "AND substr(logical_date, 1, 10) = ? ORDER BY id DESC LIMIT 1",
+                          (logical_date[:10],)).fetchone()
+
     def states(self, logical_date: str) -> tuple[dict[str, str], str]:
         with sqlite3.connect(self.home / "airflow.db") as db:
-            row = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = 'customer_churn_pipeline' "
-                             "AND substr(logical_date, 1, 10) = ? ORDER BY id DESC LIMIT 1",
-                             (logical_date[:10],)).fetchone()
+            row = self._latest_run(db, logical_date)
             if row is None:
                 return {}, "missing"
             tasks = dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = "
@@ -90,6 +93,21 @@ class AirflowProject:
                              "x.task_id = ? AND x.key = ? ORDER BY r.id DESC LIMIT 1",
                              (logical_date[:10], task_id, key)).fetchone()
         return None if row is None else json.loads(row[0])
+
+    def tries(self, logical_date: str, task_id: str) -> int:
+        """How many times the task ran in the latest run of that date (1: it was not retried)."""
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            row = self._latest_run(db, logical_date)
+            assert row is not None, f"no run for {logical_date}"
+            (tries,) = db.execute("SELECT try_number FROM task_instance WHERE dag_id = 'customer_churn_pipeline' "
+                                  "AND run_id = ? AND task_id = ?", (row[0], task_id)).fetchone()
+        return int(tries)
+
+    def everything_logged(self, outcome: RunOutcome) -> str:
+        """The run's output and every task log file Airflow wrote under its home."""
+        files = sorted(path for path in (self.home / "logs").rglob("*") if path.is_file()) \
+            if (self.home / "logs").is_dir() else []
+        return outcome.log + "".join(path.read_text(errors="replace") for path in files)
 
     def notifications(self) -> list[dict]:
         outbox = self.local_root / "notifications.jsonl"
