@@ -11,11 +11,18 @@ AIRFLOW := $(BIN)/airflow
 UV_VERSION := 0.13.9
 export AIRFLOW_HOME ?= $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+AIRFLOW_DB := $(AIRFLOW_HOME)/airflow.db
+# The embedded source for trying extract_customers: the bundled sample customers in a SQLite file.
+SAMPLE_DB ?= $(or $(CHURN_LOCAL_ROOT),$(CURDIR)/local-store)/customers.sqlite
+DEMO_LOG ?= logs/demo.log
 # Debian packages some tests drive (chromium: the run report opened in a headless browser)
 TEST_DEBIAN_PACKAGES := chromium
+# The PostgreSQL server the database tests start their own clusters with (what the Debian 12
+# package `postgresql` installs); any installed major version is used, this one is installed if none is.
+POSTGRES_PACKAGE ?= postgresql-15
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test-deps demo test test-fast lint bench lock standalone mwaa-bundle clean
+.PHONY: help setup test-deps demo demo-sqlite sample-db test test-fast lint bench lock standalone mwaa-bundle clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -52,29 +59,43 @@ $(COMPOSE_SPEC)/compose-spec.json: $(COMPOSE_SPEC)/package.json $(COMPOSE_SPEC)/
 
 setup: $(VENV)/.installed $(TWIN)/.installed  ## Create .venv (locked dependencies, the project editable) and the image twin .venv-container
 
-test-deps:  ## Install the Debian packages the tests need (as root), or say which ones are missing
+test-deps:  ## Install the Debian packages the tests drive (Chromium, a PostgreSQL server) as root, or say which are missing
 	@missing=""; for package in $(TEST_DEBIAN_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$package"; \
 	done; \
+	ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || missing="$$missing $(POSTGRES_PACKAGE)"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
-		echo "installing$$missing ..."; apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+		echo "installing$$missing ..."; export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing > /dev/null; \
 	else \
 		echo "missing Debian packages$$missing: install them as root (apt-get install --no-install-recommends$$missing); their tests are skipped"; \
 	fi
 
-airflow.db: $(VENV)/.installed
+$(AIRFLOW_DB): $(VENV)/.installed
 	$(AIRFLOW) db migrate > /dev/null
 	@# the generated airflow.cfg loads Airflow's examples by default; this project's home should not
-	@sed -i.bak 's/^load_examples = True/load_examples = False/' airflow.cfg && rm -f airflow.cfg.bak
+	@sed -i.bak 's/^load_examples = True/load_examples = False/' $(AIRFLOW_HOME)/airflow.cfg && \
+		rm -f $(AIRFLOW_HOME)/airflow.cfg.bak
 
-demo: airflow.db $(TWIN)/.installed  ## Run the whole pipeline locally (no AWS) on the bundled sample and print what it did
-	@mkdir -p logs
-	@echo "running customer_churn_pipeline with airflow dags test (log: logs/demo.log) ..."
-	@$(AIRFLOW) dags test customer_churn_pipeline > logs/demo.log 2>&1 || \
-		{ echo "the run failed; the end of logs/demo.log:"; tail -n 40 logs/demo.log; \
+demo: $(AIRFLOW_DB) $(TWIN)/.installed  ## Run the whole pipeline locally (no AWS) on the bundled sample and print what it did
+	@mkdir -p $(dir $(DEMO_LOG))
+	@echo "running customer_churn_pipeline with airflow dags test (log: $(DEMO_LOG)) ..."
+	@$(AIRFLOW) dags test customer_churn_pipeline > $(DEMO_LOG) 2>&1 || \
+		{ echo "the run failed; the end of $(DEMO_LOG):"; tail -n 40 $(DEMO_LOG); \
 		  $(BIN)/python -m churn_pipeline.cli summary; exit 1; }
 	@$(BIN)/python -m churn_pipeline.cli summary
+
+$(SAMPLE_DB): $(VENV)/.installed include/churn_pipeline/sample_data.py
+	$(BIN)/python -m churn_pipeline.sample_data --output $@
+
+sample-db: $(SAMPLE_DB)  ## Write the bundled sample customers into a SQLite database (local-store/customers.sqlite)
+
+# The connection is an AIRFLOW_CONN_* variable: Airflow reads connections from the environment.
+demo-sqlite: export AIRFLOW_CONN_CHURN_SAMPLE_DB = {"conn_type": "sqlite", "host": "$(SAMPLE_DB)"}
+demo-sqlite: export CHURN_SOURCE_CONN_ID = churn_sample_db
+demo-sqlite: export CHURN_SOURCE_QUERY = SELECT * FROM customers
+demo-sqlite: $(SAMPLE_DB) demo  ## Like demo, but extract_customers first reads the sample from a SQLite database
 
 test: $(VENV)/.installed $(TWIN)/.installed $(COMPOSE_SPEC)/compose-spec.json test-deps  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
 	$(BIN)/python -m pytest
@@ -92,7 +113,7 @@ bench: $(VENV)/.installed $(TWIN)/.installed  ## Measure each step against its f
 mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the helper package, plugins.zip, requirements.txt, startup.sh
 	$(BIN)/python -m churn_pipeline.bundle build/mwaa
 
-standalone: airflow.db $(TWIN)/.installed  ## Start Airflow (UI on http://localhost:8080) with this project's DAG
+standalone: $(AIRFLOW_DB) $(TWIN)/.installed  ## Start Airflow (UI on http://localhost:8080) with this project's DAG
 	$(AIRFLOW) standalone
 
 lock: $(VENV)/.installed  ## Re-resolve requirements-lock.txt from requirements.txt + requirements-dev.txt

@@ -1,15 +1,18 @@
 """Benchmarks: each step as the container runs it, beside its floor, at 10k, 100k and 1M customers.
 
-    make bench                                  # all sizes (about 5 minutes on 2 cores)
+    make bench                                  # all sizes (about 7 minutes on 2 cores)
     python -m bench.run --sizes 10000 100000    # fewer
 
 For every size it generates data with the sample generator, runs preprocessing.py, training.py and
 evaluation.py as subprocesses in the image twin (.venv-container, the SageMaker image's Python and
 versions; the project's environment where there is none) and records wall time, CPU time and peak
 RSS of each (from wait4), then measures each step's floor (bench/floors.py) on the same data, in the
-same interpreter. It also measures what importing
-the DAG file adds over Airflow's SDK and the provider modules it uses, and the local runner's
-overhead per job on the 10k sample. Results print as a table and land in bench/results/latest.json.
+same interpreter. Preprocessing also runs on the same customers as Parquet (what extract_customers
+writes: numbers stored as numbers), interleaved with the CSV run, best of three each, and must give
+the same splits; reading and checking the input, the part the format changes, is timed on its own
+for both (bench/phases.py). It also measures what importing the DAG file adds over Airflow's SDK and
+the provider modules it uses, and the local runner's overhead per job on the 10k sample. Results
+print as a table and land in bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ DAG_FILE = PROJECT / "dags" / "customer_churn_pipeline.py"
 RESULTS = PROJECT / "bench" / "results"
 SIZES = (10_000, 100_000, 1_000_000)
 TARGETS = {"preprocess": 2.0, "train": 1.1, "evaluate": 1.5}
+PARQUET_TARGET = 0.6  # preprocessing from Parquet, as a share of the same customers from CSV
 MEMORY_LIMIT_MB = {"preprocess": 2048}
 REPORT_AND_DRIFT_SHARE = 0.15
 
@@ -72,7 +76,9 @@ def bench_size(rows: int, root: Path) -> dict[str, Any]:
     from churn_pipeline.sample_data import write_sample
 
     data, out, model, evaluation = root / "in", root / "out", root / "model", root / "eval"
+    parquet_data, parquet_out = root / "in-parquet", root / "out-parquet"
     write_sample(data / "customers.csv", rows, seed=1)
+    write_sample(parquet_data / "customers.parquet", rows, seed=1)  # the same customers, typed
     steps = {
         "preprocess": python(SCRIPTS / "preprocessing.py", "--input-dir", data, "--output-dir", out),
         "train": python(SCRIPTS / "training.py", "--train", out / "train", "--validation", out / "validation",
@@ -95,6 +101,10 @@ def bench_size(rows: int, root: Path) -> dict[str, Any]:
         print(f"  {rows:>9,} {step:<10} {step_run.wall:7.2f} s  floor {floor['wall']:6.2f} s  "
               f"x{step_run.wall / floor['wall']:5.2f}  cpu {step_run.cpu:7.2f} s  rss {step_run.peak_rss_mb:7.0f} MB",
               flush=True)
+        if step == "preprocess":
+            result["preprocess_parquet"] = preprocess_from_parquet(parquet_data, parquet_out, out, step_run, rows,
+                                                                   command)
+            result["read_and_check"] = read_and_check(data, parquet_data, rows)
     return result
 
 
@@ -119,6 +129,40 @@ def report_and_drift_cost(rows: int, root: Path) -> dict[str, Any]:
           f"(+{added / bare_run.wall:.0%}); rendering the report on the worker {render_run.wall:.2f} s", flush=True)
     return {"rows": rows, "evaluate_bare": asdict(bare_run), "evaluate_full": asdict(full_run),
             "render": asdict(render_run), "added_share": added / bare_run.wall}
+
+
+def preprocess_from_parquet(data: Path, out: Path, csv_out: Path, csv_run: Measurement, rows: int,
+                            csv_command: list[str], repeats: int = 3) -> dict[str, Any]:
+    """Preprocessing of the same customers from Parquet, interleaved with the CSV run: best of
+    ``repeats`` each, so that another process taking the CPU for a while cannot decide the ratio."""
+    parquet_runs, csv_runs = [], [csv_run]
+    for attempt in range(repeats):
+        parquet_runs.append(measure(python(SCRIPTS / "preprocessing.py", "--input-dir", data, "--output-dir", out))[0])
+        if attempt < repeats - 1:
+            csv_runs.append(measure(csv_command)[0])
+    for split in ("train/train.csv", "validation/validation.csv", "test/test.csv"):
+        if (out / split).read_bytes() != (csv_out / split).read_bytes():
+            raise RuntimeError(f"preprocessing from Parquet wrote another {split} than from CSV: not the same work")
+    best_parquet = min(parquet_runs, key=lambda run: run.wall)
+    best_csv = min(csv_runs, key=lambda run: run.wall)
+    share = best_parquet.wall / best_csv.wall
+    print(f"  {rows:>9,} {'  parquet':<10} {best_parquet.wall:7.2f} s  x{share:.2f} of the CSV run's "
+          f"{best_csv.wall:.2f} s (best of {repeats} each)  cpu {best_parquet.cpu:7.2f} s  "
+          f"rss {best_parquet.peak_rss_mb:7.0f} MB", flush=True)
+    return {"step": asdict(best_parquet), "csv": asdict(best_csv), "share_of_csv": share,
+            "cpu_share_of_csv": best_parquet.cpu / best_csv.cpu}
+
+
+def read_and_check(csv_data: Path, parquet_data: Path, rows: int) -> dict[str, Any]:
+    """The part of preprocessing the format changes (bench/phases.py), for both formats."""
+    timed = {}
+    for name, folder in (("csv", csv_data), ("parquet", parquet_data)):
+        _, printed = measure(python("-m", "bench.phases", folder))
+        timed[name] = json.loads(printed.strip().splitlines()[-1])
+    share = timed["parquet"]["wall"] / timed["csv"]["wall"]
+    print(f"  {rows:>9,} {'  read+check':<10} CSV {timed['csv']['wall']:.2f} s, Parquet "
+          f"{timed['parquet']['wall']:.2f} s (x{share:.2f}): the part of preprocessing the format changes", flush=True)
+    return {**timed, "share_of_csv": share}
 
 
 def parse_time(repeats: int = 7) -> dict[str, float]:
@@ -212,6 +256,10 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             rss = largest[step]["step"]["peak_rss_mb"]
             lines.append(f"{step} peak memory {rss:.0f} MB (limit {MEMORY_LIMIT_MB[step]} MB): "
                          + ("met" if rss <= MEMORY_LIMIT_MB[step] else "missed"))
+    share = largest["preprocess_parquet"]["share_of_csv"]
+    lines.append(f"preprocess from Parquet at {largest['rows']:,} rows: x{share:.2f} of the same customers from CSV "
+                 f"(target x{PARQUET_TARGET}): " + ("met" if share <= PARQUET_TARGET else
+                                                    f"missed by {share / PARQUET_TARGET:.2f}x"))
     by_rows = {size["rows"]: size for size in results["sizes"]}
     if 100_000 in by_rows and 1_000_000 in by_rows:
         for step in TARGETS:

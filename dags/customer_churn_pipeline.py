@@ -6,9 +6,10 @@ good enough.
 
 | task | runs | reads | writes |
 | --- | --- | --- | --- |
-| `stage_inputs` | this worker | params, `include/scripts/` | the run's code bundle, input, schema; image URI |
+| `extract_customers` | provider transfer; skipped without a source | database / HTTP export | Parquet in `input/` |
+| `stage_inputs` | this worker | params, extract, `include/scripts/` | the run's code bundle, input, schema; image URI |
 | `find_champion` | Model Registry | the group's versions | the approved champion, the drift baseline |
-| `preprocess` | Processing job, `preprocessing.py` | customer CSV + schema | splits, preprocessor, quality, profile |
+| `preprocess` | Processing job, `preprocessing.py` | customers (CSV, Parquet), schema | splits, preprocessor, profile |
 | `train` | Training job (scikit-learn, script mode), `training.py` | train + validation splits | `model.tar.gz` |
 | `evaluate` | Processing job, `evaluation.py` | model, champion, held-out customers | `evaluation.json`, drift |
 | `check_accuracy` | `BranchPythonOperator` | `evaluation.json`, `drift.json` | register or notify |
@@ -18,11 +19,14 @@ good enough.
 Everything of a run lives under `<bucket>/<prefix>/runs/<run key>/`, the key being the logical date
 (`20261126T020000Z`). Retrying or clearing a task reuses this run's completed job instead of paying
 for it again. `CHURN_BACKEND=local` (the default) runs the same requests on this machine; `sagemaker`
-sends them to AWS. Params: `input_uri` (CSV object, prefix or, locally, a path), `schema_uri` (the
-data contract), `accuracy_threshold`, and how the new model must compare with the approved champion
-(`champion_metric`, `min_improvement`, `compare_with_champion`) and treat drift (`drift_mode`). A
-rejected model fails `notify_failure` after notifying, so the run is not mistaken for a success. See
-the project README for settings.
+sends them to AWS. With `CHURN_SOURCE_CONN_ID` set, `extract_customers` reads the customers from that
+connection (SQL: `SqlToS3Operator`, Redshift: UNLOAD, HTTP: the export) into the run's own prefix;
+without it, it is skipped and the run reads `input_uri`. Params: `input_uri` (CSV or Parquet object,
+prefix or, locally, a path), `source_query` (this run's SQL instead of `CHURN_SOURCE_QUERY`),
+`schema_uri` (the data contract), `accuracy_threshold`, and how the new model must compare with the
+approved champion (`champion_metric`, `min_improvement`, `compare_with_champion`) and treat drift
+(`drift_mode`). A rejected model fails `notify_failure` after notifying, so the run is not mistaken
+for a success. See the project README for settings.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from churn_pipeline.gate import (
 )
 from churn_pipeline.model_defaults import metric_names
 from churn_pipeline.operators import job_task
+from churn_pipeline.operators.extraction import ExtractCustomersOperator
 from churn_pipeline.settings import DEFAULT_SCHEMA_FILE, NON_JOB_TASK_TIMEOUT, load_settings
 from churn_pipeline.tasks.champion import look_up_champion
 from churn_pipeline.tasks.gating import choose_branch
@@ -71,7 +76,11 @@ with DAG(
     },
     params={
         "input_uri": Param(SETTINGS.default_input_uri, type="string", minLength=1,
-                           description="Customer CSV: an s3:// object or prefix (locally also a file path)"),
+                           description="Customers (CSV or Parquet): an s3:// object or prefix (locally also a "
+                                       "path); unused when a source is configured"),
+        "source_query": Param("", type="string",
+                              description="SQL run on the source connection instead of CHURN_SOURCE_QUERY "
+                                          "(empty: the setting)"),
         "schema_uri": Param(str(DEFAULT_SCHEMA_FILE), type="string", minLength=1,
                             description="Data contract: an s3:// object or a file path (the bundled default)"),
         "accuracy_threshold": Param(DEFAULT_ACCURACY_THRESHOLD, type="number", minimum=0, maximum=1,
@@ -86,7 +95,9 @@ with DAG(
                             description="warn: report drift; block: drift blocks registration; off"),
     },
 ) as dag:
-    stage_inputs = PythonOperator(task_id="stage_inputs", python_callable=stage_run_inputs)
+    extract_customers = ExtractCustomersOperator(task_id="extract_customers")
+    stage_inputs = PythonOperator(task_id="stage_inputs", python_callable=stage_run_inputs,
+                                  trigger_rule=TriggerRule.NONE_FAILED)  # also when no source was extracted
     find_champion = PythonOperator(task_id="find_champion", python_callable=look_up_champion)
     preprocess = job_task("preprocess", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
     train = job_task("train", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
@@ -97,5 +108,6 @@ with DAG(
     notify_failure = PythonOperator(task_id="notify_failure", python_callable=notify_team,
                                     trigger_rule=TriggerRule.ALL_DONE)
 
-    chain(stage_inputs, preprocess, train, evaluate, check_accuracy, [register_model, notify_failure])
+    chain(extract_customers, stage_inputs, preprocess, train, evaluate, check_accuracy,
+          [register_model, notify_failure])
     chain(stage_inputs, find_champion, evaluate)

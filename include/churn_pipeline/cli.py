@@ -88,6 +88,10 @@ def summary(run_key: str | None) -> str:
             lines.append("  champion      none approved yet")
     else:
         lines.append("  test metrics  none (the run stopped before evaluation)")
+    quality = _read_json(store, f"{layout.preprocessing_uri('quality')}/data_quality.json")
+    if quality:
+        lines.append(f"  customers     {quality['rows_read']} rows read, {quality['rows_used']} used "
+                     f"({', '.join(quality['files'])})")
     decision = _read_json(store, layout.decision_file_uri)
     if decision:
         verdict = "passed" if decision["passed"] else f"not passed ({', '.join(decision['reasons'])})"
@@ -98,6 +102,7 @@ def summary(run_key: str | None) -> str:
     for version in registered:
         lines.append(f"  registered    {settings.model_package_group} version {version['version']} "
                      f"({version['tags'].get('approval_status')}) in {_registry_uri(settings)}")
+        lines.append(f"  data source   {version['tags'].get('data_source', 'not recorded')}")
     outbox = settings.local_root / "notifications.jsonl"
     notified = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.is_file() else []
     for item in (item for item in notified if item["run_key"] == key):

@@ -77,7 +77,8 @@ class RunLayout:
 
     @property
     def input_uri(self) -> str:
-        """Where a plain-path input is staged (local backend) so that the run keeps what it read."""
+        """The run's own copy of its input: what extract_customers wrote (Parquet), or a plain-path
+        input staged there (local backend), so that the run keeps what it read."""
         return f"{self.run_uri}/input"
 
     @property

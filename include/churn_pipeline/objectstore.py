@@ -50,6 +50,7 @@ def _relative(key: str, prefix: str) -> str:
 class ObjectStore(Protocol):
     def read_bytes(self, uri: str) -> bytes: ...
     def read_head(self, uri: str, size: int) -> bytes: ...
+    def read_tail(self, uri: str, size: int) -> bytes: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
     def exists(self, uri: str) -> bool: ...
     def list_uris(self, prefix_uri: str) -> list[str]: ...
@@ -137,6 +138,16 @@ class LocalObjectStore:
         with path.open("rb") as handle:
             return handle.read(size)
 
+    def read_tail(self, uri: str, size: int) -> bytes:
+        """The object's last ``size`` bytes (all of it when smaller): a Parquet footer without the data."""
+        path = self.path_for(uri)
+        if not path.is_file():
+            raise ObjectStoreError(f"no object at {uri} (local store: {path})")
+        with path.open("rb") as stream:
+            end = stream.seek(0, os.SEEK_END)
+            stream.seek(max(0, end - size))
+            return stream.read()
+
     def write_bytes(self, uri: str, data: bytes) -> None:
         atomic_write(self.path_for(uri), data)
 
@@ -185,6 +196,18 @@ class S3ObjectStore:
             raise ObjectStoreError(f"no object at {uri}") from None
         except self.client.exceptions.ClientError as error:
             if error.response["Error"]["Code"] == "InvalidRange":  # S3's answer for a range of an empty object
+                return b""
+            raise
+
+    def read_tail(self, uri: str, size: int) -> bytes:
+        """The object's last ``size`` bytes (all of it when smaller), in one ranged GET."""
+        bucket, key = parse_s3_uri(uri)
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{size}")["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise ObjectStoreError(f"no object at {uri}") from None
+        except self.client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "InvalidRange":  # S3's answer for an empty object
                 return b""
             raise
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from churn_pipeline.sagemaker_api import COMPLETED, JobKind
 
 # The DAG's task ids (fixed: people and checks refer to them).
+EXTRACT_TASK = "extract_customers"
 STAGE_TASK = "stage_inputs"
 FIND_CHAMPION_TASK = "find_champion"
 PREPROCESS_TASK = "preprocess"
@@ -62,6 +63,18 @@ class Payload:
     def _read(cls, name: str, value: Any) -> Any:
         """Turn a JSON value back into the field's type (tuples come back from XCom as lists)."""
         return tuple(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class ExtractedCustomers(Payload):
+    """``extract_customers``: the customers it wrote as Parquet under the run's own input prefix."""
+
+    run_key: str
+    input_uri: str  # the prefix preprocessing reads: every object below it is this extract's
+    objects: tuple[str, ...]
+    rows: int
+    source: str  # the connection, in words: "postgres connection 'churn_source'"
+    transfer: str  # the amazon provider's operator that moved the data
 
 
 @dataclass(frozen=True)
@@ -116,9 +129,10 @@ class JobResult(Payload):
 
 @dataclass(frozen=True)
 class JobFailure(Payload):
-    """Pushed under ``FAILURE_KEY`` by a job task whose job failed: what the notification quotes."""
+    """Pushed under ``FAILURE_KEY`` by a job task whose job failed, or by ``extract_customers`` when its
+    source failed: what the notification quotes."""
 
-    job_name: str
+    job_name: str  # the job; for extract_customers, the source in words
     reason: str
 
 

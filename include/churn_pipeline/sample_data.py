@@ -7,19 +7,33 @@ for customers in their first month (tenure 0).
 
     python -m churn_pipeline.sample_data --rows 10000 --seed 7 --output include/data/customer_data.csv
     python -m churn_pipeline.sample_data --shift MonthlyCharges=1.5 --output /tmp/drifted/customers.csv
+
+The defaults reproduce the bundled sample byte for byte. The same customers can be written as a
+database or a database export would hold them (``typed``): a SQLite file (``.sqlite``, one table
+``customers``: the embedded source for trying ``extract_customers`` without a server) or Parquet
+(``.parquet``), with numbers as numbers and blank cells as NULL.
+
+    python -m churn_pipeline.sample_data --output local-store/customers.sqlite
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "customer_data.csv"
 SAMPLE_ROWS = 10_000
 SAMPLE_SEED = 7
+SAMPLE_TABLE = "customers"  # the table of a .sqlite sample
+FORMATS = (".csv", ".parquet", ".sqlite")
+# The generator's own numeric columns (its schema is include/config/schema.json); typed() stores them
+# as numbers, the way a database column or a Parquet export holds them.
+NUMERIC_COLUMNS = ("Age", "MonthlyCharges", "TotalCharges", "Tenure")
 BLANK_SHARE = 0.02
 DUPLICATE_SHARE = 0.01
 
@@ -90,9 +104,6 @@ def generate(rows: int, seed: int) -> Any:
     return pd.concat([frame, duplicates], ignore_index=True)
 
 
-NUMERIC_COLUMNS = ("Age", "MonthlyCharges", "TotalCharges", "Tenure")
-
-
 def parse_shift(text: str) -> tuple[str, float]:
     """``MonthlyCharges=1.5`` -> ("MonthlyCharges", 1.5): multiply a numeric column by a factor."""
     column, separator, factor = text.partition("=")
@@ -118,25 +129,64 @@ def shifted(frame: Any, shifts: Sequence[tuple[str, float]]) -> Any:
     return frame
 
 
+def typed(frame: Any) -> Any:
+    """The generated table as a database holds it: numeric columns as numbers (integers where every
+    value is whole), every other column as text, and blank or white-space cells as missing (NULL).
+    Read back, these are the very values the CSV's text cells parse to."""
+    import pandas as pd
+
+    columns = {}
+    for name in frame.columns:
+        text = frame[name].astype(str).str.strip()
+        present = text != ""
+        if name in NUMERIC_COLUMNS:
+            numbers = pd.to_numeric(text.where(present), errors="raise")
+            whole = bool((numbers.dropna() % 1 == 0).all())
+            columns[name] = numbers.astype("Int64") if whole else numbers.astype("float64")
+        else:
+            columns[name] = text.where(present)
+    return pd.DataFrame(columns)
+
+
+def _write_sqlite(frame: Any, path: Path) -> None:
+    with closing(sqlite3.connect(path)) as database:
+        frame.to_sql(SAMPLE_TABLE, database, index=False)
+        database.commit()
+
+
 def write_sample(path: Path, rows: int, seed: int, shifts: Sequence[tuple[str, float]] = ()) -> Path:
+    """Write the customers to ``path`` in the format its suffix names (.csv, .parquet or .sqlite)."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot write {path}: the file name must end in {', '.join(FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.partial")
-    shifted(generate(rows, seed), shifts).to_csv(temporary, index=False, lineterminator="\n")
+    temporary.unlink(missing_ok=True)
+    frame = shifted(generate(rows, seed), shifts)
+    if suffix == ".csv":
+        frame.to_csv(temporary, index=False, lineterminator="\n")
+    elif suffix == ".parquet":
+        typed(frame).to_parquet(temporary, index=False)
+    else:
+        _write_sqlite(typed(frame), temporary)
     temporary.replace(path)
     return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write a synthetic customer churn CSV.")
+    parser = argparse.ArgumentParser(description="Write synthetic customers as CSV, Parquet or a SQLite database.")
     parser.add_argument("--rows", type=int, default=SAMPLE_ROWS)
     parser.add_argument("--seed", type=int, default=SAMPLE_SEED)
-    parser.add_argument("--output", type=Path, default=SAMPLE_FILE)
+    parser.add_argument("--output", type=Path, default=SAMPLE_FILE, help="its suffix names the format: "
+                        + ", ".join(FORMATS))
     parser.add_argument("--shift", action="append", default=[], metavar="COLUMN=FACTOR",
                         help="scale a numeric column, e.g. MonthlyCharges=1.5 to see drift (repeatable)")
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error(f"--rows must be at least 1, got {args.rows}")
+    if args.output.suffix.lower() not in FORMATS:
+        parser.error(f"--output must end in {', '.join(FORMATS)}, got {args.output}")
     try:
         shifts = [parse_shift(item) for item in args.shift]
     except ValueError as error:

@@ -50,6 +50,7 @@ _PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,200}$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _JOB_PREFIX = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+_CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")  # what Airflow accepts as a connection id
 
 # The environment a load reads: os.environ, or the mapping given to load_settings (tests, tools).
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("churn_settings_environ", default=None)
@@ -123,6 +124,12 @@ class Settings(BaseSettings):
     # An SQS queue that EventBridge fills when a model package is approved in SageMaker; when set, the
     # scoring DAG's champion asset watches it, so that an approval schedules scoring (deploy/eventbridge/)
     approval_queue_url: str | None = None
+    # Where extract_customers reads the customers (unset: the run reads input_uri, a CSV by default).
+    # The connection's type picks the transfer at run time; credentials stay in the connection.
+    source_conn_id: str | None = None
+    source_query: str | None = None  # SQL for a database connection (the source_query param overrides it)
+    source_endpoint: str | None = None  # path of the export for an HTTP connection
+    source_unload_conn_id: str | None = None  # Redshift: AWS connection whose extra names the UNLOAD role
 
     @classmethod
     def settings_customise_sources(
@@ -224,6 +231,21 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an IAM role ARN, got {value!r}")
         return value
 
+    @field_validator("source_conn_id", "source_unload_conn_id")
+    @classmethod
+    def _connection_id(cls, value: str | None) -> str | None:
+        if value is not None and not _CONN_ID.match(value):
+            raise ValueError(f"must be an Airflow connection id (letters, digits, '_', '-', '.'), got {value!r}")
+        return value
+
+    @field_validator("source_query", "source_endpoint", "source_unload_conn_id")
+    @classmethod
+    def _needs_a_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # an invalid CHURN_SOURCE_CONN_ID is absent from info.data and already reported on its own
+        if value is not None and "source_conn_id" in info.data and not info.data["source_conn_id"]:
+            raise ValueError("is set but CHURN_SOURCE_CONN_ID is not: name the Airflow connection of the source")
+        return value
+
     @field_validator("model_package_group")
     @classmethod
     def _group(cls, value: str) -> str:
@@ -274,6 +296,11 @@ class Settings(BaseSettings):
     @property
     def default_input_uri(self) -> str:
         return f"{self.base_uri}/input-data/customer_data.csv"
+
+    @property
+    def source_configured(self) -> bool:
+        """True when extract_customers reads a source; otherwise the run reads ``input_uri``."""
+        return self.source_conn_id is not None
 
     @property
     def job_wait_seconds(self) -> int:

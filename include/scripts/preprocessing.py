@@ -1,8 +1,9 @@
 """Preprocessing step (SageMaker Processing job).
 
-Reads every ``.csv`` under the input folder, checks it against the data contract (the schema), drops
-rows without a target and duplicate rows / ids, splits it stratified and seeded into train /
-validation / test, fits imputation, encoding and scaling on the training split only and writes:
+Reads every ``.csv`` (or every ``.parquet``) file under the input folder as one table, checks it
+against the data contract (the schema), drops rows without a target and duplicate rows / ids, splits
+it stratified and seeded into train / validation / test, fits imputation, encoding and scaling on the
+training split only and writes:
 
     OUT/train/train.csv            label first, then the transformed features (with a header)
     OUT/validation/validation.csv
@@ -58,9 +59,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def check_contract(frame: Any, schema: data_contract.Schema, source: str, min_rows: int, min_class_rows: int) -> dict:
-    """Check the raw text frame against the schema; return the counts, or raise listing every violation.
+    """Check the raw frame against the schema; return the counts, or raise listing every violation.
 
-    On success the frame's numeric columns hold the parsed numbers (parsed once, reused downstream).
+    Cells are text, except numeric columns that Parquet already stored as numbers. On success the
+    frame's numeric columns hold numbers (parsed once where they were text, reused downstream).
     """
     import pandas as pd
 
@@ -166,9 +168,9 @@ class PreparedData:
 def prepare(args: argparse.Namespace) -> PreparedData:
     """Read, check against the contract, de-duplicate and split: everything before any fitting."""
     schema = data_contract.load_schema(args.schema)
-    files = tables.list_csv_files(args.input_dir)
+    files = tables.list_input_files(args.input_dir)
     wanted = list(schema.required_columns)
-    frame, ignored, source = tables.read_csv_files(files, wanted)
+    frame, ignored, source = tables.read_customer_files(files, wanted, schema.numeric)
     print(f"read {len(frame)} row(s) from {source}")
     if ignored:
         print(f"ignoring {len(ignored)} column(s) the schema does not name: {', '.join(ignored)}")

@@ -14,8 +14,8 @@ from tests.conftest import PROJECT
 DAG_FILE = PROJECT / "dags" / "customer_churn_pipeline.py"
 HEAVY = ("pandas", "sklearn", "sagemaker", "mlflow", "numpy", "scipy", "matplotlib")
 EDGES = {
-    ("stage_inputs", "preprocess"), ("stage_inputs", "find_champion"), ("find_champion", "evaluate"),
-    ("preprocess", "train"), ("train", "evaluate"), ("evaluate", "check_accuracy"),
+    ("extract_customers", "stage_inputs"), ("stage_inputs", "preprocess"), ("stage_inputs", "find_champion"),
+    ("find_champion", "evaluate"), ("preprocess", "train"), ("train", "evaluate"), ("evaluate", "check_accuracy"),
     ("check_accuracy", "register_model"), ("check_accuracy", "notify_failure"),
 }
 ROLE = "arn:aws:iam::123456789012:role/churn"
@@ -63,8 +63,8 @@ def test_identity_schedule_and_documentation(dag) -> None:
 
 
 def test_tasks_and_edges_are_the_designed_flow(dag) -> None:
-    assert set(dag.task_ids) == {"stage_inputs", "find_champion", "preprocess", "train", "evaluate",
-                                 "check_accuracy", "register_model", "notify_failure"}
+    assert set(dag.task_ids) == {"extract_customers", "stage_inputs", "find_champion", "preprocess", "train",
+                                 "evaluate", "check_accuracy", "register_model", "notify_failure"}
     edges = {(task.task_id, downstream) for task in dag.tasks for downstream in task.downstream_task_ids}
     assert edges == EDGES
 
@@ -75,6 +75,14 @@ def test_gate_is_a_branch_and_the_failure_path_always_runs(dag) -> None:
     assert isinstance(dag.get_task("check_accuracy"), BranchPythonOperator)
     assert dag.get_task("notify_failure").trigger_rule == "all_done"
     assert dag.get_task("register_model").trigger_rule == "all_success"
+
+
+def test_the_extract_runs_first_and_staging_runs_also_when_it_is_skipped(dag) -> None:
+    from churn_pipeline.operators.extraction import ExtractCustomersOperator
+
+    assert isinstance(dag.get_task("extract_customers"), ExtractCustomersOperator)
+    assert dag.get_task("extract_customers").upstream_task_ids == set()
+    assert dag.get_task("stage_inputs").trigger_rule == "none_failed"  # skipped: no source; failed: stop
 
 
 def test_every_task_retries(dag) -> None:
@@ -103,6 +111,7 @@ def test_params_have_defaults_and_validation(dag) -> None:
     params = dag.params
     assert params["accuracy_threshold"] == 0.75
     assert params["input_uri"].endswith("/input-data/customer_data.csv")
+    assert params["source_query"] == ""  # empty: CHURN_SOURCE_QUERY
     assert params["schema_uri"] == str(PROJECT / "include" / "config" / "schema.json")
     spec = dag.params.get_param("accuracy_threshold").schema
     assert (spec["minimum"], spec["maximum"]) == (0, 1)

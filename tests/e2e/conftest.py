@@ -75,11 +75,15 @@ class AirflowProject:
         states, run_state = self.states(logical_date, dag_id)
         return RunOutcome(completed.returncode, completed.stdout + completed.stderr, states, run_state)
 
+    def _latest_run(self, db: sqlite3.Connection, logical_date: str,
+                    dag_id: str = TRAINING_DAG) -> tuple[str, str] | None:
+        return db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ? "
+                          "AND substr(logical_date, 1, 10) = ? ORDER BY id DESC LIMIT 1",
+                          (dag_id, logical_date[:10])).fetchone()
+
     def states(self, logical_date: str, dag_id: str = TRAINING_DAG) -> tuple[dict[str, str], str]:
         with sqlite3.connect(self.home / "airflow.db") as db:
-            row = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ? "
-                             "AND substr(logical_date, 1, 10) = ? ORDER BY id DESC LIMIT 1",
-                             (dag_id, logical_date[:10])).fetchone()
+            row = self._latest_run(db, logical_date, dag_id)
             if row is None:
                 return {}, "missing"
             tasks = dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
@@ -101,6 +105,21 @@ class AirflowProject:
             rows = db.execute("SELECT e.source_dag_id, e.source_task_id, e.extra FROM asset_event e JOIN asset a "
                               "ON e.asset_id = a.id WHERE a.name = ? ORDER BY e.id", (asset,)).fetchall()
         return [{"dag_id": dag, "task_id": task, "extra": json.loads(extra or "{}")} for dag, task, extra in rows]
+
+    def tries(self, logical_date: str, task_id: str) -> int:
+        """How many times the task ran in the latest run of that date (1: it was not retried)."""
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            row = self._latest_run(db, logical_date)
+            assert row is not None, f"no run for {logical_date}"
+            (tries,) = db.execute("SELECT try_number FROM task_instance WHERE dag_id = 'customer_churn_pipeline' "
+                                  "AND run_id = ? AND task_id = ?", (row[0], task_id)).fetchone()
+        return int(tries)
+
+    def everything_logged(self, outcome: RunOutcome) -> str:
+        """The run's output and every task log file Airflow wrote under its home."""
+        files = sorted(path for path in (self.home / "logs").rglob("*") if path.is_file()) \
+            if (self.home / "logs").is_dir() else []
+        return outcome.log + "".join(path.read_text(errors="replace") for path in files)
 
     def notifications(self) -> list[dict]:
         outbox = self.local_root / "notifications.jsonl"

@@ -31,9 +31,10 @@ def required_permissions(call: RecordedCall, region: str, account: str) -> list[
     if call.service == "s3":
         bucket, _, key = call.path.lstrip("/").partition("/")
         object_arn, bucket_arn = f"arn:aws:s3:::{bucket}/{key}", f"arn:aws:s3:::{bucket}"
-        action = {"PutObject": "s3:PutObject", "CreateMultipartUpload": "s3:PutObject", "GetObject": "s3:GetObject",
-                  "HeadObject": "s3:GetObject", "DeleteObject": "s3:DeleteObject", "ListBucket": "s3:ListBucket",
-                  "HeadBucket": "s3:ListBucket"}
+        action = {"PutObject": "s3:PutObject", "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject",
+                  "CompleteMultipartUpload": "s3:PutObject", "AbortMultipartUpload": "s3:AbortMultipartUpload",
+                  "GetObject": "s3:GetObject", "HeadObject": "s3:GetObject", "DeleteObject": "s3:DeleteObject",
+                  "ListBucket": "s3:ListBucket", "HeadBucket": "s3:ListBucket"}
         if call.action not in action:
             raise AssertionError(f"no IAM mapping for S3 call {call.action} {call.path}")
         return [(action[call.action], bucket_arn if call.action in ("ListBucket", "HeadBucket") else object_arn)]

@@ -34,6 +34,12 @@ class RecordedCall:
 
 def _s3_action(method: str, path: str, query: dict[str, list[str]]) -> str:
     has_key = path.strip("/").count("/") >= 1
+    if method == "PUT" and "partNumber" in query:
+        return "UploadPart"
+    if method == "POST" and "uploadId" in query:
+        return "CompleteMultipartUpload"
+    if method == "DELETE" and "uploadId" in query:
+        return "AbortMultipartUpload"
     if method == "PUT":
         return "PutObject" if has_key else "CreateBucket"
     if method == "GET":
@@ -94,7 +100,7 @@ class MotoServer:
                 body = base64.b64decode(body).decode("utf-8", errors="replace")
             headers = {key.lower(): value for key, value in entry["headers"].items()}
             parsed = urllib.parse.urlparse(entry["url"])
-            query = urllib.parse.parse_qs(parsed.query)
+            query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)  # "?uploads" has no value
             target = headers.get("x-amz-target")
             credential = headers.get("authorization", "")
             service = credential.split("/")[3] if credential.count("/") >= 4 else "unknown"

@@ -19,6 +19,7 @@ from churn_pipeline.layout import RunLayout
 from churn_pipeline.notifications import Notification, SnsChannel, notify_once
 from churn_pipeline.objectstore import S3ObjectStore
 from churn_pipeline.payloads import JobResult
+from churn_pipeline.sample_data import SAMPLE_ROWS, SAMPLE_SEED, write_sample
 from churn_pipeline.settings import load_settings
 from tests.conftest import SAMPLE_CSV
 from tests.e2e.iam_check import (
@@ -38,7 +39,7 @@ PREFIX = "ml/churn"
 ROLE = "arn:aws:iam::123456789012:role/churn-sagemaker-execution"
 GROUP = "churn-e2e"
 ACCOUNT = "123456789012"  # moto's account
-PASSING_KEY, FAILING_KEY = "20261120T020000Z", "20261121T020000Z"
+PASSING_KEY, FAILING_KEY, EXTRACT_KEY = "20261120T020000Z", "20261121T020000Z", "20261123T020000Z"
 # Every AWS call the runs of this module made, by run: the IAM test compares the policies with them.
 RECORDED: dict[str, list[RecordedCall]] = {}
 
@@ -121,6 +122,19 @@ def run_failing_threshold(aws: dict, airflow_project) -> tuple:
     outcome = airflow_project.dags_test("2026-11-21T02:00:00+00:00", {"accuracy_threshold": 0.99})
     RECORDED["failing run"] = aws["server"].calls()
     return outcome, RECORDED["failing run"]
+
+
+def run_extracting(aws: dict, airflow_project, folder: Path) -> tuple:
+    """A run whose customers come from a database (SQLite here: SqlToS3Operator reads any DB-API
+    connection alike) through the provider's SqlToS3Operator into S3, the way production runs it."""
+    database = write_sample(folder / "crm.sqlite", SAMPLE_ROWS, SAMPLE_SEED)
+    airflow_project.extra_env.update({
+        "AIRFLOW_CONN_CHURN_CRM": json.dumps({"conn_type": "sqlite", "host": str(database)}),
+        "CHURN_SOURCE_CONN_ID": "churn_crm", "CHURN_SOURCE_QUERY": "SELECT * FROM customers"})
+    stage_job_outputs(aws, EXTRACT_KEY)
+    outcome = airflow_project.dags_test("2026-11-23T02:00:00+00:00")
+    RECORDED["extracting run"] = aws["server"].calls()
+    return outcome, RECORDED["extracting run"]
 
 
 def test_a_passing_run_creates_the_jobs_and_registers_a_pending_version(aws, airflow_project) -> None:
@@ -290,14 +304,41 @@ def test_scoring_creates_a_model_from_the_approved_package_and_a_transform_job(a
                                            "OutputFilter": "$['CustomerID','SageMakerOutput']"}
     scores = aws["clients"]["s3"].get_object(Bucket=BUCKET, Key=f"{PREFIX}/scoring/20261125T060000Z/scores.csv")
     assert len(scores["Body"].read().decode().splitlines()) == 10_001  # header + every unique customer
+
+
+def test_an_extract_lands_in_the_runs_prefix_on_s3_and_preprocess_reads_it_there(aws, airflow_project,
+                                                                                 tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    key = EXTRACT_KEY
+    outcome, calls = run_extracting(aws, airflow_project, tmp_path)
+
+    assert outcome.returncode == 0, outcome.log[-6000:]
+    assert outcome.states["extract_customers"] == outcome.states["register_model"] == "success"
+    s3 = aws["clients"]["s3"]
+    body = s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/runs/{key}/input/customers.parquet")["Body"].read()
+    assert pq.read_metadata(io.BytesIO(body)).num_rows == 10_100
+    (preprocess,) = [call for call in calls if call.action == "CreateProcessingJob"
+                     and call.params["ProcessingJobName"] == f"churn-preprocess-{key}"]
+    (data,) = [item for item in preprocess.params["ProcessingInputs"] if item["InputName"] == "data"]
+    assert data["S3Input"]["S3Uri"] == f"s3://{BUCKET}/{PREFIX}/runs/{key}/input"
+    writes = [call.path for call in calls if call.service == "s3" and call.action == "PutObject"
+              and "/input/" in call.path]
+    assert writes == [f"/{BUCKET}/{PREFIX}/runs/{key}/input/customers.parquet"]
+    footer_reads = [call for call in calls if call.action == "GetObject" and call.path.endswith("customers.parquet")]
+    assert footer_reads, "stage_inputs and the extract read the footer, not the data, to check it"
     assert_allowed_by_the_shipped_policies(calls, airflow_project.env)
 
 
 def exercise_the_paths_no_run_takes(aws: dict, env: dict[str, str],
                                     monkeypatch: pytest.MonkeyPatch) -> list[RecordedCall]:
-    """Calls the code makes only when things go wrong: killing a job task stops its job (both kinds),
-    and a notification whose sending fails removes its at-most-once marker. Made against the moto
-    server from this process, so its recorder sees them like the runs' calls."""
+    """Calls the code makes only when things go wrong: killing a job task stops its job (all three kinds),
+    and a notification whose sending fails removes its at-most-once marker, and an extract too large for
+    one PUT whose upload breaks abandons its multipart upload (the upload SqlToS3Operator makes, through
+    the provider's S3Hook). Made against the moto server from this process, so its recorder sees them
+    like the runs' calls."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
     from churn_pipeline.operators.sagemaker import (
         ChurnProcessingOperator,
         ChurnTrainingOperator,
@@ -321,19 +362,34 @@ def exercise_the_paths_no_run_takes(aws: dict, env: dict[str, str],
                                 run_key="20261122T020000Z")
     with pytest.raises(Exception, match="NotFound"):
         notify_once(notification, unreachable, store, f"s3://{BUCKET}/{PREFIX}/runs/20261122T020000Z/notifications/x.json")
+
+    class ConnectionLostMidway(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            if self.tell() >= 8 * 2**20:  # past the first part of a multipart upload
+                raise ConnectionResetError(104, "Connection reset by peer")
+            return super().read(size)
+
+    with pytest.raises(ConnectionResetError):
+        S3Hook(aws_conn_id=settings.aws_conn_id).load_file_obj(
+            ConnectionLostMidway(bytes(20 * 2**20)), key=f"{PREFIX}/runs/20261122T020000Z/input/customers.parquet",
+            bucket_name=BUCKET, replace=True)
     return server.calls()
 
 
-def test_the_policies_grant_exactly_what_the_recorded_calls_need(aws, airflow_project, monkeypatch) -> None:
-    """Both directions: every call the pipeline made (in the runs above and on the failure paths) is
-    allowed, and every action granted is needed by one of them (or, for the execution role, by
-    SageMaker itself as it runs the job: image pulls, logs, metrics, listing S3Prefix inputs)."""
+def test_the_policies_grant_exactly_what_the_recorded_calls_need(aws, airflow_project, monkeypatch,
+                                                                 tmp_path) -> None:
+    """Both directions: every call the pipeline made (in the runs above, the extracting one included,
+    and on the failure paths) is allowed, and every action granted is needed by one of them (or, for
+    the execution role, by SageMaker itself as it runs the job: image pulls, logs, metrics, listing
+    S3Prefix inputs)."""
     if "passing run" not in RECORDED:
         run_passing(aws, airflow_project)
     if "failing run" not in RECORDED:
         run_failing_threshold(aws, airflow_project)
     if "scoring run" not in RECORDED:
         run_scoring(aws, airflow_project)
+    if "extracting run" not in RECORDED:
+        run_extracting(aws, airflow_project, tmp_path)
     calls = [call for recorded in RECORDED.values() for call in recorded]
     calls += exercise_the_paths_no_run_takes(aws, airflow_project.env, monkeypatch)
     policies = render_policies(load_settings(airflow_project.env), ACCOUNT)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.iam import EXECUTION_POLICY, main, render_policies
+from churn_pipeline.iam import AIRFLOW_POLICY, EXECUTION_POLICY, main, render_policies
 from churn_pipeline.settings import load_settings
 
 SETTINGS = {"CHURN_BACKEND": "sagemaker", "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/exec",
@@ -31,6 +31,12 @@ def test_the_execution_role_only_writes_under_runs_and_scoring() -> None:
     writes = [s for s in policy["Statement"] if "s3:PutObject" in json.dumps(s["Action"])]
     assert [s["Resource"] for s in writes] == [["arn:aws:s3:::acme-ml/churn/runs/*",
                                                 "arn:aws:s3:::acme-ml/churn/scoring/*"]]
+
+
+def test_airflow_may_abandon_uploads_only_of_the_extracts_objects() -> None:
+    policy = render_policies(load_settings(SETTINGS), "123456789012")[AIRFLOW_POLICY]
+    (statement,) = [s for s in policy["Statement"] if "s3:AbortMultipartUpload" in json.dumps(s["Action"])]
+    assert statement["Resource"] == "arn:aws:s3:::acme-ml/churn/runs/*/input/*"
 
 
 def test_cli_names_what_is_missing(capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

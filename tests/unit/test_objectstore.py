@@ -83,3 +83,31 @@ def test_writes_leave_no_partial_file_on_failure(tmp_path: Path, monkeypatch: py
         store.write_bytes("s3://bucket/k", b"new")
     assert store.read_bytes("s3://bucket/k") == b"old"
     assert [p.name for p in (tmp_path / "s3" / "bucket").iterdir()] == ["k"]
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path):
+    """Both stores behind the same protocol: the local folder, and S3 (moto, in process)."""
+    if request.param == "local":
+        yield LocalObjectStore(tmp_path)
+        return
+    import boto3
+    from moto import mock_aws
+
+    from churn_pipeline.objectstore import S3ObjectStore
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+        client.create_bucket(Bucket="bucket")
+        yield S3ObjectStore(client)
+
+
+def test_the_tail_of_an_object_is_read_without_the_rest(any_store) -> None:
+    any_store.write_bytes("s3://bucket/p/data.parquet", b"0123456789")
+    any_store.write_bytes("s3://bucket/p/empty", b"")
+
+    assert any_store.read_tail("s3://bucket/p/data.parquet", 4) == b"6789"
+    assert any_store.read_tail("s3://bucket/p/data.parquet", 100) == b"0123456789"  # smaller than asked: all of it
+    assert any_store.read_tail("s3://bucket/p/empty", 8) == b""
+    with pytest.raises(ObjectStoreError, match="no object at s3://bucket/p/missing"):
+        any_store.read_tail("s3://bucket/p/missing", 8)

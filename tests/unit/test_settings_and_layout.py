@@ -59,6 +59,18 @@ def test_one_error_lists_every_bad_value() -> None:
         assert name in message
 
 
+def test_a_source_is_a_connection_id_and_its_query_or_endpoint() -> None:
+    assert not load_settings({}).source_configured
+    settings = load_settings({"CHURN_SOURCE_CONN_ID": "crm_db", "CHURN_SOURCE_QUERY": " SELECT * FROM customers "})
+    assert settings.source_configured and settings.source_query == "SELECT * FROM customers"
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"CHURN_SOURCE_QUERY": "SELECT 1", "CHURN_SOURCE_ENDPOINT": "/export"})
+    assert str(raised.value).count("is set but CHURN_SOURCE_CONN_ID is not") == 2
+    with pytest.raises(SettingsError, match="CHURN_SOURCE_CONN_ID must be an Airflow connection id") as raised:
+        load_settings({"CHURN_SOURCE_CONN_ID": "crm db", "CHURN_SOURCE_QUERY": "SELECT 1"})
+    assert "CHURN_SOURCE_QUERY" not in str(raised.value), "a bad connection id is reported once, by its own name"
+
+
 def test_run_key_is_the_logical_date_or_run_after_in_utc() -> None:
     scheduled = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
     assert run_key(scheduled, scheduled + timedelta(minutes=3)) == "20261126T020000Z"
@@ -72,6 +84,7 @@ def test_layout_puts_every_artefact_under_the_run_prefix() -> None:
     assert layout.preprocessing_uri("train") == f"{run}/preprocessing/train"
     assert layout.model_uri == f"{run}/model"
     assert layout.evaluation_file_uri == f"{run}/evaluation/evaluation.json"
+    assert layout.input_uri == f"{run}/input"  # what extract_customers writes, the run's own
 
 
 def test_job_names_are_deterministic_and_valid() -> None:

@@ -46,10 +46,10 @@ def test_every_file_of_a_prefix_is_checked_and_each_named() -> None:
     assert "s3://b/in/a.csv" not in message
 
 
-def test_a_fitting_header_passes_and_a_folder_without_csv_does_not() -> None:
+def test_a_fitting_header_passes_and_a_folder_without_a_table_does_not() -> None:
     _check_input_against_schema("in.csv", "schema.json", SCHEMA, {"in.csv": HEADER.replace("CustomerID",
                                                                                             "customerID").encode()})
-    with pytest.raises(AirflowFailException, match=r"holds no \.csv file"):
+    with pytest.raises(AirflowFailException, match=r"in/ holds no \.csv or \.parquet file"):
         _check_input_against_schema("in/", "schema.json", SCHEMA, {})
 
 

@@ -1,4 +1,5 @@
-"""The job tasks (``preprocess``, ``train``, ``evaluate``): the top layer of the job stack.
+"""The job tasks (``preprocess``, ``train``, ``evaluate``): the top layer of the job stack; and the
+extract that may precede them.
 
     resumable.py    ResumableJobMixin: the backend-independent body of a job task (plan, run or reuse,
                     judge the end) and the interface each backend implements
@@ -7,6 +8,9 @@
 
 Below them: ``churn_pipeline.attempt_planning`` (which job to run) and
 ``churn_pipeline.request_builders`` (the requests, pure).
+
+Ahead of the jobs, ``extraction.py`` holds ``extract_customers`` (ExtractCustomersOperator), which
+runs one of the amazon provider's transfer operators as ``transfers.py`` configures it.
 """
 
 from __future__ import annotations

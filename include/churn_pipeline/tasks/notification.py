@@ -11,6 +11,7 @@ from churn_pipeline.gate import REASON_NOT_BETTER
 from churn_pipeline.notifications import Notification, notify_once
 from churn_pipeline.payloads import (
     DECISION_KEY,
+    EXTRACT_TASK,
     FAILURE_KEY,
     FIND_CHAMPION_TASK,
     GATE_TASK,
@@ -32,7 +33,7 @@ def _failed_upstream(ti: Any, dag_run: Any) -> list[tuple[str, str]]:
     """(task id, reason) for every task of this run that failed before the gate could decide."""
     states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id]).get(dag_run.run_id, {})
     failed = []
-    for task_id in (STAGE_TASK, FIND_CHAMPION_TASK, *JOB_TASKS, GATE_TASK):
+    for task_id in (EXTRACT_TASK, STAGE_TASK, FIND_CHAMPION_TASK, *JOB_TASKS, GATE_TASK):
         if states.get(task_id) == "failed":
             detail = pull_optional(ti, task_id, JobFailure, key=FAILURE_KEY)
             failed.append((task_id, detail.reason if detail else "see the task's log"))

@@ -12,11 +12,13 @@ from churn_pipeline.layout import RunLayout
 from churn_pipeline.notifications import Notification, notify_once
 from churn_pipeline.payloads import (
     DECISION_KEY,
+    EXTRACT_TASK,
     GATE_TASK,
     PREPROCESS_TASK,
     REGISTER_TASK,
     STAGE_TASK,
     TRAIN_TASK,
+    ExtractedCustomers,
     GateDecision,
     JobResult,
     RegisteredVersion,
@@ -42,10 +44,12 @@ def register_model_version(*, params: dict[str, Any], ti: Any, dag_run: Any, **c
     preprocessing = pull(ti, PREPROCESS_TASK, JobResult)
     layout = RunLayout(settings.base_uri, staged.run_key)
     moment = context.get("logical_date") or dag_run.run_after
+    extracted = pull_optional(ti, EXTRACT_TASK, ExtractedCustomers)  # the data's origin, when not a file
+    data_source = f"{extracted.source}: {extracted.input_uri}" if extracted else str(params["input_uri"])
     request = model_package_request(
         settings, layout, image_uri=staged.image_uri, model_artifact_uri=train.output("model"),
         decision=decision, profile_uri=preprocessing.output("profile"), run_id=dag_run.run_id,
-        dag_id=dag_run.dag_id, logical_date=moment.isoformat(), data_source=str(params["input_uri"]),
+        dag_id=dag_run.dag_id, logical_date=moment.isoformat(), data_source=data_source,
         training_job=train.job_name)
     version = backend.model_registry(settings).register(request)
     log.info("%s version %s of %s (%s, %s)", "registered" if version.created else "found this run's",

@@ -18,9 +18,11 @@ from churn_pipeline import backend
 from churn_pipeline.contract_rules import rules
 from churn_pipeline.layout import RunLayout, run_key
 from churn_pipeline.objectstore import ObjectStore, ObjectStoreError, is_s3_uri, upload_tree
+from churn_pipeline.parquet_inputs import PARQUET_SUFFIX
 from churn_pipeline.payloads import StagedInputs
 from churn_pipeline.settings import PROJECT_DIR, SAMPLE_DATA_FILE, SCRIPTS_DIR, Settings, SettingsError, load_settings
 from churn_pipeline.tasks._run import log
+from churn_pipeline.tasks.extracted_input import check_parquet_header, extracted_input
 
 SHOWN_COLUMNS = 30  # a header listed in a message is cut after this many names
 
@@ -103,12 +105,21 @@ def _csv_heads(store: ObjectStore, value: str) -> dict[str, bytes]:
     return heads
 
 
+def _holds_parquet(store: ObjectStore, value: str) -> bool:
+    if is_s3_uri(value):
+        return any(uri.endswith(PARQUET_SUFFIX) for uri in store.list_uris(value))
+    path = _plain_path(value)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return any(file.name.endswith(PARQUET_SUFFIX) for file in files)
+
+
 def _check_input_against_schema(input_value: str, schema_value: str, schema: dict[str, Any],
                                 heads: dict[str, bytes]) -> None:
     """Every CSV of the input has a sound header holding every column the schema names, or one
     message lists what is wrong with each, the columns found and the near misses."""
     if not heads:
-        raise AirflowFailException(f"input_uri: {input_value} holds no .csv file (the preprocessing job reads *.csv)")
+        raise AirflowFailException(f"input_uri: {input_value} holds no .csv or .parquet file (what the preprocessing "
+                                   "job reads)")
     required = rules().required_columns(schema)
     problems, first_names = [], None
     for name, head in heads.items():
@@ -167,17 +178,21 @@ def stage_run_inputs(*, params: dict[str, Any], dag_run: Any, **context: Any) ->
     input_value, schema_value = str(params["input_uri"]).strip(), str(params["schema_uri"]).strip()
     try:
         raw_schema, schema = _read_schema(store, schema_value)
-        _locate_input(settings, store, input_value)
-        try:
-            heads = _csv_heads(store, input_value)
-        except ObjectStoreError as error:
-            raise AirflowFailException(f"input_uri: {error}") from None
-        _check_input_against_schema(input_value, schema_value, schema, heads)
-        log.info("input_uri %s fits schema_uri %s (%d CSV file(s), headers checked)", input_value, schema_value,
-                 len(heads))
+        extracted = extracted_input(context["ti"], params, settings, key)
+        if extracted is None:  # the run reads input_uri: check it before anything is staged
+            _locate_input(settings, store, input_value)
+            try:
+                heads = _csv_heads(store, input_value)
+            except ObjectStoreError as error:
+                raise AirflowFailException(f"input_uri: {error}") from None
+            if heads or not _holds_parquet(store, input_value):
+                _check_input_against_schema(input_value, schema_value, schema, heads)
+                log.info("input_uri %s fits schema_uri %s (%d CSV file(s), headers checked)", input_value,
+                         schema_value, len(heads))
         _stage_code(store, layout)
-        input_uri = _stage_input(store, layout, input_value)
+        input_uri = extracted or _stage_input(store, layout, input_value)
         schema_uri = _stage_schema(store, layout, schema_value, raw_schema)
+        check_parquet_header(store, input_uri, schema_uri)  # Parquet inputs: the columns of their footers
     except OSError as error:
         raise AirflowFailException(f"cannot stage the run's inputs under {settings.base_uri}: "
                                    f"{error.strerror or error} ({error.filename or ''})") from None

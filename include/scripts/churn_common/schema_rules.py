@@ -75,14 +75,19 @@ def read_header(head: bytes) -> tuple[list[str], list[str]]:
         return [], [f"the file is not UTF-8 text ({error.reason} at byte {error.start})"]
     except (csv.Error, StopIteration) as error:
         return [], [f"the header row cannot be parsed: {error}"]
-    names = [name.strip() for name in header]
+    return header, column_name_problems(header)
+
+
+def column_name_problems(names: Sequence[str]) -> list[str]:
+    """What makes a table's column names unusable (compared after trimming): repeated or empty names."""
+    trimmed = [name.strip() for name in names]
     problems = []
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted({name for name in trimmed if trimmed.count(name) > 1})
     if repeated:
         problems.append(f"duplicate column names in the header: {', '.join(repeated)}")
-    if any(name == "" for name in names):
+    if any(name == "" for name in trimmed):
         problems.append("the header has an empty column name")
-    return header, problems
+    return problems
 
 
 def near_matches(name: str, candidates: Iterable[str]) -> list[str]:

@@ -1,6 +1,9 @@
-"""Tables in and out: the customer table read robustly (UTF-8 with or without BOM, CRLF, quoted
-fields, blank or white-space cells as missing), and the splits written and read back.
+"""Tables in and out: the customer table read robustly, and the splits written and read back.
 
+The customer table arrives as CSV (UTF-8 with or without BOM, CRLF, quoted fields) or as Parquet (what
+``extract_customers`` writes), each possibly in several parts. Both become the same frame: text cells
+trimmed, blank or white-space cells missing; numeric columns that Parquet stores as numbers arrive as
+numbers (never re-parsed from text), while one stored as text is parsed and checked like a CSV column.
 Reading and writing go through Arrow: several times faster than pandas on large files, and
 deterministic, so the same input gives byte-identical splits.
 """
@@ -13,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from churn_common.container import ContractError, UsageError, find_single_file
-from churn_common.schema_rules import HEADER_BYTES, missing_column_problems, read_header
+from churn_common.schema_rules import HEADER_BYTES, column_name_problems, missing_column_problems, read_header
 
 TARGET_LABEL = "label"  # column name of the 0/1 target in the written splits
+CSV_SUFFIX = ".csv"
+PARQUET_SUFFIX = ".parquet"
 
 
 def _read_header(data: bytes, path: Path) -> list[str]:
@@ -26,13 +31,49 @@ def _read_header(data: bytes, path: Path) -> list[str]:
     return header
 
 
-def list_csv_files(input_dir: Path) -> list[Path]:
+def list_input_files(input_dir: Path) -> list[Path]:
+    """Every ``.csv`` or every ``.parquet`` file below ``input_dir``: the parts of one table, in one format."""
     if not input_dir.is_dir():
         raise UsageError(f"input folder not found: {input_dir}")
-    files = sorted(path for path in input_dir.rglob("*") if path.is_file() and path.suffix.lower() == ".csv")
+    files = sorted(path for path in input_dir.rglob("*")
+                   if path.is_file() and path.suffix.lower() in (CSV_SUFFIX, PARQUET_SUFFIX))
     if not files:
-        raise ContractError(str(input_dir), ["no .csv file in the input folder"])
+        raise ContractError(str(input_dir), [f"no {CSV_SUFFIX} or {PARQUET_SUFFIX} file in the input folder"])
+    if len({path.suffix.lower() for path in files}) > 1:
+        raise ContractError(str(input_dir), [f"the input folder holds both {CSV_SUFFIX} and {PARQUET_SUFFIX} files; "
+                                             "give the table in one format"])
     return files
+
+
+def read_customer_files(files: Sequence[Path], wanted: Sequence[str],
+                        numeric: Sequence[str]) -> tuple[Any, list[str], str]:
+    """The customer table from CSV or Parquet parts (see ``read_csv_files`` / ``read_parquet_files``)."""
+    if files[0].suffix.lower() == PARQUET_SUFFIX:
+        return read_parquet_files(files, wanted, numeric)
+    return read_csv_files(files, wanted)
+
+
+def _source(files: Sequence[Path]) -> str:
+    return str(files[0]) if len(files) == 1 else f"{len(files)} files in {files[0].parent}"
+
+
+def _columns_agree(files: Sequence[Path], names: dict[Path, set[str]], kind: str) -> None:
+    first = files[0]
+    mismatched = [
+        f"{path.name} has columns {sorted(names[path] ^ names[first])} that {first.name} does not share"
+        for path in files if names[path] != names[first]
+    ]
+    if mismatched:
+        raise ContractError(_source(files), [f"the {kind} files' headers differ: " + "; ".join(mismatched)])
+
+
+def _trimmed_text(column: Any) -> Any:
+    """Text cells trimmed, with blank or white-space cells as missing (null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(column)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
 
 
 def _read_text_table(path: Path, data: bytes, header: list[str], wanted: Sequence[str]) -> Any:
@@ -42,7 +83,6 @@ def _read_text_table(path: Path, data: bytes, header: list[str], wanted: Sequenc
     quote at the end of the file silently, so quotes are counted first (escaped quotes come in pairs).
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     if data.count(b'"') % 2:
@@ -63,11 +103,7 @@ def _read_text_table(path: Path, data: bytes, header: list[str], wanted: Sequenc
         if "UTF8" in message:
             raise ContractError(str(path), [f"the file is not UTF-8 text ({message})"]) from None
         raise ContractError(str(path), [f"the CSV cannot be parsed: {message}"]) from None
-    columns = []
-    for name in wanted:
-        trimmed = pc.utf8_trim_whitespace(table.column(raw_names[name]))
-        columns.append(pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed))
-    return pa.table(columns, names=list(wanted))
+    return pa.table([_trimmed_text(table.column(raw_names[name])) for name in wanted], names=list(wanted))
 
 
 def read_csv_files(files: Sequence[Path], wanted: Sequence[str]) -> tuple[Any, list[str], str]:
@@ -81,14 +117,8 @@ def read_csv_files(files: Sequence[Path], wanted: Sequence[str]) -> tuple[Any, l
     contents = {path: path.read_bytes() for path in files}
     headers = {path: _read_header(data, path) for path, data in contents.items()}
     names = {path: {name.strip() for name in header} for path, header in headers.items()}
-    first = files[0]
-    mismatched = [
-        f"{path.name} has columns {sorted(names[path] ^ names[first])} that {first.name} does not share"
-        for path in files if names[path] != names[first]
-    ]
-    source = str(first) if len(files) == 1 else f"{len(files)} files in {first.parent}"
-    if mismatched:
-        raise ContractError(source, ["the CSV files' headers differ: " + "; ".join(mismatched)])
+    first, source = files[0], _source(files)
+    _columns_agree(files, names, "CSV")
     missing = missing_column_problems(wanted, headers[first])
     if missing:
         raise ContractError(source, missing)
@@ -100,6 +130,106 @@ def read_csv_files(files: Sequence[Path], wanted: Sequence[str]) -> tuple[Any, l
     if table.num_rows == 0:
         raise ContractError(source, ["the file has a header but no data rows"])
     return table.to_pandas(), ignored, source
+
+
+def _is_number_type(data_type: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_integer(data_type) or pa.types.is_floating(data_type) or pa.types.is_decimal(data_type)
+                or pa.types.is_boolean(data_type) or pa.types.is_null(data_type))
+
+
+def _is_plain_type(data_type: Any) -> bool:
+    """A type whose values read as one cell of text: not a list, map, struct or raw bytes."""
+    import pyarrow as pa
+
+    return not (pa.types.is_nested(data_type) or pa.types.is_binary(data_type)
+                or pa.types.is_large_binary(data_type) or pa.types.is_fixed_size_binary(data_type))
+
+
+def _open_parquet(path: Path) -> tuple[Any, list[str]]:
+    """The Parquet file and its column names (from the footer), checked like a CSV header."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        names = list(parquet.schema_arrow.names)
+    except (pa.ArrowException, OSError) as error:
+        raise ContractError(str(path), [f"the file is not a readable Parquet file ({error})"]) from None
+    problems = column_name_problems(names)
+    if problems:
+        raise ContractError(str(path), problems)
+    return parquet, names
+
+
+def read_parquet_files(files: Sequence[Path], wanted: Sequence[str],
+                       numeric: Sequence[str]) -> tuple[Any, list[str], str]:
+    """Read Parquet parts into one frame of the ``wanted`` columns, like ``read_csv_files`` reads CSV.
+
+    Columns of ``numeric`` stored as numbers (integers, floats, decimals, booleans) become float64 at
+    once; stored as text (in any part) they stay text, trimmed, for the contract check to parse. Every
+    other column becomes trimmed text with blank cells missing, as a CSV cell would be read.
+    """
+    import pyarrow as pa
+
+    opened = {path: _open_parquet(path) for path in files}
+    names = {path: {name.strip() for name in columns} for path, (_, columns) in opened.items()}
+    source = _source(files)
+    _columns_agree(files, names, "Parquet")
+    header = opened[files[0]][1]
+    missing = missing_column_problems(wanted, header)
+    if missing:
+        raise ContractError(source, missing)
+    ignored = [name.strip() for name in header if name.strip() not in wanted]
+
+    parts = []
+    for path, (parquet, columns) in opened.items():
+        raw_names = {name.strip(): name for name in columns}
+        try:
+            table = parquet.read(columns=[raw_names[name] for name in wanted], use_pandas_metadata=False)
+        except (pa.ArrowException, OSError) as error:
+            raise ContractError(str(path), [f"the Parquet file cannot be read: {error}"]) from None
+        parts.append({name: _decoded(table.column(raw_names[name])) for name in wanted})
+
+    problems, columns = [], []
+    for name in wanted:
+        types = [part[name].type for part in parts]
+        unusable = sorted({str(data_type) for data_type in types if not _is_plain_type(data_type)})
+        if unusable:
+            problems.append(f"column '{name}' holds {', '.join(unusable)} values, not numbers or text")
+            continue
+        if name in numeric and all(_is_number_type(data_type) for data_type in types):
+            columns.append(_joined([part[name] for part in parts], pa.float64()))
+            continue
+        try:
+            text = _joined([part[name] for part in parts], pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            problems.append(f"column '{name}' cannot be read as text: {error}")
+            continue
+        columns.append(_trimmed_text(text))
+    if problems:
+        raise ContractError(source, problems)
+    table = pa.table(columns, names=list(wanted))
+    if table.num_rows == 0:
+        raise ContractError(source, ["the Parquet file(s) hold no rows"])
+    return table.to_pandas(), ignored, source
+
+
+def _joined(columns: Sequence[Any], data_type: Any) -> Any:
+    """The parts' columns as one column of ``data_type``, chunk by chunk (nothing passes through Python)."""
+    import pyarrow as pa
+
+    return pa.chunked_array([chunk for column in columns for chunk in column.cast(data_type).chunks], data_type)
+
+
+def _decoded(column: Any) -> Any:
+    """A dictionary-encoded column as its plain values (the parts may encode differently)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
 
 
 def parse_numbers(frame: Any, columns: Sequence[str],

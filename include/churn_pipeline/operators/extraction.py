@@ -1,0 +1,125 @@
+"""``extract_customers``: the customers from their source into the run's own input prefix, as Parquet,
+by the amazon provider's transfer operator for the source connection's type; skipped when no source
+is configured (the run then reads ``input_uri``).
+
+A source that fails the same way on every try (a broken query, a missing table, an empty result, an
+export that is not Parquet, a misconfigured source) fails the task at once, in the source's own words
+and without retrying; one that may come back (a server down, a lost connection, a busy database) fails
+the try and Airflow retries it. Credentials stay in the Airflow connections: only connection ids and
+the query reach this code and the log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+from churn_pipeline import backend
+from churn_pipeline.extraction import ExtractPlan, SourceError, SourceKind, diagnose, plan_extract
+from churn_pipeline.layout import RunLayout, run_key
+from churn_pipeline.objectstore import ObjectStore
+from churn_pipeline.parquet_inputs import PARQUET_SUFFIX, NotParquetError, ParquetFooter, read_footer
+from churn_pipeline.payloads import FAILURE_KEY, ExtractedCustomers, JobFailure
+from churn_pipeline.settings import Settings, load_settings
+
+
+class SourceUnavailable(AirflowException):
+    """The source failed in a way a retry may cure (Airflow retries the task)."""
+
+
+def _connection_type(conn_id: str) -> str | None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id).conn_type
+    except AirflowNotFoundException:
+        raise AirflowFailException(f"CHURN_SOURCE_CONN_ID names the connection '{conn_id}', which Airflow does not "
+                                   "have: create it (UI, `airflow connections add`, an AIRFLOW_CONN_* variable or "
+                                   "a secrets backend)") from None
+
+
+def _require_unload_role(conn_id: str) -> None:
+    """UNLOAD must write as a role: without one the provider would put access keys into the statement."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        extra = BaseHook.get_connection(conn_id).extra_dejson
+    except AirflowNotFoundException:
+        raise AirflowFailException(f"CHURN_SOURCE_UNLOAD_CONN_ID names the connection '{conn_id}', which Airflow "
+                                   "does not have") from None
+    if not extra.get("role_arn"):
+        raise AirflowFailException(f"the AWS connection '{conn_id}' (CHURN_SOURCE_UNLOAD_CONN_ID) names no role_arn "
+                                   "in its extra: Redshift's UNLOAD writes as that role (see docs/aws.md)")
+
+
+class ExtractCustomersOperator(BaseOperator):
+    """Reads the configured source into ``runs/<run key>/input/`` as Parquet; returns ``ExtractedCustomers``."""
+
+    ui_color = "#e4ecf7"
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        settings = load_settings()
+        query_param = str(context["params"].get("source_query") or "").strip()
+        if not settings.source_conn_id:
+            if query_param:
+                raise AirflowFailException("the source_query param was given, but no source is configured: set "
+                                           "CHURN_SOURCE_CONN_ID to the connection the query runs on")
+            raise AirflowSkipException("no source configured (CHURN_SOURCE_CONN_ID): this run reads input_uri")
+        layout = RunLayout(settings.base_uri, run_key(context.get("logical_date"), context["dag_run"].run_after))
+        try:
+            plan = plan_extract(settings, _connection_type(settings.source_conn_id), query_param, layout)
+        except SourceError as error:
+            raise AirflowFailException(str(error)) from None
+        if plan.unload_conn_id:
+            _require_unload_role(plan.unload_conn_id)
+        store = backend.object_store(settings)
+        self._clear(store, plan.prefix_uri)  # what an earlier try of this run left; nothing else lives here
+        self.log.info("extracting the customers from the %s with %s into %s%s", plan.source, plan.kind.value,
+                      plan.prefix_uri, f"; query: {plan.query}" if plan.query else "")
+        self._transfer(plan, settings, store, context)
+        footers = self._check_result(plan, store)
+        extracted = ExtractedCustomers(
+            run_key=layout.key, input_uri=plan.prefix_uri, objects=tuple(footer.uri for footer in footers),
+            rows=sum(footer.rows for footer in footers), source=plan.source, transfer=plan.kind.value)
+        self.log.info("extracted %d customer row(s) from the %s into %s", extracted.rows, plan.source,
+                      ", ".join(extracted.objects))
+        return extracted.to_xcom()
+
+    def _clear(self, store: ObjectStore, prefix_uri: str) -> None:
+        for uri in store.list_uris(prefix_uri):
+            store.delete(uri)
+
+    def _transfer(self, plan: ExtractPlan, settings: Settings, store: ObjectStore, context: Any) -> None:
+        from churn_pipeline.operators.transfers import build_transfer, run_transfer  # run time only: heavy
+
+        transfer = build_transfer(plan, settings, store, task_id=self.task_id)
+        try:
+            run_transfer(transfer, context)
+        except Exception as error:
+            diagnosis = diagnose(error)
+            reason = f"the {plan.source} failed: {diagnosis.message}"
+            context["ti"].xcom_push(key=FAILURE_KEY, value=JobFailure(job_name=plan.source, reason=reason).to_xcom())
+            if diagnosis.transient:
+                raise SourceUnavailable(f"{reason} (may pass on a retry)") from error
+            asked = "request" if plan.kind is SourceKind.HTTP else "query"
+            raise AirflowFailException(f"{reason} (not retried: the same {asked} fails the same way)") from None
+
+    def _check_result(self, plan: ExtractPlan, store: ObjectStore) -> list[ParquetFooter]:
+        objects = store.list_uris(plan.prefix_uri)
+        strays = [uri for uri in objects if not uri.endswith(PARQUET_SUFFIX)]
+        if strays:
+            raise AirflowFailException(f"{plan.kind.value} wrote objects that are not named {PARQUET_SUFFIX}: "
+                                       f"{', '.join(strays)}")
+        try:
+            footers = [read_footer(store, uri) for uri in objects]
+        except NotParquetError as error:
+            self._clear(store, plan.prefix_uri)
+            raise AirflowFailException(f"the {plan.source} did not give Parquet: {error}") from None
+        if sum(footer.rows for footer in footers) == 0:
+            self._clear(store, plan.prefix_uri)
+            raise AirflowFailException(f"{plan.empty_result} (the {plan.source}); there is nothing to train on")
+        return footers

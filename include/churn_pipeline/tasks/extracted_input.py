@@ -1,0 +1,49 @@
+"""``stage_inputs``' side of ``extract_customers``: a run with a source reads what the extract wrote,
+and a Parquet input must carry the columns the data contract names, checked from the files' footers
+before any paid job starts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from churn_pipeline.objectstore import ObjectStore
+from churn_pipeline.parquet_inputs import PARQUET_SUFFIX, NotParquetError, missing_columns, read_footer
+from churn_pipeline.payloads import EXTRACT_TASK, ExtractedCustomers, pull_optional
+from churn_pipeline.settings import Settings
+from churn_pipeline.tasks._run import log
+
+
+def extracted_input(ti: Any, params: dict[str, Any], settings: Settings, key: str) -> str | None:
+    """The prefix extract_customers wrote this run's customers under, or None when it was skipped."""
+    extracted = pull_optional(ti, EXTRACT_TASK, ExtractedCustomers)
+    if extracted is None:
+        return None
+    if extracted.run_key != key:
+        raise AirflowFailException(f"extract_customers wrote under run {extracted.run_key}, this run is {key}; "
+                                   "clear extract_customers to extract again")
+    requested = str(params["input_uri"]).strip()
+    if requested != settings.default_input_uri:
+        raise AirflowFailException(f"input_uri is {requested!r}, but this run reads its customers from the "
+                                   f"{extracted.source} (CHURN_SOURCE_CONN_ID): leave input_uri at its default, or "
+                                   "unset CHURN_SOURCE_CONN_ID to read a file")
+    log.info("the run reads the %d customer row(s) extract_customers wrote from the %s under %s", extracted.rows,
+             extracted.source, extracted.input_uri)
+    return extracted.input_uri
+
+
+def check_parquet_header(store: ObjectStore, input_uri: str, schema_uri: str) -> None:
+    """Fail before any job when a Parquet input lacks a column the schema names (footers only)."""
+    parquet = [uri for uri in store.list_uris(input_uri) if uri.endswith(PARQUET_SUFFIX)]
+    if not parquet:
+        return
+    schema = json.loads(store.read_bytes(schema_uri))
+    try:
+        footers = [read_footer(store, uri) for uri in parquet]
+    except NotParquetError as error:
+        raise AirflowFailException(f"input_uri: {error}") from None
+    problems = missing_columns(footers, schema)
+    if problems:
+        raise AirflowFailException("the input breaks the data contract, so no job is started: " + "; ".join(problems))
