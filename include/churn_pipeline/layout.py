@@ -120,8 +120,18 @@ class RunLayout:
         """Which model package version this run registered (SageMaker backend): found without a listing."""
         return f"{self.run_uri}/registration.json"
 
+    @property
+    def outcome_file_uri(self) -> str:
+        """How the run ended, written by its last task (``run_summary``)."""
+        return f"{self.run_uri}/outcome.json"
+
+    @property
+    def notifications_uri(self) -> str:
+        """One marker per message the run sent, holding the message: sent at most once."""
+        return f"{self.run_uri}/notifications"
+
     def notification_marker_uri(self, reason: str) -> str:
-        return f"{self.run_uri}/notifications/{reason}.json"
+        return f"{self.notifications_uri}/{reason}.json"
 
 
 def model_name(job_prefix: str, key: str) -> str:

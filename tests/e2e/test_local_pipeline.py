@@ -21,6 +21,9 @@ def test_passing_runs_register_consecutive_versions_awaiting_approval(airflow_pr
                             "stage_inputs": "success", "find_champion": "success", "preprocess": "success",
                             "train": "success", "evaluate": "success", "check_accuracy": "success",
                             "register_model": "success", "notify_failure": "skipped"}
+    summary = first.log[first.log.index("what this run did:"):]  # the last task ends the run saying so
+    assert "run 20261120T000000Z" in summary and "gate          passed" in summary
+    assert "registered    customer-churn version 1 (PendingManualApproval): models:/customer-churn/1" in summary
     second = airflow_project.dags_test("2026-11-21")
     assert second.returncode == 0, second.log[-5000:]
 
@@ -144,9 +147,13 @@ def test_a_schema_naming_a_column_the_input_lacks_fails_at_stage_inputs_before_a
     assert "missing column 'customerID' named by the schema (the file has 'CustomerID')" in outcome.log
     assert f"has the columns: {HEADER.replace(',', ', ')}" in outcome.log
     assert not (airflow_project.local_root / "jobs").exists(), "no job started"
-    assert not airflow_project.run_prefix("20261126T000000Z").exists(), "nothing staged"
+    staged = [path.name for path in airflow_project.run_prefix("20261126T000000Z").iterdir()]
+    assert sorted(staged) == ["notifications", "outcome.json"], "nothing staged: only what the run told"
     (message,) = airflow_project.notifications()
     assert message["failed_tasks"] == ["stage_inputs"]
+    summary = outcome.log[outcome.log.index("what this run did:"):]
+    assert f"failed at     stage_inputs: input_uri {data} does not fit schema_uri {schema_file}" in summary
+    assert "gate" not in summary, "the gate never decided: the summary says where the run failed instead"
 
 
 def test_a_schema_that_breaks_the_contracts_rules_fails_at_stage_inputs(airflow_project, tmp_path) -> None:

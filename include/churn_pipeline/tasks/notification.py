@@ -23,8 +23,9 @@ from churn_pipeline.payloads import (
     JobResult,
     pull_optional,
 )
+from churn_pipeline.run_summary import FAILED, NOT_REGISTERED, RunOutcome
 from churn_pipeline.settings import load_settings
-from churn_pipeline.tasks._run import log, run_layout
+from churn_pipeline.tasks._run import data_source, finish_run, log, run_layout
 
 REASON_PIPELINE_FAILED = "pipeline_failed"
 
@@ -70,6 +71,7 @@ def notify_team(*, params: dict[str, Any], ti: Any, dag_run: Any, **context: Any
     decision = pull_optional(ti, GATE_TASK, GateDecision, key=DECISION_KEY)
     if decision and decision.passed:
         raise AirflowFailException("notify_failure ran although the gate passed; nothing to notify")
+    failed: list[tuple[str, str]] = []
     if decision:
         notification = rejection_notice(decision, dag_run.run_id, layout.key,
                                         pull_optional(ti, TRAIN_TASK, JobResult))
@@ -84,6 +86,8 @@ def notify_team(*, params: dict[str, Any], ti: Any, dag_run: Any, **context: Any
             failed_tasks=tuple(task for task, _ in failed))
     sent = notify_once(notification, backend.notification_channel(settings), backend.object_store(settings),
                        layout.notification_marker_uri(notification.reason), log.info)
+    finish_run(settings, layout, RunOutcome(NOT_REGISTERED if decision else FAILED,
+                                            data_source=data_source(ti, params), failed=dict(failed)))
     if decision:
         raise AirflowFailException(f"model not registered: {decision.detail} (team notified)")
     return {"reason": notification.reason, "sent": sent}

@@ -12,13 +12,11 @@ from churn_pipeline.layout import RunLayout
 from churn_pipeline.notifications import Notification, notify_once
 from churn_pipeline.payloads import (
     DECISION_KEY,
-    EXTRACT_TASK,
     GATE_TASK,
     PREPROCESS_TASK,
     REGISTER_TASK,
     STAGE_TASK,
     TRAIN_TASK,
-    ExtractedCustomers,
     GateDecision,
     JobResult,
     RegisteredVersion,
@@ -27,8 +25,9 @@ from churn_pipeline.payloads import (
     pull_optional,
 )
 from churn_pipeline.request_builders import model_package_request
+from churn_pipeline.run_summary import FAILED, REGISTERED, RunOutcome
 from churn_pipeline.settings import Settings, load_settings
-from churn_pipeline.tasks._run import log, run_layout
+from churn_pipeline.tasks._run import data_source, finish_run, log, run_layout
 
 REASON_REGISTRATION_FAILED = "registration_failed"
 REASON_DRIFT_WARNING = "data_drift_warning"
@@ -44,18 +43,20 @@ def register_model_version(*, params: dict[str, Any], ti: Any, dag_run: Any, **c
     preprocessing = pull(ti, PREPROCESS_TASK, JobResult)
     layout = RunLayout(settings.base_uri, staged.run_key)
     moment = context.get("logical_date") or dag_run.run_after
-    extracted = pull_optional(ti, EXTRACT_TASK, ExtractedCustomers)  # the data's origin, when not a file
-    data_source = f"{extracted.source}: {extracted.input_uri}" if extracted else str(params["input_uri"])
+    source = data_source(ti, params)
     request = model_package_request(
         settings, layout, image_uri=staged.image_uri, model_artifact_uri=train.output("model"),
         decision=decision, profile_uri=preprocessing.output("profile"), run_id=dag_run.run_id,
-        dag_id=dag_run.dag_id, logical_date=moment.isoformat(), data_source=data_source,
+        dag_id=dag_run.dag_id, logical_date=moment.isoformat(), data_source=source,
         training_job=train.job_name)
     version = backend.model_registry(settings).register(request)
     log.info("%s version %s of %s (%s, %s)", "registered" if version.created else "found this run's",
              version.version, settings.model_package_group, version.approval_status, version.identifier)
     if decision.drifted_features:  # drift_mode=warn: registered, and the reviewer hears why to look closer
         warn_of_drift(settings, layout, decision, dag_run.run_id, version)
+    finish_run(settings, layout, RunOutcome(
+        REGISTERED, data_source=source, group=settings.model_package_group, version=version.version,
+        identifier=version.identifier, approval_status=version.approval_status))
     return version.to_xcom()
 
 
@@ -89,3 +90,5 @@ def notify_registration_failed(context: Any) -> None:
         run_id=dag_run.run_id, run_key=layout.key, failed_tasks=(REGISTER_TASK,))
     notify_once(notification, backend.notification_channel(settings), backend.object_store(settings),
                 layout.notification_marker_uri(notification.reason), log.info)
+    finish_run(settings, layout, RunOutcome(FAILED, data_source=data_source(ti, context["params"]),
+                                            failed={REGISTER_TASK: str(error)}))

@@ -40,6 +40,7 @@ from churn_pipeline.payloads import (
     pull_optional,
 )
 from churn_pipeline.request_builders import TRANSFORM_OUTPUT_KEY
+from churn_pipeline.run_summary import scoring_lines
 from churn_pipeline.settings import PROJECT_DIR, Settings, SettingsError, load_settings
 from churn_pipeline.tasks._run import log
 
@@ -205,11 +206,7 @@ def publish_the_scores(*, ti: Any, **_: Any) -> dict[str, Any]:
     summary = summarize(scores, settings, staged, layout)
     store.write_bytes(layout.scores_file_uri, scores_csv(scores, staged.id_column))
     store.write_bytes(layout.summary_file_uri, json.dumps(summary, indent=2, sort_keys=True).encode())
-    log.info("scored %d customer(s) with version %s: %s", len(scores), staged.champion.version,
-             ", ".join(f"{band} {count}" for band, count in summary["per_band"].items()))
-    for rank, item in enumerate(summary["top"], start=1):
-        log.info("  %2d. %s  %.4f  %s", rank, item["id"], item["churn_probability"], item["risk_band"])
-    log.info("scores: %s; summary: %s", layout.scores_file_uri, layout.summary_file_uri)
+    log.info("what this run did:\n%s", "\n".join(scoring_lines(summary)))
     return summary
 
 
