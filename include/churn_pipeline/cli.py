@@ -3,6 +3,7 @@ approving or rejecting a version.
 
     python -m churn_pipeline.cli summary [--run-key 20261126T020000Z]
     python -m churn_pipeline.cli report [--run-key 20261126T020000Z]     the path of a run's report.html
+    python -m churn_pipeline.cli scores [--run-key 20261126T060000Z]     a scoring run's most at risk
     python -m churn_pipeline.cli versions
     python -m churn_pipeline.cli champion
     python -m churn_pipeline.cli approve 3      makes version 3 Approved; the newest approved is the champion
@@ -19,11 +20,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
-from churn_pipeline.layout import RunLayout
+from churn_pipeline.layout import RunLayout, ScoringLayout
 from churn_pipeline.objectstore import LocalObjectStore, ObjectStoreError
 from churn_pipeline.registry import APPROVED, REJECTED, MlflowRegistry
+from churn_pipeline.run_summary import scoring_lines, shown_by, summary_lines
 from churn_pipeline.settings import Settings, SettingsError, load_settings
 
 MLFLOW_UI = ".venv/bin/mlflow ui --backend-store-uri {uri}"
@@ -39,81 +41,44 @@ def _local(settings: Settings, command: str) -> LocalObjectStore:
     return LocalObjectStore(settings.local_root)
 
 
-def _runs(store: LocalObjectStore, base_uri: str) -> list[str]:
-    """The run keys, the run written to last at the end (a backfilled date may be newer than a later key)."""
-    runs_dir = store.path_for(f"{base_uri}/runs")
+def _runs(store: LocalObjectStore, folder_uri: str) -> list[Path]:
+    """The run folders, the one written to last at the end (a backfilled date may be newer than a later key)."""
+    runs_dir = store.path_for(folder_uri)
     folders = [path for path in runs_dir.iterdir() if path.is_dir()] if runs_dir.is_dir() else []
-    return [path.name for path in sorted(folders, key=lambda path: (path.stat().st_mtime, path.name))]
+    return sorted(folders, key=lambda path: (path.stat().st_mtime, path.name))
 
 
-def _run_key(store: LocalObjectStore, settings: Settings, run_key: str | None) -> str:
-    runs = _runs(store, settings.base_uri)
+def _run_key(store: LocalObjectStore, folder_uri: str, run_key: str | None, started_after: float | None = None,
+             kind: str = "run") -> str:
+    """The run asked for, else the one written to last; with ``started_after`` (a make target's start),
+    that one must have been written since, so that a run which wrote nothing is not shown an older one."""
+    runs = _runs(store, folder_uri)
     if not runs:
-        raise CliError(f"no run found under {store.path_for(settings.base_uri + '/runs')}; run `make demo` first")
-    key = run_key or runs[-1]
-    if key not in runs:
-        raise CliError(f"no run {key}; known runs: {', '.join(sorted(runs))}")
-    return key
-
-
-def _read_json(store: LocalObjectStore, uri: str) -> Any:
-    try:
-        return json.loads(store.read_bytes(uri))
-    except ObjectStoreError:
-        return None
+        raise CliError(f"no {kind} found under {store.path_for(folder_uri)}; run `make demo` first")
+    if run_key:
+        if run_key not in {path.name for path in runs}:
+            raise CliError(f"no {kind} {run_key}; known: {', '.join(sorted(path.name for path in runs))}")
+        return run_key
+    latest = runs[-1]
+    if started_after is not None and latest.stat().st_mtime < started_after:
+        raise CliError(f"the {kind} wrote nothing: it stopped before its first task (see its Airflow log)")
+    return latest.name
 
 
 def _registry_uri(settings: Settings) -> str:
     return MlflowRegistry(settings.local_root).uri
 
 
-def summary(run_key: str | None) -> str:
+def summary(run_key: str | None, started_after: float | None = None) -> str:
+    """The lines the run's last task logged (``run_summary``), with where to look further on this machine."""
     settings = load_settings()
     store = _local(settings, "summary")
-    key = _run_key(store, settings, run_key)
-    layout = RunLayout(settings.base_uri, key)
-    lines = [f"run {key}", f"  artefacts     {store.path_for(layout.run_uri)}"]
-    report = _read_json(store, layout.evaluation_file_uri)
-    if report:
-        metrics = report["metrics"]
-        lines.append("  test metrics  " + "  ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
-        lines.append(f"  baseline      majority-class accuracy {report['baseline']['majority_class_accuracy']:.4f}")
-        champion = report.get("champion")
-        if champion and champion.get("comparable"):
-            lines.append(f"  champion      version {champion['version']}: " + "  ".join(
-                f"{name} {value:.4f}" for name, value in champion["metrics"].items()))
-        elif champion:
-            lines.append(f"  champion      version {champion['version']}, not comparable: {champion['reason']}")
-        else:
-            lines.append("  champion      none approved yet")
-    else:
-        lines.append("  test metrics  none (the run stopped before evaluation)")
-    quality = _read_json(store, f"{layout.preprocessing_uri('quality')}/data_quality.json")
-    if quality:
-        lines.append(f"  customers     {quality['rows_read']} rows read, {quality['rows_used']} used "
-                     f"({', '.join(quality['files'])})")
-    decision = _read_json(store, layout.decision_file_uri)
-    if decision:
-        verdict = "passed" if decision["passed"] else f"not passed ({', '.join(decision['reasons'])})"
-        lines.append(f"  gate          {verdict}")
-        lines += [f"                - {sentence}" for sentence in decision["details"]]
-    registered = [version for version in MlflowRegistry(settings.local_root).versions(settings.model_package_group)
-                  if version["tags"].get("run_key") == key] if (settings.local_root / "mlflow.db").is_file() else []
-    for version in registered:
-        lines.append(f"  registered    {settings.model_package_group} version {version['version']} "
-                     f"({version['tags'].get('approval_status')}) in {_registry_uri(settings)}")
-        lines.append(f"  data source   {version['tags'].get('data_source', 'not recorded')}")
+    key = _run_key(store, f"{settings.base_uri}/runs", run_key, started_after)
+    lines = summary_lines(store, RunLayout(settings.base_uri, key), shown_by(store))
     outbox = settings.local_root / "notifications.jsonl"
-    notified = [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.is_file() else []
-    for item in (item for item in notified if item["run_key"] == key):
-        lines.append(f"  notified      {item['reason']}: {item['subject']} ({outbox})")
-        if item.get("failed_tasks") and not decision:
-            lines.append(f"  failed at     {', '.join(item['failed_tasks'])}")
-    if not decision and not registered and not any(item["run_key"] == key for item in notified):
-        lines.append("  gate          no decision recorded: the run is still going, or failed before the gate "
-                     f"(see its task logs; job logs under {settings.local_root / 'jobs'})")
-    if store.exists(layout.report_file_uri):
-        lines.append(f"  report        {store.path_for(layout.report_file_uri)}")
+    if any(line.startswith("  notified") for line in lines):
+        lines.append(f"  messages      {outbox}")
+    lines.append("  versions      .venv/bin/python -m churn_pipeline.cli versions")
     lines.append(f"  registry UI   {MLFLOW_UI.format(uri=_registry_uri(settings))}")
     return "\n".join(lines)
 
@@ -121,11 +86,23 @@ def summary(run_key: str | None) -> str:
 def report_path(run_key: str | None) -> str:
     settings = load_settings()
     store = _local(settings, "report")
-    key = _run_key(store, settings, run_key)
+    key = _run_key(store, f"{settings.base_uri}/runs", run_key)
     layout = RunLayout(settings.base_uri, key)
     if not store.exists(layout.report_file_uri):
         raise CliError(f"run {key} has no report: it stopped before the gate (see `cli summary --run-key {key}`)")
     return str(store.path_for(layout.report_file_uri))
+
+
+def scores(run_key: str | None, started_after: float | None = None) -> str:
+    """A scoring run's summary: customers per risk band, the most at risk, where the scores are."""
+    settings = load_settings()
+    store = _local(settings, "scores")
+    key = _run_key(store, f"{settings.base_uri}/scoring", run_key, started_after, kind="scoring run")
+    try:
+        found = json.loads(store.read_bytes(ScoringLayout(settings.base_uri, key).summary_file_uri))
+    except ObjectStoreError:
+        raise CliError(f"scoring run {key} has no summary: it did not finish (see its Airflow log)") from None
+    return "\n".join(scoring_lines(found, shown_by(store)))
 
 
 def versions() -> str:
@@ -178,9 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m churn_pipeline.cli", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("summary", "what a run did (default: the latest)"),
-                       ("report", "the path of a run's report.html (default: the latest run)")):
+                       ("report", "the path of a run's report.html (default: the latest run)"),
+                       ("scores", "a scoring run's customers per risk band, the most at risk (default: the latest)")):
         command = commands.add_parser(name, help=text)
         command.add_argument("--run-key")
+        if name != "report":  # make's targets: the run they started, never an older one
+            command.add_argument("--started-after", type=float, help=argparse.SUPPRESS)
     commands.add_parser("versions", help="the registered versions, their status, metrics and data source")
     commands.add_parser("champion", help="the current champion and its metrics")
     for name, text in (("approve", "approve a version (the newest approved one is the champion)"),
@@ -190,9 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "summary":
-            print(summary(args.run_key))
+            print(summary(args.run_key, args.started_after))
         elif args.command == "report":
             print(report_path(args.run_key))
+        elif args.command == "scores":
+            print(scores(args.run_key, args.started_after))
         elif args.command == "versions":
             print(versions())
         elif args.command == "champion":
