@@ -14,7 +14,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 AIRFLOW_DB := $(AIRFLOW_HOME)/airflow.db
 # The embedded source for trying extract_customers: the bundled sample customers in a SQLite file.
 SAMPLE_DB ?= $(or $(CHURN_LOCAL_ROOT),$(CURDIR)/local-store)/customers.sqlite
-DEMO_LOG ?= logs/demo.log
+RUN_LOG ?= logs/run.log
 # Debian packages some tests drive (chromium: the run report opened in a headless browser)
 TEST_DEBIAN_PACKAGES := chromium
 # The PostgreSQL server the database tests start their own clusters with (what the Debian 12
@@ -22,7 +22,7 @@ TEST_DEBIAN_PACKAGES := chromium
 POSTGRES_PACKAGE ?= postgresql-15
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test-deps demo demo-sqlite sample-db test test-fast lint bench lock standalone mwaa-bundle clean
+.PHONY: help setup test-deps demo run approve score versions demo-sqlite sample-db test test-fast lint bench lock standalone stop mwaa-bundle clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -78,13 +78,33 @@ $(AIRFLOW_DB): $(VENV)/.installed
 	@sed -i.bak 's/^load_examples = True/load_examples = False/' $(AIRFLOW_HOME)/airflow.cfg && \
 		rm -f $(AIRFLOW_HOME)/airflow.cfg.bak
 
+# One run of a DAG with `airflow dags test` (real Airflow on its SQLite database, the jobs in the image
+# twin), its log in RUN_LOG, then what it did. $(1): the DAG, $(2): its conf (JSON params), $(3): the
+# command that prints the outcome; $$started lets it refuse an older run's outcome.
+define dags_test
+	@mkdir -p $(dir $(RUN_LOG))
+	@echo "running $(1) with airflow dags test$(if $(DATE), for $(DATE)) (log: $(RUN_LOG)) ..."
+	@started=$$(date +%s); \
+	$(AIRFLOW) dags test $(1) $(DATE) $(if $(2),--conf '$(2)') > $(RUN_LOG) 2>&1; status=$$?; \
+	if [ $$status != 0 ]; then echo "the run did not succeed; the end of $(RUN_LOG):"; tail -n 20 $(RUN_LOG); echo; fi; \
+	$(3) && exit $$status
+endef
+
 demo: $(AIRFLOW_DB) $(TWIN)/.installed  ## Run the whole pipeline locally (no AWS) on the bundled sample and print what it did
-	@mkdir -p $(dir $(DEMO_LOG))
-	@echo "running customer_churn_pipeline with airflow dags test (log: $(DEMO_LOG)) ..."
-	@$(AIRFLOW) dags test customer_churn_pipeline > $(DEMO_LOG) 2>&1 || \
-		{ echo "the run failed; the end of $(DEMO_LOG):"; tail -n 40 $(DEMO_LOG); \
-		  $(BIN)/python -m churn_pipeline.cli summary; exit 1; }
-	@$(BIN)/python -m churn_pipeline.cli summary
+	$(call dags_test,customer_churn_pipeline,,$(BIN)/python -m churn_pipeline.cli summary --started-after $$started)
+
+run: $(AIRFLOW_DB) $(TWIN)/.installed  ## Run the pipeline on your data: make run CONF='{"input_uri": "/path/customers.csv"}' [DATE=2026-11-01]
+	$(call dags_test,customer_churn_pipeline,$(CONF),$(BIN)/python -m churn_pipeline.cli summary --started-after $$started)
+
+approve: $(AIRFLOW_DB) $(TWIN)/.installed  ## Approve a version from Airflow, which schedules scoring: make approve VERSION=1
+	@test -n "$(VERSION)" || { echo "which version? make approve VERSION=N (make versions lists them)"; exit 2; }
+	$(call dags_test,customer_churn_approval,{"version": $(VERSION)},$(BIN)/python -m churn_pipeline.cli champion)
+
+score: $(AIRFLOW_DB) $(TWIN)/.installed  ## Score every customer with the champion and print the customers most at risk
+	$(call dags_test,customer_churn_scoring,$(CONF),$(BIN)/python -m churn_pipeline.cli scores --started-after $$started)
+
+versions: $(VENV)/.installed  ## List the registered versions: status, metrics, run, data source (* the champion)
+	@$(BIN)/python -m churn_pipeline.cli versions
 
 $(SAMPLE_DB): $(VENV)/.installed include/churn_pipeline/sample_data.py
 	$(BIN)/python -m churn_pipeline.sample_data --output $@
@@ -113,8 +133,11 @@ bench: $(VENV)/.installed $(TWIN)/.installed  ## Measure each step against its f
 mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the helper package, plugins.zip, requirements.txt, startup.sh
 	$(BIN)/python -m churn_pipeline.bundle build/mwaa
 
-standalone: $(AIRFLOW_DB) $(TWIN)/.installed  ## Start Airflow (UI on http://localhost:8080) with this project's DAG
-	$(AIRFLOW) standalone
+standalone: $(AIRFLOW_DB) $(TWIN)/.installed  ## Start Airflow (UI on http://localhost:8080) with this project's DAGs; Ctrl-C or make stop ends it
+	@$(BIN)/python -m churn_pipeline.standalone start
+
+stop: $(VENV)/.installed  ## Stop the Airflow that make standalone started (every process of it)
+	@$(BIN)/python -m churn_pipeline.standalone stop
 
 lock: $(VENV)/.installed  ## Re-resolve requirements-lock.txt from requirements.txt + requirements-dev.txt
 	$(BIN)/uv pip compile requirements.txt requirements-dev.txt --python-version 3.11 --no-header \

@@ -1,0 +1,130 @@
+"""``make standalone`` and ``make stop``: Airflow's all-in-one server for this project, started so that
+it can be stopped whole.
+
+    python -m churn_pipeline.standalone start     # in the foreground; Ctrl-C stops every process of it
+    python -m churn_pipeline.standalone stop      # from another shell
+
+``airflow standalone`` starts its scheduler, dag-processor, API server and triggerer as a bare
+``airflow`` looked up on ``PATH``; started as ``.venv/bin/airflow`` from a shell whose ``PATH`` lacks
+``.venv/bin``, all four die at once. So the interpreter's own folder goes first on ``PATH``.
+Stopping it is the other trap: a SIGTERM to ``airflow standalone`` alone leaves the scheduler's
+workers, the API server and the triggerer running. So it runs in a session of its own, every process
+of which carries a marker in its environment, and stopping signals the whole session, then anything
+still carrying the marker (SIGTERM, then SIGKILL after a grace period). The session's id is kept in
+``$AIRFLOW_HOME/standalone.pid``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+MARKER = "CHURN_STANDALONE_HOME"  # every process of the server has it, set to the Airflow home
+PID_FILE = "standalone.pid"
+GRACE_SECONDS = 30
+
+
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME", Path.cwd())).resolve()
+
+
+def _processes_marked(home: Path) -> list[int]:
+    """Every running process carrying this home's marker (read from /proc; the caller excluded)."""
+    marker = f"{MARKER}={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone meanwhile, or another user's
+            continue
+        if state != "Z" and marker in environment.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def _signal_all(session: int | None, pids: Sequence[int], signum: int) -> None:
+    if session is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(session, signum)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def stop(home: Path, grace: float = GRACE_SECONDS) -> int:
+    """Stop every process of this home's server; the number that were running."""
+    pid_file = home / PID_FILE
+    session = int(pid_file.read_text()) if pid_file.is_file() else None
+    running = _processes_marked(home)
+    if session is None and not running:
+        print(f"no Airflow standalone of {home} is running")
+        return 0
+    _signal_all(session, running, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _processes_marked(home) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = _processes_marked(home)
+    if left:
+        print(f"{len(left)} processes still running after {grace:.0f} s: killing them")
+        _signal_all(session, left, signal.SIGKILL)
+        while _processes_marked(home):
+            time.sleep(0.2)
+    pid_file.unlink(missing_ok=True)
+    print(f"stopped Airflow standalone of {home} ({len(running)} processes)")
+    return len(running)
+
+
+def start(home: Path) -> int:
+    """Run ``airflow standalone`` in the foreground until it ends or is interrupted, then stop it whole."""
+    if _processes_marked(home):
+        print(f"Airflow standalone of {home} is already running; stop it with `make stop`", file=sys.stderr)
+        return 1
+    bin_dir = Path(sys.executable).parent
+    environment = {**os.environ, MARKER: str(home), "AIRFLOW_HOME": str(home),
+                   "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])}
+    port = environment.get("AIRFLOW__API__PORT", "8080")
+    print(f"starting Airflow standalone on http://localhost:{port} (home {home}); the login is in "
+          f"{home / 'simple_auth_manager_passwords.json.generated'} once it is up.\n"
+          "Stop it with Ctrl-C here, or `make stop` from another shell.", flush=True)
+    server = subprocess.Popen([str(bin_dir / "airflow"), "standalone"], env=environment, cwd=home,
+                              start_new_session=True)
+    (home / PID_FILE).write_text(str(server.pid))
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        print("\nstopping Airflow standalone ...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stopping short
+        stop(home)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m churn_pipeline.standalone", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=("start", "stop"))
+    args = parser.parse_args(argv)
+    home = airflow_home()
+    if args.action == "start":
+        return start(home)
+    stop(home)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
