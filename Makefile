@@ -11,6 +11,11 @@ AIRFLOW := $(BIN)/airflow
 UV_VERSION := 0.13.9
 export AIRFLOW_HOME ?= $(CURDIR)
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+# GROUP=name: the model package group (the MLflow model locally) of run, approve, score and versions;
+# one group per data set keeps their versions and champions apart
+ifdef GROUP
+export CHURN_MODEL_PACKAGE_GROUP := $(GROUP)
+endif
 AIRFLOW_DB := $(AIRFLOW_HOME)/airflow.db
 # The embedded source for trying extract_customers: the bundled sample customers in a SQLite file.
 SAMPLE_DB ?= $(or $(CHURN_LOCAL_ROOT),$(CURDIR)/local-store)/customers.sqlite
@@ -79,31 +84,38 @@ $(AIRFLOW_DB): $(VENV)/.installed
 		rm -f $(AIRFLOW_HOME)/airflow.cfg.bak
 
 # One run of a DAG with `airflow dags test` (real Airflow on its SQLite database, the jobs in the image
-# twin), its log in RUN_LOG, then what it did. $(1): the DAG, $(2): its conf (JSON params), $(3): the
-# command that prints the outcome; $$started lets it refuse an older run's outcome.
+# twin), its log in RUN_LOG, then what it did. $(1): the DAG, $(2): a command printing its conf (JSON
+# params), $(3): the command that prints the outcome (the log's end when it cannot); $$started lets it
+# refuse an older run's outcome.
 define dags_test
 	@mkdir -p $(dir $(RUN_LOG))
-	@echo "running $(1) with airflow dags test$(if $(DATE), for $(DATE)) (log: $(RUN_LOG)) ..."
-	@started=$$(date +%s); \
-	$(AIRFLOW) dags test $(1) $(DATE) $(if $(2),--conf '$(2)') > $(RUN_LOG) 2>&1; status=$$?; \
-	if [ $$status != 0 ]; then echo "the run did not succeed; the end of $(RUN_LOG):"; tail -n 20 $(RUN_LOG); echo; fi; \
-	$(3) && exit $$status
+	@conf=$$($(2)) || exit 2; \
+	echo "running $(1) with airflow dags test$(if $(DATE), for $(DATE)) (log: $(RUN_LOG)) ..."; \
+	started=$$(date +%s); \
+	$(AIRFLOW) dags test $(1) $(DATE) --conf "$$conf" > $(RUN_LOG) 2>&1; status=$$?; \
+	$(3) || { echo "the end of $(RUN_LOG):"; tail -n 20 $(RUN_LOG); exit 1; }; \
+	[ $$status = 0 ] || { echo "the run did not succeed; its Airflow log: $(RUN_LOG)"; exit $$status; }
 endef
+RUN_CONF = $(BIN)/python -m churn_pipeline.cli conf --input '$(INPUT)' --schema '$(SCHEMA)' --conf '$(CONF)'
+SUMMARY = $(BIN)/python -m churn_pipeline.cli summary --started-after $$started
+# the approval's error, if it failed (the only line worth reading in its log), then who is the champion
+APPROVAL_OUTCOME = { [ $$status = 0 ] || sed -n 's/^.*AirflowFailException: /error: /p' $(RUN_LOG) | head -n 1; \
+	$(BIN)/python -m churn_pipeline.cli champion; }
 
 demo: $(AIRFLOW_DB) $(TWIN)/.installed  ## Run the whole pipeline locally (no AWS) on the bundled sample and print what it did
-	$(call dags_test,customer_churn_pipeline,,$(BIN)/python -m churn_pipeline.cli summary --started-after $$started)
+	$(call dags_test,customer_churn_pipeline,echo {},$(SUMMARY))
 
-run: $(AIRFLOW_DB) $(TWIN)/.installed  ## Run the pipeline on your data: make run CONF='{"input_uri": "/path/customers.csv"}' [DATE=2026-11-01]
-	$(call dags_test,customer_churn_pipeline,$(CONF),$(BIN)/python -m churn_pipeline.cli summary --started-after $$started)
+run: $(AIRFLOW_DB) $(TWIN)/.installed  ## Run it on your data: make run INPUT=customers.csv [SCHEMA=schema.json] [GROUP=name] [CONF='{"param": value}'] [DATE=2026-11-01]
+	$(call dags_test,customer_churn_pipeline,$(RUN_CONF),$(SUMMARY))
 
-approve: $(AIRFLOW_DB) $(TWIN)/.installed  ## Approve a version from Airflow, which schedules scoring: make approve VERSION=1
+approve: $(AIRFLOW_DB) $(TWIN)/.installed  ## Approve a version from Airflow, which schedules scoring: make approve VERSION=1 [GROUP=name]
 	@test -n "$(VERSION)" || { echo "which version? make approve VERSION=N (make versions lists them)"; exit 2; }
-	$(call dags_test,customer_churn_approval,{"version": $(VERSION)},$(BIN)/python -m churn_pipeline.cli champion)
+	$(call dags_test,customer_churn_approval,echo '{"version": $(VERSION)}',$(APPROVAL_OUTCOME))
 
-score: $(AIRFLOW_DB) $(TWIN)/.installed  ## Score every customer with the champion and print the customers most at risk
-	$(call dags_test,customer_churn_scoring,$(CONF),$(BIN)/python -m churn_pipeline.cli scores --started-after $$started)
+score: $(AIRFLOW_DB) $(TWIN)/.installed  ## Score every customer with the champion, print the most at risk: make score [INPUT=customers.csv]
+	$(call dags_test,customer_churn_scoring,$(RUN_CONF),$(BIN)/python -m churn_pipeline.cli scores --started-after $$started)
 
-versions: $(VENV)/.installed  ## List the registered versions: status, metrics, run, data source (* the champion)
+versions: $(VENV)/.installed  ## List the registered versions: status, metrics, run, data source (* the champion) [GROUP=name]
 	@$(BIN)/python -m churn_pipeline.cli versions
 
 $(SAMPLE_DB): $(VENV)/.installed include/churn_pipeline/sample_data.py
@@ -117,11 +129,15 @@ demo-sqlite: export CHURN_SOURCE_CONN_ID = churn_sample_db
 demo-sqlite: export CHURN_SOURCE_QUERY = SELECT * FROM customers
 demo-sqlite: $(SAMPLE_DB) demo  ## Like demo, but extract_customers first reads the sample from a SQLite database
 
+# The suite runs on every core (pytest-xdist), naming each test as it ends, and lists the slowest.
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -v --durations=15
+
 test: $(VENV)/.installed $(TWIN)/.installed $(COMPOSE_SPEC)/compose-spec.json test-deps  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-fast: $(VENV)/.installed $(TWIN)/.installed $(COMPOSE_SPEC)/compose-spec.json  ## Run the tests except the end-to-end Airflow runs
-	$(BIN)/python -m pytest -m "not e2e"
+	$(PYTEST) -m "not e2e"
 
 lint: $(VENV)/.installed  ## Check the code: ruff (style, imports, bugbear, Airflow rules) and mypy (types)
 	$(BIN)/ruff check .

@@ -151,6 +151,22 @@ def set_status(version: int, status: str) -> str:
     return f"{settings.model_package_group} version {version} is now {status}; {crowned}"
 
 
+def run_conf(input_path: str, schema_path: str, conf: str) -> str:
+    """``make run``'s params as the JSON ``airflow dags test --conf`` takes: CONF's, with INPUT and
+    SCHEMA as ``input_uri`` and ``schema_uri`` (local paths made absolute: the run's tasks do not run
+    in the folder make was started in)."""
+    try:
+        params = json.loads(conf) if conf.strip() else {}
+    except json.JSONDecodeError as error:
+        raise CliError(f"CONF is not JSON ({error.msg} at character {error.pos}): {conf}") from None
+    if not isinstance(params, dict):
+        raise CliError(f"CONF must be a JSON object of params, like '{{\"accuracy_threshold\": 0.8}}': {conf}")
+    for param, value in (("input_uri", input_path), ("schema_uri", schema_path)):
+        if value.strip():
+            params[param] = value if "://" in value else str(Path(value).expanduser().resolve())
+    return json.dumps(params)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m churn_pipeline.cli", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -167,9 +183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                        ("reject", "reject a version")):
         command = commands.add_parser(name, help=text)
         command.add_argument("version", type=int)
+    conf = commands.add_parser("conf", help="make run's params as JSON: --conf, with --input and --schema")
+    for option in ("--input", "--schema", "--conf"):
+        conf.add_argument(option, default="")
     args = parser.parse_args(argv)
     try:
-        if args.command == "summary":
+        if args.command == "conf":
+            print(run_conf(args.input, args.schema, args.conf))
+        elif args.command == "summary":
             print(summary(args.run_key, args.started_after))
         elif args.command == "report":
             print(report_path(args.run_key))

@@ -108,7 +108,7 @@ def summary_lines(store: ObjectStore, layout: RunLayout, shown: Callable[[str], 
         lines.append(f"  registered    {outcome.group} version {outcome.version} ({outcome.approval_status}): "
                      f"{outcome.identifier}")
     for task, reason in (outcome.failed.items() if outcome else ()):
-        lines.append(f"  failed at     {task}: {reason}")
+        lines.append(f"  failed at     {task}: " + reason.replace("\n", "\n" + " " * 16))
     for item in _notifications(store, layout):
         lines.append(f"  notified      {item.get('reason')}: {item.get('subject')}")
     if outcome is None:

@@ -31,7 +31,8 @@ from tests.e2e.iam_check import (
 )
 from tests.e2e.moto_server import MotoServer, RecordedCall
 
-pytestmark = pytest.mark.e2e
+# One worker runs this module: the policy test compares the policies with the calls its runs recorded.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("moto-recorded-calls")]
 
 REGION = "us-east-1"
 BUCKET = "churn-e2e-artifacts"

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.sdk.exceptions import AirflowException
 
 from churn_pipeline.layout import RunLayout, run_key
-from churn_pipeline.payloads import EXTRACT_TASK, STAGE_TASK, ExtractedCustomers, StagedInputs, pull_optional
+from churn_pipeline.payloads import (
+    EXTRACT_TASK,
+    FAILURE_KEY,
+    STAGE_TASK,
+    ExtractedCustomers,
+    JobFailure,
+    StagedInputs,
+    pull_optional,
+)
 from churn_pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from churn_pipeline.run_summary import RunOutcome
 
+T = TypeVar("T")
 log = logging.getLogger("churn_pipeline.tasks")  # Airflow 3 routes standard logging into the task log
 
 
@@ -20,6 +33,25 @@ def run_layout(settings: Settings, ti: Any, dag_run: Any, logical_date: Any = No
     logical date, as stage_inputs would have keyed it)."""
     staged = pull_optional(ti, STAGE_TASK, StagedInputs)
     return RunLayout(settings.base_uri, staged.run_key if staged else run_key(logical_date, dag_run.run_after))
+
+
+def says_why_it_failed(task_id: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """A task callable that, when it fails, first records why (``FAILURE_KEY``), so that the team's
+    message and the run's summary quote the reason instead of pointing at the task's log."""
+
+    def decorate(callable_: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(callable_)  # Airflow reads the wrapped signature to pick the context to pass
+        def run(*args: Any, **kwargs: Any) -> T:
+            try:
+                return callable_(*args, **kwargs)
+            except Exception as error:
+                reason = str(error) if isinstance(error, AirflowException) else f"{type(error).__name__}: {error}"
+                kwargs["ti"].xcom_push(key=FAILURE_KEY, value=JobFailure(job_name=task_id, reason=reason).to_xcom())
+                raise
+
+        return run
+
+    return decorate
 
 
 def data_source(ti: Any, params: dict[str, Any]) -> str:

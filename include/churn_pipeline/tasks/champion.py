@@ -14,9 +14,9 @@ from typing import Any
 
 from churn_pipeline import backend
 from churn_pipeline.objectstore import ObjectStore, ObjectStoreError
-from churn_pipeline.payloads import ChampionLookup, ModelVersionRef
+from churn_pipeline.payloads import FIND_CHAMPION_TASK, ChampionLookup, ModelVersionRef
 from churn_pipeline.settings import Settings, load_settings
-from churn_pipeline.tasks._run import log
+from churn_pipeline.tasks._run import log, says_why_it_failed
 
 
 def _missing(store: ObjectStore, uri: str | None, what: str) -> str | None:
@@ -41,6 +41,7 @@ def look_up(settings: Settings, registry: Any, store: ObjectStore) -> ChampionLo
     )
 
 
+@says_why_it_failed(FIND_CHAMPION_TASK)
 def look_up_champion(**_: Any) -> dict[str, Any]:
     settings = load_settings()
     lookup = look_up(settings, backend.model_registry(settings), backend.object_store(settings))

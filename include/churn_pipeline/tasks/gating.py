@@ -14,6 +14,7 @@ from churn_pipeline.objectstore import LocalObjectStore, ObjectStore, ObjectStor
 from churn_pipeline.payloads import (
     DECISION_KEY,
     EVALUATE_TASK,
+    GATE_TASK,
     JOB_TASKS,
     PREPROCESS_TASK,
     STAGE_TASK,
@@ -25,7 +26,7 @@ from churn_pipeline.payloads import (
 from churn_pipeline.request_builders import KIND_OF_STEP
 from churn_pipeline.sagemaker_api import JobKind
 from churn_pipeline.settings import Settings, load_settings
-from churn_pipeline.tasks._run import log
+from churn_pipeline.tasks._run import log, says_why_it_failed
 
 CONSOLE = "https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{kind}/{name}"
 CONSOLE_KINDS = {JobKind.PROCESSING: "processing-jobs", JobKind.TRAINING: "jobs"}
@@ -80,6 +81,7 @@ def write_report(settings: Settings, store: ObjectStore, layout: RunLayout, deci
     log.info("report: %s", _href(store, layout.report_file_uri))
 
 
+@says_why_it_failed(GATE_TASK)
 def choose_branch(*, params: dict[str, Any], ti: Any, dag_run: Any, **_: Any) -> str:
     """BranchPythonOperator callable: ``register_model`` on a pass, ``notify_failure`` otherwise."""
     settings = load_settings()

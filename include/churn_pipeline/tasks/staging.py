@@ -19,9 +19,9 @@ from churn_pipeline.contract_rules import rules
 from churn_pipeline.layout import RunLayout, run_key
 from churn_pipeline.objectstore import ObjectStore, ObjectStoreError, is_s3_uri, upload_tree
 from churn_pipeline.parquet_inputs import PARQUET_SUFFIX
-from churn_pipeline.payloads import StagedInputs
+from churn_pipeline.payloads import STAGE_TASK, StagedInputs
 from churn_pipeline.settings import PROJECT_DIR, SAMPLE_DATA_FILE, SCRIPTS_DIR, Settings, SettingsError, load_settings
-from churn_pipeline.tasks._run import log
+from churn_pipeline.tasks._run import log, says_why_it_failed
 from churn_pipeline.tasks.extracted_input import check_parquet_header, extracted_input
 
 SHOWN_COLUMNS = 30  # a header listed in a message is cut after this many names
@@ -163,6 +163,7 @@ def _stage_schema(store: ObjectStore, layout: RunLayout, value: str, raw: bytes)
     return layout.schema_uri
 
 
+@says_why_it_failed(STAGE_TASK)
 def stage_run_inputs(*, params: dict[str, Any], dag_run: Any, **context: Any) -> dict[str, Any]:
     """Fix the run's key, check input and schema, ship the code, stage input and schema, resolve the
     image: all before any paid job starts."""
