@@ -96,7 +96,9 @@ define dags_test
 	$(3) || { echo "the end of $(RUN_LOG):"; tail -n 20 $(RUN_LOG); exit 1; }; \
 	[ $$status = 0 ] || { echo "the run did not succeed; its Airflow log: $(RUN_LOG)"; exit $$status; }
 endef
-RUN_CONF = $(BIN)/python -m churn_pipeline.cli conf --input '$(INPUT)' --schema '$(SCHEMA)' --conf '$(CONF)'
+# INPUT, SCHEMA and CONF reach the command through its environment: no quoting of their values to get wrong
+export INPUT SCHEMA CONF
+RUN_CONF = $(BIN)/python -m churn_pipeline.cli conf
 SUMMARY = $(BIN)/python -m churn_pipeline.cli summary --started-after $$started
 # the approval's error, if it failed (the only line worth reading in its log), then who is the champion
 APPROVAL_OUTCOME = { [ $$status = 0 ] || sed -n 's/^.*AirflowFailException: /error: /p' $(RUN_LOG) | head -n 1; \

@@ -78,7 +78,8 @@ with DAG(
         "input_uri": Param(SETTINGS.default_input_uri, type="string", minLength=1,
                            description="Customers (CSV or Parquet): an s3:// object or prefix (locally also a "
                                        "path); unused when a source is configured"),
-        "source_query": Param("", type="string",
+        # optional: null, so that the UI's trigger form accepts it empty (an empty string fails its check)
+        "source_query": Param(None, type=["null", "string"],
                               description="SQL run on the source connection instead of CHURN_SOURCE_QUERY "
                                           "(empty: the setting)"),
         "schema_uri": Param(str(DEFAULT_SCHEMA_FILE), type="string", minLength=1,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -130,7 +131,7 @@ def champion() -> str:
     found = backend.model_registry(settings).champion(settings.model_package_group)
     if found is None:
         return (f"no approved version of {settings.model_package_group} yet: new models are compared with none "
-                "(approve one with `.venv/bin/python -m churn_pipeline.cli approve N`)")
+                "(approve one with `make approve VERSION=N`)")
     metrics = "  ".join(f"{name} {value:.4f}" for name, value in found.metrics.items()) or "(not recorded)"
     return (f"champion of {settings.model_package_group}: version {found.version} ({found.identifier})\n"
             f"  trained by run {found.run_key}\n  metrics when registered  {metrics}\n  model  {found.model_uri}")
@@ -183,9 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        ("reject", "reject a version")):
         command = commands.add_parser(name, help=text)
         command.add_argument("version", type=int)
-    conf = commands.add_parser("conf", help="make run's params as JSON: --conf, with --input and --schema")
-    for option in ("--input", "--schema", "--conf"):
-        conf.add_argument(option, default="")
+    conf = commands.add_parser("conf", help="make run's params as JSON: --conf, with --input and --schema "
+                                             "(by default $CONF, $INPUT and $SCHEMA, as make passes them)")
+    for option in ("input", "schema", "conf"):
+        conf.add_argument(f"--{option}", default=os.environ.get(option.upper(), ""))
     args = parser.parse_args(argv)
     try:
         if args.command == "conf":

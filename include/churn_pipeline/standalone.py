@@ -9,8 +9,8 @@ it can be stopped whole.
 ``.venv/bin``, all four die at once. So the interpreter's own folder goes first on ``PATH``.
 Stopping it is the other trap: a SIGTERM to ``airflow standalone`` alone leaves the scheduler's
 workers, the API server and the triggerer running. So it runs in a session of its own, every process
-of which carries a marker in its environment, and stopping signals the whole session, then anything
-still carrying the marker (SIGTERM, then SIGKILL after a grace period). The session's id is kept in
+of which carries a marker in its environment, and stopping signals every process in that session or
+carrying the marker (SIGTERM, then SIGKILL after a grace period). The session's id is kept in
 ``$AIRFLOW_HOME/standalone.pid``.
 """
 
@@ -35,58 +35,61 @@ def airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", Path.cwd())).resolve()
 
 
-def _processes_marked(home: Path) -> list[int]:
-    """Every running process carrying this home's marker (read from /proc; the caller excluded)."""
+def _processes_of(home: Path, session: int | None) -> list[int]:
+    """Every running process of the server: in its session, or carrying this home's marker (a process
+    that left the session keeps the marker; one that rewrote its title to ``airflow worker -- ...``
+    may have overwritten its environment, but not its session). The caller is excluded."""
     marker = f"{MARKER}={home}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            environment = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:  # gone meanwhile, or another user's
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            state, in_session = fields[0], int(fields[3]) == session
+            marked = not in_session and marker in (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):  # gone meanwhile, or another user's
             continue
-        if state != "Z" and marker in environment.split(b"\0"):
+        if state != "Z" and (in_session or marked):
             found.append(int(entry.name))
     return found
 
 
-def _signal_all(session: int | None, pids: Sequence[int], signum: int) -> None:
-    if session is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(session, signum)
+def _signal_all(pids: Sequence[int], signum: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
 
-def stop(home: Path, grace: float = GRACE_SECONDS) -> int:
+def stop(home: Path, grace: float = GRACE_SECONDS, quiet: bool = False) -> int:
     """Stop every process of this home's server; the number that were running."""
     pid_file = home / PID_FILE
     session = int(pid_file.read_text()) if pid_file.is_file() else None
-    running = _processes_marked(home)
-    if session is None and not running:
-        print(f"no Airflow standalone of {home} is running")
+    running = _processes_of(home, session)
+    if not running:
+        pid_file.unlink(missing_ok=True)
+        if not quiet:
+            print(f"no Airflow standalone of {home} is running")
         return 0
-    _signal_all(session, running, signal.SIGTERM)
+    _signal_all(running, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while _processes_marked(home) and time.monotonic() < deadline:
+    while (left := _processes_of(home, session)) and time.monotonic() < deadline:
+        _signal_all(left, signal.SIGTERM)  # workers started while the others were stopping, too
         time.sleep(0.5)
-    left = _processes_marked(home)
     if left:
         print(f"{len(left)} processes still running after {grace:.0f} s: killing them")
-        _signal_all(session, left, signal.SIGKILL)
-        while _processes_marked(home):
+        while left := _processes_of(home, session):
+            _signal_all(left, signal.SIGKILL)
             time.sleep(0.2)
     pid_file.unlink(missing_ok=True)
-    print(f"stopped Airflow standalone of {home} ({len(running)} processes)")
+    print(f"stopped Airflow standalone of {home}")
     return len(running)
 
 
 def start(home: Path) -> int:
     """Run ``airflow standalone`` in the foreground until it ends or is interrupted, then stop it whole."""
-    if _processes_marked(home):
+    pid_file = home / PID_FILE
+    if _processes_of(home, int(pid_file.read_text()) if pid_file.is_file() else None):
         print(f"Airflow standalone of {home} is already running; stop it with `make stop`", file=sys.stderr)
         return 1
     bin_dir = Path(sys.executable).parent
@@ -98,21 +101,23 @@ def start(home: Path) -> int:
           "Stop it with Ctrl-C here, or `make stop` from another shell.", flush=True)
     server = subprocess.Popen([str(bin_dir / "airflow"), "standalone"], env=environment, cwd=home,
                               start_new_session=True)
-    (home / PID_FILE).write_text(str(server.pid))
+    pid_file.write_text(str(server.pid))  # the session's id: start_new_session makes it the leader
 
     def interrupted(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)  # also when started in the background, which ignores Ctrl-C
     try:
-        return server.wait()
+        ended = server.wait()
+        return 0 if ended < 0 else ended  # < 0: ended by a signal, as `make stop` ends it
     except KeyboardInterrupt:
         print("\nstopping Airflow standalone ...", flush=True)
         return 0
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stopping short
-        stop(home)
+        stop(home, quiet=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

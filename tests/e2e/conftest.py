@@ -22,6 +22,16 @@ SCORING_DAG = "customer_churn_scoring"
 APPROVAL_DAG = "customer_churn_approval"
 
 
+def fresh_shell() -> dict[str, str]:
+    """What a new shell on this machine has: the machine's variables (proxy, certificates, caches)
+    without this session's: no AIRFLOW_* or CHURN_* setting, no virtualenv, no .venv/bin on PATH."""
+    session = ("AIRFLOW", "CHURN_", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST", "_OLD_VIRTUAL")
+    shell = {key: value for key, value in os.environ.items() if not key.startswith(session)}
+    shell["PATH"] = os.pathsep.join(part for part in os.environ.get("PATH", "").split(os.pathsep)
+                                    if part and "/.venv" not in part and not part.endswith("/.venv/bin"))
+    return shell
+
+
 def airflow_env(home: Path, local_root: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("CHURN_", "AIRFLOW"))}
     env.update({

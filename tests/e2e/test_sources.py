@@ -1,6 +1,6 @@
 """extract_customers through real Airflow on the local backend: a real PostgreSQL server (its own
-cluster, password authentication, loopback), an HTTP export served on loopback, and the README's
-one command for the embedded SQLite sample. Bad sources fail before any job, in the source's words,
+cluster, password authentication, loopback) and an HTTP export served on loopback (the README's
+`make demo-sqlite` runs in test_readme.py). Bad sources fail before any job, in the source's words,
 retried only when a retry may pass; no password reaches a log."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import subprocess
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from churn_pipeline.sample_data import SAMPLE_ROWS, SAMPLE_SEED, generate, typed, write_sample
-from tests.conftest import PROJECT
 from tests.e2e.postgres import PostgresCluster
 
 pytestmark = pytest.mark.e2e
@@ -193,19 +191,3 @@ def test_an_http_export_on_loopback_is_extracted_and_trained_on(airflow_project,
     (version,) = airflow_project.versions()
     assert version["tags"]["data_source"].startswith("http connection 'churn_export'")
     assert EXPORT_PASSWORD not in airflow_project.everything_logged(outcome)
-
-
-# ---------------------------------------------------------------- the README's one command
-
-def test_the_readme_command_runs_the_pipeline_from_the_embedded_sqlite_sample(airflow_project, tmp_path) -> None:
-    readme = (PROJECT / "README.md").read_text()
-    assert re.search(r"^make demo-sqlite\b", readme, re.M), "the README shows the one command"
-
-    completed = subprocess.run(["make", "--no-print-directory", "demo-sqlite", f"DEMO_LOG={tmp_path}/demo.log"],
-                               cwd=PROJECT, env=airflow_project.env, capture_output=True, text=True, timeout=900)
-
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert (airflow_project.local_root / "customers.sqlite").is_file()
-    assert "customers     10100 rows read, 10000 used (customers.parquet)" in completed.stdout
-    assert "registered    customer-churn version 1 (PendingManualApproval)" in completed.stdout
-    assert "data source   sqlite connection 'churn_sample_db'" in completed.stdout
