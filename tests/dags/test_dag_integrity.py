@@ -111,7 +111,8 @@ def test_params_have_defaults_and_validation(dag) -> None:
     params = dag.params
     assert params["accuracy_threshold"] == 0.75
     assert params["input_uri"].endswith("/input-data/customer_data.csv")
-    assert params["source_query"] == ""  # empty: CHURN_SOURCE_QUERY
+    # empty (null): CHURN_SOURCE_QUERY; null, not "", so that the UI's trigger form accepts it unset
+    assert params["source_query"] is None and "null" in dag.params.get_param("source_query").schema["type"]
     assert params["schema_uri"] == str(PROJECT / "include" / "config" / "schema.json")
     spec = dag.params.get_param("accuracy_threshold").schema
     assert (spec["minimum"], spec["maximum"]) == (0, 1)
