@@ -38,6 +38,7 @@ RUN_ELSEWHERE = {
 # what each command must print, in the README's order (a command may appear twice)
 EXPECTED = {
     "make demo": ["registered    customer-churn version 1 (PendingManualApproval)", "gate          passed"],
+    ".venv/bin/python -m churn_pipeline.cli summary": ["registered    customer-churn version 1", "gate  "],
     TELCO_COMMAND: ["registered    telco-churn version 1 (PendingManualApproval)", "local-store/telco.csv"],
     "make versions GROUP=telco-churn": ["telco-churn in sqlite:///", "data source"],
     "make demo-sqlite": ["registered    customer-churn version 2", "data source   sqlite connection 'churn_sample_db'"],
