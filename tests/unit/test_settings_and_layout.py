@@ -92,3 +92,19 @@ def test_job_names_are_deterministic_and_valid() -> None:
     assert job_name("churn", "train", "20261126T020000Z", 3) == "churn-train-20261126T020000Z-r3"
     with pytest.raises(ValueError):
         job_name("churn_pipeline", "train", "20261126T020000Z")
+
+
+def test_the_readmes_settings_table_names_every_setting() -> None:
+    import re
+
+    from tests.conftest import PROJECT
+
+    rows = [line.split("|")[1] for line in (PROJECT / "README.md").read_text().splitlines()
+            if line.startswith("| `CHURN_")]
+    documented = set()
+    for cell in rows:
+        for name in re.findall(r"`(CHURN_[A-Z_{},]+)`", cell):
+            head, _, rest = name.partition("{")  # CHURN_{A,B}_X stands for CHURN_A_X and CHURN_B_X
+            choices, _, tail = rest.partition("}")
+            documented |= {f"{head}{choice}{tail}" for choice in choices.split(",")} if rest else {name}
+    assert {f"CHURN_{field.upper()}" for field in Settings.model_fields} - documented == set()
