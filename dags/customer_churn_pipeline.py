@@ -31,8 +31,6 @@ for a success. See the project README for settings.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, chain
@@ -48,7 +46,7 @@ from churn_pipeline.gate import (
 from churn_pipeline.model_defaults import metric_names
 from churn_pipeline.operators import job_task
 from churn_pipeline.operators.extraction import ExtractCustomersOperator
-from churn_pipeline.settings import DEFAULT_SCHEMA_FILE, NON_JOB_TASK_TIMEOUT, load_settings
+from churn_pipeline.settings import DEFAULT_SCHEMA_FILE, load_settings
 from churn_pipeline.tasks.champion import look_up_champion
 from churn_pipeline.tasks.gating import choose_branch
 from churn_pipeline.tasks.notification import notify_team
@@ -67,13 +65,7 @@ with DAG(
     dagrun_timeout=SETTINGS.dagrun_timeout,
     doc_md=__doc__,
     tags=["ml", "sagemaker", "churn"],
-    default_args={
-        "owner": "ml-platform",
-        "retries": SETTINGS.retries,
-        "retry_delay": timedelta(seconds=SETTINGS.retry_delay_seconds),
-        "retry_exponential_backoff": True,
-        "execution_timeout": NON_JOB_TASK_TIMEOUT,
-    },
+    default_args=SETTINGS.task_defaults,
     params={
         "input_uri": Param(SETTINGS.default_input_uri, type="string", minLength=1,
                            description="Customers (CSV or Parquet): an s3:// object or prefix (locally also a "

@@ -19,8 +19,6 @@ champion needs fails there too, naming the columns. Rows with missing cells are 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, chain
@@ -28,7 +26,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, T
 from churn_pipeline.assets import champion_asset
 from churn_pipeline.operators import job_task
 from churn_pipeline.request_builders import SCORE_STEP
-from churn_pipeline.settings import NON_JOB_TASK_TIMEOUT, load_settings
+from churn_pipeline.settings import load_settings
 from churn_pipeline.tasks.scoring import notify_scoring_failed, publish_the_scores, stage_scoring_inputs
 
 SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy import
@@ -44,13 +42,7 @@ with DAG(
     dagrun_timeout=SETTINGS.dagrun_timeout,
     doc_md=__doc__,
     tags=["ml", "sagemaker", "churn", "scoring"],
-    default_args={
-        "owner": "ml-platform",
-        "retries": SETTINGS.retries,
-        "retry_delay": timedelta(seconds=SETTINGS.retry_delay_seconds),
-        "retry_exponential_backoff": True,
-        "execution_timeout": NON_JOB_TASK_TIMEOUT,
-    },
+    default_args=SETTINGS.task_defaults,
     params={
         "input_uri": Param(SETTINGS.default_input_uri, type="string", minLength=1,
                            description="The customer table: an s3:// CSV or Parquet object or prefix "

@@ -317,6 +317,14 @@ class Settings(BaseSettings):
         """A run never outlives the next night's: whatever hangs is failed before the next 02:00."""
         return DAGRUN_TIMEOUT
 
+    @property
+    def task_defaults(self) -> dict[str, Any]:
+        """The DAGs' ``default_args``: retries with backoff, and a time limit on every task (job tasks
+        set their own, longer one)."""
+        return {"owner": "ml-platform", "retries": self.retries,
+                "retry_delay": timedelta(seconds=self.retry_delay_seconds), "retry_exponential_backoff": True,
+                "execution_timeout": NON_JOB_TASK_TIMEOUT}
+
     def resources_for(self, step: str) -> StepResources:
         if step not in STEPS:
             raise ValueError(f"unknown step {step!r}; one of {', '.join(STEPS)}")
