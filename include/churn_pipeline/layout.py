@@ -10,6 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from churn_pipeline.sagemaker_api import MAX_NAME_LENGTH, RESOURCE_NAME
 
@@ -51,11 +52,12 @@ def registration_token(group: str, key: str) -> str:
 
 
 @dataclass(frozen=True)
-class RunLayout:
-    """Where one run reads and writes, under ``s3://<bucket>/<prefix>/runs/<run key>/``."""
+class _KeyedPrefix:
+    """A run's own prefix, ``<base>/<area>/<run key>``: a run writes there and nowhere else."""
 
     base_uri: str
     key: str
+    area: ClassVar[str]
 
     def __post_init__(self) -> None:
         if not _RUN_KEY.match(self.key):
@@ -63,7 +65,13 @@ class RunLayout:
 
     @property
     def run_uri(self) -> str:
-        return f"{self.base_uri}/runs/{self.key}"
+        return f"{self.base_uri}/{self.area}/{self.key}"
+
+
+class RunLayout(_KeyedPrefix):
+    """Where one training run reads and writes, under ``s3://<bucket>/<prefix>/runs/<run key>/``."""
+
+    area = "runs"
 
     @property
     def code_uri(self) -> str:
@@ -143,20 +151,10 @@ def model_name(job_prefix: str, key: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class ScoringLayout:
+class ScoringLayout(_KeyedPrefix):
     """Where one scoring run reads and writes, under ``s3://<bucket>/<prefix>/scoring/<run key>/``."""
 
-    base_uri: str
-    key: str
-
-    def __post_init__(self) -> None:
-        if not _RUN_KEY.match(self.key):
-            raise ValueError(f"not a run key: {self.key!r}")
-
-    @property
-    def run_uri(self) -> str:
-        return f"{self.base_uri}/scoring/{self.key}"
+    area = "scoring"
 
     @property
     def input_uri(self) -> str:
