@@ -293,3 +293,60 @@ def test_without_the_twin_jobs_run_in_the_projects_environment_and_every_job_log
         first_line = run_log(store, job).splitlines()[0]
         assert first_line == "WARNING: no image twin here", job
         assert f"job python: {sys.executable} (Python 3.11, the project's environment)" in run_log(store, job)
+
+
+def test_a_local_task_that_finds_this_runs_job_running_waits_for_it_and_starts_no_other(tmp_path, monkeypatch) -> None:
+    """Another worker's process still runs this run's preprocessing job (a task cleared while its
+    job ran): the task waits for that job's end and hands on its result, with no second job."""
+    import os
+    import socket
+    import subprocess
+    import threading
+
+    from churn_pipeline.operators.local import LocalJobOperator
+    from churn_pipeline.payloads import JobResult, StagedInputs
+
+    monkeypatch.setenv("CHURN_LOCAL_ROOT", str(tmp_path / "root"))
+    settings = load_settings()
+    layout = RunLayout(settings.base_uri, KEY)
+    name = f"churn-preprocess-{KEY}"
+    jobs = settings.local_root / "jobs"
+    (jobs / name).mkdir(parents=True)
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # the job's own process
+    outputs = {"Outputs": [{"OutputName": "train", "S3Output": {
+        "S3Uri": layout.preprocessing_uri("train"), "LocalPath": "/opt/ml/processing/output/train",
+        "S3UploadMode": "EndOfJob"}}]}
+    running = {"ProcessingJobName": name, "ProcessingJobStatus": "InProgress", "ProcessingOutputConfig": outputs,
+               "LocalProcess": {"pid": owner.pid, "host": socket.gethostname()}}
+    (jobs / name / "description.json").write_text(json.dumps(running))
+
+    def the_job_ends() -> None:
+        time.sleep(2.5)
+        (jobs / name / "description.json").write_text(json.dumps({**running, "ProcessingJobStatus": "Completed"}))
+        owner.kill()
+
+    class TaskInstance:
+        staged = StagedInputs(run_key=KEY, run_uri=layout.run_uri, input_uri=settings.default_input_uri,
+                              schema_uri=layout.schema_uri, code_uri=layout.code_uri, image_uri=IMAGE)
+
+        def xcom_pull(self, task_ids: str, key: str = "return_value") -> object:
+            return self.staged.to_xcom() if (task_ids, key) == ("stage_inputs", "return_value") else None
+
+        def xcom_push(self, key: str, value: object) -> None:
+            raise AssertionError(f"nothing is pushed for a completed job, got {key}")
+
+    ending = threading.Thread(target=the_job_ends)
+    started = time.monotonic()
+    ending.start()
+    try:
+        result = JobResult.from_xcom(LocalJobOperator(task_id="preprocess", step="preprocess").execute(
+            {"ti": TaskInstance(), "params": {}}))
+    finally:
+        ending.join()
+        owner.kill()
+        owner.wait()
+
+    assert time.monotonic() - started >= 2.5, "the task waited for the job's end"
+    assert (result.job_name, result.status, result.attempt, result.reused) == (name, "Completed", 1, False)
+    assert result.outputs == {"train": layout.preprocessing_uri("train")}
+    assert os.listdir(jobs) == [name], "no other job was started"
