@@ -67,6 +67,15 @@ def _vpc(settings: Settings) -> dict[str, list[str]] | None:
     return {"SecurityGroupIds": list(settings.security_group_ids), "Subnets": list(settings.subnets)}
 
 
+def _container_network(settings: Settings) -> dict[str, Any]:
+    """Network isolation and VPC as CreateTrainingJob and CreateModel spell them (processing jobs have
+    their own ``NetworkConfig``)."""
+    fields: dict[str, Any] = {"EnableNetworkIsolation": True} if settings.network_isolation else {}
+    if _vpc(settings):
+        fields["VpcConfig"] = _vpc(settings)
+    return fields
+
+
 def _instances(settings: Settings, step: str) -> dict[str, Any]:
     """Instance type, count, volume (and its KMS key): ClusterConfig and ResourceConfig share these fields."""
     resources = settings.resources_for(step)
@@ -258,11 +267,8 @@ def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image
         "StoppingCondition": {"MaxRuntimeInSeconds": settings.max_runtime_seconds},
         "Environment": {"PYTHONUNBUFFERED": "1"},
         "Tags": _tags(settings, layout),
+        **_container_network(settings),
     }
-    if settings.network_isolation:
-        request["EnableNetworkIsolation"] = True
-    if _vpc(settings):
-        request["VpcConfig"] = _vpc(settings)
     return request
 
 
@@ -397,11 +403,8 @@ def create_model_request(settings: Settings, layout: ScoringLayout, *, name: str
         "PrimaryContainer": {"ModelPackageName": champion.identifier},
         "ExecutionRoleArn": _role(settings),
         "Tags": _tags(settings, layout),
+        **_container_network(settings),
     }
-    if settings.network_isolation:
-        request["EnableNetworkIsolation"] = True
-    if _vpc(settings):
-        request["VpcConfig"] = _vpc(settings)
     return request
 
 
