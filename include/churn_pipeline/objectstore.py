@@ -189,21 +189,16 @@ class S3ObjectStore:
 
     def read_head(self, uri: str, size: int) -> bytes:
         """The object's first ``size`` bytes through a ranged GET: a large input is not downloaded."""
-        bucket, key = parse_s3_uri(uri)
-        try:
-            return self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{size - 1}")["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            raise ObjectStoreError(f"no object at {uri}") from None
-        except self.client.exceptions.ClientError as error:
-            if error.response["Error"]["Code"] == "InvalidRange":  # S3's answer for a range of an empty object
-                return b""
-            raise
+        return self._ranged_get(uri, f"bytes=0-{size - 1}")
 
     def read_tail(self, uri: str, size: int) -> bytes:
         """The object's last ``size`` bytes (all of it when smaller), in one ranged GET."""
+        return self._ranged_get(uri, f"bytes=-{size}")
+
+    def _ranged_get(self, uri: str, byte_range: str) -> bytes:
         bucket, key = parse_s3_uri(uri)
         try:
-            return self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{size}")["Body"].read()
+            return self.client.get_object(Bucket=bucket, Key=key, Range=byte_range)["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise ObjectStoreError(f"no object at {uri}") from None
         except self.client.exceptions.ClientError as error:
