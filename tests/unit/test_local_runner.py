@@ -44,6 +44,19 @@ def preprocess(settings, store, layout, runner, input_uri, name="churn-preproces
     return runner.run_processing(request)
 
 
+def train_on_preprocessed_rows(world, name: str, hyperparameters: dict) -> dict:
+    """Preprocess 200 rows, then run a training job on the splits as the DAG would."""
+    settings, store, layout, runner, _ = world
+    write_csv(Path(store.root) / "in" / "data.csv", [HEADER] + make_rows(200))
+    upload_tree(store, Path(store.root) / "in", layout.input_uri)
+    assert preprocess(settings, store, layout, runner, layout.input_uri)["ProcessingJobStatus"] == "Completed"
+    request = request_builders.train_request(
+        settings, layout, job_name=name, image_uri=IMAGE,
+        channels={c: layout.preprocessing_uri(c) for c in request_builders.TRAINING_CHANNELS},
+        hyperparameters=hyperparameters)
+    return runner.run_training(request)
+
+
 def test_processing_job_stages_inputs_runs_the_script_and_stores_outputs(world) -> None:
     settings, store, layout, runner, lines = world
     store.upload_file(SAMPLE_CSV, settings.default_input_uri)
@@ -79,17 +92,11 @@ def test_a_missing_input_fails_the_job_before_the_script_runs(world) -> None:
 
 
 def test_training_job_follows_script_mode_and_packs_model_tar_gz(world) -> None:
-    settings, store, layout, runner, _ = world
-    write_csv(Path(store.root) / "in" / "data.csv", [HEADER] + make_rows(200))
-    upload_tree(store, Path(store.root) / "in", layout.input_uri)
-    assert preprocess(settings, store, layout, runner, layout.input_uri)["ProcessingJobStatus"] == "Completed"
+    _, store, layout, _, _ = world
     name = "churn-train-" + KEY
-    request = request_builders.train_request(
-        settings, layout, job_name=name, image_uri=IMAGE,
-        channels={c: layout.preprocessing_uri(c) for c in request_builders.TRAINING_CHANNELS},
-        hyperparameters={"n-estimators": 5, "max-depth": 3, "min-samples-split": 4, "random-state": 1})
 
-    description = runner.run_training(request)
+    description = train_on_preprocessed_rows(world, name, {"n-estimators": 5, "max-depth": 3,
+                                                           "min-samples-split": 4, "random-state": 1})
 
     assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
     artifact = description["ModelArtifacts"]["S3ModelArtifacts"]
@@ -170,17 +177,11 @@ def bare_training_request(settings, store, layout, name: str, max_runtime: int =
 
 
 def test_training_runs_through_the_images_toolkit_which_passes_the_hyperparameters(world, twin) -> None:
-    settings, store, layout, runner, _ = world
-    write_csv(Path(store.root) / "in" / "data.csv", [HEADER] + make_rows(200))
-    upload_tree(store, Path(store.root) / "in", layout.input_uri)
-    assert preprocess(settings, store, layout, runner, layout.input_uri)["ProcessingJobStatus"] == "Completed"
+    store = world[1]
     name = "churn-train-" + KEY
-    request = request_builders.train_request(
-        settings, layout, job_name=name, image_uri=IMAGE,
-        channels={c: layout.preprocessing_uri(c) for c in request_builders.TRAINING_CHANNELS},
-        hyperparameters={"n-estimators": 7, "max-depth": 3, "min-samples-split": 5, "random-state": 1})
 
-    description = runner.run_training(request)
+    description = train_on_preprocessed_rows(world, name, {"n-estimators": 7, "max-depth": 3,
+                                                           "min-samples-split": 5, "random-state": 1})
 
     assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
     log = run_log(store, name)
