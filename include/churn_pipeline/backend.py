@@ -1,5 +1,5 @@
 """The services under the DAG, chosen by ``CHURN_BACKEND``: object store, registry, notification
-channel and container image. Imports of boto3-backed hooks, MLflow and sagemaker happen here, at
+channel and container image. Imports of boto3-backed hooks and MLflow happen here, at
 task run time, never when the scheduler parses the DAG file.
 """
 
@@ -55,13 +55,52 @@ def notification_channel(settings: Settings) -> NotificationChannel:
 def container_image(settings: Settings) -> str:
     """The scikit-learn framework image for the region and version, or the configured override.
 
-    Resolved by sagemaker-core (offline, from its bundled image table; importing it takes about
-    1.5 s) at task run time, never at DAG parse. MWAA cannot install sagemaker-core under Airflow's
-    constraints, so there the image comes from CHURN_IMAGE_URI (see ``churn_pipeline.bundle``).
+    Resolved at task run time, never at DAG parse. MWAA cannot install the SageMaker SDK under
+    Airflow's constraints, so there the image comes from CHURN_IMAGE_URI (see ``churn_pipeline.bundle``).
     """
     if settings.image_uri:
         return settings.image_uri
-    from sagemaker.core import image_uris
+    return sklearn_image_uri(settings.region, settings.framework_version)
 
-    return image_uris.retrieve("sklearn", region=settings.region, version=settings.framework_version,
-                               py_version="py3", instance_type=settings.resources_for("train").instance_type)
+
+# The SDK's image table for the scikit-learn framework, and the scope image_uris.retrieve uses for it
+# (training and inference images are the same for scikit-learn; the SDK defaults to "training").
+SKLEARN_IMAGE_TABLE = ("core", "image_uri_config", "sklearn.json")
+SKLEARN_IMAGE_SCOPE = "training"
+
+
+def sklearn_image_uri(region: str, version: str) -> str:
+    """What ``sagemaker.core.image_uris.retrieve("sklearn", region, version, py_version="py3")`` returns
+    for a CPU instance, read from the same table the SDK ships, without importing the SDK.
+
+    Importing ``sagemaker.core`` costs about 2.5 s of CPU and 0.4 s more at exit in every run that
+    stages its inputs; reading its JSON table costs milliseconds. The hostname comes from botocore's
+    endpoint data, as in the SDK. A test holds this equal to ``retrieve`` for every region and version
+    of the table.
+    """
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sagemaker")  # locates the package without running its __init__
+    folders = list(spec.submodule_search_locations or ()) if spec else []
+    table_file = Path(folders[0] if folders else "sagemaker").joinpath(*SKLEARN_IMAGE_TABLE)
+    if not table_file.is_file():  # where importing sagemaker.core would fail: MWAA has no SDK
+        raise ImportError(f"no SageMaker SDK image table at {table_file}", name="sagemaker")
+    table = json.loads(table_file.read_text())[SKLEARN_IMAGE_SCOPE]
+    versions = table["versions"]
+    aliases = table.get("version_aliases", {})
+    if version not in versions and version not in aliases:
+        raise ValueError(f"Unsupported sklearn version: {version}. Supported sklearn version(s): "
+                         f"{', '.join([*versions, *aliases])} (the SageMaker SDK's table, {table_file})")
+    entry = versions[aliases.get(version, version)]
+    if region not in entry["registries"]:
+        raise ValueError(f"Unsupported region: {region}. The scikit-learn image {version} is published in "
+                         f"{', '.join(entry['registries'])}")
+    from botocore.loaders import create_loader
+    from botocore.regions import EndpointResolver
+
+    endpoint = EndpointResolver(create_loader().load_data("endpoints")).construct_endpoint("ecr", region)
+    hostname = endpoint["hostname"] if endpoint else f"ecr.{region}.amazonaws.com"
+    tag = "-".join((entry.get("tag_prefix", version), "cpu", "py3"))
+    return f"{entry['registries'][region]}.dkr.{hostname}/{entry['repository']}:{tag}"

@@ -43,7 +43,8 @@ def mwaa_requirements() -> str:
 
 
 def image_uri_for(settings: Settings) -> str:
-    """The image the jobs run in: CHURN_IMAGE_URI, or resolved now by sagemaker-core (build time only)."""
+    """The image the jobs run in: CHURN_IMAGE_URI, or resolved now from sagemaker-core's image table
+    (build time only)."""
     from churn_pipeline.backend import container_image
 
     return container_image(settings)

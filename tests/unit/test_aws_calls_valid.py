@@ -4,6 +4,7 @@ boto3 builds them (moto answers) and checked with botocore's own validator."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import boto3
@@ -68,6 +69,26 @@ def test_the_image_is_resolved_at_run_time_or_taken_from_the_setting() -> None:
     assert resolved == "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
     custom = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn:7"
     assert backend.container_image(load_settings({"CHURN_IMAGE_URI": custom})) == custom
+
+
+def test_the_image_read_from_the_sdks_table_is_what_the_sdks_retrieve_gives() -> None:
+    from sagemaker.core import image_uris
+
+    table = json.loads((Path(image_uris.__file__).parent / "image_uri_config" / "sklearn.json").read_text())
+    # every version in one region, and this project's version in a region of every partition
+    # (each call loads botocore's endpoint data: all 370 pairs would take half a minute)
+    cases = [("eu-west-1", version) for version in table["training"]["versions"]]
+    cases += [(region, "1.9-0") for region in ("us-east-1", "il-central-1", "cn-north-1", "us-gov-west-1",
+                                                "us-iso-east-1", "us-isob-east-1", "us-isof-south-1")]
+    for region, version in cases:
+        expected = image_uris.retrieve("sklearn", region=region, version=version, py_version="py3",
+                                       instance_type="ml.m5.xlarge")
+        assert backend.sklearn_image_uri(region, version) == expected, (region, version)
+
+
+def test_a_region_without_the_image_is_named() -> None:
+    with pytest.raises(ValueError, match="Unsupported region: mars-north-1"):
+        backend.container_image(load_settings({"CHURN_REGION": "mars-north-1"}))
 
 
 def test_an_unknown_framework_version_is_named() -> None:
