@@ -149,12 +149,24 @@ class AirflowProject:
         return self.local_root / "s3" / "customer-churn-pipeline" / "churn-pipeline" / "scoring" / key
 
 
-@pytest.fixture()
-def airflow_project(tmp_path: Path, migrated_db: Path) -> AirflowProject:
-    home = tmp_path / "airflow"
+def new_project(folder: Path, migrated_db: Path) -> AirflowProject:
+    home = folder / "airflow"
     home.mkdir()
     shutil.copyfile(migrated_db, home / "airflow.db")
-    return AirflowProject(home=home, local_root=tmp_path / "store")
+    return AirflowProject(home=home, local_root=folder / "store")
+
+
+@pytest.fixture()
+def airflow_project(tmp_path: Path, migrated_db: Path) -> AirflowProject:
+    return new_project(tmp_path, migrated_db)
+
+
+@pytest.fixture(scope="module")
+def module_project(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> AirflowProject:
+    """One project for the tests of a module that build on the same history (such as one trained and
+    approved model) instead of each paying for it; the module's tests share an xdist group, so that one
+    worker runs them, and each uses dates of its own."""
+    return new_project(tmp_path_factory.mktemp("module-project"), migrated_db)
 
 
 @pytest.fixture(scope="session")

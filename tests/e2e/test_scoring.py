@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import HEADER, SAMPLE_CSV, container_python, make_rows, write_csv
 from tests.e2e.conftest import APPROVAL_DAG, SCORING_DAG
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("scoring-champion")]
 
 SCORE_WITH_THE_MODEL_ITSELF = r"""
 import json, sys, tarfile, tempfile
@@ -30,6 +30,17 @@ features = inference.data_contract.prepare_features(records, model["schema"])
 probabilities = model["model"].predict_proba(features)[:, 1]
 print(json.dumps(dict(zip(records["CustomerID"], map(float, probabilities)))))
 """
+
+
+@pytest.fixture(scope="module")
+def champion_project(module_project):
+    """A project whose version 1 was trained and then approved through the approval DAG, shared by the
+    scoring tests that need a champion (training it costs half a minute)."""
+    trained = module_project.dags_test("2026-11-19")
+    assert trained.returncode == 0, trained.log[-5000:]
+    approved = module_project.dags_test("2026-11-19T12:00:00+00:00", {"version": 1}, dag_id=APPROVAL_DAG)
+    assert approved.returncode == 0, approved.log[-3000:]
+    return module_project
 
 
 def scores(airflow_project, key: str) -> list[dict[str, str]]:
@@ -49,10 +60,8 @@ def test_without_an_approved_model_scoring_fails_before_any_job_and_says_how_to_
     assert "churn_pipeline.cli approve N" in message["message"]
 
 
-def test_an_approved_champion_scores_every_customer_once(airflow_project) -> None:
-    assert airflow_project.dags_test("2026-11-19").returncode == 0
-    approved = airflow_project.dags_test("2026-11-19T12:00:00+00:00", {"version": 1}, dag_id=APPROVAL_DAG)
-    assert approved.returncode == 0, approved.log[-3000:]
+def test_an_approved_champion_scores_every_customer_once(champion_project) -> None:
+    airflow_project = champion_project
     (event,) = airflow_project.asset_events("churn_champion")  # what schedules scoring after an approval
     assert (event["dag_id"], event["task_id"]) == (APPROVAL_DAG, "approve_version")
 
@@ -92,10 +101,9 @@ def test_an_approved_champion_scores_every_customer_once(airflow_project) -> Non
     assert airflow_project.xcom("2026-11-21", "score_customers", dag_id=SCORING_DAG)["reused"] is True
 
 
-def test_a_customer_table_lacking_a_column_the_champion_needs_fails_before_the_transform(airflow_project,
+def test_a_customer_table_lacking_a_column_the_champion_needs_fails_before_the_transform(champion_project,
                                                                                         tmp_path) -> None:
-    assert airflow_project.dags_test("2026-11-19").returncode == 0
-    assert airflow_project.dags_test("2026-11-19T12:00:00+00:00", {"version": 1}, dag_id=APPROVAL_DAG).returncode == 0
+    airflow_project = champion_project
     columns = HEADER.split(",")
     keep = [index for index, name in enumerate(columns) if name != "Tenure"]
     narrower = write_csv(tmp_path / "customers.csv", [",".join(columns[i] for i in keep)] + [
@@ -104,6 +112,6 @@ def test_a_customer_table_lacking_a_column_the_champion_needs_fails_before_the_t
     outcome = airflow_project.dags_test("2026-11-22", {"input_uri": str(narrower)}, dag_id=SCORING_DAG)
 
     assert outcome.states["stage_customers"] == "failed" and outcome.states["score_customers"] == "upstream_failed"
-    assert not list((airflow_project.local_root / "jobs").glob("churn-score-*"))
+    assert not list((airflow_project.local_root / "jobs").glob("churn-score-20261122*"))
     message = airflow_project.notifications()[-1]["message"]
     assert "lacks column(s) the champion (version 1) needs: Tenure" in message

@@ -34,6 +34,16 @@ def test_uris_that_could_escape_the_root_are_refused(tmp_path: Path, uri: str) -
     assert not any(p.is_file() for p in tmp_path.rglob("*")), "nothing may be written anywhere"
 
 
+@pytest.mark.parametrize("uri, reason", [
+    ("s3://customer-churn-pipeline/../../etc/passwd", "unsafe key in "),
+    ("s3://customer-churn-pipeline//etc/passwd", "unsafe key in "),
+    ("s3://NOT_A_BUCKET/x.csv", "invalid bucket name 'NOT_A_BUCKET' in "),
+])
+def test_a_refusal_says_why(tmp_path: Path, uri: str, reason: str) -> None:
+    with pytest.raises(ObjectStoreError, match="^" + reason):
+        LocalObjectStore(tmp_path).read_bytes(uri)
+
+
 def test_a_symlink_inside_the_store_cannot_lead_outside(tmp_path: Path) -> None:
     store = LocalObjectStore(tmp_path / "root")
     (tmp_path / "root" / "s3" / "bucket").mkdir(parents=True)
