@@ -14,7 +14,36 @@ from tests.conftest import CONFIG, HEADER, make_rows, write_csv
 pytestmark = pytest.mark.e2e
 
 
-def test_passing_runs_register_consecutive_versions_awaiting_approval(airflow_project) -> None:
+LOAD_WITH_WARNINGS_AS_ERRORS = """
+import sys, warnings
+warnings.simplefilter("error")  # an InconsistentVersionWarning (or any other) fails the load
+# except one the image's own pins raise on every joblib load, whoever pickled the model: joblib 1.5.3
+# sets ndarray.shape, which numpy 2.5 deprecates
+warnings.filterwarnings("ignore", "Setting the shape on a NumPy array", DeprecationWarning, "joblib.numpy_pickle")
+import joblib, sklearn
+model = joblib.load(sys.argv[1])
+print(type(model).__name__, sklearn.__version__)
+"""
+
+
+def assert_the_jobs_ran_in_the_image_twin_whose_python_loads_the_model_cleanly(airflow_project, outcome, key: str,
+                                                                             twin, scratch) -> None:
+    for job in (f"churn-preprocess-{key}", f"churn-train-{key}", f"churn-evaluate-{key}"):
+        log = (airflow_project.local_root / "jobs" / job / "output.log").read_text()
+        assert log.startswith(f"job python: {twin} (Python 3.12."), job
+        assert log.splitlines()[0].endswith(", the image twin)"), job
+        assert f"[{job}] job python: {twin} (Python 3.12" in outcome.log, "the job log reaches the task log"
+    model = next((airflow_project.run_prefix(key) / "model").glob("*/output/model.tar.gz"))
+    with tarfile.open(model) as archive:
+        archive.extractall(scratch / "model", filter="data")
+    loaded = subprocess.run([str(twin), "-c", LOAD_WITH_WARNINGS_AS_ERRORS, str(scratch / "model" / "model.joblib")],
+                            capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.split() == ["Pipeline", "1.9.0"]
+
+
+def test_passing_runs_run_their_jobs_in_the_image_twin_and_register_consecutive_versions_awaiting_approval(
+        airflow_project, twin, tmp_path) -> None:
     first = airflow_project.dags_test("2026-11-20")
     assert first.returncode == 0, first.log[-5000:]
     assert first.states == {"extract_customers": "skipped",  # no source configured: the bundled CSV
@@ -24,6 +53,8 @@ def test_passing_runs_register_consecutive_versions_awaiting_approval(airflow_pr
     summary = first.log[first.log.index("what this run did:"):]  # the last task ends the run saying so
     assert "run 20261120T000000Z" in summary and "gate          passed" in summary
     assert "registered    customer-churn version 1 (PendingManualApproval): models:/customer-churn/1" in summary
+    assert_the_jobs_ran_in_the_image_twin_whose_python_loads_the_model_cleanly(airflow_project, first,
+                                                                             "20261120T000000Z", twin, tmp_path)
     second = airflow_project.dags_test("2026-11-21")
     assert second.returncode == 0, second.log[-5000:]
 
@@ -42,38 +73,6 @@ def test_passing_runs_register_consecutive_versions_awaiting_approval(airflow_pr
     assert (run / "preprocessing" / "train" / "train.csv").is_file()
     assert (run / "code" / "sourcedir.tar.gz").is_file()
     assert airflow_project.notifications() == []
-
-
-LOAD_WITH_WARNINGS_AS_ERRORS = """
-import sys, warnings
-warnings.simplefilter("error")  # an InconsistentVersionWarning (or any other) fails the load
-# except one the image's own pins raise on every joblib load, whoever pickled the model: joblib 1.5.3
-# sets ndarray.shape, which numpy 2.5 deprecates
-warnings.filterwarnings("ignore", "Setting the shape on a NumPy array", DeprecationWarning, "joblib.numpy_pickle")
-import joblib, sklearn
-model = joblib.load(sys.argv[1])
-print(type(model).__name__, sklearn.__version__)
-"""
-
-
-def test_a_run_executes_its_jobs_in_the_image_twin_whose_python_loads_its_model_cleanly(
-        airflow_project, twin, tmp_path) -> None:
-    outcome = airflow_project.dags_test("2026-11-19")
-    assert outcome.returncode == 0, outcome.log[-5000:]
-
-    key = "20261119T000000Z"
-    for job in (f"churn-preprocess-{key}", f"churn-train-{key}", f"churn-evaluate-{key}"):
-        log = (airflow_project.local_root / "jobs" / job / "output.log").read_text()
-        assert log.startswith(f"job python: {twin} (Python 3.12."), job
-        assert log.splitlines()[0].endswith(", the image twin)"), job
-        assert f"[{job}] job python: {twin} (Python 3.12" in outcome.log, "the job log reaches the task log"
-    model = next((airflow_project.run_prefix(key) / "model").glob("*/output/model.tar.gz"))
-    with tarfile.open(model) as archive:
-        archive.extractall(tmp_path / "model", filter="data")
-    loaded = subprocess.run([str(twin), "-c", LOAD_WITH_WARNINGS_AS_ERRORS, str(tmp_path / "model" / "model.joblib")],
-                            capture_output=True, text=True, timeout=120)
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.split() == ["Pipeline", "1.9.0"]
 
 
 def test_a_rejected_model_registers_nothing_and_notifies_once(airflow_project) -> None:
