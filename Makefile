@@ -32,13 +32,13 @@ POSTGRES_PACKAGE ?= postgresql-15
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-# No --compile-bytecode: compiling every module of every package costs 35 s of CPU (20 s more for the
-# twin), while Python compiles, once, only the modules a process imports.
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on the CI machine), no process can cache
+# what it compiles, and every Airflow, pandas and scikit-learn import compiles from source again.
 $(VENV)/.installed: requirements-lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-lock.txt
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-lock.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
@@ -50,7 +50,7 @@ $(TWIN)/.installed: requirements-container.txt | $(VENV)/.installed
 	echo "building the image twin $(TWIN) with $$python312"; \
 	rm -rf $(TWIN) && \
 	$(BIN)/uv venv --quiet --python "$$python312" $(TWIN) && \
-	$(BIN)/uv pip install --quiet --python $(TWIN)/bin/python --no-deps \
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(TWIN)/bin/python --no-deps \
 		-r requirements-container.txt && \
 	touch $@
 
