@@ -5,6 +5,7 @@ task run time, never when the scheduler parses the DAG file.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from churn_pipeline.settings import Settings
@@ -60,7 +61,19 @@ def container_image(settings: Settings) -> str:
     """
     if settings.image_uri:
         return settings.image_uri
-    return sklearn_image_uri(settings.region, settings.framework_version)
+    instance_type = settings.resources_for("train").instance_type
+    if PLAIN_CPU_INSTANCE.match(instance_type):
+        return sklearn_image_uri(settings.region, settings.framework_version)
+    from sagemaker.core import image_uris  # GPU, Graviton and the rest: the SDK's own rules and refusals
+
+    return image_uris.retrieve("sklearn", region=settings.region, version=settings.framework_version,
+                               py_version="py3", instance_type=instance_type)
+
+
+# x86 CPU instance families (m5, c5n, r6i, t3, ...; no Graviton "g" after the generation), for which
+# image_uris.retrieve gives the table's "cpu" image; GPU (g, p), Graviton, Inferentia and Trainium
+# families go through the SDK itself.
+PLAIN_CPU_INSTANCE = re.compile(r"^ml\.[mcrtxz]\d+[a-fh-z]*\.[a-z0-9]+$")
 
 
 # The SDK's image table for the scikit-learn framework, and the scope image_uris.retrieve uses for it
@@ -75,8 +88,8 @@ def sklearn_image_uri(region: str, version: str) -> str:
 
     Importing ``sagemaker.core`` costs about 2.5 s of CPU and 0.4 s more at exit in every run that
     stages its inputs; reading its JSON table costs milliseconds. The hostname comes from botocore's
-    endpoint data, as in the SDK. A test holds this equal to ``retrieve`` for every region and version
-    of the table.
+    endpoint data, as in the SDK. A test holds this equal to ``retrieve`` for every version of the table
+    and a region of every partition.
     """
     import importlib.util
     import json

@@ -86,6 +86,15 @@ def test_the_image_read_from_the_sdks_table_is_what_the_sdks_retrieve_gives() ->
         assert backend.sklearn_image_uri(region, version) == expected, (region, version)
 
 
+def test_instance_types_the_table_read_does_not_cover_go_through_the_sdk() -> None:
+    assert all(backend.PLAIN_CPU_INSTANCE.match(t) for t in ("ml.m5.xlarge", "ml.c5n.2xlarge", "ml.r6i.large",
+                                                              "ml.t3.medium", "ml.m5d.24xlarge"))
+    assert not any(backend.PLAIN_CPU_INSTANCE.match(t) for t in ("ml.p3.2xlarge", "ml.g5.xlarge", "ml.m6g.large",
+                                                                  "ml.c7gn.xlarge", "ml.inf2.xlarge", "local"))
+    with pytest.raises(ValueError, match="Unsupported processor: gpu"):  # the SDK's own refusal
+        backend.container_image(load_settings({"CHURN_TRAIN_INSTANCE_TYPE": "ml.p3.2xlarge"}))
+
+
 def test_a_region_without_the_image_is_named() -> None:
     with pytest.raises(ValueError, match="Unsupported region: mars-north-1"):
         backend.container_image(load_settings({"CHURN_REGION": "mars-north-1"}))
