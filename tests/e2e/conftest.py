@@ -164,8 +164,8 @@ def airflow_project(tmp_path: Path, migrated_db: Path) -> AirflowProject:
 @pytest.fixture(scope="module")
 def module_project(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> AirflowProject:
     """One project for the tests of a module that build on the same history (such as one trained and
-    approved model) instead of each paying for it; the module's tests share an xdist group, so that one
-    worker runs them, and each uses dates of its own."""
+    approved model) instead of each paying for it. The tests that use it carry one xdist group, so that
+    one worker runs them (and makes it once), and each uses dates of its own."""
     return new_project(tmp_path_factory.mktemp("module-project"), migrated_db)
 
 

@@ -34,7 +34,8 @@ def run_outputs(project: AirflowProject, key: str) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def finished_run(module_project) -> AirflowProject:
     """A project with one undisturbed, finished run of 2026-11-10 (version 1), shared by the tests that
-    rerun it, compare a disturbed run with it, or break a later run beside it; none of them changes it."""
+    rerun it, compare a disturbed run with it, or break a later run beside it; none of them changes that
+    run, so they pass in any order."""
     finished = module_project.dags_test("2026-11-10")
     assert finished.returncode == 0, finished.log[-5000:]
     return module_project
