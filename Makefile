@@ -45,7 +45,7 @@ $(VENV)/.installed: requirements-lock.txt pyproject.toml
 # Without a Python 3.12 this says so in one line and succeeds: the local backend then runs its jobs in
 # .venv and warns in every job log. CONTAINER_PYTHON=/path/to/python3.12 chooses the interpreter.
 $(TWIN)/.installed: requirements-container.txt | $(VENV)/.installed
-	@python312="$$($(BIN)/python -m churn_pipeline.image_twin find-python $(CONTAINER_PYTHON))" || \
+	@python312="$$($(BIN)/python -m churn_pipeline.local.image_twin find-python $(CONTAINER_PYTHON))" || \
 		{ echo "$$python312"; exit 0; }; \
 	echo "building the image twin $(TWIN) with $$python312"; \
 	rm -rf $(TWIN) && \
@@ -100,11 +100,11 @@ define dags_test
 endef
 # INPUT, SCHEMA and CONF reach the command through its environment: no quoting of their values to get wrong
 export INPUT SCHEMA CONF
-RUN_CONF = $(BIN)/python -m churn_pipeline.cli conf
-SUMMARY = $(BIN)/python -m churn_pipeline.cli summary --started-after $$started
+RUN_CONF = $(BIN)/python -m churn_pipeline.tooling.cli conf
+SUMMARY = $(BIN)/python -m churn_pipeline.tooling.cli summary --started-after $$started
 # the approval's error, if it failed (the only line worth reading in its log), then who is the champion
 APPROVAL_OUTCOME = { [ $$status = 0 ] || sed -n 's/^.*AirflowFailException: /error: /p' $(RUN_LOG) | head -n 1; \
-	$(BIN)/python -m churn_pipeline.cli champion; }
+	$(BIN)/python -m churn_pipeline.tooling.cli champion; }
 
 demo: $(AIRFLOW_DB) $(TWIN)/.installed  ## Run the whole pipeline locally (no AWS) on the bundled sample and print what it did
 	$(call dags_test,customer_churn_pipeline,echo {},$(SUMMARY))
@@ -117,13 +117,13 @@ approve: $(AIRFLOW_DB) $(TWIN)/.installed  ## Approve a version from Airflow, wh
 	$(call dags_test,customer_churn_approval,echo '{"version": $(VERSION)}',$(APPROVAL_OUTCOME))
 
 score: $(AIRFLOW_DB) $(TWIN)/.installed  ## Score every customer with the champion, print the most at risk: make score [INPUT=customers.csv]
-	$(call dags_test,customer_churn_scoring,$(RUN_CONF),$(BIN)/python -m churn_pipeline.cli scores --started-after $$started)
+	$(call dags_test,customer_churn_scoring,$(RUN_CONF),$(BIN)/python -m churn_pipeline.tooling.cli scores --started-after $$started)
 
 versions: $(VENV)/.installed  ## List the registered versions: status, metrics, run, data source (* the champion) [GROUP=name]
-	@$(BIN)/python -m churn_pipeline.cli versions
+	@$(BIN)/python -m churn_pipeline.tooling.cli versions
 
-$(SAMPLE_DB): $(VENV)/.installed include/churn_pipeline/sample_data.py
-	$(BIN)/python -m churn_pipeline.sample_data --output $@
+$(SAMPLE_DB): $(VENV)/.installed include/churn_pipeline/tooling/sample_data.py
+	$(BIN)/python -m churn_pipeline.tooling.sample_data --output $@
 
 sample-db: $(SAMPLE_DB)  ## Write the bundled sample customers into a SQLite database (local-store/customers.sqlite)
 
@@ -145,21 +145,22 @@ test: $(VENV)/.installed $(TWIN)/.installed $(COMPOSE_SPEC)/compose-spec.json te
 test-fast: $(VENV)/.installed $(TWIN)/.installed $(COMPOSE_SPEC)/compose-spec.json  ## Run the tests except the end-to-end Airflow runs
 	$(PYTEST) -m "not e2e"
 
-lint: $(VENV)/.installed  ## Check the code: ruff (style, imports, bugbear, Airflow rules) and mypy (types)
+lint: $(VENV)/.installed  ## Check the code: ruff (style, imports, bugbear, Airflow rules), mypy (types), the layers' import contracts
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: $(VENV)/.installed $(TWIN)/.installed  ## Measure each step against its floor at 10k, 100k and 1M rows
 	$(BIN)/python -m bench.run
 
 mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the helper package, plugins.zip, requirements.txt, startup.sh
-	$(BIN)/python -m churn_pipeline.bundle build/mwaa
+	$(BIN)/python -m churn_pipeline.tooling.bundle build/mwaa
 
 standalone: $(AIRFLOW_DB) $(TWIN)/.installed  ## Start Airflow (UI on http://localhost:8080) with this project's DAGs; Ctrl-C or make stop ends it
-	@$(BIN)/python -m churn_pipeline.standalone start
+	@$(BIN)/python -m churn_pipeline.tooling.standalone start
 
 stop: $(VENV)/.installed  ## Stop the Airflow that make standalone started (every process of it)
-	@$(BIN)/python -m churn_pipeline.standalone stop
+	@$(BIN)/python -m churn_pipeline.tooling.standalone stop
 
 lock: $(VENV)/.installed  ## Re-resolve requirements-lock.txt from requirements.txt + requirements-dev.txt
 	$(BIN)/uv pip compile requirements.txt requirements-dev.txt --python-version 3.11 --no-header \

@@ -66,14 +66,14 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[Meas
 def python(*args: str | Path) -> list[str]:
     """A command in the interpreter the jobs run with: the image twin's, as the local runner uses it."""
     sys.path.insert(0, str(PROJECT / "include"))
-    from churn_pipeline.image_twin import job_python
+    from churn_pipeline.local.image_twin import job_python
 
     return [str(job_python().executable), *map(str, args)]
 
 
 def bench_size(rows: int, root: Path) -> dict[str, Any]:
     sys.path.insert(0, str(PROJECT / "include"))
-    from churn_pipeline.sample_data import write_sample
+    from churn_pipeline.tooling.sample_data import write_sample
 
     data, out, model, evaluation = root / "in", root / "out", root / "model", root / "eval"
     parquet_data, parquet_out = root / "in-parquet", root / "out-parquet"
@@ -121,7 +121,8 @@ def report_and_drift_cost(rows: int, root: Path) -> dict[str, Any]:
     decision.write_text(json.dumps({"passed": True, "reason": "passed", "reasons": [], "details": ["bench"],
                                     "threshold": 0.75, "evaluation_uri": str(full / "evaluation.json")}))
     # rendered on the Airflow worker, in the project's environment (the image has no matplotlib)
-    render = ["-m", "churn_pipeline.report", "render", "--decision", decision, "--evaluation", full / "evaluation.json",
+    render = ["-m", "churn_pipeline.report.html", "render", "--decision", decision,
+              "--evaluation", full / "evaluation.json",
               "--details", full / "details.json", "--drift", full / "drift.json",
               "--quality", out / "quality" / "data_quality.json", "--run-key", "20260101T000000Z",
               "-o", root / "report.html"]
@@ -209,11 +210,12 @@ def timed(run: Callable[[dict[str, Any]], dict[str, Any]], request: dict[str, An
 
 def runner_overhead(root: Path, repeats: int = 3) -> dict[str, float]:
     """Seconds the local runner adds per job (staging, process start, storing outputs) on the 10k sample."""
-    from churn_pipeline import request_builders
-    from churn_pipeline.layout import RunLayout
-    from churn_pipeline.local_runner import LocalJobRunner, deterministic_tar
-    from churn_pipeline.objectstore import LocalObjectStore, upload_tree
-    from churn_pipeline.settings import DEFAULT_SCHEMA_FILE, SAMPLE_DATA_FILE, load_settings
+    from churn_pipeline.domain.layout import RunLayout
+    from churn_pipeline.domain.settings import DEFAULT_SCHEMA_FILE, SAMPLE_DATA_FILE, load_settings
+    from churn_pipeline.local.runner import LocalJobRunner
+    from churn_pipeline.requests import builders as request_builders
+    from churn_pipeline.services.archives import deterministic_tar
+    from churn_pipeline.services.objectstore import LocalObjectStore, upload_tree
 
     overheads: dict[str, list[float]] = {"preprocess": [], "train": [], "evaluate": []}
     for attempt in range(repeats):

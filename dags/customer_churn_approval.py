@@ -15,9 +15,9 @@ import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
 
-from churn_pipeline.assets import champion_asset
-from churn_pipeline.registry import APPROVAL_STATUSES, APPROVED
-from churn_pipeline.settings import NON_JOB_TASK_TIMEOUT, load_settings
+from churn_pipeline.domain.settings import NON_JOB_TASK_TIMEOUT, load_settings
+from churn_pipeline.operators.assets import champion_asset
+from churn_pipeline.services.registry import APPROVAL_STATUSES, APPROVED
 from churn_pipeline.tasks.approval import approve_version
 
 SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy import

@@ -35,18 +35,18 @@ import pendulum
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, chain
 
-from churn_pipeline.assets import model_version_asset
-from churn_pipeline.gate import (
+from churn_pipeline.domain.gate import (
     DEFAULT_ACCURACY_THRESHOLD,
     DEFAULT_CHAMPION_METRIC,
     DEFAULT_MIN_IMPROVEMENT,
     CompareMode,
     DriftMode,
 )
-from churn_pipeline.model_defaults import metric_names
+from churn_pipeline.domain.model_defaults import metric_names
+from churn_pipeline.domain.settings import DEFAULT_SCHEMA_FILE, load_settings
 from churn_pipeline.operators import job_task
+from churn_pipeline.operators.assets import model_version_asset
 from churn_pipeline.operators.extraction import ExtractCustomersOperator
-from churn_pipeline.settings import DEFAULT_SCHEMA_FILE, load_settings
 from churn_pipeline.tasks.champion import look_up_champion
 from churn_pipeline.tasks.gating import choose_branch
 from churn_pipeline.tasks.notification import notify_team

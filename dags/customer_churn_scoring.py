@@ -23,10 +23,10 @@ import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, chain
 
-from churn_pipeline.assets import champion_asset
+from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.operators import job_task
-from churn_pipeline.request_builders import SCORE_STEP
-from churn_pipeline.settings import load_settings
+from churn_pipeline.operators.assets import champion_asset
+from churn_pipeline.requests.builders import SCORE_STEP
 from churn_pipeline.tasks.scoring import notify_scoring_failed, publish_the_scores, stage_scoring_inputs
 
 SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy import

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from churn_pipeline.links import SageMakerProcessingJobLink, SageMakerTrainingJobLink
+from churn_pipeline.operators.links import SageMakerProcessingJobLink, SageMakerTrainingJobLink
 
 
 class ChurnPipelinePlugin(AirflowPlugin):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from churn_pipeline import request_builders
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.payloads import GateDecision
-from churn_pipeline.settings import Settings
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.payloads import GateDecision
+from churn_pipeline.domain.settings import Settings
+from churn_pipeline.requests import builders as request_builders
 
 METRICS = {"accuracy": 0.81, "precision": 0.7, "recall": 0.6, "f1_score": 0.62, "roc_auc": 0.86}
 

@@ -43,7 +43,7 @@ def container_python() -> str:
     Without the twin (no Python 3.12 on this machine) the project's own, as the local backend falls
     back to; except where CHURN_TESTS_REQUIRE_TWIN is set (CI), where that fails the test.
     """
-    from churn_pipeline.image_twin import TWIN_DIR, twin_python
+    from churn_pipeline.local.image_twin import TWIN_DIR, twin_python
 
     python = twin_python()
     if python is not None:
@@ -67,7 +67,7 @@ def run_script(name: str, *args: str | Path, env: dict[str, str] | None = None) 
 def twin() -> Path:
     """The image twin's python3. Absent (no Python 3.12 here): skipped with the reason, except where
     CHURN_TESTS_REQUIRE_TWIN is set (CI)."""
-    from churn_pipeline.image_twin import TWIN_DIR, twin_python
+    from churn_pipeline.local.image_twin import TWIN_DIR, twin_python
 
     python = twin_python()
     if python is None:
@@ -139,7 +139,7 @@ def telco_csv() -> Path:
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Headless Chromium (Debian package chromium, which make test-deps installs as root)."""
-    from churn_pipeline.browser import find_chromium
+    from churn_pipeline.tooling.browser import find_chromium
 
     binary = find_chromium()
     if binary is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-from churn_pipeline.report import ReportInputs, render_report
+from churn_pipeline.report.html import ReportInputs, render_report
 
 RUN_KEY = "20261126T020000Z"
 RUN_ID = "scheduled__2026-11-26T02:00:00+00:00"

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from churn_pipeline.browser import CHROMIUM_FLAGS, BrowserError, find_chromium
+from churn_pipeline.tooling.browser import CHROMIUM_FLAGS, BrowserError, find_chromium
 from tests.e2e.moto_server import free_port
 
 DAG_ID = "customer_churn_pipeline"

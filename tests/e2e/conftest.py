@@ -136,7 +136,7 @@ class AirflowProject:
         return [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.is_file() else []
 
     def versions(self) -> list[dict]:
-        from churn_pipeline.registry import MlflowRegistry
+        from churn_pipeline.services.registry import MlflowRegistry
 
         if not (self.local_root / "mlflow.db").is_file():
             return []

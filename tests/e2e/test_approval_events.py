@@ -11,8 +11,8 @@ import json
 import boto3
 import pytest
 
-from churn_pipeline.assets import champion_asset
-from churn_pipeline.settings import PROJECT_DIR, load_settings
+from churn_pipeline.domain.settings import PROJECT_DIR, load_settings
+from churn_pipeline.operators.assets import champion_asset
 
 pytestmark = pytest.mark.e2e
 

@@ -11,14 +11,14 @@ import sys
 
 import pytest
 
-from churn_pipeline.browser import visit
+from churn_pipeline.tooling.browser import visit
 from tests.conftest import CONFIG, SAMPLE_CSV
 
 pytestmark = pytest.mark.e2e
 
 
 def cli(airflow_project, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "churn_pipeline.cli", *args], env=airflow_project.env,
+    return subprocess.run([sys.executable, "-m", "churn_pipeline.tooling.cli", *args], env=airflow_project.env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -91,7 +91,7 @@ def assert_a_person_can_read_it(report, chromium: str) -> None:
 def test_drift_is_measured_against_the_baseline_and_reported(airflow_project, tmp_path, chromium) -> None:
     assert airflow_project.dags_test("2026-11-05").returncode == 0
     drifted = tmp_path / "drifted" / "customers.csv"
-    made = subprocess.run([sys.executable, "-m", "churn_pipeline.sample_data", "--shift", "MonthlyCharges=1.5",
+    made = subprocess.run([sys.executable, "-m", "churn_pipeline.tooling.sample_data", "--shift", "MonthlyCharges=1.5",
                            "--output", str(drifted)], capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stderr
 

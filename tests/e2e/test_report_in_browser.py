@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.browser import PageVisit, visit
-from churn_pipeline.report import CHALLENGER_COLOUR, CONTENT_SECURITY_POLICY, main, render_report
+from churn_pipeline.report.html import CHALLENGER_COLOUR, CONTENT_SECURITY_POLICY, render_report
+from churn_pipeline.tooling.browser import PageVisit, visit
+from churn_pipeline.tooling.browser import main as screenshot_main
 from tests import report_fixtures as fixtures
 
 pytestmark = pytest.mark.e2e
@@ -101,8 +102,8 @@ def test_the_check_catches_a_page_that_fetches(chromium: str, tmp_path: Path) ->
 def test_the_screenshot_command_saves_what_chromium_shows(chromium: str, tmp_path: Path, capsys) -> None:
     page, png = tmp_path / "report.html", tmp_path / "report.png"
     page.write_bytes(render_report(fixtures.report_inputs()))
-    assert main(["screenshot", str(page), str(png), "--width=1100", "--height=1500"]) == 0
+    assert screenshot_main([str(page), str(png), "--width=1100", "--height=1500"]) == 0
     assert pixels(png.read_bytes()).shape == (1500, 1100, 3)
     page.write_text(f'<!DOCTYPE html><img src="{EXTERNAL_IMAGE}" alt="">')
-    assert main(["screenshot", str(page), str(tmp_path / "fetching.png")]) == 1
+    assert screenshot_main([str(page), str(tmp_path / "fetching.png")]) == 1
     assert EXTERNAL_IMAGE in capsys.readouterr().err and not (tmp_path / "fetching.png").exists()

@@ -14,13 +14,13 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from churn_pipeline.iam import AIRFLOW_POLICY, EXECUTION_POLICY, render_policies
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.notifications import Notification, SnsChannel, notify_once
-from churn_pipeline.objectstore import S3ObjectStore
-from churn_pipeline.payloads import JobResult
-from churn_pipeline.sample_data import SAMPLE_ROWS, SAMPLE_SEED, write_sample
-from churn_pipeline.settings import load_settings
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.payloads import JobResult
+from churn_pipeline.domain.settings import load_settings
+from churn_pipeline.services.notifications import Notification, SnsChannel, notify_once
+from churn_pipeline.services.objectstore import S3ObjectStore
+from churn_pipeline.tooling.iam import AIRFLOW_POLICY, EXECUTION_POLICY, render_policies
+from churn_pipeline.tooling.sample_data import SAMPLE_ROWS, SAMPLE_SEED, write_sample
 from tests.conftest import SAMPLE_CSV
 from tests.e2e.iam_check import (
     SAGEMAKER_PLATFORM_ACTIONS,

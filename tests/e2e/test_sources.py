@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.sample_data import SAMPLE_ROWS, SAMPLE_SEED, generate, typed, write_sample
+from churn_pipeline.tooling.sample_data import SAMPLE_ROWS, SAMPLE_SEED, generate, typed, write_sample
 from tests.e2e.postgres import PostgresCluster
 
 pytestmark = pytest.mark.e2e

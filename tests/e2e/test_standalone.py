@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.standalone import MARKER, PID_FILE
+from churn_pipeline.tooling.standalone import MARKER, PID_FILE
 from tests.conftest import PROJECT
 from tests.e2e.conftest import AIRFLOW, fresh_shell
 from tests.e2e.moto_server import free_port

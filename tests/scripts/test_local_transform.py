@@ -9,7 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from churn_pipeline import local_transform
+from churn_pipeline.local import transform as local_transform
 from tests.conftest import container_python
 
 RECORDS = [

@@ -290,7 +290,7 @@ def test_the_same_customers_from_parquet_give_byte_identical_splits(tmp_path: Pa
     the same splits, preprocessor statistics and counts as from the CSV."""
     import joblib
 
-    from churn_pipeline.sample_data import SAMPLE_ROWS, SAMPLE_SEED, generate, typed
+    from churn_pipeline.tooling.sample_data import SAMPLE_ROWS, SAMPLE_SEED, generate, typed
 
     customers = typed(generate(SAMPLE_ROWS, SAMPLE_SEED))
     for part, rows in enumerate((slice(0, 3000), slice(3000, 7000), slice(7000, None))):

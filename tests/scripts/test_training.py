@@ -43,9 +43,9 @@ def test_hyperparameters_can_be_overridden_as_sagemaker_passes_them(tmp_path: Pa
 
 def test_validation_metrics_are_logged_for_sagemaker_metric_definitions(tmp_path: Path,
                                                                          sample_outputs: dict[str, Path]) -> None:
-    from churn_pipeline.layout import RunLayout
-    from churn_pipeline.request_builders import train_request
-    from churn_pipeline.settings import load_settings
+    from churn_pipeline.domain.layout import RunLayout
+    from churn_pipeline.domain.settings import load_settings
+    from churn_pipeline.requests.builders import train_request
 
     settings = load_settings({})
     request = train_request(settings, RunLayout(settings.base_uri, "20261126T020000Z"), job_name="j", image_uri="i",

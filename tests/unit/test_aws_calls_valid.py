@@ -12,12 +12,12 @@ import pytest
 from botocore.validate import ParamValidator
 from moto import mock_aws
 
-from churn_pipeline import backend
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.notifications import Notification, SnsChannel
-from churn_pipeline.objectstore import S3ObjectStore, download, upload_tree
-from churn_pipeline.registry import SageMakerRegistry
-from churn_pipeline.settings import SCRIPTS_DIR, load_settings
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.settings import SCRIPTS_DIR, load_settings
+from churn_pipeline.services import backend
+from churn_pipeline.services.notifications import Notification, SnsChannel
+from churn_pipeline.services.objectstore import S3ObjectStore, download, upload_tree
+from churn_pipeline.services.registry import SageMakerRegistry
 from tests.builders import registration_request
 
 SETTINGS = load_settings({"CHURN_BACKEND": "sagemaker", "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/r",

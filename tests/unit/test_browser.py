@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline import browser
-from churn_pipeline.browser import BrowserError, read_netlog
+from churn_pipeline.tooling import browser
+from churn_pipeline.tooling.browser import BrowserError, read_netlog
 
 TYPES = {"URL_REQUEST_START_JOB": 2, "HOST_RESOLVER_MANAGER_REQUEST": 7, "SOCKET_CONNECT": 9}
 PAGE_KEY = "file:// [internally: file://] file:// [internally: file://]"

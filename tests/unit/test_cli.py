@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline import cli
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.objectstore import LocalObjectStore
-from churn_pipeline.registry import MlflowRegistry
-from churn_pipeline.settings import load_settings
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.settings import load_settings
+from churn_pipeline.services.objectstore import LocalObjectStore
+from churn_pipeline.services.registry import MlflowRegistry
+from churn_pipeline.tooling import cli
 from tests.builders import passing_decision, registration_request
 
 KEYS = ("20261101T020000Z", "20261102T020000Z", "20261103T020000Z")

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from churn_pipeline.bundle import build, mwaa_requirements
-from churn_pipeline.settings import Settings
+from churn_pipeline.domain.settings import Settings
+from churn_pipeline.tooling.bundle import build, mwaa_requirements
 from tests.conftest import PROJECT
 
 COMPOSE_TEXT = (PROJECT / "docker-compose.yaml").read_text()
@@ -225,9 +225,12 @@ def test_the_dag_imports_from_the_mwaa_bundle_alone(tmp_path: Path) -> None:
     bundle = build(tmp_path / "mwaa")
     with zipfile.ZipFile(bundle / "plugins.zip") as plugins:
         assert plugins.namelist() == ["churn_pipeline_plugin.py"]
+    package = bundle / "dags" / "churn_pipeline"
+    assert {path.name for path in package.iterdir() if path.is_dir()} == {
+        "domain", "requests", "services", "report", "operators", "tasks"}, "tooling/ and local/ stay out of the bundle"
     probe = (
         "import sys, json; sys.path.insert(0, sys.argv[1]);"
-        "import importlib.util, churn_pipeline, churn_pipeline.settings as s;"
+        "import importlib.util, churn_pipeline, churn_pipeline.domain.settings as s;"
         "spec = importlib.util.spec_from_file_location('dag_module', sys.argv[1] + '/customer_churn_pipeline.py');"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
         "print(json.dumps({'package': churn_pipeline.__file__, 'scripts': str(s.SCRIPTS_DIR),"

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from churn_pipeline.extraction import SourceError, SourceKind, diagnose, plan_extract
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.objectstore import LocalObjectStore
+from churn_pipeline.domain.extraction import SourceError, SourceKind, diagnose, plan_extract
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.operators.extraction import ExtractCustomersOperator, SourceUnavailable
-from churn_pipeline.parquet_inputs import NotParquetError, missing_columns, read_footer
-from churn_pipeline.sample_data import write_sample
-from churn_pipeline.settings import load_settings
+from churn_pipeline.services.objectstore import LocalObjectStore
+from churn_pipeline.services.parquet_inputs import NotParquetError, missing_columns, read_footer
+from churn_pipeline.tooling.sample_data import write_sample
 from tests.e2e.moto_server import free_port
 
 KEY = "20261120T000000Z"
@@ -181,7 +181,7 @@ def test_an_object_that_is_not_parquet_is_named(tmp_path: Path) -> None:
 
 
 def test_missing_columns_are_listed_per_object() -> None:
-    from churn_pipeline.parquet_inputs import ParquetFooter
+    from churn_pipeline.services.parquet_inputs import ParquetFooter
 
     schema = json.loads(Path("include/config/schema.json").read_text())
     footers = [ParquetFooter("s3://b/k/a.parquet", 5, ("CustomerID", " Churn ", "Age", "MonthlyCharges",

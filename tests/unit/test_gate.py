@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from churn_pipeline.gate import (
+from churn_pipeline.domain.gate import (
     REASON_DRIFT,
     REASON_INVALID,
     REASON_NOT_BETTER,
@@ -19,7 +19,7 @@ from churn_pipeline.gate import (
     GateRules,
     decide,
 )
-from churn_pipeline.payloads import NOTIFY_TASK, REGISTER_TASK
+from churn_pipeline.domain.payloads import NOTIFY_TASK, REGISTER_TASK
 from tests.builders import champion_block, evaluation_report
 
 URI = "s3://bucket/run/evaluation/evaluation.json"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.iam import AIRFLOW_POLICY, EXECUTION_POLICY, main, render_policies
-from churn_pipeline.settings import load_settings
+from churn_pipeline.domain.settings import load_settings
+from churn_pipeline.tooling.iam import AIRFLOW_POLICY, EXECUTION_POLICY, main, render_policies
 
 SETTINGS = {"CHURN_BACKEND": "sagemaker", "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/exec",
             "CHURN_SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:team", "CHURN_BUCKET": "acme-ml",

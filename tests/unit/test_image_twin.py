@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.image_twin import (
+from churn_pipeline.local.image_twin import (
     REQUIREMENTS_FILE,
     find_python,
     installed_versions,

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline import request_builders
-from churn_pipeline.attempt_planning import plan_attempt
-from churn_pipeline.image_twin import JobPython
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.local_runner import LocalJobRunner, deterministic_tar
-from churn_pipeline.objectstore import LocalObjectStore, upload_tree
-from churn_pipeline.sagemaker_api import JobKind
-from churn_pipeline.settings import SCRIPTS_DIR, load_settings
+from churn_pipeline.domain.attempt_planning import plan_attempt
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.sagemaker_api import JobKind
+from churn_pipeline.domain.settings import SCRIPTS_DIR, load_settings
+from churn_pipeline.local.image_twin import JobPython
+from churn_pipeline.local.runner import LocalJobRunner
+from churn_pipeline.requests import builders as request_builders
+from churn_pipeline.services.archives import deterministic_tar
+from churn_pipeline.services.objectstore import LocalObjectStore, upload_tree
 from tests.conftest import HEADER, SAMPLE_CSV, make_rows, write_csv
 
 KEY = "20261126T020000Z"
@@ -304,8 +305,8 @@ def test_a_local_task_that_finds_this_runs_job_running_waits_for_it_and_starts_n
     import subprocess
     import threading
 
+    from churn_pipeline.domain.payloads import JobResult, StagedInputs
     from churn_pipeline.operators.local import LocalJobOperator
-    from churn_pipeline.payloads import JobResult, StagedInputs
 
     monkeypatch.setenv("CHURN_LOCAL_ROOT", str(tmp_path / "root"))
     settings = load_settings()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.notifications import LocalOutbox, Notification, notify_once
-from churn_pipeline.objectstore import LocalObjectStore
-from churn_pipeline.registry import APPROVED, PENDING, MlflowRegistry
-from churn_pipeline.settings import load_settings
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.settings import load_settings
+from churn_pipeline.services.notifications import LocalOutbox, Notification, notify_once
+from churn_pipeline.services.objectstore import LocalObjectStore
+from churn_pipeline.services.registry import APPROVED, PENDING, MlflowRegistry
 from tests.builders import registration_request
 
 KEY = "20261126T020000Z"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.objectstore import LocalObjectStore, ObjectStoreError, download, parse_s3_uri, upload_tree
+from churn_pipeline.services.objectstore import LocalObjectStore, ObjectStoreError, download, parse_s3_uri, upload_tree
 
 ESCAPES = [
     "s3://bucket/../../etc/passwd",
@@ -104,7 +104,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path):
     import boto3
     from moto import mock_aws
 
-    from churn_pipeline.objectstore import S3ObjectStore
+    from churn_pipeline.services.objectstore import S3ObjectStore
 
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from churn_pipeline.report import CONTENT_SECURITY_POLICY, ReportInputs, main, render_report
+from churn_pipeline.report.html import CONTENT_SECURITY_POLICY, ReportInputs, main, render_report
 from tests import report_fixtures as fixtures
 
 HOSTILE = "<script>alert('x')</script>"
@@ -320,7 +320,7 @@ def test_the_same_inputs_give_the_same_bytes(example: bytes) -> None:
 
 
 def test_importing_the_renderer_loads_no_plotting_or_data_library() -> None:
-    probe = ("import json, sys; import churn_pipeline.report; print(json.dumps(sorted({m.split('.')[0] for m in "
+    probe = ("import json, sys; import churn_pipeline.report.html; print(json.dumps(sorted({m.split('.')[0] for m in "
              "sys.modules} & {'matplotlib', 'numpy', 'pandas', 'PIL', 'sklearn', 'scipy'})))")
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
                                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})

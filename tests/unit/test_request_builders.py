@@ -7,10 +7,10 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from churn_pipeline import request_builders
-from churn_pipeline.layout import RUN_KEY_TAG, RunLayout, job_name
-from churn_pipeline.payloads import ModelVersionRef
-from churn_pipeline.settings import MAX_JOB_PREFIX_LENGTH, load_settings
+from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout, job_name
+from churn_pipeline.domain.payloads import ModelVersionRef
+from churn_pipeline.domain.settings import MAX_JOB_PREFIX_LENGTH, load_settings
+from churn_pipeline.requests import builders as request_builders
 from tests.builders import champion_block, passing_decision
 
 ROLE = "arn:aws:iam::123456789012:role/churn-sagemaker"

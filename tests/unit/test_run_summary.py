@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.notifications import Notification
-from churn_pipeline.objectstore import LocalObjectStore
-from churn_pipeline.run_summary import FAILED, REGISTERED, RunOutcome, shown_by, summary_lines, write_outcome
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.report.summary import FAILED, REGISTERED, RunOutcome, shown_by, summary_lines, write_outcome
+from churn_pipeline.services.notifications import Notification
+from churn_pipeline.services.objectstore import LocalObjectStore
 from tests.builders import passing_decision
 
 KEY = "20261126T020000Z"

@@ -22,10 +22,10 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+from churn_pipeline.domain.payloads import JobResult, StagedInputs
+from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.operators.resumable import JobFailed, JobStillRunning
 from churn_pipeline.operators.sagemaker import ChurnProcessingOperator, ChurnTrainingOperator, trigger_max_attempts
-from churn_pipeline.payloads import JobResult, StagedInputs
-from churn_pipeline.settings import load_settings
 
 KEY = "20261126T020000Z"
 BUCKET = "churn-unit"

@@ -9,10 +9,10 @@ from collections.abc import Callable
 import boto3
 from moto import mock_aws
 
-from churn_pipeline.layout import registration_token
-from churn_pipeline.objectstore import S3ObjectStore
-from churn_pipeline.registry import SageMakerRegistry
-from churn_pipeline.settings import load_settings
+from churn_pipeline.domain.layout import registration_token
+from churn_pipeline.domain.settings import load_settings
+from churn_pipeline.services.objectstore import S3ObjectStore
+from churn_pipeline.services.registry import SageMakerRegistry
 from tests.builders import registration_request
 
 SETTINGS = load_settings({"CHURN_BACKEND": "sagemaker", "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/r",

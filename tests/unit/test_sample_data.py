@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.sample_data import SAMPLE_ROWS, SAMPLE_SEED, SAMPLE_TABLE, main, write_sample
+from churn_pipeline.tooling.sample_data import SAMPLE_ROWS, SAMPLE_SEED, SAMPLE_TABLE, main, write_sample
 from tests.conftest import SAMPLE_CSV
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from churn_pipeline.layout import RunLayout, job_name, run_key
-from churn_pipeline.settings import Settings, SettingsError, load_settings
+from churn_pipeline.domain.layout import RunLayout, job_name, run_key
+from churn_pipeline.domain.settings import Settings, SettingsError, load_settings
 
 
 def test_defaults_need_no_environment() -> None:

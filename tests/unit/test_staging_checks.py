@@ -9,8 +9,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from moto import mock_aws
 
 from churn_common import schema_rules
-from churn_pipeline.contract_rules import rules
-from churn_pipeline.objectstore import S3ObjectStore
+from churn_pipeline.domain.contract_rules import rules
+from churn_pipeline.services.objectstore import S3ObjectStore
 from churn_pipeline.tasks.staging import _check_input_against_schema
 from tests.conftest import HEADER
 

@@ -6,8 +6,8 @@ extract that may precede them.
     local.py        LocalJobOperator: the local backend, running requests with LocalJobRunner
     sagemaker.py    the amazon provider's SageMaker operators, made resumable
 
-Below them: ``churn_pipeline.attempt_planning`` (which job to run) and
-``churn_pipeline.request_builders`` (the requests, pure).
+Below them: ``churn_pipeline.domain.attempt_planning`` (which job to run) and
+``churn_pipeline.requests.builders`` (the requests, pure).
 
 Ahead of the jobs, ``extraction.py`` holds ``extract_customers`` (ExtractCustomersOperator), which
 runs one of the amazon provider's transfer operators as ``transfers.py`` configures it.
@@ -19,8 +19,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from churn_pipeline.request_builders import KIND_OF_STEP
-from churn_pipeline.settings import Settings
+from churn_pipeline.domain.settings import Settings
+from churn_pipeline.requests.builders import KIND_OF_STEP
 
 
 def job_task(step: str, settings: Settings, **kwargs: Any) -> BaseOperator:

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from churn_pipeline.layout import RunLayout, run_key
-from churn_pipeline.payloads import FAILURE_KEY, ExtractedCustomers, JobFailure
-from churn_pipeline.settings import Settings, load_settings
+from churn_pipeline.domain.layout import RunLayout, run_key
+from churn_pipeline.domain.payloads import FAILURE_KEY, ExtractedCustomers, JobFailure
+from churn_pipeline.domain.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # imported when the task runs: the scheduler's parse of the DAG file stays light
-    from churn_pipeline.extraction import ExtractPlan
-    from churn_pipeline.objectstore import ObjectStore
-    from churn_pipeline.parquet_inputs import ParquetFooter
+    from churn_pipeline.domain.extraction import ExtractPlan
+    from churn_pipeline.services.objectstore import ObjectStore
+    from churn_pipeline.services.parquet_inputs import ParquetFooter
 
 
 class SourceUnavailable(AirflowException):
@@ -63,8 +63,8 @@ class ExtractCustomersOperator(BaseOperator):
     ui_color = "#e4ecf7"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from churn_pipeline import backend
-        from churn_pipeline.extraction import SourceError, plan_extract
+        from churn_pipeline.domain.extraction import SourceError, plan_extract
+        from churn_pipeline.services import backend
 
         settings = load_settings()
         query_param = str(context["params"].get("source_query") or "").strip()
@@ -98,7 +98,7 @@ class ExtractCustomersOperator(BaseOperator):
             store.delete(uri)
 
     def _transfer(self, plan: ExtractPlan, settings: Settings, store: ObjectStore, context: Any) -> None:
-        from churn_pipeline.extraction import SourceKind, diagnose
+        from churn_pipeline.domain.extraction import SourceKind, diagnose
         from churn_pipeline.operators.transfers import build_transfer, run_transfer  # boto3, requests, pandas
 
         transfer = build_transfer(plan, settings, store, task_id=self.task_id)
@@ -114,7 +114,7 @@ class ExtractCustomersOperator(BaseOperator):
             raise AirflowFailException(f"{reason} (not retried: the same {asked} fails the same way)") from None
 
     def _check_result(self, plan: ExtractPlan, store: ObjectStore) -> list[ParquetFooter]:
-        from churn_pipeline.parquet_inputs import PARQUET_SUFFIX, NotParquetError, read_footer
+        from churn_pipeline.services.parquet_inputs import PARQUET_SUFFIX, NotParquetError, read_footer
 
         objects = store.list_uris(plan.prefix_uri)
         strays = [uri for uri in objects if not uri.endswith(PARQUET_SUFFIX)]

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from churn_pipeline.attempt_planning import is_running
+from churn_pipeline.domain.attempt_planning import is_running
+from churn_pipeline.domain.sagemaker_api import JobKind
+from churn_pipeline.domain.settings import Settings
 from churn_pipeline.operators.resumable import ResumableJobMixin
-from churn_pipeline.request_builders import KIND_OF_STEP
-from churn_pipeline.sagemaker_api import JobKind
-from churn_pipeline.settings import Settings
+from churn_pipeline.requests.builders import KIND_OF_STEP
 
 if TYPE_CHECKING:
-    from churn_pipeline.local_runner import LocalJobRunner
+    from churn_pipeline.local.runner import LocalJobRunner
 
 LOCAL_POLL_SECONDS = 1.0
 
@@ -33,8 +33,8 @@ class LocalJobOperator(ResumableJobMixin, BaseOperator):
 
     def _runner_for(self, settings: Settings) -> LocalJobRunner:
         if self._runner is None:
-            from churn_pipeline.local_runner import LocalJobRunner  # at run time: parsing the DAG stays light
-            from churn_pipeline.objectstore import LocalObjectStore
+            from churn_pipeline.local.runner import LocalJobRunner  # at run time: parsing the DAG stays light
+            from churn_pipeline.services.objectstore import LocalObjectStore
 
             self._runner = LocalJobRunner(LocalObjectStore(settings.local_root), log=self.log.info)
         return self._runner
@@ -57,7 +57,7 @@ class LocalJobOperator(ResumableJobMixin, BaseOperator):
         if self.kind is JobKind.PROCESSING:
             return runner.run_processing(request)
         if self.kind is JobKind.TRANSFORM:  # the provider's pair: the run's Model, then the transform job
-            from churn_pipeline.registry import MlflowRegistry
+            from churn_pipeline.services.registry import MlflowRegistry
 
             runner.create_model(request["Model"], MlflowRegistry(settings.local_root).package_container)
             return runner.run_transform(request["Transform"])

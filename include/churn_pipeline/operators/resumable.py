@@ -1,6 +1,6 @@
 """The backend-independent body of a job task, and the interface each backend implements.
 
-A job task plans its attempt (``churn_pipeline.attempt_planning``): it reuses this run's
+A job task plans its attempt (``churn_pipeline.domain.attempt_planning``): it reuses this run's
 ``Completed`` job, awaits a running one, or starts the next attempt with the request built from the
 upstream tasks' real results. Then it judges the end: a job that did not complete fails the task; if
 its reason says the input broke the data contract, without retrying (the same input fails the same
@@ -16,8 +16,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from churn_pipeline.attempt_planning import Action, failure_reason, is_bad_input, is_running, plan_attempt
-from churn_pipeline.payloads import (
+from churn_pipeline.domain.attempt_planning import Action, failure_reason, is_bad_input, is_running, plan_attempt
+from churn_pipeline.domain.payloads import (
     EVALUATE_TASK,
     FAILURE_KEY,
     FIND_CHAMPION_TASK,
@@ -31,11 +31,11 @@ from churn_pipeline.payloads import (
     Payload,
     StagedInputs,
     StagedScoring,
-    pull,
 )
-from churn_pipeline.request_builders import SCORE_STEP, request_for_step
-from churn_pipeline.sagemaker_api import COMPLETED, JobKind
-from churn_pipeline.settings import Settings, load_settings
+from churn_pipeline.domain.sagemaker_api import COMPLETED, JobKind
+from churn_pipeline.domain.settings import Settings, load_settings
+from churn_pipeline.requests.builders import SCORE_STEP, request_for_step
+from churn_pipeline.tasks._run import pull
 
 # Which task staged a step's run (its key, image and inputs), and its payload.
 STAGED_BY: dict[str, tuple[str, type[Payload]]] = {

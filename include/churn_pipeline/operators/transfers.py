@@ -20,9 +20,9 @@ from airflow.providers.amazon.aws.transfers.redshift_to_s3 import RedshiftToS3Op
 from airflow.providers.amazon.aws.transfers.sql_to_s3 import SqlToS3Operator
 from airflow.sdk import BaseOperator
 
-from churn_pipeline.extraction import ExtractPlan, SourceKind
-from churn_pipeline.objectstore import ObjectStore
-from churn_pipeline.settings import Settings
+from churn_pipeline.domain.extraction import ExtractPlan, SourceKind
+from churn_pipeline.domain.settings import Settings
+from churn_pipeline.services.objectstore import ObjectStore
 
 # An HTTP export may take long to produce but must not hang: seconds to connect, and to wait for
 # each chunk of the answer.

@@ -7,22 +7,24 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from churn_pipeline.layout import RunLayout, run_key
-from churn_pipeline.payloads import (
+from churn_pipeline.domain.layout import RunLayout, run_key
+from churn_pipeline.domain.payloads import (
     EXTRACT_TASK,
     FAILURE_KEY,
+    RETURN_KEY,
     STAGE_TASK,
     ExtractedCustomers,
     JobFailure,
+    P,
+    PayloadError,
     StagedInputs,
-    pull_optional,
 )
-from churn_pipeline.settings import Settings
+from churn_pipeline.domain.settings import Settings
 
 if TYPE_CHECKING:
-    from churn_pipeline.run_summary import RunOutcome
+    from churn_pipeline.report.summary import RunOutcome
 
 T = TypeVar("T")
 log = logging.getLogger("churn_pipeline.tasks")  # Airflow 3 routes standard logging into the task log
@@ -63,9 +65,26 @@ def data_source(ti: Any, params: dict[str, Any]) -> str:
 def finish_run(settings: Settings, layout: RunLayout, outcome: RunOutcome) -> None:
     """The last task's closing act: record how the run ended and log the run's summary, the lines
     ``make demo`` and ``cli summary`` print, so that every run ends by saying what it did."""
-    from churn_pipeline import backend
-    from churn_pipeline.run_summary import shown_by, summary_lines, write_outcome
+    from churn_pipeline.report.summary import shown_by, summary_lines, write_outcome
+    from churn_pipeline.services import backend
 
     store = backend.object_store(settings)
     write_outcome(store, layout, outcome)
     log.info("what this run did:\n%s", "\n".join(summary_lines(store, layout, shown_by(store), outcome)))
+
+
+def pull(ti: Any, task_id: str, payload: type[P], key: str = RETURN_KEY) -> P:
+    """An upstream task's payload; its absence is a broken run that no retry fixes."""
+    value = ti.xcom_pull(task_ids=task_id, key=key)
+    if value is None:
+        raise AirflowFailException(f"no result from task '{task_id}' in this run; run it (or clear it) first")
+    try:
+        return payload.from_xcom(value)
+    except PayloadError as error:
+        raise AirflowFailException(f"the result of task '{task_id}' is not usable: {error}") from None
+
+
+def pull_optional(ti: Any, task_id: str, payload: type[P], key: str = RETURN_KEY) -> P | None:
+    """Like ``pull``, for a result that may rightly be absent (the task failed or was skipped)."""
+    value = ti.xcom_pull(task_ids=task_id, key=key)
+    return None if value is None else payload.from_xcom(value)

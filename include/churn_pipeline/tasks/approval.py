@@ -12,8 +12,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from churn_pipeline.registry import APPROVAL_STATUSES, MlflowRegistry
-from churn_pipeline.settings import load_settings
+from churn_pipeline.domain.settings import load_settings
+from churn_pipeline.services.registry import APPROVAL_STATUSES, MlflowRegistry
 from churn_pipeline.tasks._run import log
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from churn_pipeline import backend
-from churn_pipeline.objectstore import ObjectStore, ObjectStoreError
-from churn_pipeline.payloads import FIND_CHAMPION_TASK, ChampionLookup, ModelVersionRef
-from churn_pipeline.settings import Settings, load_settings
+from churn_pipeline.domain.payloads import FIND_CHAMPION_TASK, ChampionLookup, ModelVersionRef
+from churn_pipeline.domain.settings import Settings, load_settings
+from churn_pipeline.services import backend
+from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError
 from churn_pipeline.tasks._run import log, says_why_it_failed
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from churn_pipeline.objectstore import ObjectStore
-from churn_pipeline.payloads import EXTRACT_TASK, ExtractedCustomers, pull_optional
-from churn_pipeline.settings import Settings
-from churn_pipeline.tasks._run import log
+from churn_pipeline.domain.payloads import EXTRACT_TASK, ExtractedCustomers
+from churn_pipeline.domain.settings import Settings
+from churn_pipeline.services.objectstore import ObjectStore
+from churn_pipeline.tasks._run import log, pull_optional
 
 
 def extracted_input(ti: Any, params: dict[str, Any], settings: Settings, key: str) -> str | None:
@@ -35,7 +35,7 @@ def extracted_input(ti: Any, params: dict[str, Any], settings: Settings, key: st
 
 def check_parquet_header(store: ObjectStore, input_uri: str, schema_uri: str) -> None:
     """Fail before any job when a Parquet input lacks a column the schema names (footers only)."""
-    from churn_pipeline.parquet_inputs import PARQUET_SUFFIX, NotParquetError, missing_columns, read_footer
+    from churn_pipeline.services.parquet_inputs import PARQUET_SUFFIX, NotParquetError, missing_columns, read_footer
 
     parquet = [uri for uri in store.list_uris(input_uri) if uri.endswith(PARQUET_SUFFIX)]
     if not parquet:

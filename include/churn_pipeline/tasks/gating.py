@@ -8,10 +8,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from churn_pipeline import backend, gate
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.objectstore import LocalObjectStore, ObjectStore, ObjectStoreError
-from churn_pipeline.payloads import (
+from churn_pipeline.domain import gate
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.payloads import (
     DECISION_KEY,
     EVALUATE_TASK,
     GATE_TASK,
@@ -21,12 +20,13 @@ from churn_pipeline.payloads import (
     GateDecision,
     JobResult,
     StagedInputs,
-    pull,
 )
-from churn_pipeline.request_builders import KIND_OF_STEP
-from churn_pipeline.sagemaker_api import JobKind
-from churn_pipeline.settings import Settings, load_settings
-from churn_pipeline.tasks._run import log, says_why_it_failed
+from churn_pipeline.domain.sagemaker_api import JobKind
+from churn_pipeline.domain.settings import Settings, load_settings
+from churn_pipeline.requests.builders import KIND_OF_STEP
+from churn_pipeline.services import backend
+from churn_pipeline.services.objectstore import LocalObjectStore, ObjectStore, ObjectStoreError
+from churn_pipeline.tasks._run import log, pull, says_why_it_failed
 
 CONSOLE = "https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{kind}/{name}"
 CONSOLE_KINDS = {JobKind.PROCESSING: "processing-jobs", JobKind.TRAINING: "jobs"}
@@ -66,7 +66,7 @@ def report_links(settings: Settings, store: ObjectStore, layout: RunLayout,
 
 def write_report(settings: Settings, store: ObjectStore, layout: RunLayout, decision: GateDecision,
                  jobs: dict[str, JobResult], run_id: str, dag_id: str) -> None:
-    from churn_pipeline.report import ReportInputs, render_report  # at run time: matplotlib is heavy
+    from churn_pipeline.report.html import ReportInputs, render_report  # at run time: matplotlib is heavy
 
     evaluation = jobs[EVALUATE_TASK].output("evaluation")
     inputs = ReportInputs.from_json(

@@ -6,10 +6,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from churn_pipeline import backend
-from churn_pipeline.gate import REASON_NOT_BETTER
-from churn_pipeline.notifications import Notification, notify_once
-from churn_pipeline.payloads import (
+from churn_pipeline.domain.gate import REASON_NOT_BETTER
+from churn_pipeline.domain.payloads import (
     DECISION_KEY,
     EXTRACT_TASK,
     FAILURE_KEY,
@@ -21,11 +19,12 @@ from churn_pipeline.payloads import (
     GateDecision,
     JobFailure,
     JobResult,
-    pull_optional,
 )
-from churn_pipeline.run_summary import FAILED, NOT_REGISTERED, RunOutcome
-from churn_pipeline.settings import load_settings
-from churn_pipeline.tasks._run import data_source, finish_run, log, run_layout
+from churn_pipeline.domain.settings import load_settings
+from churn_pipeline.report.summary import FAILED, NOT_REGISTERED, RunOutcome
+from churn_pipeline.services import backend
+from churn_pipeline.services.notifications import Notification, notify_once
+from churn_pipeline.tasks._run import data_source, finish_run, log, pull_optional, run_layout
 
 REASON_PIPELINE_FAILED = "pipeline_failed"
 

@@ -7,10 +7,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from churn_pipeline import backend
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.notifications import Notification, notify_once
-from churn_pipeline.payloads import (
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.payloads import (
     DECISION_KEY,
     GATE_TASK,
     PREPROCESS_TASK,
@@ -21,13 +19,13 @@ from churn_pipeline.payloads import (
     JobResult,
     RegisteredVersion,
     StagedInputs,
-    pull,
-    pull_optional,
 )
-from churn_pipeline.request_builders import model_package_request
-from churn_pipeline.run_summary import FAILED, REGISTERED, RunOutcome
-from churn_pipeline.settings import Settings, load_settings
-from churn_pipeline.tasks._run import data_source, finish_run, log, run_layout
+from churn_pipeline.domain.settings import Settings, load_settings
+from churn_pipeline.report.summary import FAILED, REGISTERED, RunOutcome
+from churn_pipeline.requests.builders import model_package_request
+from churn_pipeline.services import backend
+from churn_pipeline.services.notifications import Notification, notify_once
+from churn_pipeline.tasks._run import data_source, finish_run, log, pull, pull_optional, run_layout
 
 REASON_REGISTRATION_FAILED = "registration_failed"
 REASON_DRIFT_WARNING = "data_drift_warning"

@@ -23,11 +23,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from churn_pipeline import backend
-from churn_pipeline.layout import ScoringLayout, run_key
-from churn_pipeline.notifications import Notification, notify_once
-from churn_pipeline.objectstore import ObjectStore, ObjectStoreError, download, is_s3_uri
-from churn_pipeline.payloads import (
+from churn_pipeline.domain.layout import ScoringLayout, run_key
+from churn_pipeline.domain.payloads import (
     FAILURE_KEY,
     PUBLISH_TASK,
     SCORE_TASK,
@@ -36,19 +33,21 @@ from churn_pipeline.payloads import (
     JobResult,
     ModelVersionRef,
     StagedScoring,
-    pull,
-    pull_optional,
 )
-from churn_pipeline.request_builders import TRANSFORM_OUTPUT_KEY
-from churn_pipeline.run_summary import scoring_lines
-from churn_pipeline.settings import PROJECT_DIR, Settings, SettingsError, load_settings
-from churn_pipeline.tasks._run import log
+from churn_pipeline.domain.s3_uris import is_s3_uri
+from churn_pipeline.domain.settings import PROJECT_DIR, Settings, SettingsError, load_settings
+from churn_pipeline.report.summary import scoring_lines
+from churn_pipeline.requests.builders import TRANSFORM_OUTPUT_KEY
+from churn_pipeline.services import backend
+from churn_pipeline.services.notifications import Notification, notify_once
+from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError, download
+from churn_pipeline.tasks._run import log, pull, pull_optional
 
 TOP_CUSTOMERS = 20
 SCORES_HEADER = ("churn_probability", "risk_band", "model_version")
 REASON_SCORING_FAILED = "scoring_failed"
 APPROVE_HINT = ("approve one with `make approve VERSION=N` (the customer_churn_approval DAG) or `.venv/bin/python -m "
-                "churn_pipeline.cli approve N` (locally), or in SageMaker's model registry (on AWS)")
+                "churn_pipeline.tooling.cli approve N` (locally), or in SageMaker's model registry (on AWS)")
 
 
 def _fail(ti: Any, message: str) -> AirflowFailException:

@@ -14,13 +14,21 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from churn_pipeline import backend
-from churn_pipeline.contract_rules import rules
-from churn_pipeline.layout import RunLayout, run_key
-from churn_pipeline.objectstore import ObjectStore, ObjectStoreError, is_s3_uri, upload_tree
-from churn_pipeline.parquet_inputs import PARQUET_SUFFIX
-from churn_pipeline.payloads import STAGE_TASK, StagedInputs
-from churn_pipeline.settings import PROJECT_DIR, SAMPLE_DATA_FILE, SCRIPTS_DIR, Settings, SettingsError, load_settings
+from churn_pipeline.domain.contract_rules import rules
+from churn_pipeline.domain.layout import RunLayout, run_key
+from churn_pipeline.domain.payloads import STAGE_TASK, StagedInputs
+from churn_pipeline.domain.s3_uris import is_s3_uri
+from churn_pipeline.domain.settings import (
+    PROJECT_DIR,
+    SAMPLE_DATA_FILE,
+    SCRIPTS_DIR,
+    Settings,
+    SettingsError,
+    load_settings,
+)
+from churn_pipeline.services import backend
+from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError, upload_tree
+from churn_pipeline.services.parquet_inputs import PARQUET_SUFFIX
 from churn_pipeline.tasks._run import log, says_why_it_failed
 from churn_pipeline.tasks.extracted_input import check_parquet_header, extracted_input
 
@@ -38,7 +46,7 @@ def _is_csv(name: str) -> bool:
 
 def _stage_code(store: ObjectStore, layout: RunLayout) -> None:
     """The scripts as the jobs get them: loose files for processing, sourcedir.tar.gz for training."""
-    from churn_pipeline.local_runner import deterministic_tar  # run time only: keeps parsing light
+    from churn_pipeline.services.archives import deterministic_tar  # run time only: keeps parsing light
 
     for path in sorted(SCRIPTS_DIR.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:

@@ -21,7 +21,7 @@ from typing import Any
 
 SAGEMAKER_ROOT = "/opt/ml"
 # Failure reasons of bad input contain this phrase; the DAG side fails such jobs without retrying
-# (churn_pipeline.attempt_planning reads it), because the same input fails the same way again.
+# (churn_pipeline.domain.attempt_planning reads it), because the same input fails the same way again.
 BAD_INPUT_PHRASE = "rejected its input"
 PROCESSING_REASON_FILE = "message"
 TRAINING_REASON_FILE = "failure"

@@ -1,6 +1,6 @@
 """The data contract's rules that need no data: is a schema well formed, does a CSV header hold what
 it names. Pure standard library, with no import from this package, so that the DAG side applies the
-very same rules before any job starts by loading this one file (``churn_pipeline.contract_rules``)
+very same rules before any job starts by loading this one file (``churn_pipeline.domain.contract_rules``)
 and the scripts apply them again inside the job (``data_contract``, ``tables``).
 """
 

@@ -1,13 +1,13 @@
 """Command line for the local backend: what a run did, the registered versions, the champion, and
 approving or rejecting a version.
 
-    python -m churn_pipeline.cli summary [--run-key 20261126T020000Z]
-    python -m churn_pipeline.cli report [--run-key 20261126T020000Z]     the path of a run's report.html
-    python -m churn_pipeline.cli scores [--run-key 20261126T060000Z]     a scoring run's most at risk
-    python -m churn_pipeline.cli versions
-    python -m churn_pipeline.cli champion
-    python -m churn_pipeline.cli approve 3      makes version 3 Approved; the newest approved is the champion
-    python -m churn_pipeline.cli reject 3
+    python -m churn_pipeline.tooling.cli summary [--run-key 20261126T020000Z]
+    python -m churn_pipeline.tooling.cli report [--run-key 20261126T020000Z]     the path of a run's report.html
+    python -m churn_pipeline.tooling.cli scores [--run-key 20261126T060000Z]     a scoring run's most at risk
+    python -m churn_pipeline.tooling.cli versions
+    python -m churn_pipeline.tooling.cli champion
+    python -m churn_pipeline.tooling.cli approve 3      makes version 3 Approved; the newest approved is the champion
+    python -m churn_pipeline.tooling.cli reject 3
 
 On the sagemaker backend, approve in SageMaker (Studio's model registry, or
 ``aws sagemaker update-model-package --model-package-arn ARN --model-approval-status Approved``);
@@ -23,11 +23,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from churn_pipeline.layout import RunLayout, ScoringLayout
-from churn_pipeline.objectstore import LocalObjectStore, ObjectStoreError
-from churn_pipeline.registry import APPROVED, REJECTED, MlflowRegistry
-from churn_pipeline.run_summary import scoring_lines, shown_by, summary_lines
-from churn_pipeline.settings import Settings, SettingsError, load_settings
+from churn_pipeline.domain.layout import RunLayout, ScoringLayout
+from churn_pipeline.domain.settings import Settings, SettingsError, load_settings
+from churn_pipeline.report.summary import scoring_lines, shown_by, summary_lines
+from churn_pipeline.services.objectstore import LocalObjectStore, ObjectStoreError
+from churn_pipeline.services.registry import APPROVED, REJECTED, MlflowRegistry
 
 MLFLOW_UI = ".venv/bin/mlflow ui --backend-store-uri {uri}"
 
@@ -79,7 +79,7 @@ def summary(run_key: str | None, started_after: float | None = None) -> str:
     outbox = settings.local_root / "notifications.jsonl"
     if any(line.startswith("  notified") for line in lines):
         lines.append(f"  messages      {outbox}")
-    lines.append("  versions      .venv/bin/python -m churn_pipeline.cli versions")
+    lines.append("  versions      .venv/bin/python -m churn_pipeline.tooling.cli versions")
     lines.append(f"  registry UI   {MLFLOW_UI.format(uri=_registry_uri(settings))}")
     return "\n".join(lines)
 
@@ -125,7 +125,7 @@ def versions() -> str:
 
 
 def champion() -> str:
-    from churn_pipeline import backend
+    from churn_pipeline.services import backend
 
     settings = load_settings()
     found = backend.model_registry(settings).champion(settings.model_package_group)
@@ -169,7 +169,7 @@ def run_conf(input_path: str, schema_path: str, conf: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m churn_pipeline.cli", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m churn_pipeline.tooling.cli", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("summary", "what a run did (default: the latest)"),
                        ("report", "the path of a run's report.html (default: the latest run)"),

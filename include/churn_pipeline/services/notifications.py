@@ -7,15 +7,14 @@ removed if sending fails, so a retry sends again only when nothing went out. The
 
 from __future__ import annotations
 
-import fcntl
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from churn_pipeline.objectstore import ObjectStore, atomic_write
+from churn_pipeline.services.locks import file_lock
+from churn_pipeline.services.objectstore import ObjectStore, atomic_write
 
 
 @dataclass(frozen=True)
@@ -42,17 +41,6 @@ class Notification:
 class NotificationChannel(Protocol):
     def send(self, notification: Notification) -> str:
         """Deliver the message; returns where it went, for the log."""
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class LocalOutbox:

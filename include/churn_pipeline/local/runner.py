@@ -2,7 +2,7 @@
 ``CreateTransformJob`` request dicts on this machine.
 
 The runner honours the SageMaker container contract with the image twin (``.venv-container``, the
-scikit-learn image's own Python environment; see ``churn_pipeline.image_twin``) instead of a
+scikit-learn image's own Python environment; see ``churn_pipeline.local.image_twin``) instead of a
 container. Inputs are copied from the object store into a per-job workspace that stands in for
 ``/opt/ml`` (``SAGEMAKER_BASE_DIR``); the job's process gets the image's environment plus the
 request's ``Environment``, not the worker's; outputs are stored only when it exits 0; and a job
@@ -19,7 +19,7 @@ description.json`` in the shape of SageMaker's ``Describe*Job`` answers.
   one translation: ``sagemaker_submit_directory`` names the code archive in the local store.
 - Transform jobs serve the model as the image does, through the model's own inference module
   (``model_fn`` / ``input_fn`` / ``predict_fn`` / ``output_fn``) in the twin, with Batch Transform's
-  splitting, batching, joining and filtering around it (``churn_pipeline.local_transform``). Their
+  splitting, batching, joining and filtering around it (``churn_pipeline.local.transform``). Their
   Model, created from a registered package, is recorded at ``<local root>/models/<name>/``.
 - ``StoppingCondition.MaxRuntimeInSeconds`` holds: a job still running then is stopped (its process
   tree gets SIGTERM, then SIGKILL) and recorded ``Stopped`` with ``MaxRuntimeExceeded``.
@@ -31,7 +31,6 @@ through a stand-in for the toolkit, and every job log says so first.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
@@ -46,9 +45,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from churn_pipeline.image_twin import JobPython, job_python
-from churn_pipeline.objectstore import LocalObjectStore, atomic_write, download, is_s3_uri, upload_tree
-from churn_pipeline.sagemaker_api import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobKind
+from churn_pipeline.domain.s3_uris import is_s3_uri
+from churn_pipeline.domain.sagemaker_api import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobKind
+from churn_pipeline.local.image_twin import JobPython, job_python
+from churn_pipeline.services.archives import deterministic_tar
+from churn_pipeline.services.objectstore import LocalObjectStore, atomic_write, download, upload_tree
 
 CONTAINER_ROOT = "/opt/ml"
 # What the image sets for every job (its Dockerfile's ENV), besides PATH.
@@ -73,29 +74,6 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def deterministic_tar(folder: Path) -> bytes:
-    """A gzip tarball of ``folder``'s files at the archive root, byte-identical for identical files.
-
-    Bytecode caches are left out: they differ between machines and no container needs them.
-    """
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT, compresslevel=6) as archive:
-        for path in sorted(folder.rglob("*")):
-            if "__pycache__" in path.relative_to(folder).parts:
-                continue
-            info = archive.gettarinfo(str(path), arcname=path.relative_to(folder).as_posix())
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            if path.is_file():
-                with path.open("rb") as handle:
-                    archive.addfile(info, handle)
-            else:
-                archive.addfile(info)
-    # gzip stores a timestamp in its header; zero it so equal trees give equal bytes
-    data = bytearray(buffer.getvalue())
-    data[4:8] = b"\x00\x00\x00\x00"
-    return bytes(data)
 
 
 def resolvable_hostname() -> str:
@@ -454,7 +432,7 @@ class LocalJobRunner:
             self._stage(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"], workspace / "input",
                         "the transform input")
             processing = request.get("DataProcessing", {})
-            command = [str(self.python.executable), str(Path(__file__).with_name("local_transform.py")),
+            command = [str(self.python.executable), str(Path(__file__).with_name("transform.py")),
                        "--model-dir", str(model_dir), "--input-dir", str(workspace / "input"),
                        "--output-dir", str(workspace / "output" / "data"),
                        "--content-type", request["TransformInput"].get("ContentType", ""),

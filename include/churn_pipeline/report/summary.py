@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.objectstore import ObjectStore, ObjectStoreError
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError
 
 REGISTERED = "registered"
 NOT_REGISTERED = "not_registered"  # the gate decided against the model

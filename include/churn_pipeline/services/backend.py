@@ -8,16 +8,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from churn_pipeline.settings import Settings
+from churn_pipeline.domain.settings import Settings
 
 if TYPE_CHECKING:  # the services are imported when a task asks for one: parsing the DAG stays light
-    from churn_pipeline.notifications import NotificationChannel
-    from churn_pipeline.objectstore import ObjectStore
-    from churn_pipeline.registry import ModelRegistry
+    from churn_pipeline.services.notifications import NotificationChannel
+    from churn_pipeline.services.objectstore import ObjectStore
+    from churn_pipeline.services.registry import ModelRegistry
 
 
 def object_store(settings: Settings) -> ObjectStore:
-    from churn_pipeline.objectstore import LocalObjectStore, S3ObjectStore
+    from churn_pipeline.services.objectstore import LocalObjectStore, S3ObjectStore
 
     if settings.backend == "local":
         return LocalObjectStore(settings.local_root)
@@ -33,7 +33,7 @@ def sagemaker_client(settings: Settings) -> Any:
 
 
 def model_registry(settings: Settings) -> ModelRegistry:
-    from churn_pipeline.registry import MlflowRegistry, SageMakerRegistry
+    from churn_pipeline.services.registry import MlflowRegistry, SageMakerRegistry
 
     if settings.backend == "local":
         return MlflowRegistry(settings.local_root)
@@ -41,7 +41,7 @@ def model_registry(settings: Settings) -> ModelRegistry:
 
 
 def notification_channel(settings: Settings) -> NotificationChannel:
-    from churn_pipeline.notifications import LocalOutbox, SnsChannel
+    from churn_pipeline.services.notifications import LocalOutbox, SnsChannel
 
     if settings.backend == "local":
         return LocalOutbox(settings.local_root / "notifications.jsonl")
@@ -57,7 +57,7 @@ def container_image(settings: Settings) -> str:
     """The scikit-learn framework image for the region and version, or the configured override.
 
     Resolved at task run time, never at DAG parse. MWAA cannot install the SageMaker SDK under
-    Airflow's constraints, so there the image comes from CHURN_IMAGE_URI (see ``churn_pipeline.bundle``).
+    Airflow's constraints, so there the image comes from CHURN_IMAGE_URI (see ``churn_pipeline.tooling.bundle``).
     """
     if settings.image_uri:
         return settings.image_uri

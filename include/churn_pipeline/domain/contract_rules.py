@@ -13,7 +13,7 @@ import importlib.util
 from functools import cache
 from types import ModuleType
 
-from churn_pipeline.settings import SCRIPTS_DIR
+from churn_pipeline.domain.settings import SCRIPTS_DIR
 
 RULES_FILE = SCRIPTS_DIR / "churn_common" / "schema_rules.py"
 

@@ -1,6 +1,7 @@
 """Build what Amazon MWAA expects from this project:
 
-    build/mwaa/dags/             the DAG files (training, scoring, approval), churn_pipeline/ (this package),
+    build/mwaa/dags/             the DAG files (training, scoring, approval), churn_pipeline/ (this package
+                                 less its tooling/ and local/ layers),
                                  scripts/ (shipped to the jobs), config/ (schemas)  -> s3://<env>/dags/
     build/mwaa/plugins.zip       the Airflow plugin (console links)                 -> plugins.zip
     build/mwaa/requirements.txt  what the DAG side needs beyond Airflow and the amazon provider, which
@@ -14,7 +15,7 @@ bundle therefore resolves the image URI here, at build time, for the configured 
 framework version (or takes ``CHURN_IMAGE_URI`` as set), and ``startup.sh`` sets it on MWAA.
 
 The package finds scripts/ and config/ beside itself, so the same code runs from include/ locally
-and from the DAGs folder on MWAA.   make mwaa-bundle   (or python -m churn_pipeline.bundle OUT)
+and from the DAGs folder on MWAA.   make mwaa-bundle   (or python -m churn_pipeline.tooling.bundle OUT)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from churn_pipeline.settings import CONFIG_DIR, INCLUDE_DIR, PROJECT_DIR, SCRIPTS_DIR, Settings, load_settings
+from churn_pipeline.domain.settings import CONFIG_DIR, INCLUDE_DIR, PROJECT_DIR, SCRIPTS_DIR, Settings, load_settings
 
 # What the DAG side imports on MWAA that neither Airflow nor the amazon provider bring, unpinned
 # above the oldest version that works, so that MWAA's constraints file chooses the version.
@@ -45,7 +46,7 @@ def mwaa_requirements() -> str:
 def image_uri_for(settings: Settings) -> str:
     """The image the jobs run in: CHURN_IMAGE_URI, or resolved now from sagemaker-core's image table
     (build time only)."""
-    from churn_pipeline.backend import container_image
+    from churn_pipeline.services.backend import container_image
 
     return container_image(settings)
 
@@ -56,8 +57,17 @@ def startup_script(image_uri: str) -> str:
             f"export CHURN_IMAGE_URI={shlex.quote(image_uri)}\n")
 
 
-def _copy_tree(source: Path, destination: Path) -> None:
-    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+# Layers of the package that an MWAA worker never runs: developer tooling (this module among them)
+# and the local SageMaker emulator (the bundle runs the sagemaker backend).
+LEFT_OUT_OF_BUNDLE = ("tooling", "local")
+
+
+def _copy_tree(source: Path, destination: Path, left_out: Sequence[str] = ()) -> None:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = set(shutil.ignore_patterns("__pycache__", "*.pyc")(folder, names))
+        return skipped | ({name for name in names if name in left_out} if Path(folder) == source else set())
+
+    shutil.copytree(source, destination, ignore=ignore)
 
 
 def build(output: Path, settings: Settings | None = None) -> Path:
@@ -69,7 +79,7 @@ def build(output: Path, settings: Settings | None = None) -> Path:
     dags.mkdir(parents=True)
     for dag_file in sorted((PROJECT_DIR / "dags").glob("*.py")):
         shutil.copy2(dag_file, dags)
-    _copy_tree(INCLUDE_DIR / "churn_pipeline", dags / "churn_pipeline")
+    _copy_tree(INCLUDE_DIR / "churn_pipeline", dags / "churn_pipeline", LEFT_OUT_OF_BUNDLE)
     _copy_tree(SCRIPTS_DIR, dags / SCRIPTS_DIR.name)
     _copy_tree(CONFIG_DIR, dags / CONFIG_DIR.name)
     (dags / ".airflowignore").write_text("churn_pipeline/\nscripts/\nconfig/\n")

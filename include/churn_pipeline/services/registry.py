@@ -6,7 +6,7 @@ the champion is the latest ``Approved`` package of the group, approved in SageMa
 ``local`` backend: MLflow's Model Registry on SQLite at ``<local root>/mlflow.db``; the approval
 status is the version tag ``approval_status``, so ``mlflow ui`` shows versions, metrics and status,
 and the champion is the version carrying the alias ``champion``, which approving or rejecting a
-version moves to the newest approved one (``python -m churn_pipeline.cli approve N``).
+version moves to the newest approved one (``python -m churn_pipeline.tooling.cli approve N``).
 Both look for an existing version of the same run first, so registering twice returns the first.
 
 Finding a run's version on SageMaker costs the same after a year of nightly versions as on the first
@@ -27,11 +27,11 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
-from churn_pipeline.layout import RUN_KEY_TAG, RunLayout
-from churn_pipeline.model_defaults import metric_names
-from churn_pipeline.notifications import file_lock
-from churn_pipeline.objectstore import ObjectStore, ObjectStoreError
-from churn_pipeline.payloads import ModelVersionRef, RegisteredVersion
+from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout
+from churn_pipeline.domain.model_defaults import metric_names
+from churn_pipeline.domain.payloads import ModelVersionRef, RegisteredVersion
+from churn_pipeline.services.locks import file_lock
+from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError
 
 PENDING = "PendingManualApproval"
 APPROVED = "Approved"
@@ -206,7 +206,7 @@ class MlflowRegistry:
 
     def _artifacts(self, request: dict[str, Any]) -> list[tuple[str, Path]]:
         """The run's profile and report as files of the local store, to keep with the MLflow run."""
-        from churn_pipeline.objectstore import LocalObjectStore
+        from churn_pipeline.services.objectstore import LocalObjectStore
 
         store = LocalObjectStore(self.root)
         quality = request.get("DriftCheckBaselines", {}).get("ModelDataQuality", {})
@@ -239,7 +239,7 @@ class MlflowRegistry:
     def package_container(self, identifier: str) -> dict[str, Any]:
         """What a Model made from this version serves (``models:/<group>/<version>``): its image, its
         model data and the serving environment, as SageMaker takes them from a model package."""
-        from churn_pipeline.request_builders import INFERENCE_ENVIRONMENT
+        from churn_pipeline.requests.builders import INFERENCE_ENVIRONMENT
 
         _, _, path = identifier.partition("models:/")
         group, _, version = path.rpartition("/")

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from churn_pipeline.objectstore import ObjectStore
+from churn_pipeline.services.objectstore import ObjectStore
 
 PARQUET_MAGIC = b"PAR1"
 PARQUET_SUFFIX = ".parquet"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, AssetWatcher
 
-from churn_pipeline.settings import Settings
+from churn_pipeline.domain.settings import Settings
 
 MODEL_VERSION_ASSET = "churn_model_version"
 CHAMPION_ASSET = "churn_champion"

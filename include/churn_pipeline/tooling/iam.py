@@ -6,7 +6,7 @@ for the role in ``CHURN_ROLE_ARN`` that the jobs run as. Each allows exactly the
 on the configured bucket, prefix, job names, model package group and topic.
 
     CHURN_BACKEND=sagemaker CHURN_ROLE_ARN=... CHURN_SNS_TOPIC_ARN=... \\
-        python -m churn_pipeline.iam --account-id 123456789012 --output-dir build/iam
+        python -m churn_pipeline.tooling.iam --account-id 123456789012 --output-dir build/iam
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from churn_pipeline.settings import PROJECT_DIR, Settings, SettingsError, load_settings
+from churn_pipeline.domain.settings import PROJECT_DIR, Settings, SettingsError, load_settings
 
 POLICY_DIR = PROJECT_DIR / "deploy" / "iam"
 AIRFLOW_POLICY = "airflow-policy.json"

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from churn_pipeline.gate import CompareMode, DriftMode
-from churn_pipeline.layout import RUN_KEY_TAG, RunLayout, ScoringLayout, model_name, registration_token
-from churn_pipeline.model_defaults import default_hyperparameters, metric_names
-from churn_pipeline.payloads import (
+from churn_pipeline.domain.gate import CompareMode, DriftMode
+from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout, ScoringLayout, model_name, registration_token
+from churn_pipeline.domain.model_defaults import default_hyperparameters, metric_names
+from churn_pipeline.domain.payloads import (
     EVALUATE_TASK,
     FIND_CHAMPION_TASK,
     PREPROCESS_TASK,
@@ -30,8 +30,8 @@ from churn_pipeline.payloads import (
     StagedInputs,
     StagedScoring,
 )
-from churn_pipeline.sagemaker_api import JobKind
-from churn_pipeline.settings import Settings
+from churn_pipeline.domain.sagemaker_api import JobKind
+from churn_pipeline.domain.settings import Settings
 
 PROCESSING_ROOT = "/opt/ml/processing"
 CODE_DIR = f"{PROCESSING_ROOT}/input/code"

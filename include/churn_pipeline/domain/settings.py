@@ -27,10 +27,10 @@ from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from churn_pipeline.objectstore import BUCKET_NAME
-from churn_pipeline.sagemaker_api import RESOURCE_NAME
+from churn_pipeline.domain.s3_uris import BUCKET_NAME
+from churn_pipeline.domain.sagemaker_api import RESOURCE_NAME
 
-INCLUDE_DIR = Path(__file__).resolve().parent.parent
+INCLUDE_DIR = Path(__file__).resolve().parents[2]
 SCRIPTS_DIR = INCLUDE_DIR / "scripts"
 CONFIG_DIR = INCLUDE_DIR / "config"
 DEFAULT_SCHEMA_FILE = CONFIG_DIR / "schema.json"

@@ -1,8 +1,8 @@
 """``make standalone`` and ``make stop``: Airflow's all-in-one server for this project, started so that
 it can be stopped whole.
 
-    python -m churn_pipeline.standalone start     # in the foreground; Ctrl-C stops every process of it
-    python -m churn_pipeline.standalone stop      # from another shell
+    python -m churn_pipeline.tooling.standalone start     # in the foreground; Ctrl-C stops every process of it
+    python -m churn_pipeline.tooling.standalone stop      # from another shell
 
 ``airflow standalone`` starts its scheduler, dag-processor, API server and triggerer as a bare
 ``airflow`` looked up on ``PATH``; started as ``.venv/bin/airflow`` from a shell whose ``PATH`` lacks
@@ -121,7 +121,8 @@ def start(home: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m churn_pipeline.standalone", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m churn_pipeline.tooling.standalone",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("start", "stop"))
     args = parser.parse_args(argv)
     home = airflow_home()

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from churn_pipeline.layout import job_name
-from churn_pipeline.sagemaker_api import COMPLETED, RUNNING_STATES, JobKind
+from churn_pipeline.domain.layout import job_name
+from churn_pipeline.domain.sagemaker_api import COMPLETED, RUNNING_STATES, JobKind
 
 MAX_ATTEMPTS = 20
 # The container scripts put this phrase in the failure reason of input that breaks the data contract

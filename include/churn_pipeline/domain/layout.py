@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from churn_pipeline.sagemaker_api import MAX_NAME_LENGTH, RESOURCE_NAME
+from churn_pipeline.domain.sagemaker_api import MAX_NAME_LENGTH, RESOURCE_NAME
 
 _RUN_KEY = re.compile(r"^\d{8}T\d{6}Z$")
 _ATTEMPT_SUFFIX = re.compile(r"-r(\d+)$")

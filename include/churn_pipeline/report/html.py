@@ -16,8 +16,8 @@ malformed (an unusable evaluation is exactly when people open the report): what 
 what is missing is said, in place. matplotlib is imported only while drawing, so that importing this
 module (as the DAG's import chain may) stays cheap.
 
-    python -m churn_pipeline.report render --decision D.json --evaluation E.json [...] -o report.html
-    python -m churn_pipeline.report screenshot report.html report.png
+    python -m churn_pipeline.report.html render --decision D.json --evaluation E.json [...] -o report.html
+    python -m churn_pipeline.report.html screenshot report.html report.png
 """
 
 from __future__ import annotations
@@ -791,18 +791,8 @@ def _render(args: argparse.Namespace) -> str:
     return f"{args.output}" + "".join(f"\n  note: {note}" for note in inputs.notes)
 
 
-def _screenshot(args: argparse.Namespace) -> str:
-    from churn_pipeline.browser import visit
-
-    result = visit(args.page, width=args.width, height=args.height)
-    if result.page_requests:
-        raise RuntimeError(f"the page made requests: {', '.join(result.page_requests)}; no screenshot saved")
-    args.png.write_bytes(result.screenshot)
-    return f"{args.png} ({len(result.screenshot):,} bytes); the page made no request"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m churn_pipeline.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m churn_pipeline.report.html", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="render a report from a run's JSON files")
     render.add_argument("--decision", type=Path, required=True, help="the gate decision (GateDecision) as JSON")
@@ -815,15 +805,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     render.add_argument("--backend", default="local")
     render.add_argument("--link", type=_link, action="append", default=[], metavar="LABEL=HREF")
     render.add_argument("-o", "--output", type=Path, required=True)
-    shot = commands.add_parser("screenshot", help="save a PNG of a page as headless Chromium shows it")
-    shot.add_argument("page", type=Path)
-    shot.add_argument("png", type=Path)
-    shot.add_argument("--width", type=int, default=1100)
-    shot.add_argument("--height", type=int, default=1500)
     args = parser.parse_args(argv)
     try:
-        print(_render(args) if args.command == "render" else _screenshot(args))
-    except (OSError, RuntimeError) as error:  # a missing file; Chromium absent or failing (BrowserError)
+        print(_render(args))
+    except OSError as error:  # a missing file
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

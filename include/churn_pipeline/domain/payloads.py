@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from churn_pipeline.sagemaker_api import COMPLETED, JobKind
+from churn_pipeline.domain.sagemaker_api import COMPLETED, JobKind
 
 # The DAG's task ids (fixed: people and checks refer to them).
 EXTRACT_TASK = "extract_customers"
@@ -197,7 +197,7 @@ class GateDecision(Payload):
     """``check_accuracy``: pass or not, and why, in words and in numbers, under which rules."""
 
     passed: bool
-    reason: str  # the first failing rule's REASON_* (churn_pipeline.gate), "passed" otherwise
+    reason: str  # the first failing rule's REASON_* (churn_pipeline.domain.gate), "passed" otherwise
     detail: str  # the first failing rule's sentence, or why it passed
     threshold: float
     evaluation_uri: str
@@ -226,22 +226,3 @@ class RegisteredVersion(Payload):
     identifier: str  # the model package ARN, or the MLflow models:/ URI
     approval_status: str
     created: bool  # False when this run's version already existed
-
-
-def pull(ti: Any, task_id: str, payload: type[P], key: str = RETURN_KEY) -> P:
-    """An upstream task's payload; its absence is a broken run that no retry fixes."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    value = ti.xcom_pull(task_ids=task_id, key=key)
-    if value is None:
-        raise AirflowFailException(f"no result from task '{task_id}' in this run; run it (or clear it) first")
-    try:
-        return payload.from_xcom(value)
-    except PayloadError as error:
-        raise AirflowFailException(f"the result of task '{task_id}' is not usable: {error}") from None
-
-
-def pull_optional(ti: Any, task_id: str, payload: type[P], key: str = RETURN_KEY) -> P | None:
-    """Like ``pull``, for a result that may rightly be absent (the task failed or was skipped)."""
-    value = ti.xcom_pull(task_ids=task_id, key=key)
-    return None if value is None else payload.from_xcom(value)

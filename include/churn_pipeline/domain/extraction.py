@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from churn_pipeline.layout import RunLayout
-from churn_pipeline.objectstore import parse_s3_uri
-from churn_pipeline.settings import Settings
+from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.s3_uris import parse_s3_uri
+from churn_pipeline.domain.settings import Settings
 
 # The extract's objects under the run's input prefix: customers.parquet, or customers_0000_part_00.parquet
 # and further parts from a Redshift UNLOAD.

@@ -7,8 +7,8 @@ setup says so in one line and the local runner falls back to the project's own e
 warning in every job log (``job_python``). ``check`` compares the twin's installed versions with the
 pins, which is what the test suite does too.
 
-    python -m churn_pipeline.image_twin find-python [CANDIDATE]   # prints the interpreter, or why none
-    python -m churn_pipeline.image_twin check                     # exit 1 when the twin drifted
+    python -m churn_pipeline.local.image_twin find-python [CANDIDATE]   # prints the interpreter, or why none
+    python -m churn_pipeline.local.image_twin check                     # exit 1 when the twin drifted
 
 Pure standard library: the local runner imports it at task run time, never the DAG file.
 """
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_pipeline.settings import PROJECT_DIR
+from churn_pipeline.domain.settings import PROJECT_DIR
 
 TWIN_DIR = PROJECT_DIR / ".venv-container"
 REQUIREMENTS_FILE = PROJECT_DIR / "requirements-container.txt"

@@ -5,15 +5,15 @@ internet, electronic cheques and short tenure, as in public telecom churn data. 
 export has is there too: a few blank cells, a few exact duplicate rows, and a blank TotalCharges
 for customers in their first month (tenure 0).
 
-    python -m churn_pipeline.sample_data --rows 10000 --seed 7 --output include/data/customer_data.csv
-    python -m churn_pipeline.sample_data --shift MonthlyCharges=1.5 --output /tmp/drifted/customers.csv
+    python -m churn_pipeline.tooling.sample_data --rows 10000 --seed 7 --output include/data/customer_data.csv
+    python -m churn_pipeline.tooling.sample_data --shift MonthlyCharges=1.5 --output /tmp/drifted/customers.csv
 
 The defaults reproduce the bundled sample byte for byte. The same customers can be written as a
 database or a database export would hold them (``typed``): a SQLite file (``.sqlite``, one table
 ``customers``: the embedded source for trying ``extract_customers`` without a server) or Parquet
 (``.parquet``), with numbers as numbers and blank cells as NULL.
 
-    python -m churn_pipeline.sample_data --output local-store/customers.sqlite
+    python -m churn_pipeline.tooling.sample_data --output local-store/customers.sqlite
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-SAMPLE_FILE = Path(__file__).resolve().parent.parent / "data" / "customer_data.csv"
+SAMPLE_FILE = Path(__file__).resolve().parents[2] / "data" / "customer_data.csv"
 SAMPLE_ROWS = 10_000
 SAMPLE_SEED = 7
 SAMPLE_TABLE = "customers"  # the table of a .sqlite sample

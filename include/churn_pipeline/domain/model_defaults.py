@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from churn_pipeline.settings import SCRIPTS_DIR
+from churn_pipeline.domain.settings import SCRIPTS_DIR
 
 DEFAULTS_FILE = SCRIPTS_DIR / "churn_common" / "defaults.json"
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from churn_pipeline.model_defaults import metric_names
-from churn_pipeline.payloads import GateDecision
+from churn_pipeline.domain.model_defaults import metric_names
+from churn_pipeline.domain.payloads import GateDecision
 
 DEFAULT_ACCURACY_THRESHOLD = 0.75  # the mission's bar; a DAG param overrides it per run
 DEFAULT_CHAMPION_METRIC = "roc_auc"  # ranks models by their scores, not by one cut-off

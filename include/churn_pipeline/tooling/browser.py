@@ -2,7 +2,7 @@
 
 The run report must make no request when opened; this is how that is checked
 (``tests/e2e/test_report_in_browser.py``) and how the README's screenshot is taken
-(``python -m churn_pipeline.report screenshot``). Chromium (Debian package ``chromium``;
+(``python -m churn_pipeline.report.html screenshot``). Chromium (Debian package ``chromium``;
 ``make test-deps`` installs it) loads the page once, saves a screenshot and writes a NetLog: every
 URL request and host lookup its network stack made. Those made on the page's behalf carry the
 page's site (``file://``) in their network isolation key or a ``null`` (opaque file) initiator.
@@ -13,10 +13,13 @@ they neither hide nor fake a request by the page.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,3 +110,27 @@ def _made_for_the_page(params: dict[str, Any]) -> bool:
     values = [str(params.get(key, "")) for key in PAGE_KEYS]
     # a file:// page's origin is opaque: its requests' initiator serialises as "null"
     return any("file://" in value for value in values) or params.get("initiator") == "null"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Save a PNG of a page as headless Chromium shows it, refusing a page that makes any request."""
+    parser = argparse.ArgumentParser(prog="python -m churn_pipeline.tooling.browser", description=main.__doc__)
+    parser.add_argument("page", type=Path)
+    parser.add_argument("png", type=Path)
+    parser.add_argument("--width", type=int, default=1100)
+    parser.add_argument("--height", type=int, default=1500)
+    args = parser.parse_args(argv)
+    try:
+        result = visit(args.page, width=args.width, height=args.height)
+        if result.page_requests:
+            raise BrowserError(f"the page made requests: {', '.join(result.page_requests)}; no screenshot saved")
+        args.png.write_bytes(result.screenshot)
+    except (OSError, BrowserError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.png} ({len(result.screenshot):,} bytes); the page made no request")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
