@@ -213,7 +213,8 @@ def runner_overhead(root: Path, repeats: int = 3) -> dict[str, float]:
     from churn_pipeline.domain.layout import RunLayout
     from churn_pipeline.domain.settings import DEFAULT_SCHEMA_FILE, SAMPLE_DATA_FILE, load_settings
     from churn_pipeline.local.runner import LocalJobRunner
-    from churn_pipeline.requests import builders as request_builders
+    from churn_pipeline.requests.processing import PREPROCESSING_OUTPUTS, evaluate_request, preprocess_request
+    from churn_pipeline.requests.training import TRAINING_CHANNELS, train_request
     from churn_pipeline.services.archives import deterministic_tar
     from churn_pipeline.services.objectstore import LocalObjectStore, upload_tree
 
@@ -227,23 +228,23 @@ def runner_overhead(root: Path, repeats: int = 3) -> dict[str, float]:
         store.upload_file(SAMPLE_DATA_FILE, settings.default_input_uri)
         store.upload_file(DEFAULT_SCHEMA_FILE, layout.schema_uri)
         runner = LocalJobRunner(store, log=lambda _line: None)
-        splits = {name: layout.preprocessing_uri(name) for name in request_builders.PREPROCESSING_OUTPUTS}
+        splits = {name: layout.preprocessing_uri(name) for name in PREPROCESSING_OUTPUTS}
 
-        wall, _ = timed(runner.run_processing, request_builders.preprocess_request(
+        wall, _ = timed(runner.run_processing, preprocess_request(
             settings, layout, job_name=f"p{attempt}", image_uri="local", input_uri=settings.default_input_uri,
             schema_uri=layout.schema_uri))
         direct, _ = measure(python(SCRIPTS / "preprocessing.py", "--input-dir", SAMPLE_DATA_FILE.parent,
                                    "--output-dir", root / f"direct-{attempt}" / "out"))
         overheads["preprocess"].append(wall - direct.wall)
-        wall, trained = timed(runner.run_training, request_builders.train_request(
+        wall, trained = timed(runner.run_training, train_request(
             settings, layout, job_name=f"t{attempt}", image_uri="local",
-            channels={c: splits[c] for c in request_builders.TRAINING_CHANNELS}))
+            channels={c: splits[c] for c in TRAINING_CHANNELS}))
         out = root / f"direct-{attempt}" / "out"
         direct, _ = measure(python(SCRIPTS / "training.py", "--train", out / "train", "--validation",
                                    out / "validation", "--preprocessor", out / "preprocessor",
                                    "--model-dir", root / f"direct-{attempt}" / "model"))
         overheads["train"].append(wall - direct.wall)
-        wall, _ = timed(runner.run_processing, request_builders.evaluate_request(
+        wall, _ = timed(runner.run_processing, evaluate_request(
             settings, layout, job_name=f"e{attempt}", image_uri="local",
             model_artifact_uri=trained["ModelArtifacts"]["S3ModelArtifacts"], holdout_uri=splits["holdout"]))
         direct, _ = measure(python(SCRIPTS / "evaluation.py", "--model", root / f"direct-{attempt}" / "model",

@@ -26,7 +26,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, T
 from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.operators import job_task
 from churn_pipeline.operators.assets import champion_asset
-from churn_pipeline.requests.builders import SCORE_STEP
+from churn_pipeline.requests.common import SCORE_STEP
 from churn_pipeline.tasks.scoring import notify_scoring_failed, publish_the_scores, stage_scoring_inputs
 
 SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy import

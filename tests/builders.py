@@ -9,7 +9,7 @@ from typing import Any
 from churn_pipeline.domain.layout import RunLayout
 from churn_pipeline.domain.payloads import GateDecision
 from churn_pipeline.domain.settings import Settings
-from churn_pipeline.requests import builders as request_builders
+from churn_pipeline.requests.model_package import model_package_request
 
 METRICS = {"accuracy": 0.81, "precision": 0.7, "recall": 0.6, "f1_score": 0.62, "roc_auc": 0.86}
 
@@ -39,7 +39,7 @@ def passing_decision(**overrides: Any) -> GateDecision:
 
 def registration_request(settings: Settings, key: str, decision: GateDecision | None = None) -> dict[str, Any]:
     layout = RunLayout(settings.base_uri, key)
-    return request_builders.model_package_request(
+    return model_package_request(
         settings, layout, image_uri="img", model_artifact_uri=f"{layout.model_uri}/j/output/model.tar.gz",
         decision=decision or passing_decision(), profile_uri=layout.preprocessing_uri("profile"),
         run_id=f"scheduled__{key}", dag_id="customer_churn_pipeline", logical_date="2026-11-26T02:00:00+00:00",

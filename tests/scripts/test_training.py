@@ -45,7 +45,7 @@ def test_validation_metrics_are_logged_for_sagemaker_metric_definitions(tmp_path
                                                                          sample_outputs: dict[str, Path]) -> None:
     from churn_pipeline.domain.layout import RunLayout
     from churn_pipeline.domain.settings import load_settings
-    from churn_pipeline.requests.builders import train_request
+    from churn_pipeline.requests.training import train_request
 
     settings = load_settings({})
     request = train_request(settings, RunLayout(settings.base_uri, "20261126T020000Z"), job_name="j", image_uri="i",

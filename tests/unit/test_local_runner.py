@@ -14,11 +14,13 @@ import pytest
 
 from churn_pipeline.domain.attempt_planning import plan_attempt
 from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.model_defaults import metric_names
 from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import SCRIPTS_DIR, load_settings
 from churn_pipeline.local.image_twin import JobPython
 from churn_pipeline.local.runner import LocalJobRunner
-from churn_pipeline.requests import builders as request_builders
+from churn_pipeline.requests.processing import preprocess_request, processing_request
+from churn_pipeline.requests.training import TRAINING_CHANNELS, train_request
 from churn_pipeline.services.archives import deterministic_tar
 from churn_pipeline.services.objectstore import LocalObjectStore, upload_tree
 from tests.conftest import HEADER, SAMPLE_CSV, make_rows, write_csv
@@ -40,7 +42,7 @@ def world(tmp_path: Path):
 
 
 def preprocess(settings, store, layout, runner, input_uri, name="churn-preprocess-" + KEY):
-    request = request_builders.preprocess_request(settings, layout, job_name=name, image_uri=IMAGE,
+    request = preprocess_request(settings, layout, job_name=name, image_uri=IMAGE,
                                               input_uri=input_uri, schema_uri=layout.schema_uri)
     return runner.run_processing(request)
 
@@ -51,9 +53,9 @@ def train_on_preprocessed_rows(world, name: str, hyperparameters: dict) -> dict:
     write_csv(Path(store.root) / "in" / "data.csv", [HEADER] + make_rows(200))
     upload_tree(store, Path(store.root) / "in", layout.input_uri)
     assert preprocess(settings, store, layout, runner, layout.input_uri)["ProcessingJobStatus"] == "Completed"
-    request = request_builders.train_request(
+    request = train_request(
         settings, layout, job_name=name, image_uri=IMAGE,
-        channels={c: layout.preprocessing_uri(c) for c in request_builders.TRAINING_CHANNELS},
+        channels={c: layout.preprocessing_uri(c) for c in TRAINING_CHANNELS},
         hyperparameters=hyperparameters)
     return runner.run_training(request)
 
@@ -106,7 +108,7 @@ def test_training_job_follows_script_mode_and_packs_model_tar_gz(world) -> None:
     with tarfile.open(archive) as bundle:
         assert {"model.joblib", "schema.json", "code/inference.py"} <= set(bundle.getnames())
     metrics = {m["MetricName"]: m["Value"] for m in description["FinalMetricDataList"]}
-    assert set(metrics) == {f"validation:{n}" for n in request_builders.metric_names()}
+    assert set(metrics) == {f"validation:{n}" for n in metric_names()}
 
 
 def test_a_job_whose_process_died_reads_as_failed(world) -> None:
@@ -168,11 +170,11 @@ def ship_code(store: LocalObjectStore, layout: RunLayout, folder: Path, files: d
 
 def bare_training_request(settings, store, layout, name: str, max_runtime: int = 600) -> dict:
     """A training request whose channels hold a placeholder file: for scripts that read no data."""
-    for channel in request_builders.TRAINING_CHANNELS:
+    for channel in TRAINING_CHANNELS:
         store.write_bytes(f"{layout.run_uri}/bare/{channel}/part.csv", b"x\n")
-    request = request_builders.train_request(
+    request = train_request(
         settings, layout, job_name=name, image_uri=IMAGE,
-        channels={c: f"{layout.run_uri}/bare/{c}" for c in request_builders.TRAINING_CHANNELS})
+        channels={c: f"{layout.run_uri}/bare/{c}" for c in TRAINING_CHANNELS})
     request["StoppingCondition"]["MaxRuntimeInSeconds"] = max_runtime
     return request
 
@@ -230,7 +232,7 @@ def test_processing_jobs_see_the_images_environment_not_the_workers(world, twin,
 
 def processing_request_running(settings, layout, code: str, max_runtime: int) -> dict:
     """A processing request dict whose container runs ``python3 -c code``."""
-    request = request_builders.processing_request(
+    request = processing_request(
         settings, layout, step="preprocess", job_name=f"churn-preprocess-{KEY}", image_uri=IMAGE,
         inputs={}, outputs={"result": f"{layout.run_uri}/result"})
     request["AppSpecification"]["ContainerEntrypoint"] = ["python3", "-c", code]
@@ -285,9 +287,9 @@ def test_without_the_twin_jobs_run_in_the_projects_environment_and_every_job_log
     upload_tree(store, Path(store.root) / "in", layout.input_uri)
     assert preprocess(settings, store, layout, runner, layout.input_uri)["ProcessingJobStatus"] == "Completed"
     name = "churn-train-" + KEY
-    request = request_builders.train_request(
+    request = train_request(
         settings, layout, job_name=name, image_uri=IMAGE,
-        channels={c: layout.preprocessing_uri(c) for c in request_builders.TRAINING_CHANNELS},
+        channels={c: layout.preprocessing_uri(c) for c in TRAINING_CHANNELS},
         hyperparameters={"n-estimators": 5, "max-depth": 3, "min-samples-split": 4, "random-state": 1})
 
     assert runner.run_training(request)["TrainingJobStatus"] == "Completed"

@@ -10,7 +10,14 @@ from botocore.validate import ParamValidator
 from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout, job_name
 from churn_pipeline.domain.payloads import ModelVersionRef
 from churn_pipeline.domain.settings import MAX_JOB_PREFIX_LENGTH, load_settings
-from churn_pipeline.requests import builders as request_builders
+from churn_pipeline.requests.model_package import model_package_request
+from churn_pipeline.requests.processing import (
+    PREPROCESSING_OUTPUTS,
+    EvaluationInputs,
+    evaluate_request,
+    preprocess_request,
+)
+from churn_pipeline.requests.training import TRAINING_CHANNELS, train_request
 from tests.builders import champion_block, passing_decision
 
 ROLE = "arn:aws:iam::123456789012:role/churn-sagemaker"
@@ -49,32 +56,32 @@ def validate(operation: str, request: dict) -> None:
 
 def all_requests(settings):
     layout = RunLayout(settings.base_uri, "20261126T020000Z")
-    splits = {name: layout.preprocessing_uri(name) for name in request_builders.PREPROCESSING_OUTPUTS}
+    splits = {name: layout.preprocessing_uri(name) for name in PREPROCESSING_OUTPUTS}
 
     def longest(step: str) -> str:
         return job_name(settings.job_prefix, step, layout.key, 20)
 
     return {
-        "preprocess": ("CreateProcessingJob", request_builders.preprocess_request(
+        "preprocess": ("CreateProcessingJob", preprocess_request(
             settings, layout, job_name=longest("preprocess"), image_uri=IMAGE,
             input_uri=settings.default_input_uri, schema_uri=layout.schema_uri)),
-        "train": ("CreateTrainingJob", request_builders.train_request(
+        "train": ("CreateTrainingJob", train_request(
             settings, layout, job_name=longest("train"), image_uri=IMAGE,
-            channels={c: splits[c] for c in request_builders.TRAINING_CHANNELS})),
-        "evaluate": ("CreateProcessingJob", request_builders.evaluate_request(
+            channels={c: splits[c] for c in TRAINING_CHANNELS})),
+        "evaluate": ("CreateProcessingJob", evaluate_request(
             settings, layout, job_name=longest("evaluate"), image_uri=IMAGE,
             model_artifact_uri=f"{layout.model_uri}/job/output/model.tar.gz", holdout_uri=splits["holdout"])),
-        "evaluate against a champion": ("CreateProcessingJob", request_builders.evaluate_request(
+        "evaluate against a champion": ("CreateProcessingJob", evaluate_request(
             settings, layout, job_name=longest("evaluate"), image_uri=IMAGE,
             model_artifact_uri=f"{layout.model_uri}/job/output/model.tar.gz", holdout_uri=splits["holdout"],
-            compared=request_builders.EvaluationInputs(champion=CHAMPION, baseline=CHAMPION))),
-        "register": ("CreateModelPackage", request_builders.model_package_request(
+            compared=EvaluationInputs(champion=CHAMPION, baseline=CHAMPION))),
+        "register": ("CreateModelPackage", model_package_request(
             settings, layout, image_uri=IMAGE, model_artifact_uri=f"{layout.model_uri}/job/output/model.tar.gz",
             decision=passing_decision(), profile_uri=splits["profile"],
             run_id="scheduled__2026-11-26T02:00:00+00:00", dag_id="customer_churn_pipeline",
             logical_date="2026-11-26T02:00:00+00:00", data_source=settings.default_input_uri,
             training_job=longest("train"))),
-        "register after a comparison": ("CreateModelPackage", request_builders.model_package_request(
+        "register after a comparison": ("CreateModelPackage", model_package_request(
             settings, layout, image_uri=IMAGE, model_artifact_uri=f"{layout.model_uri}/job/output/model.tar.gz",
             decision=passing_decision(champion=champion_block(3), drifted_features=("MonthlyCharges",)),
             profile_uri=splits["profile"], run_id="manual__" + "x" * 300, dag_id="customer_churn_pipeline",

@@ -16,7 +16,7 @@ from churn_pipeline.domain.layout import ScoringLayout
 from churn_pipeline.domain.payloads import ModelVersionRef, StagedScoring
 from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.local import transform as local_transform
-from churn_pipeline.requests.builders import create_model_request, transform_request
+from churn_pipeline.requests.transform import create_model_request, transform_request
 from churn_pipeline.tasks.scoring import scores_csv, scores_from_transform, summarize
 
 KEY = "20261126T060000Z"

@@ -7,7 +7,7 @@ extract that may precede them.
     sagemaker.py    the amazon provider's SageMaker operators, made resumable
 
 Below them: ``churn_pipeline.domain.attempt_planning`` (which job to run) and
-``churn_pipeline.requests.builders`` (the requests, pure).
+``churn_pipeline.requests`` (the requests, pure).
 
 Ahead of the jobs, ``extraction.py`` holds ``extract_customers`` (ExtractCustomersOperator), which
 runs one of the amazon provider's transfer operators as ``transfers.py`` configures it.
@@ -20,7 +20,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from churn_pipeline.domain.settings import Settings
-from churn_pipeline.requests.builders import KIND_OF_STEP
+from churn_pipeline.requests.common import KIND_OF_STEP
 
 
 def job_task(step: str, settings: Settings, **kwargs: Any) -> BaseOperator:

@@ -12,7 +12,7 @@ from churn_pipeline.domain.attempt_planning import is_running
 from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import Settings
 from churn_pipeline.operators.resumable import ResumableJobMixin
-from churn_pipeline.requests.builders import KIND_OF_STEP
+from churn_pipeline.requests.common import KIND_OF_STEP
 
 if TYPE_CHECKING:
     from churn_pipeline.local.runner import LocalJobRunner

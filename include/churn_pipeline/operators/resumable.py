@@ -34,7 +34,8 @@ from churn_pipeline.domain.payloads import (
 )
 from churn_pipeline.domain.sagemaker_api import COMPLETED, JobKind
 from churn_pipeline.domain.settings import Settings, load_settings
-from churn_pipeline.requests.builders import SCORE_STEP, request_for_step
+from churn_pipeline.requests.common import SCORE_STEP
+from churn_pipeline.requests.steps import request_for_step
 from churn_pipeline.tasks._run import pull
 
 # Which task staged a step's run (its key, image and inputs), and its payload.

@@ -1,6 +1,6 @@
 """The ``sagemaker`` backend's job tasks: the amazon provider's operators, made resumable.
 
-They send the requests from ``churn_pipeline.requests.builders`` through ``SageMakerProcessingOperator``
+They send the requests from ``churn_pipeline.requests`` through ``SageMakerProcessingOperator``
 and ``SageMakerTrainingOperator``, with three changes the provider's defaults need for a nightly
 pipeline (see ../shared/PITFALLS.md): an existing job of this run is reused or awaited instead of
 renamed and paid again; a job that ends ``Stopped`` fails the task (the provider's synchronous path can
@@ -37,7 +37,7 @@ from churn_pipeline.domain.sagemaker_api import RUNNING_STATES, JobKind
 from churn_pipeline.domain.settings import Settings
 from churn_pipeline.operators.links import SageMakerProcessingJobLink, SageMakerTrainingJobLink
 from churn_pipeline.operators.resumable import ResumableJobMixin
-from churn_pipeline.requests.builders import KIND_OF_STEP
+from churn_pipeline.requests.common import KIND_OF_STEP
 
 
 def trigger_max_attempts(settings: Settings) -> int:

@@ -239,7 +239,7 @@ class MlflowRegistry:
     def package_container(self, identifier: str) -> dict[str, Any]:
         """What a Model made from this version serves (``models:/<group>/<version>``): its image, its
         model data and the serving environment, as SageMaker takes them from a model package."""
-        from churn_pipeline.requests.builders import INFERENCE_ENVIRONMENT
+        from churn_pipeline.requests.transform import INFERENCE_ENVIRONMENT
 
         _, _, path = identifier.partition("models:/")
         group, _, version = path.rpartition("/")

@@ -23,7 +23,7 @@ from churn_pipeline.domain.payloads import (
 )
 from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import Settings, load_settings
-from churn_pipeline.requests.builders import KIND_OF_STEP
+from churn_pipeline.requests.common import KIND_OF_STEP
 from churn_pipeline.services import backend
 from churn_pipeline.services.objectstore import LocalObjectStore, ObjectStore, ObjectStoreError
 from churn_pipeline.tasks._run import log, pull, says_why_it_failed

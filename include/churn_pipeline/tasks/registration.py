@@ -22,7 +22,7 @@ from churn_pipeline.domain.payloads import (
 )
 from churn_pipeline.domain.settings import Settings, load_settings
 from churn_pipeline.report.summary import FAILED, REGISTERED, RunOutcome
-from churn_pipeline.requests.builders import model_package_request
+from churn_pipeline.requests.model_package import model_package_request
 from churn_pipeline.services import backend
 from churn_pipeline.services.notifications import Notification, notify_once
 from churn_pipeline.tasks._run import data_source, finish_run, log, pull, pull_optional, run_layout

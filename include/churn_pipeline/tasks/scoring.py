@@ -37,7 +37,7 @@ from churn_pipeline.domain.payloads import (
 from churn_pipeline.domain.s3_uris import is_s3_uri
 from churn_pipeline.domain.settings import PROJECT_DIR, Settings, SettingsError, load_settings
 from churn_pipeline.report.summary import scoring_lines
-from churn_pipeline.requests.builders import TRANSFORM_OUTPUT_KEY
+from churn_pipeline.requests.transform import TRANSFORM_OUTPUT_KEY
 from churn_pipeline.services import backend
 from churn_pipeline.services.notifications import Notification, notify_once
 from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError, download

@@ -1,0 +1,126 @@
+"""``CreateModelPackage`` requests: a new version of the group, awaiting manual approval, with its
+lineage. Pure: no AWS call, no Airflow import."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout, registration_token
+from churn_pipeline.domain.model_defaults import metric_names
+from churn_pipeline.domain.payloads import GateDecision
+from churn_pipeline.domain.settings import Settings
+from churn_pipeline.requests.common import tags
+from churn_pipeline.requests.transform import INFERENCE_ENVIRONMENT
+
+MAX_METADATA_VALUE = 256  # CustomerMetadataProperties: at most 50 keys, values of at most 256 characters
+
+
+def _lineage(decision: GateDecision) -> dict[str, str]:
+    """What the new version was compared with and how it fared, for CustomerMetadataProperties."""
+    lineage = {"compare_with_champion": decision.compare_with_champion, "compared_on": decision.champion_metric,
+               "min_improvement": f"{decision.min_improvement:.6f}", "drift_mode": decision.drift_mode,
+               "drifted_features": ",".join(decision.drifted_features) or "none"}
+    champion = decision.champion
+    if not champion:
+        lineage["compared_with"] = "none"
+        return lineage
+    lineage["compared_with"] = str(champion.get("identifier"))
+    lineage["champion_version"] = str(champion.get("version"))
+    lineage["champion_comparable"] = "true" if champion.get("comparable") else "false"
+    if not champion.get("comparable"):
+        lineage["champion_reason"] = str(champion.get("reason"))
+    for name in metric_names():
+        if name in champion.get("metrics", {}):
+            lineage[f"champion_{name}"] = f"{champion['metrics'][name]:.6f}"
+        if name in champion.get("delta", {}):
+            lineage[f"delta_{name}"] = f"{champion['delta'][name]:+.6f}"
+    return lineage
+
+
+def _model_card(layout: RunLayout, decision: GateDecision, training_job: str) -> dict[str, str]:
+    """A Draft model card holding the evaluation: what a reviewer reads before approving."""
+    groups = [{"name": "challenger (this run's model)", "metric_data": [
+        {"name": name, "type": "number", "value": value} for name, value in sorted(decision.metrics.items())]}]
+    champion = decision.champion
+    if champion and champion.get("comparable"):
+        groups.append({"name": f"champion version {champion.get('version')}", "metric_data": [
+            {"name": name, "type": "number", "value": value} for name, value in sorted(champion["metrics"].items())]})
+    content = {
+        "model_overview": {"model_description": f"Customer churn RandomForest trained by run {layout.key} "
+                                                f"(training job {training_job})"},
+        "evaluation_details": [{
+            "name": f"held-out customers of run {layout.key}",
+            "evaluation_observation": " ".join(f"{sentence}." for sentence in decision.details)[:2096],
+            "metric_groups": groups,
+        }],
+    }
+    return {"ModelCardContent": json.dumps(content, sort_keys=True), "ModelCardStatus": "Draft"}
+
+
+def model_package_request(
+    settings: Settings,
+    layout: RunLayout,
+    *,
+    image_uri: str,
+    model_artifact_uri: str,
+    decision: GateDecision,
+    profile_uri: str,
+    run_id: str,
+    dag_id: str,
+    logical_date: str,
+    data_source: str,
+    training_job: str,
+) -> dict[str, Any]:
+    """A ``CreateModelPackage`` request: a new version awaiting manual approval, carrying its lineage:
+    what it was compared with and the deltas, the run that made it, its data profile (the baseline
+    later runs measure drift against) and its report.
+
+    ``ClientToken`` (per group and run) makes the call idempotent on SageMaker's side as well. Model
+    package versions cannot carry Tags, so lineage goes in CustomerMetadataProperties,
+    MetadataProperties and the model card.
+    """
+    metadata = {name: f"{decision.metrics[name]:.6f}" for name in metric_names() if name in decision.metrics}
+    metadata.update({
+        "run_id": run_id,
+        RUN_KEY_TAG: layout.key,
+        "logical_date": logical_date,
+        "data_source": data_source,
+        "training_job": training_job,
+        "report_uri": layout.report_file_uri,
+        **_lineage(decision),
+    })
+    metadata = {key: value[:MAX_METADATA_VALUE] for key, value in metadata.items()}
+    statistics = {"ContentType": "application/json", "S3Uri": f"{profile_uri}/statistics.json"}
+    constraints = {"ContentType": "application/json", "S3Uri": f"{profile_uri}/constraints.json"}
+    champion = decision.champion
+    compared = (f"compared with version {champion.get('version')} on {decision.champion_metric}"
+                if champion else "first of its group: nothing to compare with")
+    return {
+        "ModelPackageGroupName": settings.model_package_group,
+        "ModelPackageDescription": f"customer churn model trained by run {layout.key}; {compared}"[:1024],
+        "ModelApprovalStatus": "PendingManualApproval",
+        "ClientToken": registration_token(settings.model_package_group, layout.key),
+        "InferenceSpecification": {
+            "Containers": [{
+                "Image": image_uri,
+                "ModelDataUrl": model_artifact_uri,
+                "Environment": dict(INFERENCE_ENVIRONMENT),
+            }],
+            "SupportedContentTypes": ["text/csv", "application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+            "SupportedRealtimeInferenceInstanceTypes": [settings.resources_for("evaluate").instance_type],
+            "SupportedTransformInstanceTypes": [settings.resources_for("evaluate").instance_type],
+        },
+        "ModelMetrics": {
+            "ModelQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": layout.evaluation_file_uri},
+            },
+            "ModelDataQuality": {"Statistics": statistics, "Constraints": constraints},
+        },
+        "DriftCheckBaselines": {"ModelDataQuality": {"Statistics": statistics, "Constraints": constraints}},
+        "MetadataProperties": {"GeneratedBy": f"airflow:{dag_id}/{run_id}"[:1024]},
+        "ModelCard": _model_card(layout, decision, training_job),
+        "CustomerMetadataProperties": metadata,
+        "Tags": tags(settings, layout),
+    }
