@@ -38,4 +38,3 @@ COMPLETED = "Completed"
 FAILED = "Failed"
 STOPPED = "Stopped"
 RUNNING_STATES = frozenset({IN_PROGRESS, STOPPING})
-FAILED_STATES = frozenset({FAILED, STOPPED})
