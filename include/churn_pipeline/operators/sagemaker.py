@@ -2,7 +2,7 @@
 
 They send the requests from ``churn_pipeline.requests`` through ``SageMakerProcessingOperator``
 and ``SageMakerTrainingOperator``, with three changes the provider's defaults need for a nightly
-pipeline (see ../shared/PITFALLS.md): an existing job of this run is reused or awaited instead of
+pipeline (docs/aws.md, "Running on AWS"): an existing job of this run is reused or awaited instead of
 renamed and paid again; a job that ends ``Stopped`` fails the task (the provider's synchronous path can
 count it as success); and killing the task stops the job instead of leaving it running.
 
