@@ -5,12 +5,13 @@ more and no less, is checked against the calls recorded in the moto runs
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from churn_pipeline.domain.settings import load_settings
-from churn_pipeline.tooling.iam import AIRFLOW_POLICY, EXECUTION_POLICY, main, render_policies
+from churn_pipeline.tooling.iam import AIRFLOW_POLICY, EXECUTION_POLICY, POLICY_DIR, main, render_policies
 
 SETTINGS = {"CHURN_BACKEND": "sagemaker", "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/exec",
             "CHURN_SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:team", "CHURN_BUCKET": "acme-ml",
@@ -57,3 +58,31 @@ def test_watching_the_approvals_queue_grants_receiving_and_deleting_on_that_queu
                       "Resource": "arn:aws:sqs:eu-west-1:123456789012:churn-approvals"}]
     with pytest.raises(ValueError, match="CHURN_APPROVAL_QUEUE_URL must be an SQS queue URL"):
         render_policies(load_settings({**SETTINGS, "CHURN_APPROVAL_QUEUE_URL": "churn-approvals"}), "123456789012")
+
+
+def test_a_setting_goes_into_its_string_and_cannot_rewrite_the_statement_around_it() -> None:
+    """Settings are filled in as data: a quote in one stays in its string (rendered as text and parsed,
+    this key id would have replaced the statement's Action with "*")."""
+    key = 'arn:aws:kms:us-east-1:123456789012:key/k", "Action": "*'
+    policies = render_policies(load_settings({**SETTINGS, "CHURN_KMS_KEY_ID": key}), "123456789012")
+    for document in policies.values():
+        (statement,) = [s for s in document["Statement"] if s["Sid"] == "UseTheConfiguredKmsKey"]
+        assert statement["Resource"] == key
+        assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:DescribeKey"]
+
+
+def test_a_placeholder_nothing_fills_is_named_and_iams_own_variables_stay(tmp_path: Path) -> None:
+    for template in POLICY_DIR.glob("*.json"):
+        shutil.copy(template, tmp_path / template.name)
+    airflow = json.loads((tmp_path / AIRFLOW_POLICY).read_text())
+    airflow["Statement"].append({"Sid": "OwnPrefix", "Effect": "Allow", "Action": "s3:GetObject",
+                                 "Resource": "arn:${PARTITION}:s3:::${BUCKET}/home/${aws:username}/*"})
+    (tmp_path / AIRFLOW_POLICY).write_text(json.dumps(airflow))
+    rendered = render_policies(load_settings(SETTINGS), "123456789012", policy_dir=tmp_path)[AIRFLOW_POLICY]
+    (own,) = [statement for statement in rendered["Statement"] if statement["Sid"] == "OwnPrefix"]
+    assert own["Resource"] == "arn:aws:s3:::acme-ml/home/${aws:username}/*"
+
+    airflow["Statement"][-1]["Resource"] = "arn:${PARTITION}:s3:::${BUKET}/*"
+    (tmp_path / AIRFLOW_POLICY).write_text(json.dumps(airflow))
+    with pytest.raises(ValueError, match=r"airflow-policy\.json names \$\{BUKET\}, which is not one of .*BUCKET"):
+        render_policies(load_settings(SETTINGS), "123456789012", policy_dir=tmp_path)

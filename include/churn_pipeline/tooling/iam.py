@@ -15,7 +15,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,40 @@ from churn_pipeline.domain.settings import PROJECT_DIR, Settings, SettingsError,
 POLICY_DIR = PROJECT_DIR / "deploy" / "iam"
 AIRFLOW_POLICY = "airflow-policy.json"
 EXECUTION_POLICY = "sagemaker-execution-policy.json"
+# statements added to the policies above when the setting they serve is set
+KMS_STATEMENT = "kms-statement.json"
+VPC_STATEMENT = "vpc-statement.json"
+APPROVAL_QUEUE_STATEMENT = "approval-queue-statement.json"
+# ``${NAME}`` in a string of a template; IAM's own policy variables (``${aws:username}``) are not ours
+PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
-def _fill(template: str, values: dict[str, str]) -> Any:
-    text = re.sub(r"\$\{([A-Z_]+)\}", lambda match: values[match.group(1)], template)
-    return json.loads(text)
+def _filled(node: Any, values: Mapping[str, str], source: str) -> Any:
+    """``node`` with every placeholder in its strings replaced: the values go in as data, so a quote or
+    a backslash in a setting stays part of its string and cannot change the document around it."""
+    if isinstance(node, dict):
+        return {_filled(key, values, source): _filled(value, values, source) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_filled(item, values, source) for item in node]
+    if not isinstance(node, str):
+        return node
+
+    def value_of(match: re.Match[str]) -> str:
+        if match.group(1) not in values:
+            raise ValueError(f"{source} names ${{{match.group(1)}}}, which is not one of {', '.join(sorted(values))}")
+        return values[match.group(1)]
+
+    return PLACEHOLDER.sub(value_of, node)
+
+
+def _document(policy_dir: Path, name: str, values: Mapping[str, str]) -> Any:
+    """The template ``policy_dir/name`` as JSON data, its placeholders filled."""
+    path = policy_dir / name
+    try:
+        template = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not JSON: {error}") from None
+    return _filled(template, values, str(path))
 
 
 def queue_arn(queue_url: str, partition: str = "aws") -> str:
@@ -54,17 +83,17 @@ def render_policies(settings: Settings, account_id: str, partition: str = "aws",
         "MODEL_PACKAGE_GROUP": settings.model_package_group, "SNS_TOPIC_ARN": settings.sns_topic_arn,
         "KMS_KEY_ID": settings.kms_key_id or "",
     }
-    airflow = _fill((policy_dir / AIRFLOW_POLICY).read_text(), values)
-    execution = _fill((policy_dir / EXECUTION_POLICY).read_text(), values)
-    if settings.kms_key_id:
-        kms = _fill((policy_dir / "kms-statement.json").read_text(), values)
-        airflow["Statement"].append(kms)
-        execution["Statement"].append(kms)
-    if settings.subnets:
-        execution["Statement"].append(_fill((policy_dir / "vpc-statement.json").read_text(), values))
     if settings.approval_queue_url:  # the champion asset's watcher reads SageMaker's approvals from SQS
         values["APPROVAL_QUEUE_ARN"] = queue_arn(settings.approval_queue_url, partition)
-        airflow["Statement"].append(_fill((policy_dir / "approval-queue-statement.json").read_text(), values))
+    airflow = _document(policy_dir, AIRFLOW_POLICY, values)
+    execution = _document(policy_dir, EXECUTION_POLICY, values)
+    if settings.kms_key_id:
+        airflow["Statement"].append(_document(policy_dir, KMS_STATEMENT, values))
+        execution["Statement"].append(_document(policy_dir, KMS_STATEMENT, values))
+    if settings.subnets:
+        execution["Statement"].append(_document(policy_dir, VPC_STATEMENT, values))
+    if settings.approval_queue_url:
+        airflow["Statement"].append(_document(policy_dir, APPROVAL_QUEUE_STATEMENT, values))
     return {AIRFLOW_POLICY: airflow, EXECUTION_POLICY: execution}
 
 
