@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from churn_pipeline.domain import settings as settings_module
 from churn_pipeline.domain.layout import RunLayout, job_name, run_key
-from churn_pipeline.domain.settings import Settings, SettingsError, load_settings
+from churn_pipeline.domain.settings import STEPS, Settings, SettingsError, load_settings
 
 
 def test_defaults_need_no_environment() -> None:
@@ -57,6 +58,33 @@ def test_one_error_lists_every_bad_value() -> None:
     for name in ("CHURN_BACKEND", "CHURN_BUCKET", "CHURN_RETRIES", "CHURN_SUBNETS", "CHURN_TRAIN_INSTANCE_TYPE",
                  "CHURN_JOB_PREFIX", "CHURN_TAGS"):
         assert name in message
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_every_steps_instance_type_is_checked_like_the_shared_one(step: str) -> None:
+    variable = f"CHURN_{step.upper()}_INSTANCE_TYPE"
+    with pytest.raises(SettingsError, match=f"{variable} must look like ml.m5.xlarge, got 'm5.xlarge'"):
+        load_settings({variable: "m5.xlarge"})
+    assert load_settings({variable: "ml.c5.2xlarge"}).resources_for(step).instance_type == "ml.c5.2xlarge"
+
+
+def test_the_scoring_instance_type_is_its_own_or_the_shared_one() -> None:
+    assert load_settings({"CHURN_INSTANCE_TYPE": "ml.m5.large"}).resources_for("score").instance_type == "ml.m5.large"
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"CHURN_SCORE_INSTANCE_TYPE": "ml.m5", "CHURN_INSTANCE_TYPE": "ml.m5.large"})
+    assert "CHURN_SCORE_INSTANCE_TYPE must look like ml.m5.xlarge" in str(raised.value)
+
+
+def test_retries_back_off_as_the_installed_airflow_says_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A factor of 2.0 where the Task SDK takes a factor (Airflow 3.2 on); True, which Airflow 3.0
+    takes and which means the same doubling, where it takes only a bool."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+
+    defaults = load_settings({}).task_defaults
+    assert defaults["retry_exponential_backoff"] == 2.0 and not isinstance(defaults["retry_exponential_backoff"], bool)
+    assert EmptyOperator(task_id="t", default_args=defaults).retry_exponential_backoff == 2.0
+    monkeypatch.setattr(settings_module, "_task_sdk_version", lambda: "1.0.6")  # Airflow 3.0.6's, MWAA's
+    assert load_settings({}).task_defaults["retry_exponential_backoff"] is True
 
 
 def test_a_source_is_a_connection_id_and_its_query_or_endpoint() -> None:

@@ -12,23 +12,30 @@ variable, so a deployment is fixed in one round.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from churn_pipeline.domain.s3_uris import BUCKET_NAME
 from churn_pipeline.domain.sagemaker_api import RESOURCE_NAME
+from churn_pipeline.domain.settings_sources import (
+    ENV_PREFIX,
+    MappingEnvSource,
+    comma_list,
+    parse_risk_bands,
+    parse_tags,
+    problems,
+    reading,
+)
 
 INCLUDE_DIR = Path(__file__).resolve().parents[2]
 SCRIPTS_DIR = INCLUDE_DIR / "scripts"
@@ -37,7 +44,6 @@ DEFAULT_SCHEMA_FILE = CONFIG_DIR / "schema.json"
 SAMPLE_DATA_FILE = INCLUDE_DIR / "data" / "customer_data.csv"
 PROJECT_DIR = INCLUDE_DIR.parent
 
-ENV_PREFIX = "CHURN_"
 STEPS = ("preprocess", "train", "evaluate", "score")  # "score": the scoring DAG's Batch Transform
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 DEFAULT_RISK_BANDS = {"high": 0.7, "medium": 0.4, "low": 0.0}
@@ -51,9 +57,11 @@ _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _JOB_PREFIX = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 _CONN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")  # what Airflow accepts as a connection id
-
-# The environment a load reads: os.environ, or the mapping given to load_settings (tests, tools).
-_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("churn_settings_environ", default=None)
+# Airflow 3.2 made retry_exponential_backoff the factor each retry multiplies the delay by (True
+# still means 2.0 there); Airflow 3.0, which MWAA runs, takes only a bool and rejects a number when
+# the DAG is parsed. So the number goes where the Task SDK takes it, True elsewhere.
+RETRY_BACKOFF_FACTOR = 2.0
+FIRST_TASK_SDK_WITH_BACKOFF_FACTOR = (1, 2)  # apache-airflow-task-sdk 1.2 came with Airflow 3.2
 
 
 class SettingsError(ValueError):
@@ -66,19 +74,24 @@ class StepResources:
     instance_count: int = 1
 
 
-def _comma_list(value: Any) -> Any:
-    if isinstance(value, str):
-        return tuple(item.strip() for item in value.split(",") if item.strip())
-    return value
+@cache
+def _task_sdk_version() -> str | None:
+    """The installed Task SDK's version, read from its metadata: importing Airflow here would make
+    reading settings heavy, and this module is Airflow-free."""
+    try:
+        return version("apache-airflow-task-sdk")
+    except PackageNotFoundError:
+        return None
 
 
-class _MappingEnvSource(EnvSettingsSource):
-    """The ``CHURN_*`` variables of ``load_settings``'s mapping when one is given, else ``os.environ``."""
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        environ = _ENVIRON.get()
-        return parse_env_vars(os.environ if environ is None else environ, self.case_sensitive,
-                              self.env_ignore_empty, self.env_parse_none_str)
+def retry_exponential_backoff() -> float | bool:
+    """``default_args["retry_exponential_backoff"]``: the delay doubles with each retry, said as the
+    installed Airflow says it."""
+    installed = _task_sdk_version()
+    parts = re.match(r"(\d+)\.(\d+)", installed or "")
+    if parts and (int(parts[1]), int(parts[2])) < FIRST_TASK_SDK_WITH_BACKOFF_FACTOR:
+        return True
+    return RETRY_BACKOFF_FACTOR
 
 
 class Settings(BaseSettings):
@@ -137,7 +150,7 @@ class Settings(BaseSettings):
         env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, _MappingEnvSource(settings_cls)
+        return init_settings, MappingEnvSource(settings_cls)
 
     # ------------------------------------------------------------------ parsing and checks
 
@@ -166,7 +179,8 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a valid S3 bucket name, got {value!r}")
         return value
 
-    @field_validator("instance_type", "preprocess_instance_type", "train_instance_type", "evaluate_instance_type")
+    @field_validator("instance_type", "preprocess_instance_type", "train_instance_type", "evaluate_instance_type",
+                     "score_instance_type")
     @classmethod
     def _instance_type(cls, value: str | None) -> str | None:
         if value is not None and not _INSTANCE_TYPE.match(value):
@@ -176,36 +190,17 @@ class Settings(BaseSettings):
     @field_validator("subnets", "security_group_ids", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
-        return _comma_list(value)
+        return comma_list(value)
 
     @field_validator("tags", mode="before")
     @classmethod
     def _parse_tags(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        tags = {}
-        for item in _comma_list(value):
-            key, separator, tag_value = item.partition("=")
-            if not separator or not key.strip():
-                raise ValueError(f"must look like 'team=ml,cost-center=42', got the item {item!r}")
-            tags[key.strip()] = tag_value.strip()
-        return tags
+        return parse_tags(value)
 
     @field_validator("risk_bands", mode="before")
     @classmethod
     def _parse_bands(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        bands: dict[str, float] = {}
-        for item in _comma_list(value):
-            name, separator, bound = item.partition("=")
-            try:
-                bands[name.strip()] = float(bound)
-            except ValueError:
-                raise ValueError(f"must look like 'high=0.7,medium=0.4,low=0', got the item {item!r}") from None
-            if not separator or not name.strip():
-                raise ValueError(f"must look like 'high=0.7,medium=0.4,low=0', got the item {item!r}")
-        return bands
+        return parse_risk_bands(value)
 
     @field_validator("risk_bands")
     @classmethod
@@ -322,7 +317,8 @@ class Settings(BaseSettings):
         """The DAGs' ``default_args``: retries with backoff, and a time limit on every task (job tasks
         set their own, longer one)."""
         return {"owner": "ml-platform", "retries": self.retries,
-                "retry_delay": timedelta(seconds=self.retry_delay_seconds), "retry_exponential_backoff": True,
+                "retry_delay": timedelta(seconds=self.retry_delay_seconds),
+                "retry_exponential_backoff": retry_exponential_backoff(),
                 "execution_timeout": NON_JOB_TASK_TIMEOUT}
 
     def resources_for(self, step: str) -> StepResources:
@@ -351,44 +347,10 @@ class Settings(BaseSettings):
                                 "in the README")
 
 
-def _variable(location: tuple[int | str, ...]) -> str:
-    return f"{ENV_PREFIX}{str(location[0]).upper()}" if location else "settings"
-
-
-_FRIENDLY = {
-    "literal_error": "must be one of {expected}",
-    "int_parsing": "must be a whole number",
-    "bool_parsing": "must be true or false",
-    "greater_than_equal": "must be at least {ge}",
-}
-
-
-def _problems(error: ValidationError) -> list[str]:
-    problems = []
-    for item in error.errors():
-        context = dict(item.get("ctx") or {})
-        context["expected"] = str(context.get("expected", "")).replace("'", "").replace(" or ", ", ")
-        if item["type"] in _FRIENDLY:
-            message = _FRIENDLY[item["type"]].format(**context) + f", got {item['input']!r}"
-        else:
-            message = str(item["msg"]).removeprefix("Value error, ")
-        problems.append(f"{_variable(item['loc'])} {message}" if item["loc"] else message)
-    return problems
-
-
-@contextmanager
-def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
-    token = _ENVIRON.set(environ)
-    try:
-        yield
-    finally:
-        _ENVIRON.reset(token)
-
-
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every ``CHURN_*`` variable (of ``environ``, default ``os.environ``)."""
-    with _reading(environ):
+    with reading(environ):
         try:
             return Settings()
         except ValidationError as error:
-            raise SettingsError("invalid churn pipeline settings:\n  - " + "\n  - ".join(_problems(error))) from None
+            raise SettingsError("invalid churn pipeline settings:\n  - " + "\n  - ".join(problems(error))) from None
