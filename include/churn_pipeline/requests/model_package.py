@@ -109,8 +109,11 @@ def model_package_request(
             }],
             "SupportedContentTypes": ["text/csv", "application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
-            "SupportedRealtimeInferenceInstanceTypes": [settings.resources_for("evaluate").instance_type],
-            "SupportedTransformInstanceTypes": [settings.resources_for("evaluate").instance_type],
+            # Batch Transform of this version runs on the scoring step's instance type. No endpoint is
+            # deployed by the pipeline; one would run the same serving container and handlers as that
+            # transform, so the instance type known to serve this model is the one offered for it.
+            "SupportedRealtimeInferenceInstanceTypes": [settings.resources_for("score").instance_type],
+            "SupportedTransformInstanceTypes": [settings.resources_for("score").instance_type],
         },
         "ModelMetrics": {
             "ModelQuality": {
