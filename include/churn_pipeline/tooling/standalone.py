@@ -11,7 +11,8 @@ Stopping it is the other trap: a SIGTERM to ``airflow standalone`` alone leaves 
 workers, the API server and the triggerer running. So it runs in a session of its own, every process
 of which carries a marker in its environment, and stopping signals every process in that session or
 carrying the marker (SIGTERM, then SIGKILL after a grace period). The session's id is kept in
-``$AIRFLOW_HOME/standalone.pid``.
+``$AIRFLOW_HOME/standalone.pid``. Processes are found through psutil, so this works wherever psutil
+does (Linux and macOS), not only where ``/proc`` exists.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
+
 MARKER = "CHURN_STANDALONE_HOME"  # every process of the server has it, set to the Airflow home
 PID_FILE = "standalone.pid"
 GRACE_SECONDS = 30
@@ -35,30 +38,38 @@ def airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", Path.cwd())).resolve()
 
 
-def _processes_of(home: Path, session: int | None) -> list[int]:
+def _in_session(pid: int, session: int | None) -> bool:
+    if session is None:
+        return False
+    try:
+        return os.getsid(pid) == session
+    except OSError:  # gone meanwhile, or a system that will not tell
+        return False
+
+
+def _processes_of(home: Path, session: int | None) -> list[psutil.Process]:
     """Every running process of the server: in its session, or carrying this home's marker (a process
     that left the session keeps the marker; one that rewrote its title to ``airflow worker -- ...``
-    may have overwritten its environment, but not its session). The caller is excluded."""
-    marker = f"{MARKER}={home}".encode()
+    may have overwritten its environment, but not its session). The caller is excluded, and so are
+    zombies: they have ended, and only their parent can clear them."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            state, in_session = fields[0], int(fields[3]) == session
-            marked = not in_session and marker in (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):  # gone meanwhile, or another user's
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if _in_session(process.pid, session) or process.environ().get(MARKER) == str(home):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone meanwhile, or another user's
             continue
-        if state != "Z" and (in_session or marked):
-            found.append(int(entry.name))
     return found
 
 
-def _signal_all(pids: Sequence[int], signum: int) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+def _signal_all(processes: Sequence[psutil.Process], signum: int) -> None:
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):  # psutil also refuses a pid reused meanwhile
+            process.send_signal(signum)
 
 
 def stop(home: Path, grace: float = GRACE_SECONDS, quiet: bool = False) -> int:
@@ -71,16 +82,18 @@ def stop(home: Path, grace: float = GRACE_SECONDS, quiet: bool = False) -> int:
         if not quiet:
             print(f"no Airflow standalone of {home} is running")
         return 0
-    _signal_all(running, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while (left := _processes_of(home, session)) and time.monotonic() < deadline:
-        _signal_all(left, signal.SIGTERM)  # workers started while the others were stopping, too
-        time.sleep(0.5)
+    left = running
+    while left and time.monotonic() < deadline:
+        _signal_all(left, signal.SIGTERM)
+        psutil.wait_procs(left, timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+        left = _processes_of(home, session)  # workers started while the others were stopping, too
     if left:
         print(f"{len(left)} processes still running after {grace:.0f} s: killing them")
-        while left := _processes_of(home, session):
+        while left:
             _signal_all(left, signal.SIGKILL)
-            time.sleep(0.2)
+            psutil.wait_procs(left, timeout=0.2)
+            left = _processes_of(home, session)
     pid_file.unlink(missing_ok=True)
     print(f"stopped Airflow standalone of {home}")
     return len(running)
