@@ -1,7 +1,9 @@
 """extract_customers through real Airflow on the local backend: a real PostgreSQL server (its own
 cluster, password authentication, loopback) and an HTTP export served on loopback (the README's
 `make demo-sqlite` runs in test_readme.py). Bad sources fail before any job, in the source's words,
-retried only when a retry may pass; no password reaches a log."""
+retried only when a retry may pass; no password reaches a log. The operator is also run in this
+process against the export server and an unreachable database, where the unit tests cannot go
+(they open no socket)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,17 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
+from churn_pipeline.operators.extraction import SourceUnavailable
+from churn_pipeline.services.objectstore import LocalObjectStore
 from churn_pipeline.tooling.sample_data import SAMPLE_ROWS, SAMPLE_SEED, generate, typed, write_sample
+from tests.e2e.moto_server import free_port
 from tests.e2e.postgres import PostgresCluster
+from tests.unit.extract_harness import LAYOUT, local_source, run_extract
 
 pytestmark = pytest.mark.e2e
+__all__ = ["local_source"]  # the fixture, imported for the in-process tests
 
 EVERY_TASK = ("extract_customers", "stage_inputs", "preprocess", "train", "evaluate", "check_accuracy",
               "register_model")
@@ -156,6 +164,9 @@ class ExportHandler(SimpleHTTPRequestHandler):
         if self.headers.get("Authorization") != self.expected:
             self.send_error(401, "credentials required")
             return
+        if self.path == "/busy.parquet":
+            self.send_error(503, "exporting, try later")
+            return
         super().do_GET()
 
     def log_message(self, *args) -> None:  # keep the test's output quiet
@@ -191,3 +202,47 @@ def test_an_http_export_on_loopback_is_extracted_and_trained_on(airflow_project,
     (version,) = airflow_project.versions()
     assert version["tags"]["data_source"].startswith("http connection 'churn_export'")
     assert EXPORT_PASSWORD not in airflow_project.everything_logged(outcome)
+
+
+def export_connection(port: int, password: str = EXPORT_PASSWORD) -> str:
+    return json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http",
+                       "login": EXPORT_LOGIN, "password": password})
+
+
+def test_an_export_is_stored_as_it_came_and_a_bad_answer_is_judged(local_source, export_server,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, port = export_server
+    write_sample(folder / "customers.parquet", 2_000, 5)
+    (folder / "customers.csv").write_text("CustomerID,Churn\nC1,Yes\n")
+    monkeypatch.setenv("AIRFLOW_CONN_CHURN_SOURCE", export_connection(port))
+    monkeypatch.delenv("CHURN_SOURCE_QUERY")
+    monkeypatch.setenv("CHURN_SOURCE_ENDPOINT", "customers.parquet")
+    store = LocalObjectStore(local_source)
+
+    result = run_extract()
+    assert (result["rows"], result["transfer"]) == (2_020, "download")
+    assert store.read_bytes(f"{LAYOUT.input_uri}/customers.parquet") == (folder / "customers.parquet").read_bytes()
+
+    monkeypatch.setenv("CHURN_SOURCE_ENDPOINT", "missing.parquet")
+    with pytest.raises(AirflowFailException, match="404"):
+        run_extract()
+    monkeypatch.setenv("CHURN_SOURCE_ENDPOINT", "busy.parquet")
+    with pytest.raises(SourceUnavailable, match="503"):
+        run_extract()
+    monkeypatch.setenv("CHURN_SOURCE_ENDPOINT", "customers.csv")
+    with pytest.raises(AirflowFailException, match=r"did not give Parquet.*begins 'CustomerID,Churn"):
+        run_extract()
+    assert store.list_uris(LAYOUT.input_uri) == []
+    monkeypatch.setenv("AIRFLOW_CONN_CHURN_SOURCE", export_connection(port, "not-the-password"))
+    with pytest.raises(AirflowFailException, match="401") as raised:
+        run_extract()
+    assert "not-the-password" not in str(raised.value)
+
+
+def test_an_unreachable_database_may_pass_on_a_retry(local_source, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("AIRFLOW_CONN_CHURN_SOURCE", f"postgresql://churn:secret-pw@127.0.0.1:{port}/customers")
+    with pytest.raises(SourceUnavailable, match="Connection refused") as raised:
+        run_extract()
+    assert not isinstance(raised.value, AirflowFailException)
+    assert "secret-pw" not in str(raised.value)

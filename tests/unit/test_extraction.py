@@ -1,36 +1,20 @@
-"""extract_customers: which transfer a source gets, which failures are retried, and what the extract
-leaves under the run's own prefix, with the amazon provider's real transfer operators reading a real
-SQLite database and a loopback HTTP export (the local backend), and Redshift's UNLOAD statement as the
-provider builds it."""
+"""extract_customers' decisions, as plain functions: how a source is read, which query a run runs, the
+Redshift UNLOAD statement, and which failures are retried (``churn_pipeline.domain.extraction``).
+The operator running them is tested in test_extract_operator.py, the footers in test_parquet_footers.py."""
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
-import threading
 from contextlib import closing
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from churn_pipeline.domain.extraction import SourceError, SourceKind, diagnose, plan_extract
-from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.extraction import SourceError, SourceKind, diagnose, plan_extract, unload_statement
 from churn_pipeline.domain.settings import load_settings
-from churn_pipeline.operators.extraction import ExtractCustomersOperator, SourceUnavailable
-from churn_pipeline.services.objectstore import LocalObjectStore
-from churn_pipeline.services.parquet_inputs import NotParquetError, missing_columns, read_footer
-from churn_pipeline.tooling.sample_data import write_sample
-from tests.e2e.moto_server import free_port
+from tests.unit.extract_harness import KEY, LAYOUT
 
-KEY = "20261120T000000Z"
-LAYOUT = RunLayout("s3://customer-churn-pipeline/churn-pipeline", KEY)
 ROLE = "arn:aws:iam::123456789012:role/churn-redshift-unload"
 
 
@@ -154,247 +138,45 @@ def test_http_statuses_decide_for_an_export(status: int, transient: bool) -> Non
     assert diagnosis.transient is transient and f"{status} Reason" in diagnosis.message
 
 
-# ---------------------------------------------------------------- footers, never the data
-
-def test_rows_and_columns_come_from_the_footer(tmp_path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    store = LocalObjectStore(tmp_path)
-    wide = pa.table({f"column_{index:04d}_{'x' * 40}": [index] for index in range(1500)})  # a footer past 64 KB
-    for name, table in (("small", pa.table({"a": [1, 2, 3], "b": ["x", None, "z"]})), ("wide", wide)):
-        path = store.path_for(f"s3://bucket/p/{name}.parquet")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path)
-    assert path.stat().st_size > 64 * 1024
-
-    small, large = (read_footer(store, f"s3://bucket/p/{name}.parquet") for name in ("small", "wide"))
-    assert (small.rows, small.columns) == (3, ("a", "b"))
-    assert (large.rows, len(large.columns)) == (1, 1500)
+def test_a_source_that_cannot_work_as_configured_is_never_retried() -> None:
+    wrapped = RuntimeError("reading failed")
+    wrapped.__cause__ = SourceError("the aws connection 'src' is not a database Airflow can query")
+    assert diagnose(wrapped) == diagnose(wrapped.__cause__)
+    assert not diagnose(wrapped).transient and "not a database" in diagnose(wrapped).message
 
 
-def test_an_object_that_is_not_parquet_is_named(tmp_path: Path) -> None:
-    store = LocalObjectStore(tmp_path)
-    store.write_bytes("s3://bucket/p/customers.parquet", b"CustomerID,Churn\nC1,Yes\n")
-    with pytest.raises(NotParquetError, match=r"is not a Parquet file .* it begins 'CustomerID,Churn"):
-        read_footer(store, "s3://bucket/p/customers.parquet")
+# ---------------------------------------------------------------- Redshift: UNLOAD as a role, never keys
 
-
-def test_missing_columns_are_listed_per_object() -> None:
-    from churn_pipeline.services.parquet_inputs import ParquetFooter
-
-    schema = json.loads(Path("include/config/schema.json").read_text())
-    footers = [ParquetFooter("s3://b/k/a.parquet", 5, ("CustomerID", " Churn ", "Age", "MonthlyCharges",
-                                                       "TotalCharges", "Tenure", "Gender", "Contract",
-                                                       "InternetService", "TechSupport", "StreamingTV",
-                                                       "PaymentMethod")),
-               ParquetFooter("s3://b/k/b.parquet", 5, ("CustomerID", "Age"))]
-    (problem,) = missing_columns(footers, schema)
-    assert problem.startswith("s3://b/k/b.parquet lacks the column(s) 'Churn', 'MonthlyCharges'")
-
-
-# ---------------------------------------------------------------- the operator, in process
-
-@dataclass
-class FakeTaskInstance:
-    pushed: dict[str, Any] = field(default_factory=dict)
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
-
-
-@dataclass
-class FakeDagRun:
-    run_after: datetime
-
-
-def run_extract(params: dict[str, Any] | None = None, ti: FakeTaskInstance | None = None):
-    moment = datetime(2026, 11, 20, tzinfo=UTC)
-    context = {"params": {"source_query": "", **(params or {})}, "ti": ti or FakeTaskInstance(),
-               "dag_run": FakeDagRun(moment), "logical_date": moment}
-    return ExtractCustomersOperator(task_id="extract_customers").execute(context)
-
-
-@pytest.fixture()
-def local_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The local backend reading the sample customers from a SQLite file through an Airflow connection."""
-    for name in [name for name in os.environ if name.startswith("CHURN_")]:
-        monkeypatch.delenv(name)
-    database = write_sample(tmp_path / "customers.sqlite", 10_000, 7)
-    with closing(sqlite3.connect(database)) as connection:
-        connection.execute("CREATE TABLE no_customers AS SELECT * FROM customers WHERE 0")
-        connection.commit()
-    monkeypatch.setenv("AIRFLOW_CONN_CHURN_SOURCE", json.dumps({"conn_type": "sqlite", "host": str(database)}))
-    monkeypatch.setenv("CHURN_LOCAL_ROOT", str(tmp_path / "store"))
-    monkeypatch.setenv("CHURN_SOURCE_CONN_ID", "churn_source")
-    monkeypatch.setenv("CHURN_SOURCE_QUERY", "SELECT * FROM customers")
-    return tmp_path / "store"
-
-
-def test_the_sample_database_lands_as_parquet_under_the_runs_own_prefix(local_source: Path) -> None:
-    import pyarrow.parquet as pq
-
-    store = LocalObjectStore(local_source)
-    other_run = RunLayout(LAYOUT.base_uri, "20261119T000000Z")
-    store.write_bytes(f"{other_run.input_uri}/customers.parquet", b"another run's")
-    store.write_bytes(f"{LAYOUT.input_uri}/customers_0001.parquet", b"a stale part of an earlier try")
-
-    result = run_extract()
-
-    assert result == {"run_key": KEY, "input_uri": LAYOUT.input_uri, "rows": 10_100,
-                      "objects": (f"{LAYOUT.input_uri}/customers.parquet",),
-                      "source": "sqlite connection 'churn_source'", "transfer": "SqlToS3Operator"}
-    table = pq.read_table(store.path_for(f"{LAYOUT.input_uri}/customers.parquet"))
-    assert table.num_rows == 10_100 and "__index_level_0__" not in table.column_names
-    assert str(table.schema.field("MonthlyCharges").type) == "double"
-    assert store.read_bytes(f"{other_run.input_uri}/customers.parquet") == b"another run's"
-    again = run_extract()  # a retry or a rerun of the run: its own objects, replaced
-    assert again == result
-
-
-def test_the_query_param_picks_other_rows_for_one_run(local_source: Path) -> None:
-    result = run_extract({"source_query": "SELECT * FROM customers WHERE Contract = 'Two year'"})
-    assert 1_000 < result["rows"] < 4_000
-
-
-def test_a_missing_table_fails_at_once_in_the_databases_words(local_source: Path) -> None:
-    with pytest.raises(AirflowFailException, match=r"no such table: nowhere .*not retried") as raised:
-        run_extract({"source_query": "SELECT * FROM nowhere"})
-    assert "sqlite connection 'churn_source'" in str(raised.value)
-
-
-def test_an_empty_result_fails_with_no_rows_and_leaves_nothing(local_source: Path) -> None:
-    with pytest.raises(AirflowFailException, match="the query returned no rows"):
-        run_extract({"source_query": "SELECT * FROM no_customers"})
-    assert LocalObjectStore(local_source).list_uris(LAYOUT.input_uri) == []
-
-
-def test_an_unreachable_source_may_pass_on_a_retry(local_source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    port = free_port()  # nothing listens there
-    monkeypatch.setenv("AIRFLOW_CONN_CHURN_SOURCE", f"postgresql://churn:secret-pw@127.0.0.1:{port}/customers")
-    with pytest.raises(SourceUnavailable, match="Connection refused") as raised:
-        run_extract()
-    assert not isinstance(raised.value, AirflowFailException)
-    assert "secret-pw" not in str(raised.value)
-
-
-def test_the_failure_reason_is_left_for_the_notification(local_source: Path) -> None:
-    ti = FakeTaskInstance()
-    with pytest.raises(AirflowFailException):
-        run_extract({"source_query": "SELECT * FROM nowhere"}, ti)
-    assert ti.pushed["failure"]["job_name"] == "sqlite connection 'churn_source'"
-    assert "no such table: nowhere" in ti.pushed["failure"]["reason"]
-
-
-def test_without_a_source_the_extract_is_skipped(local_source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CHURN_SOURCE_CONN_ID")
-    monkeypatch.delenv("CHURN_SOURCE_QUERY")
-    with pytest.raises(AirflowSkipException, match="reads input_uri"):
-        run_extract()
-    with pytest.raises(AirflowFailException, match="no source is configured"):
-        run_extract({"source_query": "SELECT 1"})
-
-
-def test_an_unknown_connection_is_named(local_source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CHURN_SOURCE_CONN_ID", "nobody_made_this")
-    with pytest.raises(AirflowFailException, match="connection 'nobody_made_this', which Airflow does not have"):
-        run_extract()
-
-
-# ---------------------------------------------------------------- an HTTP export
-
-@pytest.fixture()
-def export_server(tmp_path: Path):
-    folder = tmp_path / "exports"
-    folder.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_an_http_export_is_fetched_into_the_runs_prefix(local_source: Path, export_server,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    folder, url = export_server
-    write_sample(folder / "customers.parquet", 2_000, 5)
-    (folder / "customers.csv").write_text("CustomerID,Churn\nC1,Yes\n")
-    monkeypatch.setenv("AIRFLOW_CONN_CHURN_SOURCE", json.dumps({"conn_type": "http", "host": url}))
-    monkeypatch.delenv("CHURN_SOURCE_QUERY")
-    monkeypatch.setenv("CHURN_SOURCE_ENDPOINT", "customers.parquet")
-
-    result = run_extract()
-    assert (result["rows"], result["transfer"]) == (2_020, "HttpToS3Operator")
-
-    monkeypatch.setenv("CHURN_SOURCE_ENDPOINT", "missing.parquet")
-    with pytest.raises(AirflowFailException, match="404"):
-        run_extract()
-    monkeypatch.setenv("CHURN_SOURCE_ENDPOINT", "customers.csv")
-    with pytest.raises(AirflowFailException, match=r"did not give Parquet.*begins 'CustomerID,Churn"):
-        run_extract()
-    assert LocalObjectStore(local_source).list_uris(LAYOUT.input_uri) == []
-
-
-# ---------------------------------------------------------------- Redshift: UNLOAD as a role
-
-def test_redshift_unloads_parquet_as_the_role_and_never_with_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
-    from airflow.providers.amazon.aws.transfers.redshift_to_s3 import RedshiftToS3Operator
-
-    from churn_pipeline.operators.transfers import build_transfer, run_transfer
-
-    monkeypatch.setenv("AIRFLOW_CONN_CHURN_UNLOAD", json.dumps({"conn_type": "aws", "extra": {"role_arn": ROLE}}))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAKEYTHATMUSTNOTSHOW")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-that-must-not-show")
-    statements: list[str] = []
-    monkeypatch.setattr(RedshiftSQLHook, "run", lambda self, sql, *args, **kwargs: statements.append(sql))
+def redshift_plan(query: str):
     settings = load_settings({"CHURN_BACKEND": "sagemaker", "CHURN_SOURCE_CONN_ID": "warehouse",
-                              "CHURN_SOURCE_QUERY": "SELECT * FROM crm.customers WHERE region = 'EU'",
-                              "CHURN_SOURCE_UNLOAD_CONN_ID": "churn_unload"})
-    plan = plan_extract(settings, "redshift", "", LAYOUT)
+                              "CHURN_SOURCE_QUERY": query, "CHURN_SOURCE_UNLOAD_CONN_ID": "churn_unload"})
+    return plan_extract(settings, "redshift", "", LAYOUT)
 
-    transfer = build_transfer(plan, settings, LocalObjectStore(Path("/nonexistent")), task_id="extract_customers")
-    run_transfer(transfer, {})
 
-    assert isinstance(transfer, RedshiftToS3Operator)
-    (statement,) = statements
+def test_the_unload_writes_parquet_parts_under_the_runs_prefix_as_the_role() -> None:
+    statement = unload_statement(redshift_plan("SELECT * FROM crm.customers WHERE region = 'EU';\n"), ROLE)
+
     unload = " ".join(statement.split())
-    assert "UNLOAD ($$SELECT * FROM crm.customers WHERE region = 'EU'$$)" in unload
-    assert f"TO 's3://customer-churn-pipeline/churn-pipeline/runs/{KEY}/input/customers_'" in unload
-    assert f"'aws_iam_role={ROLE}'" in unload and "FORMAT AS PARQUET" in unload
-    assert "AKIA" not in unload and "secret-that-must-not-show" not in unload
+    assert unload == ("UNLOAD ($$SELECT * FROM crm.customers WHERE region = 'EU'$$) "
+                      f"TO 's3://customer-churn-pipeline/churn-pipeline/runs/{KEY}/input/customers_' "
+                      f"credentials 'aws_iam_role={ROLE}' FORMAT AS PARQUET;")
 
 
-def test_an_unload_connection_without_a_role_is_refused(local_source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CHURN_BACKEND", "sagemaker")
-    monkeypatch.setenv("CHURN_ROLE_ARN", "arn:aws:iam::123456789012:role/churn")
-    monkeypatch.setenv("CHURN_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:churn")
-    monkeypatch.setenv("AIRFLOW_CONN_CHURN_SOURCE", json.dumps({"conn_type": "redshift", "host": "example"}))
-    monkeypatch.setenv("CHURN_SOURCE_UNLOAD_CONN_ID", "churn_unload")
-    monkeypatch.setenv("AIRFLOW_CONN_CHURN_UNLOAD", json.dumps({"conn_type": "aws"}))
-    with pytest.raises(AirflowFailException, match="names no role_arn"):
-        run_extract()
+def test_the_query_reaches_redshift_as_written_inside_the_dollar_quotes() -> None:
+    query = "SELECT * FROM crm.customers WHERE note IN ('it''s', 'we''re')"  # the provider would rewrite this
+    assert f"($${query}$$)" in unload_statement(redshift_plan(query), ROLE)
 
 
-# ---------------------------------------------------------------- stage_inputs' header check
+@pytest.mark.parametrize(("query", "role", "expected"), [
+    ("SELECT $$x$$ AS note", ROLE, "holds '\\$\\$'"),
+    ("SELECT 1", "AKIAKEYTHATMUSTNOTSHOW", "not an IAM role ARN"),
+    ("SELECT 1", f"{ROLE}' ACCESS_KEY_ID 'AKIA", "not an IAM role ARN"),  # nothing breaks out of the quotes
+])
+def test_an_unload_that_cannot_be_written_safely_is_refused(query: str, role: str, expected: str) -> None:
+    with pytest.raises(SourceError, match=expected):
+        unload_statement(redshift_plan(query), role)
 
-def test_staging_refuses_parquet_without_the_schemas_columns_from_the_footer_alone(tmp_path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from churn_pipeline.tasks.extracted_input import check_parquet_header
-
-    store = LocalObjectStore(tmp_path)
-    schema_uri = "s3://bucket/run/schema/schema.json"
-    store.write_bytes(schema_uri, Path("include/config/schema.json").read_bytes())
-    good = write_sample(tmp_path / "good.parquet", 100, 1)
-    store.upload_file(good, "s3://bucket/run/input/customers.parquet")
-    check_parquet_header(store, "s3://bucket/run/input", schema_uri)  # the sample carries every column
-
-    path = store.path_for("s3://bucket/run/input/customers_0001_part_00.parquet")
-    pq.write_table(pa.table({"CustomerID": ["C1"], "churned": ["Yes"]}), path)
-    with pytest.raises(AirflowFailException, match="breaks the data contract") as raised:
-        check_parquet_header(store, "s3://bucket/run/input", schema_uri)
-    assert "customers_0001_part_00.parquet lacks the column(s) 'Churn', 'Age'" in str(raised.value)
-    assert "customers.parquet lacks" not in str(raised.value)
+def test_a_chain_of_roles_is_accepted() -> None:
+    chain = f"{ROLE},arn:aws:iam::210987654321:role/warehouse-writer"
+    assert f"'aws_iam_role={chain}'" in unload_statement(redshift_plan("SELECT 1"), chain)

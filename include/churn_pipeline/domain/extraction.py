@@ -1,18 +1,20 @@
-"""What ``extract_customers`` decides, as plain functions: which of the amazon provider's transfer
-operators a source needs, which query a run runs, and whether a failure may pass on a retry.
+"""What ``extract_customers`` decides, as plain functions: how a source is read, which query a run
+runs, the Redshift UNLOAD statement, and whether a failure may pass on a retry.
 
-    a database connection (postgres, sqlite, mysql, ...)   SqlToS3Operator: the result passes through the worker
-    a redshift connection                                  RedshiftToS3Operator: UNLOAD, Redshift writes to S3
-    an http or https connection                            HttpToS3Operator: the export is fetched whole
+    a database connection (postgres, sqlite, mysql, ...)   query: its DB-API hook's result passes through the worker
+    a redshift connection                                  unload: UNLOAD, Redshift writes the Parquet to S3 itself
+    an http or https connection                            download: the export, streamed to a file, then stored
 
 The connection's type decides, at run time: a connection can change without the DAG being parsed again,
 and looking it up at parse time would reach the metadata database or a secrets backend. On the local
-backend a Redshift connection is read with SqlToS3Operator too, because UNLOAD can only write to S3.
-No Airflow import here: the operator module (``churn_pipeline.operators.extraction``) acts on these.
+backend a Redshift connection is queried like any database, because UNLOAD can only write to S3.
+No Airflow import here: the operator (``churn_pipeline.operators.extraction``) and the reads it runs
+(``churn_pipeline.operators.transfers``) act on these.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,10 +31,18 @@ REDSHIFT_CONN_TYPES = frozenset({"redshift"})
 MAX_MESSAGE_CHARS = 600
 
 
+# The role (or chain of roles) Redshift assumes to write the UNLOAD: it stands quoted in the statement.
+_ROLE_ARN = r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=.@/-]+"
+ROLE_ARNS = re.compile(f"{_ROLE_ARN}(,{_ROLE_ARN})*")
+UNLOAD_OPTIONS = ("FORMAT AS PARQUET",)
+
+
 class SourceKind(StrEnum):
-    SQL = "SqlToS3Operator"
-    REDSHIFT = "RedshiftToS3Operator"
-    HTTP = "HttpToS3Operator"
+    """How the customers leave the source (recorded as ``ExtractedCustomers.transfer``)."""
+
+    SQL = "query"
+    REDSHIFT = "unload"
+    HTTP = "download"
 
 
 class SourceError(ValueError):
@@ -61,8 +71,13 @@ class ExtractPlan:
 
     @property
     def key_stem(self) -> str:
-        """The key the transfer writes (SqlToS3Operator adds ``.parquet``, UNLOAD its part numbers)."""
+        """The key the parts start with: UNLOAD adds ``_0000_part_00.parquet``, ..."""
         return f"{parse_s3_uri(self.prefix_uri)[1]}/{EXTRACT_STEM}"
+
+    @property
+    def object_uri(self) -> str:
+        """The one object a query or a download writes."""
+        return f"{self.prefix_uri}/{EXTRACT_STEM}.parquet"
 
     @property
     def empty_result(self) -> str:
@@ -105,6 +120,32 @@ def plan_extract(settings: Settings, conn_type: str | None, query_param: str, la
         return ExtractPlan(SourceKind.REDSHIFT, conn_id, conn_type, layout.input_uri, query=query,
                            unload_conn_id=settings.source_unload_conn_id)
     return ExtractPlan(SourceKind.SQL, conn_id, conn_type, layout.input_uri, query=query)
+
+
+def unload_statement(plan: ExtractPlan, role_arn: str) -> str:
+    """Redshift's UNLOAD of the plan's query into the run's prefix as Parquet parts, written as ``role_arn``.
+
+    Built as the amazon provider's ``RedshiftToS3Operator`` builds it (``transfers/redshift_to_s3.py``,
+    provider 9.39): the query dollar-quoted, ``TO`` the key stem, ``credentials 'aws_iam_role=...'``,
+    the options. Two differences, on purpose: there is no access-key form (the provider falls back to
+    the worker's key and secret in the statement, which the SQL hook logs), and no rewriting of
+    doubled quotes (the provider turns ``''x''`` into ``'x'``, which breaks ``'it''s' ... 'we''re'``;
+    inside ``$$`` a quote needs no escaping at all).
+    """
+    if plan.kind is not SourceKind.REDSHIFT or not plan.query:
+        raise SourceError(f"the {plan.source} is not unloaded by Redshift")
+    role_arn = role_arn.strip()
+    if not ROLE_ARNS.fullmatch(role_arn):
+        raise SourceError(f"the AWS connection '{plan.unload_conn_id}' (CHURN_SOURCE_UNLOAD_CONN_ID) names the "
+                          f"role_arn {role_arn!r}, which is not an IAM role ARN (arn:aws:iam::<account>:role/<name>, "
+                          "or a comma-separated chain of them)")
+    query = plan.query.strip().rstrip(";").rstrip()
+    if "$$" in query:
+        raise SourceError("the query holds '$$', which would end the dollar quotes UNLOAD wraps it in: write the "
+                          "query without it")
+    options = "\n".join(UNLOAD_OPTIONS)
+    return (f"UNLOAD ($${query}$$)\nTO 's3://{plan.bucket}/{plan.key_stem}_'\ncredentials\n"
+            f"'aws_iam_role={role_arn}'\n{options};")
 
 
 # ---------------------------------------------------------------- faults: retry or not
@@ -163,6 +204,8 @@ def diagnose(error: BaseException) -> Diagnosis:
     """
     chain = list(_chain(error))
     for cause in chain:
+        if isinstance(cause, SourceError):  # the source as configured cannot work, whatever the try
+            return Diagnosis(False, _words(cause))
         state = _sqlstate(cause)
         if state:
             return Diagnosis(state[:2] in TRANSIENT_SQLSTATE_CLASSES, _words(cause))

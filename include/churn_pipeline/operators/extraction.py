@@ -1,6 +1,7 @@
 """``extract_customers``: the customers from their source into the run's own input prefix, as Parquet,
-by the amazon provider's transfer operator for the source connection's type; skipped when no source
-is configured (the run then reads ``input_uri``).
+read the way the source connection's type asks (``transfers.py``: the connection's DB-API hook, a
+Redshift UNLOAD, or an HTTP export), through the providers' public hooks; skipped when no source is
+configured (the run then reads ``input_uri``).
 
 A source that fails the same way on every try (a broken query, a missing table, an empty result, an
 export that is not Parquet, a misconfigured source) fails the task at once, in the source's own words
@@ -18,7 +19,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from churn_pipeline.domain.layout import RunLayout, run_key
 from churn_pipeline.domain.payloads import FAILURE_KEY, ExtractedCustomers, JobFailure
-from churn_pipeline.domain.settings import Settings, load_settings
+from churn_pipeline.domain.settings import load_settings
 
 if TYPE_CHECKING:  # imported when the task runs: the scheduler's parse of the DAG file stays light
     from churn_pipeline.domain.extraction import ExtractPlan
@@ -42,8 +43,8 @@ def _connection_type(conn_id: str) -> str | None:
                                    "a secrets backend)") from None
 
 
-def _require_unload_role(conn_id: str) -> None:
-    """UNLOAD must write as a role: without one the provider would put access keys into the statement."""
+def _unload_role(conn_id: str) -> str:
+    """The role UNLOAD writes as: never access keys, which would stand in the statement the hook logs."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -52,9 +53,11 @@ def _require_unload_role(conn_id: str) -> None:
     except AirflowNotFoundException:
         raise AirflowFailException(f"CHURN_SOURCE_UNLOAD_CONN_ID names the connection '{conn_id}', which Airflow "
                                    "does not have") from None
-    if not extra.get("role_arn"):
+    role_arn = extra.get("role_arn")
+    if not role_arn or not isinstance(role_arn, str):
         raise AirflowFailException(f"the AWS connection '{conn_id}' (CHURN_SOURCE_UNLOAD_CONN_ID) names no role_arn "
                                    "in its extra: Redshift's UNLOAD writes as that role (see docs/aws.md)")
+    return role_arn
 
 
 class ExtractCustomersOperator(BaseOperator):
@@ -63,7 +66,7 @@ class ExtractCustomersOperator(BaseOperator):
     ui_color = "#e4ecf7"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from churn_pipeline.domain.extraction import SourceError, plan_extract
+        from churn_pipeline.domain.extraction import SourceError, SourceKind, plan_extract, unload_statement
         from churn_pipeline.services import backend
 
         settings = load_settings()
@@ -76,15 +79,17 @@ class ExtractCustomersOperator(BaseOperator):
         layout = RunLayout(settings.base_uri, run_key(context.get("logical_date"), context["dag_run"].run_after))
         try:
             plan = plan_extract(settings, _connection_type(settings.source_conn_id), query_param, layout)
+            unload = None
+            if plan.kind is SourceKind.REDSHIFT:
+                assert plan.unload_conn_id is not None  # plan_extract requires it for Redshift
+                unload = unload_statement(plan, _unload_role(plan.unload_conn_id))
         except SourceError as error:
             raise AirflowFailException(str(error)) from None
-        if plan.unload_conn_id:
-            _require_unload_role(plan.unload_conn_id)
         store = backend.object_store(settings)
         self._clear(store, plan.prefix_uri)  # what an earlier try of this run left; nothing else lives here
-        self.log.info("extracting the customers from the %s with %s into %s%s", plan.source, plan.kind.value,
+        self.log.info("extracting the customers from the %s (%s) into %s%s", plan.source, plan.kind.value,
                       plan.prefix_uri, f"; query: {plan.query}" if plan.query else "")
-        self._transfer(plan, settings, store, context)
+        self._transfer(plan, store, unload, context)
         footers = self._check_result(plan, store)
         extracted = ExtractedCustomers(
             run_key=layout.key, input_uri=plan.prefix_uri, objects=tuple(footer.uri for footer in footers),
@@ -97,13 +102,12 @@ class ExtractCustomersOperator(BaseOperator):
         for uri in store.list_uris(prefix_uri):
             store.delete(uri)
 
-    def _transfer(self, plan: ExtractPlan, settings: Settings, store: ObjectStore, context: Any) -> None:
+    def _transfer(self, plan: ExtractPlan, store: ObjectStore, unload: str | None, context: Any) -> None:
         from churn_pipeline.domain.extraction import SourceKind, diagnose
-        from churn_pipeline.operators.transfers import build_transfer, run_transfer  # boto3, requests, pandas
+        from churn_pipeline.operators.transfers import extract  # pandas, requests, the database drivers
 
-        transfer = build_transfer(plan, settings, store, task_id=self.task_id)
         try:
-            run_transfer(transfer, context)
+            extract(plan, store, unload)
         except Exception as error:
             diagnosis = diagnose(error)
             reason = f"the {plan.source} failed: {diagnosis.message}"
@@ -119,7 +123,7 @@ class ExtractCustomersOperator(BaseOperator):
         objects = store.list_uris(plan.prefix_uri)
         strays = [uri for uri in objects if not uri.endswith(PARQUET_SUFFIX)]
         if strays:
-            raise AirflowFailException(f"{plan.kind.value} wrote objects that are not named {PARQUET_SUFFIX}: "
+            raise AirflowFailException(f"the {plan.kind.value} wrote objects that are not named {PARQUET_SUFFIX}: "
                                        f"{', '.join(strays)}")
         try:
             footers = [read_footer(store, uri) for uri in objects]
