@@ -30,87 +30,50 @@ through a stand-in for the toolkit, and every job log says so first.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
 import tarfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from churn_pipeline.domain.s3_uris import is_s3_uri
 from churn_pipeline.domain.sagemaker_api import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobKind
+from churn_pipeline.local.container import (
+    CONTAINER_ROOT,
+    IMAGE_ENVIRONMENT,
+    PASSED_THROUGH,
+    SYSTEM_PATH,
+    TRAINING_TOOLKIT,
+    container_env,
+    in_workspace,
+    resolvable_hostname,
+    stage,
+    stage_training_workspace,
+    training_command,
+)
 from churn_pipeline.local.image_twin import JobPython, job_python
+from churn_pipeline.local.job_process import (
+    MAX_RUNTIME_REASON,
+    STOP_GRACE_SECONDS,
+    ScriptRun,
+    now,
+    process_alive,
+    scrape_metrics,
+    stop_process_tree,
+)
 from churn_pipeline.services.archives import deterministic_tar
-from churn_pipeline.services.objectstore import LocalObjectStore, atomic_write, download, upload_tree
+from churn_pipeline.services.objectstore import LocalObjectStore, atomic_write, upload_tree
 
-CONTAINER_ROOT = "/opt/ml"
-# What the image sets for every job (its Dockerfile's ENV), besides PATH.
-IMAGE_ENVIRONMENT = {"PYTHONUNBUFFERED": "1"}
-# From the worker's environment only what any process needs; nothing of Airflow's or the project's.
-PASSED_THROUGH = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-TRAINING_TOOLKIT = ("-m", "sagemaker_training.cli.train")  # the image's `train` (see image_twin's notes)
-STOP_GRACE_SECONDS = 10  # SIGTERM first, SIGKILL after this, as SageMaker does when it stops a job
-MAX_RUNTIME_REASON = "MaxRuntimeExceeded"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def resolvable_hostname() -> str:
-    """This machine's name for ``resourceconfig.json``; the toolkit waits up to 15 minutes for each
-    host to resolve, so a name that does not resolve here is replaced by ``localhost`` at once."""
-    name = socket.gethostname()
-    try:
-        socket.gethostbyname(name)
-    except OSError:
-        return "localhost"
-    return name
-
-
-def stop_process_tree(pid: int, grace: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM to a process and all its descendants (the toolkit runs the script as its child), then
-    SIGKILL to whatever still runs after ``grace`` seconds."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.terminate()
-    _, alive = psutil.wait_procs(processes, timeout=grace)
-    for process in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-
-
-@dataclass(frozen=True)
-class ScriptRun:
-    exit_code: int
-    log_text: str
-    ran_out_of_time: bool  # stopped at MaxRuntimeInSeconds
+# Importers of this module find here what it used to define itself.
+__all__ = [
+    "CONTAINER_ROOT", "IMAGE_ENVIRONMENT", "MAX_RUNTIME_REASON", "PASSED_THROUGH", "STOP_GRACE_SECONDS",
+    "SYSTEM_PATH", "TRAINING_TOOLKIT", "LocalJobRunner", "ScriptRun", "resolvable_hostname", "scrape_metrics",
+    "stop_process_tree",
+]
 
 
 class LocalJobRunner:
@@ -140,10 +103,10 @@ class LocalJobRunner:
         description = json.loads(path.read_text(encoding="utf-8"))
         owner = description.get("LocalProcess", {})
         if (description[kind.status_field] == IN_PROGRESS and owner.get("host") == socket.gethostname()
-                and not _process_alive(owner.get("pid", -1))):
+                and not process_alive(owner.get("pid", -1))):
             description[kind.status_field] = FAILED
             description["FailureReason"] = "the process running this job ended before the job did (killed or crashed)"
-            description[kind.end_time_field] = _now()
+            description[kind.end_time_field] = now()
             self._save(description)
         return description
 
@@ -154,27 +117,6 @@ class LocalJobRunner:
         shutil.rmtree(workspace, ignore_errors=True)
         workspace.mkdir(parents=True)
         return workspace
-
-    @staticmethod
-    def _map(value: str, workspace: Path) -> str:
-        """``/opt/ml/...`` in a request -> the same place in the job's workspace."""
-        if value == CONTAINER_ROOT or value.startswith(CONTAINER_ROOT + "/"):
-            return str(workspace) + value[len(CONTAINER_ROOT):]
-        return value
-
-    def _stage(self, uri: str, destination: Path, what: str) -> None:
-        if not download(self.store, uri, destination):
-            raise FileNotFoundError(f"no object at {uri} for {what}")
-
-    def _container_env(self, workspace: Path, request: dict[str, Any]) -> dict[str, str]:
-        """What a process in the image sees: the image's variables, the request's ``Environment`` and
-        the job's root; the twin's ``bin`` first on ``PATH``, as ``/opt/venv/bin`` is in the image."""
-        env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
-        env["PATH"] = f"{self.python.executable.parent}:{SYSTEM_PATH}"
-        env.update(IMAGE_ENVIRONMENT)
-        env.update(request.get("Environment", {}))
-        env["SAGEMAKER_BASE_DIR"] = str(workspace)
-        return env
 
     def _run_script(self, name: str, command: list[str], env: dict[str, str], cwd: Path,
                     max_runtime: int | None) -> ScriptRun:
@@ -243,7 +185,7 @@ class LocalJobRunner:
             description["FailureReason"] = f"AlgorithmError: {message}"
             if kind is JobKind.PROCESSING:
                 description["ExitMessage"] = message
-        description[kind.end_time_field] = _now()
+        description[kind.end_time_field] = now()
         description.pop("LocalProcess", None)
         self._save(description)
         shutil.rmtree(workspace, ignore_errors=True)  # scratch only: outputs are in the store
@@ -253,8 +195,8 @@ class LocalJobRunner:
         description = {
             **request,  # a Describe*Job answer repeats the request's fields, so readers need one shape
             kind.status_field: IN_PROGRESS,
-            "CreationTime": _now(),
-            f"{kind.value}StartTime": _now(),
+            "CreationTime": now(),
+            f"{kind.value}StartTime": now(),
             "LocalProcess": {"pid": os.getpid(), "host": socket.gethostname()},
         }
         self._save(description)
@@ -268,17 +210,17 @@ class LocalJobRunner:
         name = request["ProcessingJobName"]
         description = self._start(JobKind.PROCESSING, request)
         workspace = self._workspace(name)
-        env = self._container_env(workspace, request)
+        env = container_env(self.python, workspace, request)
         try:
             for item in request.get("ProcessingInputs", []):
                 s3_input = item["S3Input"]
-                self._stage(s3_input["S3Uri"], Path(self._map(s3_input["LocalPath"], workspace)),
+                stage(self.store, s3_input["S3Uri"], Path(in_workspace(s3_input["LocalPath"], workspace)),
                             f"input '{item['InputName']}'")
             outputs = request["ProcessingOutputConfig"]["Outputs"]
             for item in outputs:
-                Path(self._map(item["S3Output"]["LocalPath"], workspace)).mkdir(parents=True, exist_ok=True)
+                Path(in_workspace(item["S3Output"]["LocalPath"], workspace)).mkdir(parents=True, exist_ok=True)
             app = request["AppSpecification"]
-            command = [self._map(part, workspace)
+            command = [in_workspace(part, workspace)
                        for part in app["ContainerEntrypoint"] + app.get("ContainerArguments", [])]
             executable = shutil.which(command[0], path=env["PATH"])  # as the image's PATH resolves it
             if executable is None:
@@ -291,89 +233,19 @@ class LocalJobRunner:
 
         def store_outputs() -> None:
             for item in outputs:
-                upload_tree(self.store, Path(self._map(item["S3Output"]["LocalPath"], workspace)),
+                upload_tree(self.store, Path(in_workspace(item["S3Output"]["LocalPath"], workspace)),
                             item["S3Output"]["S3Uri"])
 
         return self._finish(description, JobKind.PROCESSING, workspace, run, store_outputs, "message")
-
-    def _stage_training_workspace(self, request: dict[str, Any], workspace: Path) -> dict[str, str]:
-        """Lay out ``/opt/ml`` as SageMaker does for a training job; returns the hyperparameters as
-        ``hyperparameters.json`` holds them (strings, the code archive as a local path)."""
-        input_config = {}
-        for channel in request.get("InputDataConfig", []):
-            channel_name = channel["ChannelName"]
-            self._stage(channel["DataSource"]["S3DataSource"]["S3Uri"],
-                        workspace / "input" / "data" / channel_name, f"channel '{channel_name}'")
-            input_config[channel_name] = {
-                "TrainingInputMode": channel.get("InputMode", "File"),
-                "S3DistributionType": channel["DataSource"]["S3DataSource"].get("S3DataDistributionType",
-                                                                                 "FullyReplicated"),
-                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
-                **({"ContentType": channel["ContentType"]} if "ContentType" in channel else {}),
-            }
-        hyperparameters = dict(request.get("HyperParameters", {}))
-        submit_directory = str(json.loads(hyperparameters["sagemaker_submit_directory"]))
-        if is_s3_uri(submit_directory):
-            self._stage(submit_directory, workspace / "submit", "sagemaker_submit_directory")
-            archive = workspace / "submit" / Path(submit_directory).name
-        else:
-            archive = Path(self._map(submit_directory, workspace))
-        if not archive.is_file():
-            raise FileNotFoundError(f"no code archive at {submit_directory}")
-        hyperparameters["sagemaker_submit_directory"] = json.dumps(str(archive))
-        host = resolvable_hostname()
-        instance_type = request["ResourceConfig"]["InstanceType"]
-        resource_config = {
-            "current_host": host, "hosts": [host], "current_instance_type": instance_type,
-            "current_group_name": "homogeneousCluster",
-            "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": instance_type,
-                                 "hosts": [host]}],
-        }
-        config = workspace / "input" / "config"
-        config.mkdir(parents=True)
-        for file_name, content in (("hyperparameters.json", hyperparameters),
-                                   ("inputdataconfig.json", input_config),
-                                   ("resourceconfig.json", resource_config)):
-            (config / file_name).write_text(json.dumps(content, indent=2), encoding="utf-8")
-        # the toolkit extracts the code only into an empty code/, and writes output/failure only into
-        # an existing output/ (else it exits 0 without one); it creates neither model/ nor output/
-        for folder in ("code", "model", "output/data"):
-            (workspace / folder).mkdir(parents=True)
-        return hyperparameters
-
-    def _training_command(self, hyperparameters: dict[str, str], workspace: Path,
-                          env: dict[str, str]) -> list[str]:
-        """The image's ``train``, or without the twin a stand-in that runs the script as it would."""
-        if self.python.is_twin:
-            env["PIP_NO_INDEX"] = "1"  # the toolkit pip-installs a shipped requirements.txt: never from here
-            return [str(self.python.executable), *TRAINING_TOOLKIT]
-        values = {key: json.loads(value) for key, value in hyperparameters.items()}
-        code_dir = workspace / "code"
-        with tarfile.open(values["sagemaker_submit_directory"]) as bundle:
-            bundle.extractall(code_dir, filter="data")
-        arguments = []
-        for key, value in sorted(values.items()):
-            if not key.startswith("sagemaker_"):
-                arguments += [f"-{key}" if len(key) == 1 else f"--{key}", str(value)]
-        channels = json.loads((workspace / "input" / "config" / "inputdataconfig.json").read_text())
-        env.update({f"SM_CHANNEL_{channel.upper()}": str(workspace / "input" / "data" / channel)
-                    for channel in channels})
-        env.update({
-            "SM_MODEL_DIR": str(workspace / "model"),
-            "SM_OUTPUT_DATA_DIR": str(workspace / "output" / "data"),
-            "SM_CHANNELS": json.dumps(sorted(channels)),
-            "SM_HPS": json.dumps({k: v for k, v in values.items() if not k.startswith("sagemaker_")}),
-        })
-        return [str(self.python.executable), str(code_dir / values["sagemaker_program"]), *arguments]
 
     def run_training(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["TrainingJobName"]
         description = self._start(JobKind.TRAINING, request)
         workspace = self._workspace(name)
-        env = self._container_env(workspace, request)
+        env = container_env(self.python, workspace, request)
         try:
-            hyperparameters = self._stage_training_workspace(request, workspace)
-            command = self._training_command(hyperparameters, workspace, env)
+            hyperparameters = stage_training_workspace(self.store, request, workspace)
+            command = training_command(self.python, hyperparameters, workspace, env)
         except (OSError, KeyError, ValueError, tarfile.TarError) as error:
             return self._fail_before_start(description, JobKind.TRAINING, workspace, error)
 
@@ -407,7 +279,7 @@ class LocalJobRunner:
         container = dict(request["PrimaryContainer"])
         if "ModelPackageName" in container:
             container.update(resolve_package(container["ModelPackageName"]))
-        description = {**request, "PrimaryContainer": container, "CreationTime": _now()}
+        description = {**request, "PrimaryContainer": container, "CreationTime": now()}
         atomic_write(self._model_path(request["ModelName"]),
                      json.dumps(description, indent=2, sort_keys=True).encode())
         return description
@@ -417,19 +289,19 @@ class LocalJobRunner:
         name = request["TransformJobName"]
         description = self._start(JobKind.TRANSFORM, request)
         workspace = self._workspace(name)
-        env = self._container_env(workspace, {})
+        env = container_env(self.python, workspace, {})
         try:
             model = self.describe_model(request["ModelName"])
             if model is None:
                 raise FileNotFoundError(f"no model {request['ModelName']}: create it first")
             container = model["PrimaryContainer"]
             model_dir = workspace / "model"
-            self._stage(container["ModelDataUrl"], workspace / "model-archive", "the model's data")
+            stage(self.store, container["ModelDataUrl"], workspace / "model-archive", "the model's data")
             with tarfile.open(next((workspace / "model-archive").iterdir())) as archive:
                 archive.extractall(model_dir, filter="data")
-            env.update({key: self._map(value, workspace) for key, value in container.get("Environment", {}).items()})
+            env.update({key: in_workspace(value, workspace) for key, value in container.get("Environment", {}).items()})
             env.update(request.get("Environment", {}))
-            self._stage(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"], workspace / "input",
+            stage(self.store, request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"], workspace / "input",
                         "the transform input")
             processing = request.get("DataProcessing", {})
             command = [str(self.python.executable), str(Path(__file__).with_name("transform.py")),
@@ -457,18 +329,9 @@ class LocalJobRunner:
         """SageMaker fails a job whose inputs cannot be staged with a ClientError; so does the runner."""
         description[kind.status_field] = FAILED
         description["FailureReason"] = f"ClientError: {error}"
-        description[kind.end_time_field] = _now()
+        description[kind.end_time_field] = now()
         description.pop("LocalProcess", None)
         self._save(description)
         shutil.rmtree(workspace, ignore_errors=True)
         return description
 
-
-def scrape_metrics(log_text: str, definitions: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """What SageMaker's metric definitions would scrape from the log: the last value of each."""
-    found = []
-    for definition in definitions:
-        values = re.findall(definition["Regex"], log_text)
-        if values:
-            found.append({"MetricName": definition["Name"], "Value": float(values[-1]), "Timestamp": _now()})
-    return found

@@ -1,0 +1,67 @@
+"""A local job's process, seen from outside: whether it still runs, stopping it with its children,
+what it ran to, and what SageMaker's metric definitions would scrape from its log
+(``churn_pipeline.local.runner`` starts it and keeps its description).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+STOP_GRACE_SECONDS = 10  # SIGTERM first, SIGKILL after this, as SageMaker does when it stops a job
+MAX_RUNTIME_REASON = "MaxRuntimeExceeded"
+
+
+def now() -> str:
+    """A job description's timestamp: ISO 8601 in UTC."""
+    return datetime.now(UTC).isoformat()
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_process_tree(pid: int, grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM to a process and all its descendants (the toolkit runs the script as its child), then
+    SIGKILL to whatever still runs after ``grace`` seconds."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=grace)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    exit_code: int
+    log_text: str
+    ran_out_of_time: bool  # stopped at MaxRuntimeInSeconds
+
+
+def scrape_metrics(log_text: str, definitions: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """What SageMaker's metric definitions would scrape from the log: the last value of each."""
+    found = []
+    for definition in definitions:
+        values = re.findall(definition["Regex"], log_text)
+        if values:
+            found.append({"MetricName": definition["Name"], "Value": float(values[-1]), "Timestamp": now()})
+    return found
