@@ -100,11 +100,11 @@ define dags_test
 endef
 # INPUT, SCHEMA and CONF reach the command through its environment: no quoting of their values to get wrong
 export INPUT SCHEMA CONF
-RUN_CONF = $(BIN)/python -m churn_pipeline.tooling.cli conf
-SUMMARY = $(BIN)/python -m churn_pipeline.tooling.cli summary --started-after $$started
+RUN_CONF = $(BIN)/churn conf
+SUMMARY = $(BIN)/churn summary --started-after $$started
 # the approval's error, if it failed (the only line worth reading in its log), then who is the champion
 APPROVAL_OUTCOME = { [ $$status = 0 ] || sed -n 's/^.*AirflowFailException: /error: /p' $(RUN_LOG) | head -n 1; \
-	$(BIN)/python -m churn_pipeline.tooling.cli champion; }
+	$(BIN)/churn champion; }
 
 demo: $(AIRFLOW_DB) $(TWIN)/.installed  ## Run the whole pipeline locally (no AWS) on the bundled sample and print what it did
 	$(call dags_test,customer_churn_pipeline,echo {},$(SUMMARY))
@@ -117,10 +117,10 @@ approve: $(AIRFLOW_DB) $(TWIN)/.installed  ## Approve a version from Airflow, wh
 	$(call dags_test,customer_churn_approval,echo '{"version": $(VERSION)}',$(APPROVAL_OUTCOME))
 
 score: $(AIRFLOW_DB) $(TWIN)/.installed  ## Score every customer with the champion, print the most at risk: make score [INPUT=customers.csv]
-	$(call dags_test,customer_churn_scoring,$(RUN_CONF),$(BIN)/python -m churn_pipeline.tooling.cli scores --started-after $$started)
+	$(call dags_test,customer_churn_scoring,$(RUN_CONF),$(BIN)/churn scores --started-after $$started)
 
 versions: $(VENV)/.installed  ## List the registered versions: status, metrics, run, data source (* the champion) [GROUP=name]
-	@$(BIN)/python -m churn_pipeline.tooling.cli versions
+	@$(BIN)/churn versions
 
 $(SAMPLE_DB): $(VENV)/.installed include/churn_pipeline/tooling/sample_data.py
 	$(BIN)/python -m churn_pipeline.tooling.sample_data --output $@

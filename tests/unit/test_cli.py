@@ -5,6 +5,7 @@ summary of a run are found."""
 from __future__ import annotations
 
 import json
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,7 @@ def test_report_and_summary_find_a_runs_files(tmp_path: Path, monkeypatch, capsy
     assert "gate          passed" in summary and "- no approved champion yet" in summary
     assert "champion      none approved yet" in summary and "report" in summary
     assert ".venv/bin/mlflow ui --backend-store-uri sqlite:///" in summary
+    assert "  versions      .venv/bin/churn versions" in summary.splitlines()
 
 
 def test_a_run_that_stopped_before_the_gate_has_no_report(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -91,3 +93,13 @@ def test_a_run_that_stopped_before_the_gate_has_no_report(tmp_path: Path, monkey
     LocalObjectStore(tmp_path).write_bytes(f"{RunLayout(settings.base_uri, KEYS[1]).run_uri}/code/x.py", b"")
     code, _, error = run(capsys, "report")
     assert code == 1 and "stopped before the gate" in error
+    assert f"(see `.venv/bin/churn summary --run-key {KEYS[1]}`)" in error
+
+
+def test_the_command_is_the_churn_console_script_of_the_installed_project(capsys) -> None:
+    """`churn` in .venv/bin is what the README and make call; the editable install makes it."""
+    (script,) = entry_points(group="console_scripts", name="churn")
+    assert script.value == "churn_pipeline.tooling.cli:main" and script.load() is cli.main
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: churn ")

@@ -1,13 +1,15 @@
 """Command line for the local backend: what a run did, the registered versions, the champion, and
 approving or rejecting a version.
 
-    python -m churn_pipeline.tooling.cli summary [--run-key 20261126T020000Z]
-    python -m churn_pipeline.tooling.cli report [--run-key 20261126T020000Z]     the path of a run's report.html
-    python -m churn_pipeline.tooling.cli scores [--run-key 20261126T060000Z]     a scoring run's most at risk
-    python -m churn_pipeline.tooling.cli versions
-    python -m churn_pipeline.tooling.cli champion
-    python -m churn_pipeline.tooling.cli approve 3      makes version 3 Approved; the newest approved is the champion
-    python -m churn_pipeline.tooling.cli reject 3
+    churn summary [--run-key 20261126T020000Z]
+    churn report [--run-key 20261126T020000Z]     the path of a run's report.html
+    churn scores [--run-key 20261126T060000Z]     a scoring run's most at risk
+    churn versions
+    churn champion
+    churn approve 3      makes version 3 Approved; the newest approved is the champion
+    churn reject 3
+
+``churn`` is this module's console script, which the editable install puts in ``.venv/bin``.
 
 On the sagemaker backend, approve in SageMaker (Studio's model registry, or
 ``aws sagemaker update-model-package --model-package-arn ARN --model-approval-status Approved``);
@@ -29,6 +31,7 @@ from churn_pipeline.report.summary import scoring_lines, shown_by, summary_lines
 from churn_pipeline.services.objectstore import LocalObjectStore, ObjectStoreError
 from churn_pipeline.services.registry import APPROVED, REJECTED, MlflowRegistry
 
+COMMAND = ".venv/bin/churn"  # as a person types it in the project folder, whatever their PATH
 MLFLOW_UI = ".venv/bin/mlflow ui --backend-store-uri {uri}"
 
 
@@ -79,7 +82,7 @@ def summary(run_key: str | None, started_after: float | None = None) -> str:
     outbox = settings.local_root / "notifications.jsonl"
     if any(line.startswith("  notified") for line in lines):
         lines.append(f"  messages      {outbox}")
-    lines.append("  versions      .venv/bin/python -m churn_pipeline.tooling.cli versions")
+    lines.append(f"  versions      {COMMAND} versions")
     lines.append(f"  registry UI   {MLFLOW_UI.format(uri=_registry_uri(settings))}")
     return "\n".join(lines)
 
@@ -90,7 +93,7 @@ def report_path(run_key: str | None) -> str:
     key = _run_key(store, f"{settings.base_uri}/runs", run_key)
     layout = RunLayout(settings.base_uri, key)
     if not store.exists(layout.report_file_uri):
-        raise CliError(f"run {key} has no report: it stopped before the gate (see `cli summary --run-key {key}`)")
+        raise CliError(f"run {key} has no report: it stopped before the gate (see `{COMMAND} summary --run-key {key}`)")
     return str(store.path_for(layout.report_file_uri))
 
 
@@ -169,7 +172,7 @@ def run_conf(input_path: str, schema_path: str, conf: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m churn_pipeline.tooling.cli", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="churn", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("summary", "what a run did (default: the latest)"),
                        ("report", "the path of a run's report.html (default: the latest run)"),
