@@ -9,4 +9,6 @@ DAG-side package.
     tables          reading the customer table robustly, writing and reading the splits
     metrics         the classification metrics every step reports, and their spread
     defaults        the model's default hyperparameters and the metric names (defaults.json)
+    contract        what the DAG side must agree on (contract.json, which it reads too): PSI levels,
+                    the bad-input reason, content types, output names, the keys of the steps' files
 """
