@@ -9,18 +9,20 @@ reused (nothing runs or is paid twice), a running one is awaited, and after a ``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from churn_pipeline.domain.contract import bad_input_step
 from churn_pipeline.domain.layout import job_name
 from churn_pipeline.domain.sagemaker_api import COMPLETED, RUNNING_STATES, JobKind
 
 MAX_ATTEMPTS = 20
-# The container scripts put this phrase in the failure reason of input that breaks the data contract
-# (include/scripts/churn_common/container.py, BAD_INPUT_PHRASE): such a job is not worth paying for again.
-BAD_INPUT_PHRASE = "rejected its input"
+NO_REASON = "no reason given"
+# failure_reason's sentence before the job's own reason: "<kind> job <name> ended <status>: "
+_SENTENCE_OPENING = re.compile(r"^[a-z]+ job [a-zA-Z0-9-]+ ended [A-Za-z]+: ")
 
 Describe = Callable[[str], Mapping[str, Any] | None]  # job name -> its description, None when no such job
 
@@ -58,12 +60,22 @@ def is_running(kind: JobKind, description: Mapping[str, Any]) -> bool:
     return description[kind.status_field] in RUNNING_STATES
 
 
+def job_reason(description: Mapping[str, Any]) -> str:
+    """The job's own reason: what the script wrote (a processing job's ``ExitMessage``), else
+    SageMaker's ``FailureReason``."""
+    return str(description.get("ExitMessage") or description.get("FailureReason") or NO_REASON)
+
+
 def failure_reason(kind: JobKind, description: Mapping[str, Any]) -> str:
     """One sentence for the log and the notification: which job, how it ended, and SageMaker's reason."""
     status = description.get(kind.status_field, "unknown")
-    reason = description.get("ExitMessage") or description.get("FailureReason") or "no reason given"
-    return f"{kind.value.lower()} job {description.get(kind.name_field)} ended {status}: {reason}"
+    return f"{kind.value.lower()} job {description.get(kind.name_field)} ended {status}: {job_reason(description)}"
 
 
 def is_bad_input(reason: str) -> bool:
-    return BAD_INPUT_PHRASE in reason
+    """Whether a failed job rejected its input (the data breaks the contract), so that a retry would
+    only pay for the same failure again. ``reason`` is ``failure_reason``'s sentence or the job's own
+    reason; the scripts' signal is read where the shared contract puts it, at the start of the
+    job's reason (``churn_pipeline.domain.contract.bad_input_step``), never found elsewhere in it.
+    """
+    return bad_input_step(_SENTENCE_OPENING.sub("", reason, count=1)) is not None

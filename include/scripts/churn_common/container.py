@@ -3,7 +3,9 @@ reported, and outputs that appear all at once or not at all.
 
 Paths default to SageMaker's under ``/opt/ml``, or under ``$SAGEMAKER_BASE_DIR`` where it is set
 (the local runner gives each job its own workspace that way). A failure reason goes where SageMaker
-reads it: ``output/message`` for processing jobs, ``output/failure`` for training jobs.
+reads it: ``output/message`` for processing jobs, ``output/failure`` for training jobs. The reason of
+input that breaks the data contract begins ``<step> rejected its input: `` (``churn_common.contract``),
+the signal on which the DAG side fails the task without a retry.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from churn_common.contract import bad_input_reason
+
 SAGEMAKER_ROOT = "/opt/ml"
-# Failure reasons of bad input contain this phrase; the DAG side fails such jobs without retrying
-# (churn_pipeline.domain.attempt_planning reads it), because the same input fails the same way again.
-BAD_INPUT_PHRASE = "rejected its input"
 PROCESSING_REASON_FILE = "message"
 TRAINING_REASON_FILE = "failure"
 MAX_REASON_BYTES = 1024  # SageMaker keeps the first 1 KB of the reason; the log has all of it
@@ -83,7 +84,9 @@ def run_main(step: str, reason_file: str, body: Callable[[], object]) -> int:
     try:
         body()
     except (ContractError, UsageError) as error:
-        message = f"{step} {BAD_INPUT_PHRASE}: {error}"
+        # in the contract's form, which the DAG side reads to fail the task without a retry: the same
+        # input fails the same way again
+        message = bad_input_reason(step, str(error))
     except OSError as error:
         message = f"{step} failed: {error.strerror or error}" + (f" ({error.filename})" if error.filename else "")
     except Exception as error:  # reported with its traceback and a failing exit code, never swallowed
