@@ -18,15 +18,18 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from churn_common import contract
 from churn_common.data_contract import Schema
 
 PROFILE_VERSION = 0.0  # the version field Model Monitor writes
 QUANTILE_BINS = 10  # deciles: the bins PSI is measured over
 TOP_CATEGORIES = 100  # a categorical distribution keeps this many values; the rest count as "other"
-PSI_WATCH = 0.1  # the usual reading of PSI: below 0.1 no real change, 0.1 to 0.25 some, above 0.25 drift
-PSI_DRIFT = 0.25
+# The usual reading of PSI: below 0.1 no real change, 0.1 to 0.25 some, from 0.25 drift. The gate and
+# the report read the same levels, so they come from the shared contract.
+PSI_WATCH = contract.PSI_WATCH_FROM
+PSI_DRIFT = contract.PSI_DRIFT_FROM
+LEVELS = contract.DRIFT_LEVELS  # mildest first
 SHARE_FLOOR = 1e-4  # an empty bin counts as this share, so that PSI stays finite
-LEVELS = ("ok", "watch", "drift")
 
 
 def _common(values: Any) -> dict[str, int]:
@@ -132,11 +135,12 @@ def population_stability_index(baseline: Sequence[float], current: Sequence[floa
 
 
 def level_of(psi: float) -> str:
+    ok, watch, drift = LEVELS
     if psi >= PSI_DRIFT:
-        return "drift"
+        return drift
     if psi >= PSI_WATCH:
-        return "watch"
-    return "ok"
+        return watch
+    return ok
 
 
 def _baseline_features(statistics: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -188,7 +192,7 @@ def measure_drift(baseline_statistics: Mapping[str, Any] | None, baseline: Mappi
                               "baseline": dict(baseline or {}) if unavailable else None,
                               "current": {"rows": len(features), "source": source},
                               "features": [], "missing_columns": [], "extra_columns": [], "violations": [],
-                              "summary": {"ok": 0, "watch": 0, "drift": 0, "worst_level": "ok"}}
+                              "summary": {**dict.fromkeys(LEVELS, 0), "worst_level": LEVELS[0]}}
     if unavailable:
         report["reason"] = unavailable
     if baseline_statistics is None or unavailable:
@@ -216,8 +220,8 @@ def measure_drift(baseline_statistics: Mapping[str, Any] | None, baseline: Mappi
             **extra,
         })
         report["summary"][level] += 1
-        if level != "ok":
-            limit = PSI_WATCH if level == "watch" else PSI_DRIFT
+        if level != LEVELS[0]:
+            limit = PSI_WATCH if level == LEVELS[1] else PSI_DRIFT
             report["violations"].append({
                 "feature_name": name, "constraint_check_type": "data_drift_check",
                 "description": f"population stability index {psi:.4f} >= {limit} against the baseline's "
