@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from churn_common import container, data_contract, defaults, metrics, profile, tables
+from churn_common import container, contract, data_contract, defaults, metrics, profile, tables
 
 STEP = "evaluation"
 CURVE_POINTS = 200  # curves are down-sampled to this many points: enough to draw, small to ship
@@ -230,7 +230,7 @@ def score_champion(args: argparse.Namespace, records: Any, labels: Any, challeng
 def _baseline_statistics(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.baseline is None:
         return None
-    path = container.find_single_file(args.baseline, "statistics.json")
+    path = container.find_single_file(args.baseline, contract.FILES["statistics"])
     try:
         loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return loaded
@@ -266,12 +266,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "statistics_uri": args.baseline_uri}
         drift = profile.measure_drift(_baseline_statistics(args), baseline, features, schema, HOLDOUT_SOURCE,
                                       unavailable=args.baseline_unavailable)
-    with container.staged_output(args.output_dir) as staging:
-        container.write_json(staging / "evaluation.json", report)
+    with container.staged_output(args.output_dir) as staging:  # the file names the DAG side reads
+        container.write_json(staging / contract.FILES["evaluation"], report)
         if args.details:
-            container.write_json(staging / "details.json", details)
+            container.write_json(staging / contract.FILES["details"], details)
         if drift is not None:
-            container.write_json(staging / "drift.json", drift)
+            container.write_json(staging / contract.FILES["drift"], drift)
     print("test " + " ".join(f"{name}={value:.4f}" for name, value in report["metrics"].items())
           + f" baseline={report['baseline']['majority_class_accuracy']:.4f}")
     champion = report["champion"]

@@ -16,11 +16,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from churn_common import data_contract, metrics
+from churn_common import contract, data_contract, metrics
 
-CSV = "text/csv"
-JSON = "application/json"
-JSON_LINES = "application/jsonlines"
+# The media types the model package declares and Batch Transform sends, from the shared contract.
+CSV, JSON, JSON_LINES = contract.CSV, contract.JSON, contract.JSON_LINES
 
 
 def model_fn(model_dir: str) -> dict[str, Any]:
@@ -56,8 +55,9 @@ def input_fn(request_body: str | bytes, content_type: str = CSV) -> Any:
 def predict_fn(records: Any, model: dict[str, Any]) -> list[dict[str, Any]]:
     features = data_contract.prepare_features(records, model["schema"])
     probabilities = model["model"].predict_proba(features)[:, 1]
-    return [{"churn": bool(probability > metrics.DECISION_THRESHOLD), "probability": float(probability)}
-            for probability in probabilities]
+    # the keys the scoring task reads of each prediction
+    return [{contract.PREDICTED_CHURN_KEY: bool(probability > metrics.DECISION_THRESHOLD),
+             contract.PROBABILITY_KEY: float(probability)} for probability in probabilities]
 
 
 def output_fn(predictions: list[dict[str, Any]], accept: str = JSON) -> tuple[str, str]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from churn_common import container, data_contract, defaults, profile, tables
+from churn_common import container, contract, data_contract, defaults, profile, tables
 
 STEP = "preprocessing"
 SPLITS = ("train", "validation", "test")
@@ -226,12 +226,12 @@ def run(args: argparse.Namespace) -> dict:
         tables.write_records(staging / "holdout" / "holdout.parquet",
                              holdout_records(prepared, indices["test"]))
         statistics, constraints = profile.build_profile(features.iloc[indices["train"]], schema)
-        container.write_json(staging / "profile" / "statistics.json", statistics)
-        container.write_json(staging / "profile" / "constraints.json", constraints)
+        container.write_json(staging / "profile" / contract.FILES["statistics"], statistics)
+        container.write_json(staging / "profile" / contract.FILES["constraints"], constraints)
         (staging / "preprocessor").mkdir()
         joblib.dump(preprocessor, staging / "preprocessor" / "preprocessor.joblib")
         container.write_json(staging / "preprocessor" / "schema.json", schema.to_dict())
-        container.write_json(staging / "quality" / "data_quality.json", summary)
+        container.write_json(staging / "quality" / contract.FILES["data_quality"], summary)
     print("splits: " + ", ".join(f"{name} {info['rows']}" for name, info in summary["splits"].items()))
     return summary
 

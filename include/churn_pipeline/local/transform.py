@@ -2,7 +2,9 @@
 files, around the model's own serving handlers.
 
 The local runner starts this file with the image twin's Python (it imports nothing from the project,
-only the standard library and the model's code), in the job's workspace, as the serving container
+only the standard library and the model's code; the names it shares with the DAG side, the joined
+output's key and the media type, it reads from the shared contract file,
+``include/scripts/churn_common/contract.json``), in the job's workspace, as the serving container
 would be started: ``SAGEMAKER_SUBMIT_DIRECTORY`` names the model's code folder and ``SAGEMAKER_PROGRAM``
 its inference module. It then does what Batch Transform does with ``SplitType`` ``Line``,
 ``BatchStrategy`` ``MultiRecord`` and JSON lines:
@@ -37,8 +39,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-JOINED_OUTPUT_KEY = "SageMakerOutput"
-JSON_LINES = "application/jsonlines"
+# The shared contract, found as the DAG side finds it (churn_pipeline.domain.settings.SCRIPTS_DIR):
+# include/scripts beside this package.
+CONTRACT_FILE = Path(__file__).resolve().parents[2] / "scripts" / "churn_common" / "contract.json"
+_CONTRACT = json.loads(CONTRACT_FILE.read_text(encoding="utf-8"))
+JOINED_OUTPUT_KEY: str = _CONTRACT["keys"]["transform_joined_output"]
+JSON_LINES: str = _CONTRACT["content_types"]["json_lines"]
 _KEYS = re.compile(r"^\$\[('[^']*'(,'[^']*')*)\]$")
 
 

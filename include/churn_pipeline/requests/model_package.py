@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from churn_pipeline.domain.contract import CSV, JSON
 from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout, registration_token
 from churn_pipeline.domain.model_defaults import metric_names
 from churn_pipeline.domain.payloads import GateDecision
@@ -91,8 +92,8 @@ def model_package_request(
         **_lineage(decision),
     })
     metadata = {key: value[:MAX_METADATA_VALUE] for key, value in metadata.items()}
-    statistics = {"ContentType": "application/json", "S3Uri": f"{profile_uri}/statistics.json"}
-    constraints = {"ContentType": "application/json", "S3Uri": f"{profile_uri}/constraints.json"}
+    statistics = {"ContentType": JSON, "S3Uri": f"{profile_uri}/statistics.json"}
+    constraints = {"ContentType": JSON, "S3Uri": f"{profile_uri}/constraints.json"}
     champion = decision.champion
     compared = (f"compared with version {champion.get('version')} on {decision.champion_metric}"
                 if champion else "first of its group: nothing to compare with")
@@ -107,8 +108,8 @@ def model_package_request(
                 "ModelDataUrl": model_artifact_uri,
                 "Environment": dict(INFERENCE_ENVIRONMENT),
             }],
-            "SupportedContentTypes": ["text/csv", "application/json"],
-            "SupportedResponseMIMETypes": ["application/json"],
+            "SupportedContentTypes": [CSV, JSON],
+            "SupportedResponseMIMETypes": [JSON],
             # Batch Transform of this version runs on the scoring step's instance type. No endpoint is
             # deployed by the pipeline; one would run the same serving container and handlers as that
             # transform, so the instance type known to serve this model is the one offered for it.
@@ -117,7 +118,7 @@ def model_package_request(
         },
         "ModelMetrics": {
             "ModelQuality": {
-                "Statistics": {"ContentType": "application/json", "S3Uri": layout.evaluation_file_uri},
+                "Statistics": {"ContentType": JSON, "S3Uri": layout.evaluation_file_uri},
             },
             "ModelDataQuality": {"Statistics": statistics, "Constraints": constraints},
         },

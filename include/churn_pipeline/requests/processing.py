@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from churn_pipeline.domain import contract
 from churn_pipeline.domain.gate import CompareMode, DriftMode
 from churn_pipeline.domain.layout import RunLayout
 from churn_pipeline.domain.payloads import ChampionLookup, ModelVersionRef
@@ -15,7 +16,7 @@ from churn_pipeline.requests.common import SCRIPTS, instances, role, tags, vpc
 
 PROCESSING_ROOT = "/opt/ml/processing"
 CODE_DIR = f"{PROCESSING_ROOT}/input/code"
-PREPROCESSING_OUTPUTS = ("train", "validation", "test", "preprocessor", "quality", "holdout", "profile")
+PREPROCESSING_OUTPUTS = contract.PREPROCESSING_OUTPUTS  # the folders the preprocessing script writes
 
 
 def _processing_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
@@ -137,7 +138,7 @@ def evaluate_request(settings: Settings, layout: RunLayout, *, job_name: str, im
         arguments.append("--no-drift")
     request = processing_request(
         settings, layout, step="evaluate", job_name=job_name, image_uri=image_uri,
-        inputs=inputs, outputs={"evaluation": layout.evaluation_uri},
+        inputs=inputs, outputs={contract.EVALUATION_OUTPUT: layout.evaluation_uri},
     )
     if arguments:
         request["AppSpecification"]["ContainerArguments"] = arguments

@@ -7,13 +7,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from churn_pipeline.domain import contract
 from churn_pipeline.domain.layout import RunLayout
 from churn_pipeline.domain.model_defaults import default_hyperparameters, metric_names
 from churn_pipeline.domain.settings import Settings
 from churn_pipeline.requests.common import SCRIPTS, container_network, instances, role, tags
 
 TRAINING_CODE_CHANNEL_DIR = "/opt/ml/input/data/code"
-TRAINING_CHANNELS = ("train", "validation", "preprocessor")
+TRAINING_CHANNELS = contract.TRAINING_CHANNELS  # preprocessing's outputs that the training script reads
 
 
 def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
@@ -58,7 +59,7 @@ def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image
                 "ChannelName": name,
                 "DataSource": {"S3DataSource": {
                     "S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}},
-                **({"ContentType": "text/csv"} if name in ("train", "validation") else {}),
+                **({"ContentType": contract.CSV} if name in contract.CSV_CHANNELS else {}),
                 "InputMode": "File",
             }
             for name, uri in input_channels.items()

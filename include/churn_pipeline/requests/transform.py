@@ -5,20 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from churn_pipeline.domain.contract import JSON_LINES, TRANSFORM_JOINED_OUTPUT_KEY
 from churn_pipeline.domain.layout import ScoringLayout
 from churn_pipeline.domain.payloads import ModelVersionRef
 from churn_pipeline.domain.settings import Settings
 from churn_pipeline.requests.common import SCORE_STEP, container_network, role, tags
 
-# Batch Transform: the customers travel as JSON lines (one customer per line, named fields, so no
-# header and no column order to agree on), in batches of lines of at most this many MB.
-JSON_LINES = "application/jsonlines"
+# Batch Transform: the customers travel as JSON lines (JSON_LINES: one customer per line, named
+# fields, so no header and no column order to agree on), in batches of lines of at most this many MB.
 TRANSFORM_PAYLOAD_MB = 6
 # How the serving container finds the model's inference code inside model.tar.gz.
 INFERENCE_ENVIRONMENT = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
 # What the joined output keeps of each line: the customer's id and the model's answer, which
-# SageMaker puts under this key when JoinSource is Input.
-TRANSFORM_OUTPUT_KEY = "SageMakerOutput"
+# SageMaker puts under this key when JoinSource is Input (the local transform joins under it too).
+TRANSFORM_OUTPUT_KEY = TRANSFORM_JOINED_OUTPUT_KEY
 
 
 def create_model_request(settings: Settings, layout: ScoringLayout, *, name: str,
