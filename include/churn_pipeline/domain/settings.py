@@ -19,23 +19,21 @@ from datetime import timedelta
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from churn_pipeline.domain.s3_uris import BUCKET_NAME
 from churn_pipeline.domain.sagemaker_api import RESOURCE_NAME
 from churn_pipeline.domain.settings_sources import (
-    ENV_PREFIX,
-    MappingEnvSource,
     comma_list,
     parse_risk_bands,
     parse_tags,
     problems,
-    reading,
+    variable_values,
 )
+from churn_pipeline.domain.steps import STEPS
 
 INCLUDE_DIR = Path(__file__).resolve().parents[2]
 SCRIPTS_DIR = INCLUDE_DIR / "scripts"
@@ -44,7 +42,6 @@ DEFAULT_SCHEMA_FILE = CONFIG_DIR / "schema.json"
 SAMPLE_DATA_FILE = INCLUDE_DIR / "data" / "customer_data.csv"
 PROJECT_DIR = INCLUDE_DIR.parent
 
-STEPS = ("preprocess", "train", "evaluate", "score")  # "score": the scoring DAG's Batch Transform
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 DEFAULT_RISK_BANDS = {"high": 0.7, "medium": 0.4, "low": 0.0}
 JOB_WAIT_SLACK_SECONDS = 1800  # provisioning an instance, pulling the image, uploading outputs
@@ -94,16 +91,15 @@ def retry_exponential_backoff() -> float | bool:
     return RETRY_BACKOFF_FACTOR
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True,
-                                      extra="ignore", str_strip_whitespace=True)
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
     backend: Literal["local", "sagemaker"] = "local"
     local_root: Path = PROJECT_DIR / "local-store"
     bucket: str = "customer-churn-pipeline"
     prefix: str = "churn-pipeline"
     role_arn: str | None = None
-    region: str = Field("us-east-1", validation_alias=AliasChoices("CHURN_REGION", "AWS_DEFAULT_REGION"))
+    region: str = "us-east-1"  # CHURN_REGION, else AWS_DEFAULT_REGION
     aws_conn_id: str = "aws_default"
     instance_type: str = DEFAULT_INSTANCE_TYPE
     preprocess_instance_type: str | None = None  # None: instance_type
@@ -121,10 +117,10 @@ class Settings(BaseSettings):
     model_package_group: str = "customer-churn"
     sns_topic_arn: str | None = None
     kms_key_id: str | None = None
-    subnets: Annotated[tuple[str, ...], NoDecode] = ()
-    security_group_ids: Annotated[tuple[str, ...], NoDecode] = Field((), validate_default=True)
+    subnets: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = Field((), validate_default=True)
     network_isolation: bool = False
-    tags: Annotated[Mapping[str, str], NoDecode] = Field(default_factory=dict)
+    tags: Mapping[str, str] = Field(default_factory=dict)
     job_prefix: str = "churn"
     timezone: str = "UTC"
     retries: int = Field(2, ge=0)
@@ -133,7 +129,7 @@ class Settings(BaseSettings):
     # SageMaker job tasks wait in the triggerer instead of holding a worker slot (needs a triggerer)
     deferrable: bool = False
     # The scores' risk bands: a customer is in the first band whose lower bound its probability reaches
-    risk_bands: Annotated[Mapping[str, float], NoDecode] = Field(default_factory=lambda: dict(DEFAULT_RISK_BANDS))
+    risk_bands: Mapping[str, float] = Field(default_factory=lambda: dict(DEFAULT_RISK_BANDS))
     # An SQS queue that EventBridge fills when a model package is approved in SageMaker; when set, the
     # scoring DAG's champion asset watches it, so that an approval schedules scoring (deploy/eventbridge/)
     approval_queue_url: str | None = None
@@ -143,14 +139,6 @@ class Settings(BaseSettings):
     source_query: str | None = None  # SQL for a database connection (the source_query param overrides it)
     source_endpoint: str | None = None  # path of the export for an HTTP connection
     source_unload_conn_id: str | None = None  # Redshift: AWS connection whose extra names the UNLOAD role
-
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, MappingEnvSource(settings_cls)
 
     # ------------------------------------------------------------------ parsing and checks
 
@@ -349,8 +337,7 @@ class Settings(BaseSettings):
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every ``CHURN_*`` variable (of ``environ``, default ``os.environ``)."""
-    with reading(environ):
-        try:
-            return Settings()
-        except ValidationError as error:
-            raise SettingsError("invalid churn pipeline settings:\n  - " + "\n  - ".join(problems(error))) from None
+    try:
+        return Settings.model_validate(variable_values(Settings.model_fields, environ))
+    except ValidationError as error:
+        raise SettingsError("invalid churn pipeline settings:\n  - " + "\n  - ".join(problems(error))) from None

@@ -1,44 +1,39 @@
-"""Where the settings are read from and how their text becomes values: the environment a load reads
-(``os.environ``, or a mapping given to ``load_settings``), the parsers of the list and mapping
+"""Where the settings are read from and how their text becomes values: the variables a load reads
+(of ``os.environ``, or of a mapping given to ``load_settings``), the parsers of the list and mapping
 variables, and the one message that names every bad variable. ``churn_pipeline.domain.settings``
 holds the settings themselves; nothing else needs this module.
+
+The variables are read here rather than by ``pydantic-settings``: the DAG files read the settings
+when the scheduler parses them, and importing ``pydantic-settings`` (with its dotenv, CLI and cloud
+sources) cost a third of what parsing the training DAG added over a DAG of its shape; pydantic
+itself is already loaded by Airflow. It also leaves MWAA one package fewer to install.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_settings import EnvSettingsSource
-from pydantic_settings.sources.utils import parse_env_vars
 
 ENV_PREFIX = "CHURN_"
-
-# The environment a load reads: os.environ, or the mapping given to load_settings (tests, tools).
-_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("churn_settings_environ", default=None)
-
-
-class MappingEnvSource(EnvSettingsSource):
-    """The ``CHURN_*`` variables of ``load_settings``'s mapping when one is given, else ``os.environ``."""
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        environ = _ENVIRON.get()
-        return parse_env_vars(os.environ if environ is None else environ, self.case_sensitive,
-                              self.env_ignore_empty, self.env_parse_none_str)
+# Fields that fall back on a variable of another tool when their own is unset.
+ALSO_READ = {"region": ("AWS_DEFAULT_REGION",)}
 
 
-@contextmanager
-def reading(environ: Mapping[str, str] | None) -> Iterator[None]:
-    """Make ``MappingEnvSource`` read ``environ`` (None: ``os.environ``) for the duration."""
-    token = _ENVIRON.set(environ)
-    try:
-        yield
-    finally:
-        _ENVIRON.reset(token)
+def variable_values(fields: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The text of each field's variable (``CHURN_<FIELD>``, then its ``ALSO_READ`` ones) that is set
+    and not empty, from ``environ`` (default ``os.environ``); names match in any case."""
+    source = {name.upper(): value for name, value in (os.environ if environ is None else environ).items()}
+    values = {}
+    for field in fields:
+        for variable in (f"{ENV_PREFIX}{field}".upper(), *ALSO_READ.get(field, ())):
+            value = source.get(variable)
+            if value:  # an empty variable counts as unset, as an empty form field would
+                values[field] = value
+                break
+    return values
 
 
 def comma_list(value: Any) -> Any:

@@ -4,8 +4,9 @@
                                  less its tooling/ and local/ layers),
                                  scripts/ (shipped to the jobs), config/ (schemas)  -> s3://<env>/dags/
     build/mwaa/plugins.zip       the Airflow plugin (console links)                 -> plugins.zip
-    build/mwaa/requirements.txt  what the DAG side needs beyond Airflow and the amazon provider, which
-                                 MWAA installs itself under Airflow's constraints  -> requirements.txt
+    build/mwaa/requirements.txt  what the DAG side needs beyond Airflow and the amazon provider (which
+                                 MWAA installs itself under Airflow's constraints): nothing today
+                                                                                   -> requirements.txt
     build/mwaa/startup.sh        exports CHURN_IMAGE_URI (resolved here when unset) -> startup script
 
 No package resolves the container image on MWAA: ``sagemaker-core`` (the smallest that holds
@@ -30,10 +31,9 @@ from pathlib import Path
 from churn_pipeline.domain.settings import CONFIG_DIR, INCLUDE_DIR, PROJECT_DIR, SCRIPTS_DIR, Settings, load_settings
 
 # What the DAG side imports on MWAA that neither Airflow nor the amazon provider bring, unpinned
-# above the oldest version that works, so that MWAA's constraints file chooses the version.
-MWAA_REQUIREMENTS = (
-    "pydantic-settings>=2.9",  # settings.py: NoDecode, pydantic_settings.sources.utils
-)
+# above the oldest version that works, so that MWAA's constraints file chooses the version. None:
+# the settings are read with pydantic alone, the report's template with Jinja2, both Airflow's own.
+MWAA_REQUIREMENTS: tuple[str, ...] = ()
 
 
 def mwaa_requirements() -> str:
