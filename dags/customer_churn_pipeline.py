@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, chain
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, XComArg, chain
 
 from churn_pipeline.domain.gate import (
     DEFAULT_ACCURACY_THRESHOLD,
@@ -44,6 +44,8 @@ from churn_pipeline.domain.gate import (
 )
 from churn_pipeline.domain.model_defaults import metric_names
 from churn_pipeline.domain.settings import DEFAULT_SCHEMA_FILE, load_settings
+from churn_pipeline.domain.steps import EVALUATE, PREPROCESS, TRAIN
+from churn_pipeline.domain.xcom_keys import DECISION_KEY
 from churn_pipeline.operators import job_task
 from churn_pipeline.operators.assets import model_version_asset
 from churn_pipeline.operators.extraction import ExtractCustomersOperator
@@ -90,17 +92,30 @@ with DAG(
 ) as dag:
     extract_customers = ExtractCustomersOperator(task_id="extract_customers")
     stage_inputs = PythonOperator(task_id="stage_inputs", python_callable=stage_run_inputs,
+                                  op_kwargs={"extracted": extract_customers.output},
                                   trigger_rule=TriggerRule.NONE_FAILED)  # also when no source was extracted
     find_champion = PythonOperator(task_id="find_champion", python_callable=look_up_champion)
-    preprocess = job_task("preprocess", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
-    train = job_task("train", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
-    evaluate = job_task("evaluate", SETTINGS, execution_timeout=SETTINGS.job_task_timeout)
-    check_accuracy = BranchPythonOperator(task_id="check_accuracy", python_callable=choose_branch)
-    register_model = PythonOperator(task_id="register_model", python_callable=register_model_version,
-                                    on_failure_callback=notify_registration_failed, outlets=[model_version_asset()])
-    notify_failure = PythonOperator(task_id="notify_failure", python_callable=notify_team,
-                                    trigger_rule=TriggerRule.ALL_DONE)
+    preprocess = job_task("preprocess", PREPROCESS, SETTINGS, staged=stage_inputs.output,
+                          execution_timeout=SETTINGS.job_task_timeout)
+    train = job_task("train", TRAIN, SETTINGS, staged=stage_inputs.output,
+                     inputs={"preprocessing": preprocess.output}, execution_timeout=SETTINGS.job_task_timeout)
+    evaluate = job_task("evaluate", EVALUATE, SETTINGS, staged=stage_inputs.output,
+                        inputs={"preprocessing": preprocess.output, "model": train.output,
+                                "champion": find_champion.output},
+                        execution_timeout=SETTINGS.job_task_timeout)
+    check_accuracy = BranchPythonOperator(
+        task_id="check_accuracy", python_callable=choose_branch,
+        op_kwargs={"staged": stage_inputs.output, "preprocessing": preprocess.output, "model": train.output,
+                   "evaluation": evaluate.output, "on_pass": "register_model", "on_fail": "notify_failure"})
+    register_model = PythonOperator(
+        task_id="register_model", python_callable=register_model_version,
+        op_kwargs={"decision": XComArg(check_accuracy, key=DECISION_KEY), "staged": stage_inputs.output,
+                   "preprocessing": preprocess.output, "model": train.output},
+        on_failure_callback=notify_registration_failed, outlets=[model_version_asset()])
+    notify_failure = PythonOperator(
+        task_id="notify_failure", python_callable=notify_team,
+        op_kwargs={"gate": check_accuracy.task_id, "staged": stage_inputs.output, "model": train.output},
+        trigger_rule=TriggerRule.ALL_DONE)
 
-    chain(extract_customers, stage_inputs, preprocess, train, evaluate, check_accuracy,
-          [register_model, notify_failure])
-    chain(stage_inputs, find_champion, evaluate)
+    chain(extract_customers, stage_inputs, [find_champion, preprocess])
+    chain(check_accuracy, [register_model, notify_failure])

@@ -24,9 +24,9 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, chain
 
 from churn_pipeline.domain.settings import load_settings
+from churn_pipeline.domain.steps import SCORE
 from churn_pipeline.operators import job_task
 from churn_pipeline.operators.assets import champion_asset
-from churn_pipeline.requests.common import SCORE_STEP
 from churn_pipeline.tasks.scoring import notify_scoring_failed, publish_the_scores, stage_scoring_inputs
 
 SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy import
@@ -50,10 +50,12 @@ with DAG(
     },
 ) as dag:
     stage_customers = PythonOperator(task_id="stage_customers", python_callable=stage_scoring_inputs)
-    score_customers = job_task(SCORE_STEP, SETTINGS, task_id="score_customers",
+    score_customers = job_task("score_customers", SCORE, SETTINGS, staged=stage_customers.output,
                                execution_timeout=SETTINGS.job_task_timeout)
-    publish_scores = PythonOperator(task_id="publish_scores", python_callable=publish_the_scores)
+    publish_scores = PythonOperator(task_id="publish_scores", python_callable=publish_the_scores,
+                                    op_kwargs={"staged": stage_customers.output, "scores": score_customers.output})
     notify_failure = PythonOperator(task_id="notify_failure", python_callable=notify_scoring_failed,
+                                    op_kwargs={"staged": stage_customers.output},
                                     trigger_rule=TriggerRule.ONE_FAILED)
 
-    chain(stage_customers, score_customers, publish_scores, notify_failure)
+    chain(publish_scores, notify_failure)

@@ -19,7 +19,6 @@ from churn_pipeline.domain.gate import (
     GateRules,
     decide,
 )
-from churn_pipeline.domain.payloads import NOTIFY_TASK, REGISTER_TASK
 from tests.builders import champion_block, evaluation_report
 
 URI = "s3://bucket/run/evaluation/evaluation.json"
@@ -35,13 +34,12 @@ def drift(*drifted: str, status: str = "compared") -> bytes:
     return json.dumps({"status": status, "features": features}).encode()
 
 
-@pytest.mark.parametrize("accuracy, threshold, expected", [
-    (0.80, 0.75, REGISTER_TASK), (0.75, 0.75, REGISTER_TASK), (0.7499, 0.75, NOTIFY_TASK), (0.9, 0.99, NOTIFY_TASK),
-    (0.0, 0.0, REGISTER_TASK)])
-def test_accuracy_against_threshold(accuracy: float, threshold: float, expected: str) -> None:
+@pytest.mark.parametrize("accuracy, threshold, passes", [
+    (0.80, 0.75, True), (0.75, 0.75, True), (0.7499, 0.75, False), (0.9, 0.99, False), (0.0, 0.0, True)])
+def test_accuracy_against_threshold(accuracy: float, threshold: float, passes: bool) -> None:
     decision = decide(report(accuracy=accuracy, f1_score=0.5), GateRules(accuracy_threshold=threshold), URI)
-    assert decision.next_task == expected
-    assert decision.reason == (REASON_PASSED if expected == REGISTER_TASK else REASON_REJECTED)
+    assert decision.passed is passes
+    assert decision.reason == (REASON_PASSED if passes else REASON_REJECTED)
     assert decision.accuracy == accuracy and decision.metrics["f1_score"] == 0.5
 
 
@@ -52,7 +50,7 @@ def test_accuracy_against_threshold(accuracy: float, threshold: float, expected:
 def test_anything_unsound_never_counts_as_a_pass(raw: bytes | None) -> None:
     decision = decide(raw, GateRules(accuracy_threshold=0.0), URI)
     assert not decision.passed
-    assert decision.reason == REASON_INVALID and decision.next_task == NOTIFY_TASK
+    assert decision.reason == REASON_INVALID
     assert URI in decision.detail
 
 

@@ -41,10 +41,6 @@ NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 class FakeTaskInstance:
     def __init__(self) -> None:
         self.pushed: dict[str, Any] = {}
-        self.results = {"stage_inputs": STAGED.to_xcom(), "preprocess": PREPROCESSED.to_xcom()}
-
-    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
-        return self.results.get(task_ids) if key == "return_value" else None
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
@@ -123,11 +119,13 @@ class SageMaker:
 
 
 def preprocess_operator() -> ChurnProcessingOperator:
-    return ChurnProcessingOperator(task_id="preprocess", step="preprocess", settings=load_settings())
+    return ChurnProcessingOperator(task_id="preprocess", step="preprocess", settings=load_settings(),
+                                   staged=STAGED.to_xcom())
 
 
 def train_operator() -> ChurnTrainingOperator:
-    return ChurnTrainingOperator(task_id="train", step="train", settings=load_settings())
+    return ChurnTrainingOperator(task_id="train", step="train", settings=load_settings(), staged=STAGED.to_xcom(),
+                                 inputs={"preprocessing": PREPROCESSED.to_xcom()})
 
 
 def test_a_completed_job_hands_on_its_real_name_and_outputs(aws) -> None:

@@ -21,10 +21,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from churn_pipeline.domain.model_defaults import metric_names
-from churn_pipeline.domain.payloads import GateDecision
+
+if TYPE_CHECKING:  # the DAG file imports this module for its params' defaults: payloads are not parsed
+    from churn_pipeline.domain.payloads import GateDecision
 
 DEFAULT_ACCURACY_THRESHOLD = 0.75  # the mission's bar; a DAG param overrides it per run
 DEFAULT_CHAMPION_METRIC = "roc_auc"  # ranks models by their scores, not by one cut-off
@@ -143,6 +145,8 @@ def decide(evaluation: bytes | None, rules: GateRules, evaluation_uri: str, drif
            report_uri: str | None = None) -> GateDecision:
     """Decide from the raw bytes of ``evaluation.json`` (None when it could not be read) and of
     ``drift.json`` (None when there is none)."""
+    from churn_pipeline.domain.payloads import GateDecision
+
     common: dict[str, Any] = {"champion_metric": rules.champion_metric, "min_improvement": rules.min_improvement,
               "compare_with_champion": rules.compare_with_champion.value, "drift_mode": rules.drift_mode.value,
               "report_uri": report_uri}

@@ -2,8 +2,8 @@
 
 Each payload is a frozen dataclass that goes into XCom as a plain JSON object (``to_xcom``) and is
 read back with its shape checked (``from_xcom``), so a task never digs in another task's dict by
-keys repeated across modules. The task ids are here too: people, checks and payload readers refer
-to them. No Airflow import at module level: the builders that take payloads stay pure.
+keys repeated across modules. No task ids: the DAG files name their tasks and hand each task its
+upstream payloads. No Airflow import: the builders that take payloads stay pure.
 """
 
 from __future__ import annotations
@@ -14,26 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from churn_pipeline.domain.sagemaker_api import COMPLETED, JobKind
-
-# The DAG's task ids (fixed: people and checks refer to them).
-EXTRACT_TASK = "extract_customers"
-STAGE_TASK = "stage_inputs"
-FIND_CHAMPION_TASK = "find_champion"
-PREPROCESS_TASK = "preprocess"
-TRAIN_TASK = "train"
-EVALUATE_TASK = "evaluate"
-GATE_TASK = "check_accuracy"
-REGISTER_TASK = "register_model"
-NOTIFY_TASK = "notify_failure"
-JOB_TASKS = (PREPROCESS_TASK, TRAIN_TASK, EVALUATE_TASK)
-# The scoring DAG's (customer_churn_scoring) task ids.
-STAGE_CUSTOMERS_TASK = "stage_customers"
-SCORE_TASK = "score_customers"
-PUBLISH_TASK = "publish_scores"
-# XCom keys besides each task's return value.
-FAILURE_KEY = "failure"
-DECISION_KEY = "decision"
-RETURN_KEY = "return_value"
 
 P = TypeVar("P", bound="Payload")
 
@@ -74,7 +54,7 @@ class ExtractedCustomers(Payload):
     objects: tuple[str, ...]
     rows: int
     source: str  # the connection, in words: "postgres connection 'churn_source'"
-    transfer: str  # the amazon provider's operator that moved the data
+    transfer: str  # how the customers left the source: query, unload or download
 
 
 @dataclass(frozen=True)
@@ -87,6 +67,8 @@ class StagedInputs(Payload):
     schema_uri: str
     code_uri: str
     image_uri: str
+    # where the customers came from, in words: the extract's source and prefix, else input_uri as given
+    data_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,10 +194,6 @@ class GateDecision(Payload):
     champion: Mapping[str, Any] | None = None  # evaluation.json's champion block
     drifted_features: tuple[str, ...] = ()  # features at level "drift"
     report_uri: str | None = None
-
-    @property
-    def next_task(self) -> str:
-        return REGISTER_TASK if self.passed else NOTIFY_TASK
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from churn_pipeline.domain.layout import RunLayout, run_key
-from churn_pipeline.domain.payloads import FAILURE_KEY, ExtractedCustomers, JobFailure
 from churn_pipeline.domain.settings import load_settings
+from churn_pipeline.domain.xcom_keys import FAILURE_KEY
 
 if TYPE_CHECKING:  # imported when the task runs: the scheduler's parse of the DAG file stays light
     from churn_pipeline.domain.extraction import ExtractPlan
@@ -67,6 +67,7 @@ class ExtractCustomersOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from churn_pipeline.domain.extraction import SourceError, SourceKind, plan_extract, unload_statement
+        from churn_pipeline.domain.payloads import ExtractedCustomers
         from churn_pipeline.services import backend
 
         settings = load_settings()
@@ -104,6 +105,7 @@ class ExtractCustomersOperator(BaseOperator):
 
     def _transfer(self, plan: ExtractPlan, store: ObjectStore, unload: str | None, context: Any) -> None:
         from churn_pipeline.domain.extraction import SourceKind, diagnose
+        from churn_pipeline.domain.payloads import JobFailure
         from churn_pipeline.operators.transfers import extract  # pandas, requests, the database drivers
 
         try:

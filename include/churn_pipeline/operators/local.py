@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from churn_pipeline.domain.attempt_planning import is_running
 from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import Settings
-from churn_pipeline.operators.resumable import ResumableJobMixin
-from churn_pipeline.requests.common import KIND_OF_STEP
+from churn_pipeline.domain.steps import KIND_OF_STEP
+from churn_pipeline.operators.resumable import JOB_INPUT_FIELDS, ResumableJobMixin
 
 if TYPE_CHECKING:
     from churn_pipeline.local.runner import LocalJobRunner
@@ -24,10 +23,11 @@ class LocalJobOperator(ResumableJobMixin, BaseOperator):
     """Runs a step's job on this machine under the SageMaker container contract."""
 
     ui_color = "#e8f4ea"
+    template_fields = JOB_INPUT_FIELDS
 
-    def __init__(self, *, step: str, **kwargs: Any):
+    def __init__(self, *, step: str, staged: Any, inputs: Mapping[str, Any] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.step = step
+        self._wire(step, staged, inputs)
         self.kind = KIND_OF_STEP[step]
         self._runner: LocalJobRunner | None = None
 
@@ -43,6 +43,8 @@ class LocalJobOperator(ResumableJobMixin, BaseOperator):
         return self._runner_for(settings).describe(self.kind, name)
 
     def await_job(self, name: str, settings: Settings, context: Any) -> Mapping[str, Any]:
+        from churn_pipeline.domain.attempt_planning import is_running
+
         runner = self._runner_for(settings)
         while True:
             description = runner.describe(self.kind, name)

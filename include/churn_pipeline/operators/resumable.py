@@ -12,46 +12,19 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from churn_pipeline.domain.attempt_planning import Action, failure_reason, is_bad_input, is_running, plan_attempt
-from churn_pipeline.domain.payloads import (
-    EVALUATE_TASK,
-    FAILURE_KEY,
-    FIND_CHAMPION_TASK,
-    PREPROCESS_TASK,
-    STAGE_CUSTOMERS_TASK,
-    STAGE_TASK,
-    TRAIN_TASK,
-    ChampionLookup,
-    JobFailure,
-    JobResult,
-    Payload,
-    StagedInputs,
-    StagedScoring,
-)
 from churn_pipeline.domain.sagemaker_api import COMPLETED, JobKind
 from churn_pipeline.domain.settings import Settings, load_settings
-from churn_pipeline.requests.common import SCORE_STEP
-from churn_pipeline.requests.steps import request_for_step
-from churn_pipeline.tasks._run import pull
+from churn_pipeline.domain.steps import check_inputs
 
-# Which task staged a step's run (its key, image and inputs), and its payload.
-STAGED_BY: dict[str, tuple[str, type[Payload]]] = {
-    PREPROCESS_TASK: (STAGE_TASK, StagedInputs),
-    TRAIN_TASK: (STAGE_TASK, StagedInputs),
-    EVALUATE_TASK: (STAGE_TASK, StagedInputs),
-    SCORE_STEP: (STAGE_CUSTOMERS_TASK, StagedScoring),
-}
-# What each job's request is built from, besides the staged inputs: upstream task -> its payload.
-UPSTREAM_RESULTS: dict[str, dict[str, type[Payload]]] = {
-    PREPROCESS_TASK: {},
-    TRAIN_TASK: {PREPROCESS_TASK: JobResult},
-    EVALUATE_TASK: {PREPROCESS_TASK: JobResult, TRAIN_TASK: JobResult, FIND_CHAMPION_TASK: ChampionLookup},
-    SCORE_STEP: {},
-}
+if TYPE_CHECKING:
+    from churn_pipeline.domain.attempt_planning import Action
+
+# The job task's arguments that the DAG fills from upstream tasks (XComArgs, resolved as templates).
+JOB_INPUT_FIELDS = ("staged", "inputs")
 
 
 class JobFailed(AirflowException):
@@ -68,7 +41,14 @@ class ResumableJobMixin(ABC):
 
     step: str
     kind: JobKind
+    staged: Any  # the staging task's result (an XComArg until rendered)
+    inputs: Mapping[str, Any]  # the upstream results the request is built from, by role
     log: Any  # the operator's logger, from BaseOperator
+
+    def _wire(self, step: str, staged: Any, inputs: Mapping[str, Any] | None) -> None:
+        """Take the step and what the DAG hands it; a task wired to the wrong inputs fails at parse time."""
+        check_inputs(step, inputs or {})
+        self.step, self.staged, self.inputs = step, staged, dict(inputs or {})
 
     @abstractmethod
     def describe_job(self, name: str, settings: Settings) -> Mapping[str, Any] | None:
@@ -83,10 +63,18 @@ class ResumableJobMixin(ABC):
         """Start a job from ``request`` and wait; its final description."""
 
     def execute(self, context: Any) -> dict[str, Any]:
+        # imported when the task runs, not when the scheduler parses the DAG that holds the task
+        from churn_pipeline.domain.attempt_planning import Action, plan_attempt
+        from churn_pipeline.domain.payloads import PayloadError
+        from churn_pipeline.requests.steps import read_inputs, request_for_step
+
         settings = load_settings()  # once per task, passed down
         ti = context["ti"]
-        stage_task, staged_payload = STAGED_BY[self.step]
-        staged = pull(ti, stage_task, staged_payload)
+        try:
+            staged, inputs = read_inputs(self.step, self.staged, self.inputs)
+        except PayloadError as error:  # an upstream result is missing or malformed: no retry mends it
+            raise AirflowFailException(f"the {self.step} job cannot be built from its upstream results: {error}; "
+                                       "run (or clear) the upstream tasks first") from None
         key = staged.run_key  # type: ignore[attr-defined]  # every staged payload names its run
         plan = plan_attempt(self.kind, settings.job_prefix, self.step, key,
                             lambda name: self.describe_job(name, settings))
@@ -98,8 +86,7 @@ class ResumableJobMixin(ABC):
                           plan.job_name)
             description = self.await_job(plan.job_name, settings, context)
         else:
-            upstream = {task_id: pull(ti, task_id, payload) for task_id, payload in UPSTREAM_RESULTS[self.step].items()}
-            request = request_for_step(self.step, settings, plan.job_name, staged, upstream,
+            request = request_for_step(self.step, settings, plan.job_name, staged, inputs,
                                        context.get("params") or {})
             self.log.info("starting %s job %s (attempt %d):\n%s", self.kind.value.lower(), plan.job_name,
                           plan.attempt, json.dumps(request, indent=2, sort_keys=True))
@@ -110,6 +97,10 @@ class ResumableJobMixin(ABC):
 
     def _judge(self, name: str, action: Action, attempt: int, description: Mapping[str, Any],
                ti: Any) -> dict[str, Any]:
+        from churn_pipeline.domain.attempt_planning import Action, failure_reason, is_bad_input, is_running
+        from churn_pipeline.domain.payloads import JobFailure, JobResult
+        from churn_pipeline.domain.xcom_keys import FAILURE_KEY
+
         status = description[self.kind.status_field]
         if is_running(self.kind, description):
             raise JobStillRunning(f"{name} is still {status} after waiting; the next attempt of this task awaits it "

@@ -35,9 +35,9 @@ from churn_pipeline.domain.attempt_planning import Action
 from churn_pipeline.domain.layout import attempt_of
 from churn_pipeline.domain.sagemaker_api import RUNNING_STATES, JobKind
 from churn_pipeline.domain.settings import Settings
+from churn_pipeline.domain.steps import KIND_OF_STEP
 from churn_pipeline.operators.links import SageMakerProcessingJobLink, SageMakerTrainingJobLink
-from churn_pipeline.operators.resumable import ResumableJobMixin
-from churn_pipeline.requests.common import KIND_OF_STEP
+from churn_pipeline.operators.resumable import JOB_INPUT_FIELDS, ResumableJobMixin
 
 
 def trigger_max_attempts(settings: Settings) -> int:
@@ -167,9 +167,12 @@ def _provider_kwargs(settings: Settings) -> dict[str, Any]:
 class ChurnProcessingOperator(SageMakerJobMixin, SageMakerProcessingOperator):
     operator_extra_links = (SageMakerProcessingJobLink(),)
 
-    def __init__(self, *, step: str, settings: Settings, **kwargs: Any):
+    template_fields = (*SageMakerProcessingOperator.template_fields, *JOB_INPUT_FIELDS)
+    def __init__(self, *, step: str, settings: Settings, staged: Any, inputs: Mapping[str, Any] | None = None,
+                 **kwargs: Any):
         super().__init__(**_provider_kwargs(settings), **kwargs)
-        self.step, self.kind = step, KIND_OF_STEP[step]
+        self._wire(step, staged, inputs)
+        self.kind = KIND_OF_STEP[step]
 
     def _provider_execute(self, context: Any) -> Any:
         return SageMakerProcessingOperator.execute(self, context)
@@ -178,9 +181,12 @@ class ChurnProcessingOperator(SageMakerJobMixin, SageMakerProcessingOperator):
 class ChurnTrainingOperator(SageMakerJobMixin, SageMakerTrainingOperator):
     operator_extra_links = (SageMakerTrainingJobLink(),)
 
-    def __init__(self, *, step: str, settings: Settings, **kwargs: Any):
+    template_fields = (*SageMakerTrainingOperator.template_fields, *JOB_INPUT_FIELDS)
+    def __init__(self, *, step: str, settings: Settings, staged: Any, inputs: Mapping[str, Any] | None = None,
+                 **kwargs: Any):
         super().__init__(**_provider_kwargs(settings), print_log=False, check_if_job_exists=True, **kwargs)
-        self.step, self.kind = step, KIND_OF_STEP[step]
+        self._wire(step, staged, inputs)
+        self.kind = KIND_OF_STEP[step]
 
     def _provider_execute(self, context: Any) -> Any:
         return SageMakerTrainingOperator.execute(self, context)
@@ -191,10 +197,13 @@ class ChurnTransformOperator(SageMakerJobMixin, SageMakerTransformOperator):
     package, then the transform job. A later attempt of the same run finds that Model and reuses it
     (the provider would otherwise fail on, or rename, a Model that exists)."""
 
-    def __init__(self, *, step: str, settings: Settings, **kwargs: Any):
+    template_fields = (*SageMakerTransformOperator.template_fields, *JOB_INPUT_FIELDS)
+    def __init__(self, *, step: str, settings: Settings, staged: Any, inputs: Mapping[str, Any] | None = None,
+                 **kwargs: Any):
         super().__init__(**_provider_kwargs(settings), check_if_job_exists=True, check_if_model_exists=True,
                          action_if_model_exists="fail", **kwargs)
-        self.step, self.kind = step, KIND_OF_STEP[step]
+        self._wire(step, staged, inputs)
+        self.kind = KIND_OF_STEP[step]
 
     def _provider_config(self, request: dict[str, Any]) -> dict[str, Any]:
         model = request["Model"]["ModelName"]

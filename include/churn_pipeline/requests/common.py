@@ -6,14 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout, ScoringLayout
-from churn_pipeline.domain.payloads import EVALUATE_TASK, PREPROCESS_TASK, TRAIN_TASK
-from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import Settings
+from churn_pipeline.domain.steps import EVALUATE, PREPROCESS, TRAIN
 
-SCRIPTS = {PREPROCESS_TASK: "preprocessing.py", TRAIN_TASK: "training.py", EVALUATE_TASK: "evaluation.py"}
-SCORE_STEP = "score"  # the scoring DAG's Batch Transform (task score_customers)
-KIND_OF_STEP = {PREPROCESS_TASK: JobKind.PROCESSING, TRAIN_TASK: JobKind.TRAINING, EVALUATE_TASK: JobKind.PROCESSING,
-                SCORE_STEP: JobKind.TRANSFORM}
+SCRIPTS = {PREPROCESS: "preprocessing.py", TRAIN: "training.py", EVALUATE: "evaluation.py"}
 # The placeholder role of local requests: the local runner needs none, a well-formed ARN keeps them valid.
 LOCAL_ROLE_ARN = "arn:aws:iam::000000000000:role/churn-pipeline-local"
 

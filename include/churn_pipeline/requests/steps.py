@@ -1,5 +1,12 @@
-"""The request of each job step, from the staged inputs, the upstream tasks' real results and the run's
-params: the entry the job operators call. Pure: no AWS call, no Airflow import."""
+"""The request of each job step, from what the step's task receives: the staged run (or scoring run),
+the upstream results it is built from, and the run's params. The entry the job operators call. Pure: no
+AWS call, no Airflow import.
+
+What a step is built from is named by role ("preprocessing", "model", "champion"; ``domain.steps``),
+never by task id: the DAG file hands each job task its upstream results (``XComArg``s), so the DAG's
+edges are written once, in the DAG, and a task wired to the wrong inputs fails when the DAG is parsed
+(``domain.steps.check_inputs``).
+"""
 
 from __future__ import annotations
 
@@ -8,30 +15,33 @@ from typing import Any
 
 from churn_pipeline.domain.gate import CompareMode, DriftMode
 from churn_pipeline.domain.layout import RunLayout, ScoringLayout, model_name
-from churn_pipeline.domain.payloads import (
-    EVALUATE_TASK,
-    FIND_CHAMPION_TASK,
-    PREPROCESS_TASK,
-    TRAIN_TASK,
-    ChampionLookup,
-    JobResult,
-    Payload,
-    StagedInputs,
-    StagedScoring,
-)
+from churn_pipeline.domain.payloads import ChampionLookup, JobResult, Payload, StagedInputs, StagedScoring
 from churn_pipeline.domain.settings import Settings
-from churn_pipeline.requests.common import SCORE_STEP
+from churn_pipeline.domain.steps import EVALUATE, INPUT_ROLES, PREPROCESS, SCORE, TRAIN
 from churn_pipeline.requests.processing import EvaluationInputs, evaluate_request, preprocess_request
 from churn_pipeline.requests.training import TRAINING_CHANNELS, train_request
 from churn_pipeline.requests.transform import create_model_request, transform_request
 
+# What each step's task stages from (its run's key, image and inputs), and the payload of each input
+# role (domain.steps.INPUT_ROLES names the roles of each step).
+STAGED_PAYLOAD: dict[str, type[Payload]] = {PREPROCESS: StagedInputs, TRAIN: StagedInputs, EVALUATE: StagedInputs,
+                                           SCORE: StagedScoring}
+PAYLOAD_OF_ROLE: dict[str, type[Payload]] = {"preprocessing": JobResult, "model": JobResult,
+                                             "champion": ChampionLookup}
 
-def request_for_step(step: str, settings: Settings, name: str, staged: Payload, upstream: Mapping[str, Payload],
+
+def read_inputs(step: str, staged: Any, inputs: Mapping[str, Any]) -> tuple[Payload, dict[str, Payload]]:
+    """The staged payload and the upstream payloads of ``step``, read back from their XCom values with
+    their shapes checked (``PayloadError`` names what is missing)."""
+    return (STAGED_PAYLOAD[step].from_xcom(staged),
+            {role: PAYLOAD_OF_ROLE[role].from_xcom(inputs[role]) for role in INPUT_ROLES[step]})
+
+
+def request_for_step(step: str, settings: Settings, name: str, staged: Payload, inputs: Mapping[str, Payload],
                      params: Mapping[str, Any]) -> dict[str, Any]:
-    """The request for ``step``, from the staged inputs, the upstream tasks' real results and the
-    run's params. The score step's request is the pair the provider's transform operator takes:
-    ``{"Model": CreateModel, "Transform": CreateTransformJob}``."""
-    if step == SCORE_STEP:
+    """The request for ``step``. The score step's request is the pair the provider's transform operator
+    takes: ``{"Model": CreateModel, "Transform": CreateTransformJob}``."""
+    if step == SCORE:
         assert isinstance(staged, StagedScoring)
         scoring = ScoringLayout(settings.base_uri, staged.run_key)
         model = model_name(settings.job_prefix, staged.run_key)
@@ -40,16 +50,16 @@ def request_for_step(step: str, settings: Settings, name: str, staged: Payload, 
                                                id_column=staged.id_column)}
     assert isinstance(staged, StagedInputs)
     layout = RunLayout(settings.base_uri, staged.run_key)
-    if step == PREPROCESS_TASK:
+    if step == PREPROCESS:
         return preprocess_request(settings, layout, job_name=name, image_uri=staged.image_uri,
                                   input_uri=staged.input_uri, schema_uri=staged.schema_uri)
-    preprocessing = upstream[PREPROCESS_TASK]
+    preprocessing = inputs["preprocessing"]
     assert isinstance(preprocessing, JobResult)
-    if step == TRAIN_TASK:
+    if step == TRAIN:
         channels = {channel: preprocessing.output(channel) for channel in TRAINING_CHANNELS}
         return train_request(settings, layout, job_name=name, image_uri=staged.image_uri, channels=channels)
-    if step == EVALUATE_TASK:
-        trained, lookup = upstream[TRAIN_TASK], upstream[FIND_CHAMPION_TASK]
+    if step == EVALUATE:
+        trained, lookup = inputs["model"], inputs["champion"]
         assert isinstance(trained, JobResult) and isinstance(lookup, ChampionLookup)
         compared = EvaluationInputs.choose(lookup, CompareMode(params.get("compare_with_champion", "enforce")),
                                            DriftMode(params.get("drift_mode", "warn")))

@@ -9,7 +9,8 @@ from churn_pipeline.domain.contract import JSON_LINES, TRANSFORM_JOINED_OUTPUT_K
 from churn_pipeline.domain.layout import ScoringLayout
 from churn_pipeline.domain.payloads import ModelVersionRef
 from churn_pipeline.domain.settings import Settings
-from churn_pipeline.requests.common import SCORE_STEP, container_network, role, tags
+from churn_pipeline.domain.steps import SCORE
+from churn_pipeline.requests.common import container_network, role, tags
 
 # Batch Transform: the customers travel as JSON lines (JSON_LINES: one customer per line, named
 # fields, so no header and no column order to agree on), in batches of lines of at most this many MB.
@@ -40,7 +41,7 @@ def transform_request(settings: Settings, layout: ScoringLayout, *, job_name: st
     """A ``CreateTransformJob`` request that scores every customer line and keeps, per line, the
     customer's id beside the model's answer (JoinSource Input, then an output filter)."""
     kept = f"$['{id_column}','{TRANSFORM_OUTPUT_KEY}']" if id_column else f"$['{TRANSFORM_OUTPUT_KEY}']"
-    resources = settings.resources_for(SCORE_STEP)
+    resources = settings.resources_for(SCORE)
     output: dict[str, Any] = {"S3OutputPath": layout.transform_output_uri, "Accept": JSON_LINES, "AssembleWith": "Line"}
     compute: dict[str, Any] = {"InstanceType": resources.instance_type, "InstanceCount": resources.instance_count}
     if settings.kms_key_id:

@@ -1,4 +1,10 @@
-"""What every task callable shares: the task log, and the layout of the run it belongs to."""
+"""What every task callable shares: the task log, reading what upstream tasks handed it, and the layout
+of the run it belongs to.
+
+Tasks receive their upstream results as arguments (``op_kwargs`` filled from ``XComArg``s in the DAG
+file), so the DAG's edges are written once, in the DAG. What a task reads without being handed it is
+derived from the DAG itself: the failures of the tasks upstream of it (``failed_upstream``).
+"""
 
 from __future__ import annotations
 
@@ -10,55 +16,91 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from churn_pipeline.domain.layout import RunLayout, run_key
-from churn_pipeline.domain.payloads import (
-    EXTRACT_TASK,
-    FAILURE_KEY,
-    RETURN_KEY,
-    STAGE_TASK,
-    ExtractedCustomers,
-    JobFailure,
-    P,
-    PayloadError,
-    StagedInputs,
-)
 from churn_pipeline.domain.settings import Settings
+from churn_pipeline.domain.xcom_keys import FAILURE_KEY
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    from churn_pipeline.domain.payloads import ExtractedCustomers, P
     from churn_pipeline.report.summary import RunOutcome
 
 T = TypeVar("T")
 log = logging.getLogger("churn_pipeline.tasks")  # Airflow 3 routes standard logging into the task log
 
 
-def run_layout(settings: Settings, ti: Any, dag_run: Any, logical_date: Any = None) -> RunLayout:
-    """The layout of the run a task belongs to, also when stage_inputs never ran (then from the run's
-    logical date, as stage_inputs would have keyed it)."""
-    staged = pull_optional(ti, STAGE_TASK, StagedInputs)
-    return RunLayout(settings.base_uri, staged.run_key if staged else run_key(logical_date, dag_run.run_after))
+def received(payload: type[P], value: Any, what: str) -> P:
+    """An upstream result this task was handed; its absence is a broken run that no retry fixes."""
+    from churn_pipeline.domain.payloads import PayloadError
+
+    if value is None:
+        raise AirflowFailException(f"no {what} in this run: run (or clear) the task that makes it first")
+    try:
+        return payload.from_xcom(value)
+    except PayloadError as error:
+        raise AirflowFailException(f"the {what} is not usable: {error}") from None
 
 
-def says_why_it_failed(task_id: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """A task callable that, when it fails, first records why (``FAILURE_KEY``), so that the team's
-    message and the run's summary quote the reason instead of pointing at the task's log."""
-
-    def decorate(callable_: Callable[..., T]) -> Callable[..., T]:
-        @functools.wraps(callable_)  # Airflow reads the wrapped signature to pick the context to pass
-        def run(*args: Any, **kwargs: Any) -> T:
-            try:
-                return callable_(*args, **kwargs)
-            except Exception as error:
-                reason = str(error) if isinstance(error, AirflowException) else f"{type(error).__name__}: {error}"
-                kwargs["ti"].xcom_push(key=FAILURE_KEY, value=JobFailure(job_name=task_id, reason=reason).to_xcom())
-                raise
-
-        return run
-
-    return decorate
+def received_optional(payload: type[P], value: Any) -> P | None:
+    """Like ``received``, for a result that may rightly be absent (its task failed or was skipped)."""
+    return None if value is None else payload.from_xcom(value)
 
 
-def data_source(ti: Any, params: dict[str, Any]) -> str:
-    """Where this run's customers came from: the extract's source, else the ``input_uri`` param."""
-    extracted = pull_optional(ti, EXTRACT_TASK, ExtractedCustomers)
+def run_layout(settings: Settings, staged: Any, dag_run: Any, logical_date: Any = None) -> RunLayout:
+    """The layout of the run a task belongs to, also when the staging task never ran (then from the
+    run's logical date, as staging would have keyed it)."""
+    from churn_pipeline.domain.payloads import StagedInputs
+
+    inputs = received_optional(StagedInputs, staged)
+    return RunLayout(settings.base_uri, inputs.run_key if inputs else run_key(logical_date, dag_run.run_after))
+
+
+def says_why_it_failed(callable_: Callable[..., T]) -> Callable[..., T]:
+    """A task callable that, when it fails, first records why (``FAILURE_KEY``, under its own task), so
+    that the team's message and the run's summary quote the reason instead of pointing at the log."""
+
+    @functools.wraps(callable_)  # Airflow reads the wrapped signature to pick the context to pass
+    def run(*args: Any, **kwargs: Any) -> T:
+        try:
+            return callable_(*args, **kwargs)
+        except Exception as error:
+            from churn_pipeline.domain.payloads import JobFailure
+
+            reason = str(error) if isinstance(error, AirflowException) else f"{type(error).__name__}: {error}"
+            ti = kwargs["ti"]
+            ti.xcom_push(key=FAILURE_KEY, value=JobFailure(job_name=ti.task_id, reason=reason).to_xcom())
+            raise
+
+    return run
+
+
+def failed_upstream(ti: Any, task: Any, dag_run: Any) -> list[tuple[str, str]]:
+    """(task id, reason) for every task upstream of ``task`` that failed in this run, in the DAG's order.
+
+    The upstream tasks come from the DAG itself, so a task added before this one is listed without
+    this module knowing of it."""
+    from churn_pipeline.domain.payloads import JobFailure
+
+    upstream = task.get_flat_relative_ids(upstream=True)
+    states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id]).get(dag_run.run_id, {})
+    failed = []
+    for task_id in (task_id for task_id in task.dag.task_ids if task_id in upstream):
+        if states.get(task_id) == "failed":
+            value = ti.xcom_pull(task_ids=task_id, key=FAILURE_KEY)
+            detail = received_optional(JobFailure, value)
+            failed.append((task_id, detail.reason if detail else "see the task's log"))
+    return failed
+
+
+def data_source(staged: Any, params: dict[str, Any]) -> str:
+    """Where this run's customers came from, as the staging task recorded it (the extract's source, or
+    ``input_uri``); the ``input_uri`` param when staging never ran."""
+    from churn_pipeline.domain.payloads import StagedInputs
+
+    inputs = received_optional(StagedInputs, staged)
+    return inputs.data_source if inputs and inputs.data_source else str(params["input_uri"])
+
+
+def described_source(extracted: ExtractedCustomers | None, params: dict[str, Any]) -> str:
+    """The words ``data_source`` gives: the extract's source and prefix, else the ``input_uri`` param."""
     return f"{extracted.source}: {extracted.input_uri}" if extracted else str(params["input_uri"])
 
 
@@ -71,20 +113,3 @@ def finish_run(settings: Settings, layout: RunLayout, outcome: RunOutcome) -> No
     store = backend.object_store(settings)
     write_outcome(store, layout, outcome)
     log.info("what this run did:\n%s", "\n".join(summary_lines(store, layout, shown_by(store), outcome)))
-
-
-def pull(ti: Any, task_id: str, payload: type[P], key: str = RETURN_KEY) -> P:
-    """An upstream task's payload; its absence is a broken run that no retry fixes."""
-    value = ti.xcom_pull(task_ids=task_id, key=key)
-    if value is None:
-        raise AirflowFailException(f"no result from task '{task_id}' in this run; run it (or clear it) first")
-    try:
-        return payload.from_xcom(value)
-    except PayloadError as error:
-        raise AirflowFailException(f"the result of task '{task_id}' is not usable: {error}") from None
-
-
-def pull_optional(ti: Any, task_id: str, payload: type[P], key: str = RETURN_KEY) -> P | None:
-    """Like ``pull``, for a result that may rightly be absent (the task failed or was skipped)."""
-    value = ti.xcom_pull(task_ids=task_id, key=key)
-    return None if value is None else payload.from_xcom(value)

@@ -8,16 +8,20 @@ CLI); EventBridge carries that approval to the SQS queue the champion asset watc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from churn_pipeline.domain.settings import load_settings
-from churn_pipeline.services.registry import APPROVAL_STATUSES, MlflowRegistry
 from churn_pipeline.tasks._run import log
+
+if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    pass
 
 
 def approve_version(*, params: dict[str, Any], outlet_events: Any = None, **_: Any) -> dict[str, Any]:
+    from churn_pipeline.services.registry import APPROVAL_STATUSES, MlflowRegistry
+
     settings = load_settings()
     if settings.backend != "local":
         raise AirflowFailException("on the sagemaker backend approve in SageMaker (Studio's model registry or "

@@ -10,17 +10,20 @@ so that the evaluation records it as not comparable instead of failing the job.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from churn_pipeline.domain.payloads import FIND_CHAMPION_TASK, ChampionLookup, ModelVersionRef
 from churn_pipeline.domain.settings import Settings, load_settings
-from churn_pipeline.services import backend
-from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError
 from churn_pipeline.tasks._run import log, says_why_it_failed
+
+if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    from churn_pipeline.domain.payloads import ChampionLookup, ModelVersionRef
+    from churn_pipeline.services.objectstore import ObjectStore
 
 
 def _missing(store: ObjectStore, uri: str | None, what: str) -> str | None:
     """Why ``uri`` cannot be used, or None when its object is there."""
+    from churn_pipeline.services.objectstore import ObjectStoreError
+
     if not uri:
         return f"it has no {what}"
     try:
@@ -30,6 +33,8 @@ def _missing(store: ObjectStore, uri: str | None, what: str) -> str | None:
 
 
 def look_up(settings: Settings, registry: Any, store: ObjectStore) -> ChampionLookup:
+    from churn_pipeline.domain.payloads import ChampionLookup
+
     group = settings.model_package_group
     champion: ModelVersionRef | None = registry.champion(group)
     baseline: ModelVersionRef | None = champion or registry.newest(group)
@@ -41,8 +46,10 @@ def look_up(settings: Settings, registry: Any, store: ObjectStore) -> ChampionLo
     )
 
 
-@says_why_it_failed(FIND_CHAMPION_TASK)
+@says_why_it_failed
 def look_up_champion(**_: Any) -> dict[str, Any]:
+    from churn_pipeline.services import backend
+
     settings = load_settings()
     lookup = look_up(settings, backend.model_registry(settings), backend.object_store(settings))
     if lookup.champion:

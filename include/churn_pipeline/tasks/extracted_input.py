@@ -5,19 +5,23 @@ before any paid job starts."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from churn_pipeline.domain.payloads import EXTRACT_TASK, ExtractedCustomers
 from churn_pipeline.domain.settings import Settings
-from churn_pipeline.services.objectstore import ObjectStore
-from churn_pipeline.tasks._run import log, pull_optional
+from churn_pipeline.tasks._run import log, received_optional
+
+if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    from churn_pipeline.services.objectstore import ObjectStore
 
 
-def extracted_input(ti: Any, params: dict[str, Any], settings: Settings, key: str) -> str | None:
-    """The prefix extract_customers wrote this run's customers under, or None when it was skipped."""
-    extracted = pull_optional(ti, EXTRACT_TASK, ExtractedCustomers)
+def extracted_input(result: Any, params: dict[str, Any], settings: Settings, key: str) -> str | None:
+    """The prefix extract_customers wrote this run's customers under (its ``result``), or None when it
+    was skipped."""
+    from churn_pipeline.domain.payloads import ExtractedCustomers
+
+    extracted = received_optional(ExtractedCustomers, result)
     if extracted is None:
         return None
     if extracted.run_key != key:

@@ -4,35 +4,30 @@ run's rules, records the decision, writes the run's report and chooses the branc
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from churn_pipeline.domain import gate
 from churn_pipeline.domain.layout import RunLayout
-from churn_pipeline.domain.payloads import (
-    DECISION_KEY,
-    EVALUATE_TASK,
-    GATE_TASK,
-    JOB_TASKS,
-    PREPROCESS_TASK,
-    STAGE_TASK,
-    GateDecision,
-    JobResult,
-    StagedInputs,
-)
 from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import Settings, load_settings
-from churn_pipeline.requests.common import KIND_OF_STEP
-from churn_pipeline.services import backend
-from churn_pipeline.services.objectstore import LocalObjectStore, ObjectStore, ObjectStoreError
-from churn_pipeline.tasks._run import log, pull, says_why_it_failed
+from churn_pipeline.domain.steps import EVALUATE, KIND_OF_STEP, PREPROCESS, TRAIN
+from churn_pipeline.domain.xcom_keys import DECISION_KEY
+from churn_pipeline.tasks._run import log, received, says_why_it_failed
+
+if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    from churn_pipeline.domain.payloads import GateDecision, JobResult
+    from churn_pipeline.services.objectstore import ObjectStore
+
 
 CONSOLE = "https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{kind}/{name}"
 CONSOLE_KINDS = {JobKind.PROCESSING: "processing-jobs", JobKind.TRAINING: "jobs"}
 
 
 def _read_if_there(store: ObjectStore, uri: str) -> bytes | None:
+    from churn_pipeline.services.objectstore import ObjectStoreError
+
     try:
         return store.read_bytes(uri)
     except ObjectStoreError:
@@ -41,18 +36,22 @@ def _read_if_there(store: ObjectStore, uri: str) -> bytes | None:
 
 def _href(store: ObjectStore, uri: str) -> str:
     """Where a person opens an artefact: the file itself locally, its S3 URI on AWS."""
+    from churn_pipeline.services.objectstore import LocalObjectStore
+
     return store.path_for(uri).as_uri() if isinstance(store, LocalObjectStore) else uri
 
 
 def report_links(settings: Settings, store: ObjectStore, layout: RunLayout,
                  jobs: dict[str, JobResult]) -> list[dict[str, str]]:
-    """The run's artefacts and jobs, for the report's last section."""
-    evaluation = jobs[EVALUATE_TASK].output("evaluation")
+    """The run's artefacts and jobs (by step), for the report's last section."""
+    from churn_pipeline.services.objectstore import LocalObjectStore
+
+    evaluation = jobs[EVALUATE].output("evaluation")
     links = [{"label": "the run's folder", "href": _href(store, layout.run_uri)},
              {"label": "evaluation.json", "href": _href(store, f"{evaluation}/evaluation.json")},
              {"label": "drift.json", "href": _href(store, f"{evaluation}/drift.json")},
              {"label": "training data profile (statistics.json)",
-              "href": _href(store, f"{jobs[PREPROCESS_TASK].output('profile')}/statistics.json")}]
+              "href": _href(store, f"{jobs[PREPROCESS].output('profile')}/statistics.json")}]
     for step, result in jobs.items():
         if settings.backend == "local":
             assert isinstance(store, LocalObjectStore)
@@ -68,39 +67,51 @@ def write_report(settings: Settings, store: ObjectStore, layout: RunLayout, deci
                  jobs: dict[str, JobResult], run_id: str, dag_id: str) -> None:
     from churn_pipeline.report.html import ReportInputs, render_report  # at run time: matplotlib is heavy
 
-    evaluation = jobs[EVALUATE_TASK].output("evaluation")
+    evaluation = jobs[EVALUATE].output("evaluation")
     inputs = ReportInputs.from_json(
         run_key=layout.key, run_id=run_id, dag_id=dag_id, backend=settings.backend,
         decision=json.dumps(decision.to_xcom()).encode(),  # as it is stored: lists, not tuples
         evaluation=_read_if_there(store, f"{evaluation}/evaluation.json"),
         details=_read_if_there(store, f"{evaluation}/details.json"),
         drift=_read_if_there(store, f"{evaluation}/drift.json") if decision.drift_mode != "off" else None,
-        quality=_read_if_there(store, f"{jobs[PREPROCESS_TASK].output('quality')}/data_quality.json"),
+        quality=_read_if_there(store, f"{jobs[PREPROCESS].output('quality')}/data_quality.json"),
         links=report_links(settings, store, layout, jobs))
     store.write_bytes(layout.report_file_uri, render_report(inputs))
     log.info("report: %s", _href(store, layout.report_file_uri))
 
 
-@says_why_it_failed(GATE_TASK)
-def choose_branch(*, params: dict[str, Any], ti: Any, dag_run: Any, **_: Any) -> str:
-    """BranchPythonOperator callable: ``register_model`` on a pass, ``notify_failure`` otherwise."""
+@says_why_it_failed
+def choose_branch(*, staged: Any, preprocessing: Any, model: Any, evaluation: Any, on_pass: str, on_fail: str,
+                  params: dict[str, Any], ti: Any, dag_run: Any, **_: Any) -> str:
+    """BranchPythonOperator callable: the task ``on_pass`` when the model passed, ``on_fail`` otherwise.
+
+    ``staged``, ``preprocessing``, ``model`` and ``evaluation`` are the results of the staging task and
+    of the three job tasks (the report links their jobs); the DAG hands them over and names the branches.
+    """
+    from churn_pipeline.domain.payloads import JobResult, StagedInputs
+    from churn_pipeline.services import backend
+
     settings = load_settings()
     try:
         rules = gate.GateRules.from_params(params)
     except ValueError as error:
         raise AirflowFailException(str(error)) from None
-    jobs = {task_id: pull(ti, task_id, JobResult) for task_id in JOB_TASKS}
-    layout = RunLayout(settings.base_uri, pull(ti, STAGE_TASK, StagedInputs).run_key)
+    jobs = {PREPROCESS: received(JobResult, preprocessing, "preprocessing job's result"),
+            TRAIN: received(JobResult, model, "training job's result"),
+            EVALUATE: received(JobResult, evaluation, "evaluation job's result")}
+    layout = RunLayout(settings.base_uri, received(StagedInputs, staged, "staged run").run_key)
     store = backend.object_store(settings)
-    evaluation = jobs[EVALUATE_TASK].output("evaluation")
-    evaluation_uri = f"{evaluation}/evaluation.json"
+    evaluation_prefix = jobs[EVALUATE].output("evaluation")
+    evaluation_uri = f"{evaluation_prefix}/evaluation.json"
     decision = gate.decide(_read_if_there(store, evaluation_uri), rules, evaluation_uri,
-                           drift=_read_if_there(store, f"{evaluation}/drift.json"), report_uri=layout.report_file_uri)
+                           drift=_read_if_there(store, f"{evaluation_prefix}/drift.json"),
+                           report_uri=layout.report_file_uri)
     store.write_bytes(layout.decision_file_uri, json.dumps(decision.to_xcom(), indent=2, sort_keys=True).encode())
     write_report(settings, store, layout, decision, jobs, dag_run.run_id, dag_run.dag_id)
     ti.xcom_push(key=DECISION_KEY, value=decision.to_xcom())
+    branch = on_pass if decision.passed else on_fail
     log.info("gate: %s -> %s", "passed" if decision.passed else f"not passed ({', '.join(decision.reasons)})",
-             decision.next_task)
+             branch)
     for sentence in decision.details:
         log.info("gate:   %s", sentence)
-    return decision.next_task
+    return branch

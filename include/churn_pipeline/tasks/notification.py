@@ -2,47 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from churn_pipeline.domain.gate import REASON_NOT_BETTER
-from churn_pipeline.domain.payloads import (
-    DECISION_KEY,
-    EXTRACT_TASK,
-    FAILURE_KEY,
-    FIND_CHAMPION_TASK,
-    GATE_TASK,
-    JOB_TASKS,
-    STAGE_TASK,
-    TRAIN_TASK,
-    GateDecision,
-    JobFailure,
-    JobResult,
-)
 from churn_pipeline.domain.settings import load_settings
-from churn_pipeline.report.summary import FAILED, NOT_REGISTERED, RunOutcome
-from churn_pipeline.services import backend
-from churn_pipeline.services.notifications import Notification, notify_once
-from churn_pipeline.tasks._run import data_source, finish_run, log, pull_optional, run_layout
+from churn_pipeline.domain.xcom_keys import DECISION_KEY
+from churn_pipeline.tasks._run import data_source, failed_upstream, finish_run, log, received_optional, run_layout
+
+if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    from churn_pipeline.domain.payloads import GateDecision, JobResult
+    from churn_pipeline.services.notifications import Notification
+
 
 REASON_PIPELINE_FAILED = "pipeline_failed"
-
-
-def _failed_upstream(ti: Any, dag_run: Any) -> list[tuple[str, str]]:
-    """(task id, reason) for every task of this run that failed before the gate could decide."""
-    states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id]).get(dag_run.run_id, {})
-    failed = []
-    for task_id in (EXTRACT_TASK, STAGE_TASK, FIND_CHAMPION_TASK, *JOB_TASKS, GATE_TASK):
-        if states.get(task_id) == "failed":
-            detail = pull_optional(ti, task_id, JobFailure, key=FAILURE_KEY)
-            failed.append((task_id, detail.reason if detail else "see the task's log"))
-    return failed
 
 
 def rejection_notice(decision: GateDecision, run_id: str, run_key: str, trained: JobResult | None) -> Notification:
     """One message for a model the gate did not pass: every reason, with the numbers and names a
     person needs to act (both models' values, the metric, the required margin, both identifiers)."""
+    from churn_pipeline.domain.gate import REASON_NOT_BETTER
+    from churn_pipeline.services.notifications import Notification
+
     challenger = (f"this run's model (training job {trained.job_name}, {trained.output('model')})" if trained
                   else "this run's model")
     lines = [f"Run {run_id} registered no model: {decision.detail}."]
@@ -62,20 +43,30 @@ def rejection_notice(decision: GateDecision, run_id: str, run_key: str, trained:
         champion=str(decision.champion.get("identifier")) if decision.champion else None)
 
 
-def notify_team(*, params: dict[str, Any], ti: Any, dag_run: Any, **context: Any) -> dict[str, Any]:
+def notify_team(*, gate: str, staged: Any = None, model: Any = None, params: dict[str, Any], ti: Any, dag_run: Any,
+                task: Any, **context: Any) -> dict[str, Any]:
     """Tell the team once why this run registered nothing; a rejected model also fails this task so
-    the run does not read as a plain success."""
+    the run does not read as a plain success.
+
+    ``gate`` is the gate's task id, whose decision (if it decided) says why; ``staged`` and ``model``
+    are upstream results, each None when its task did not succeed. Without a decision,
+    the message lists the tasks upstream of this one that failed, and why."""
+    from churn_pipeline.domain.payloads import GateDecision, JobResult
+    from churn_pipeline.report.summary import FAILED, NOT_REGISTERED, RunOutcome
+    from churn_pipeline.services import backend
+    from churn_pipeline.services.notifications import Notification, notify_once
+
     settings = load_settings()
-    layout = run_layout(settings, ti, dag_run, context.get("logical_date"))
-    decision = pull_optional(ti, GATE_TASK, GateDecision, key=DECISION_KEY)
+    layout = run_layout(settings, staged, dag_run, context.get("logical_date"))
+    # pulled, not handed: an XComArg of a gate that never decided would fail this task before it speaks
+    decision = received_optional(GateDecision, ti.xcom_pull(task_ids=gate, key=DECISION_KEY))
     if decision and decision.passed:
-        raise AirflowFailException("notify_failure ran although the gate passed; nothing to notify")
+        raise AirflowFailException(f"{ti.task_id} ran although the gate passed; nothing to notify")
     failed: list[tuple[str, str]] = []
     if decision:
-        notification = rejection_notice(decision, dag_run.run_id, layout.key,
-                                        pull_optional(ti, TRAIN_TASK, JobResult))
+        notification = rejection_notice(decision, dag_run.run_id, layout.key, received_optional(JobResult, model))
     else:
-        failed = _failed_upstream(ti, dag_run)
+        failed = failed_upstream(ti, task, dag_run)
         listed = "; ".join(f"{task}: {reason}" for task, reason in failed) or "an upstream task did not succeed"
         notification = Notification(
             reason=REASON_PIPELINE_FAILED,
@@ -86,7 +77,7 @@ def notify_team(*, params: dict[str, Any], ti: Any, dag_run: Any, **context: Any
     sent = notify_once(notification, backend.notification_channel(settings), backend.object_store(settings),
                        layout.notification_marker_uri(notification.reason), log.info)
     finish_run(settings, layout, RunOutcome(NOT_REGISTERED if decision else FAILED,
-                                            data_source=data_source(ti, params), failed=dict(failed)))
+                                            data_source=data_source(staged, params), failed=dict(failed)))
     if decision:
         raise AirflowFailException(f"model not registered: {decision.detail} (team notified)")
     return {"reason": notification.reason, "sent": sent}

@@ -19,29 +19,20 @@ import math
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from churn_pipeline.domain.layout import ScoringLayout, run_key
-from churn_pipeline.domain.payloads import (
-    FAILURE_KEY,
-    PUBLISH_TASK,
-    SCORE_TASK,
-    STAGE_CUSTOMERS_TASK,
-    JobFailure,
-    JobResult,
-    ModelVersionRef,
-    StagedScoring,
-)
 from churn_pipeline.domain.s3_uris import is_s3_uri
 from churn_pipeline.domain.settings import PROJECT_DIR, Settings, SettingsError, load_settings
-from churn_pipeline.report.summary import scoring_lines
-from churn_pipeline.requests.transform import TRANSFORM_OUTPUT_KEY
-from churn_pipeline.services import backend
-from churn_pipeline.services.notifications import Notification, notify_once
-from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError, download
-from churn_pipeline.tasks._run import log, pull, pull_optional
+from churn_pipeline.domain.xcom_keys import FAILURE_KEY
+from churn_pipeline.tasks._run import failed_upstream, log, received, received_optional
+
+if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    from churn_pipeline.domain.payloads import ModelVersionRef, StagedScoring
+    from churn_pipeline.services.objectstore import ObjectStore
+
 
 TOP_CUSTOMERS = 20
 SCORES_HEADER = ("churn_probability", "risk_band", "model_version")
@@ -52,7 +43,9 @@ APPROVE_HINT = ("approve one with `make approve VERSION=N` (the customer_churn_a
 
 def _fail(ti: Any, message: str) -> AirflowFailException:
     """A failure the notification quotes: recorded for notify_failure, raised without a retry."""
-    ti.xcom_push(key=FAILURE_KEY, value=JobFailure(job_name=STAGE_CUSTOMERS_TASK, reason=message).to_xcom())
+    from churn_pipeline.domain.payloads import JobFailure
+
+    ti.xcom_push(key=FAILURE_KEY, value=JobFailure(job_name=ti.task_id, reason=message).to_xcom())
     return AirflowFailException(message)
 
 
@@ -85,6 +78,8 @@ def _read_table(paths: list[Path]) -> Any:
 
 
 def read_customers(settings: Settings, store: ObjectStore, input_uri: str, scratch: Path) -> Any:
+    from churn_pipeline.services.objectstore import download
+
     if is_s3_uri(input_uri):
         files = download(store, input_uri, scratch)
     elif settings.backend == "local":
@@ -109,6 +104,10 @@ def _cell(value: Any) -> Any:
 
 
 def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **context: Any) -> dict[str, Any]:
+    from churn_pipeline.domain.payloads import StagedScoring
+    from churn_pipeline.services import backend
+    from churn_pipeline.services.objectstore import ObjectStoreError
+
     settings = load_settings()
     if settings.backend == "sagemaker":
         try:
@@ -153,6 +152,8 @@ def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **con
 def scores_from_transform(lines: list[str], id_column: str | None, settings: Settings,
                           version: int) -> list[dict[str, Any]]:
     """One score per joined output line: the customer's id, the probability, its band, the version."""
+    from churn_pipeline.requests.transform import TRANSFORM_OUTPUT_KEY
+
     scores = []
     for number, line in enumerate(lines, start=1):
         joined = json.loads(line)
@@ -187,10 +188,16 @@ def summarize(scores: list[dict[str, Any]], settings: Settings, staged: StagedSc
             "scores_uri": layout.scores_file_uri}
 
 
-def publish_the_scores(*, ti: Any, **_: Any) -> dict[str, Any]:
+def publish_the_scores(*, staged: Any, scores: Any, **_: Any) -> dict[str, Any]:
+    """Turn the transform job's output (``scores``: its result) into the scores table and summary of
+    the scoring run ``staged``."""
+    from churn_pipeline.domain.payloads import JobResult, StagedScoring
+    from churn_pipeline.report.summary import scoring_lines
+    from churn_pipeline.services import backend
+
     settings = load_settings()
-    staged = pull(ti, STAGE_CUSTOMERS_TASK, StagedScoring)
-    transformed = pull(ti, SCORE_TASK, JobResult)
+    staged = received(StagedScoring, staged, "staged scoring run")
+    transformed = received(JobResult, scores, "transform job's result")
     layout = ScoringLayout(settings.base_uri, staged.run_key)
     store = backend.object_store(settings)
     outputs = [uri for uri in store.list_uris(transformed.output("scores")) if uri.endswith(".out")]
@@ -209,19 +216,18 @@ def publish_the_scores(*, ti: Any, **_: Any) -> dict[str, Any]:
     return summary
 
 
-def notify_scoring_failed(*, ti: Any, dag_run: Any, **context: Any) -> None:
-    """Tell the team once that this scoring run produced no scores, and why; then fail, so that the
-    run does not read as a success (this task is its last)."""
+def notify_scoring_failed(*, staged: Any = None, ti: Any, task: Any, dag_run: Any, **context: Any) -> None:
+    """Tell the team once that this scoring run produced no scores, and why (the failed tasks upstream
+    of this one); then fail, so that the run does not read as a success (this task is its last)."""
+    from churn_pipeline.domain.payloads import StagedScoring
+    from churn_pipeline.services import backend
+    from churn_pipeline.services.notifications import Notification, notify_once
+
     settings = load_settings()
-    staged = pull_optional(ti, STAGE_CUSTOMERS_TASK, StagedScoring)
-    key = staged.run_key if staged else run_key(context.get("logical_date"), dag_run.run_after)
+    scoring = received_optional(StagedScoring, staged)
+    key = scoring.run_key if scoring else run_key(context.get("logical_date"), dag_run.run_after)
     layout = ScoringLayout(settings.base_uri, key)
-    states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id]).get(dag_run.run_id, {})
-    failed = []
-    for task_id in (STAGE_CUSTOMERS_TASK, SCORE_TASK, PUBLISH_TASK):
-        if states.get(task_id) == "failed":
-            detail = pull_optional(ti, task_id, JobFailure, key=FAILURE_KEY)
-            failed.append((task_id, detail.reason if detail else "see the task's log"))
+    failed = failed_upstream(ti, task, dag_run)
     listed = "; ".join(f"{task}: {reason}" for task, reason in failed) or "an upstream task did not succeed"
     notification = Notification(
         reason=REASON_SCORING_FAILED,

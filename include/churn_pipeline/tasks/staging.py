@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from churn_pipeline.domain.contract_rules import rules
 from churn_pipeline.domain.layout import RunLayout, run_key
-from churn_pipeline.domain.payloads import STAGE_TASK, StagedInputs
 from churn_pipeline.domain.s3_uris import is_s3_uri
 from churn_pipeline.domain.settings import (
     PROJECT_DIR,
@@ -26,11 +24,12 @@ from churn_pipeline.domain.settings import (
     SettingsError,
     load_settings,
 )
-from churn_pipeline.services import backend
-from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError, upload_tree
-from churn_pipeline.services.parquet_inputs import PARQUET_SUFFIX
-from churn_pipeline.tasks._run import log, says_why_it_failed
+from churn_pipeline.tasks._run import described_source, log, received_optional, says_why_it_failed
 from churn_pipeline.tasks.extracted_input import check_parquet_header, extracted_input
+
+if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    from churn_pipeline.services.objectstore import ObjectStore
+
 
 SHOWN_COLUMNS = 30  # a header listed in a message is cut after this many names
 
@@ -56,6 +55,9 @@ def _stage_code(store: ObjectStore, layout: RunLayout) -> None:
 
 def _read_schema(store: ObjectStore, value: str) -> tuple[bytes, dict[str, Any]]:
     """The user's schema, raw and parsed, checked with the rules the preprocessing job applies."""
+    from churn_pipeline.domain.contract_rules import rules
+    from churn_pipeline.services.objectstore import ObjectStoreError
+
     if is_s3_uri(value):
         try:
             raw = store.read_bytes(value)
@@ -80,6 +82,8 @@ def _read_schema(store: ObjectStore, value: str) -> tuple[bytes, dict[str, Any]]
 
 def _locate_input(settings: Settings, store: ObjectStore, value: str) -> None:
     """Fail unless ``input_uri`` names something; locally, seed a missing default input with the sample."""
+    from churn_pipeline.services.objectstore import ObjectStoreError
+
     if is_s3_uri(value):
         try:
             present = store.exists(value)
@@ -100,6 +104,8 @@ def _locate_input(settings: Settings, store: ObjectStore, value: str) -> None:
 
 def _csv_heads(store: ObjectStore, value: str) -> dict[str, bytes]:
     """The first bytes of every CSV the preprocessing job would read, by the name the user knows."""
+    from churn_pipeline.domain.contract_rules import rules
+
     size = rules().HEADER_BYTES
     if is_s3_uri(value):
         return {uri: store.read_head(uri, size) for uri in store.list_uris(value) if _is_csv(uri)}
@@ -114,6 +120,8 @@ def _csv_heads(store: ObjectStore, value: str) -> dict[str, bytes]:
 
 
 def _holds_parquet(store: ObjectStore, value: str) -> bool:
+    from churn_pipeline.services.parquet_inputs import PARQUET_SUFFIX
+
     if is_s3_uri(value):
         return any(uri.endswith(PARQUET_SUFFIX) for uri in store.list_uris(value))
     path = _plain_path(value)
@@ -125,6 +133,8 @@ def _check_input_against_schema(input_value: str, schema_value: str, schema: dic
                                 heads: dict[str, bytes]) -> None:
     """Every CSV of the input has a sound header holding every column the schema names, or one
     message lists what is wrong with each, the columns found and the near misses."""
+    from churn_pipeline.domain.contract_rules import rules
+
     if not heads:
         raise AirflowFailException(f"input_uri: {input_value} holds no .csv or .parquet file (what the preprocessing "
                                    "job reads)")
@@ -153,6 +163,8 @@ def _check_input_against_schema(input_value: str, schema_value: str, schema: dic
 
 def _stage_input(store: ObjectStore, layout: RunLayout, value: str) -> str:
     """Where the preprocessing job reads the input: an S3 URI as given, a local path staged in the run."""
+    from churn_pipeline.services.objectstore import upload_tree
+
     if is_s3_uri(value):
         return value
     path = _plain_path(value)
@@ -171,10 +183,15 @@ def _stage_schema(store: ObjectStore, layout: RunLayout, value: str, raw: bytes)
     return layout.schema_uri
 
 
-@says_why_it_failed(STAGE_TASK)
-def stage_run_inputs(*, params: dict[str, Any], dag_run: Any, **context: Any) -> dict[str, Any]:
+@says_why_it_failed
+def stage_run_inputs(*, extracted: Any = None, params: dict[str, Any], dag_run: Any, **context: Any) -> dict[str, Any]:
     """Fix the run's key, check input and schema, ship the code, stage input and schema, resolve the
-    image: all before any paid job starts."""
+    image: all before any paid job starts. ``extracted``: what extract_customers wrote (None when it
+    was skipped)."""
+    from churn_pipeline.domain.payloads import ExtractedCustomers, StagedInputs
+    from churn_pipeline.services import backend
+    from churn_pipeline.services.objectstore import ObjectStoreError
+
     settings = load_settings()
     if settings.backend == "sagemaker":
         try:
@@ -187,8 +204,8 @@ def stage_run_inputs(*, params: dict[str, Any], dag_run: Any, **context: Any) ->
     input_value, schema_value = str(params["input_uri"]).strip(), str(params["schema_uri"]).strip()
     try:
         raw_schema, schema = _read_schema(store, schema_value)
-        extracted = extracted_input(context["ti"], params, settings, key)
-        if extracted is None:  # the run reads input_uri: check it before anything is staged
+        from_source = extracted_input(extracted, params, settings, key)
+        if from_source is None:  # the run reads input_uri: check it before anything is staged
             _locate_input(settings, store, input_value)
             try:
                 heads = _csv_heads(store, input_value)
@@ -199,7 +216,7 @@ def stage_run_inputs(*, params: dict[str, Any], dag_run: Any, **context: Any) ->
                 log.info("input_uri %s fits schema_uri %s (%d CSV file(s), headers checked)", input_value,
                          schema_value, len(heads))
         _stage_code(store, layout)
-        input_uri = extracted or _stage_input(store, layout, input_value)
+        input_uri = from_source or _stage_input(store, layout, input_value)
         schema_uri = _stage_schema(store, layout, schema_value, raw_schema)
         check_parquet_header(store, input_uri, schema_uri)  # Parquet inputs: the columns of their footers
     except OSError as error:
@@ -215,6 +232,7 @@ def stage_run_inputs(*, params: dict[str, Any], dag_run: Any, **context: Any) ->
                                    "scikit-learn image, is not installed; set CHURN_IMAGE_URI (on MWAA, the "
                                    "startup.sh of make mwaa-bundle does)") from None
     staged = StagedInputs(run_key=key, run_uri=layout.run_uri, input_uri=input_uri, schema_uri=schema_uri,
-                          code_uri=layout.code_uri, image_uri=image_uri)
+                          code_uri=layout.code_uri, image_uri=image_uri,
+                          data_source=described_source(received_optional(ExtractedCustomers, extracted), params))
     log.info("run %s stages under %s", key, layout.run_uri)
     return staged.to_xcom()
