@@ -58,6 +58,19 @@ SCHEMA = Schema(id_column=None, target_column="Churn", positive="Yes", negative=
 FEATURES = pd.DataFrame({"MonthlyCharges": [20.0, 40.0, 60.0, 80.0] * 25, "Gender": ["Female", "Male"] * 50})
 
 
+def test_the_report_and_the_gate_judge_drift_by_the_profiles_levels() -> None:
+    """The report's legend and the gate's reading of drift.json use the levels the profile writes."""
+    from churn_pipeline.domain.gate import DriftMode, GateRules, _drift_rule
+    from churn_pipeline.report import view
+
+    assert (view.PSI_WATCH_FROM, view.PSI_DRIFT_FROM) == (profile.PSI_WATCH, profile.PSI_DRIFT)
+    _, watch, drift = profile.LEVELS
+    compared = dag_contract.DRIFT_STATUSES[0]
+    report = {"status": compared, "features": [{"name": "Tenure", "level": drift}, {"name": "Age", "level": watch}]}
+    blocks, sentence, drifted = _drift_rule(GateRules(drift_mode=DriftMode.BLOCK), report)
+    assert blocks and drifted == ("Tenure",) and "watch: Age" in sentence
+
+
 def test_drift_json_holds_what_the_dag_side_reads_in_every_status() -> None:
     statistics, constraints = profile.build_profile(FEATURES, SCHEMA)
     comparison = constraints["monitoring_config"]["distribution_constraints"]["comparison_threshold"]

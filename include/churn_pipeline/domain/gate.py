@@ -121,18 +121,22 @@ def _champion_rule(rules: GateRules, metrics: Mapping[str, float],
 
 def _drift_rule(rules: GateRules, drift: Mapping[str, Any] | None) -> tuple[bool, str, tuple[str, ...]]:
     """(blocks, sentence, drifted features) of the drift check."""
+    from churn_pipeline.domain.contract import DRIFT_LEVELS, DRIFT_STATUSES
+
+    _, watch, drift_level = DRIFT_LEVELS  # mildest first
+    compared, no_baseline = DRIFT_STATUSES[:2]
     if rules.drift_mode is DriftMode.OFF:
         return False, "drift is not checked for this run", ()
     if drift is None:
         return False, "no drift report", ()
-    if drift.get("status") == "no_baseline":
+    if drift.get("status") == no_baseline:
         return False, "drift not measured: no registered version yet to compare with (a first run)", ()
-    if drift.get("status") != "compared":
+    if drift.get("status") != compared:
         baseline = drift.get("baseline") or {}
         return False, (f"drift not measured: the baseline, version {baseline.get('version')}, "
                        f"{drift.get('reason', 'cannot be used')}"), ()
-    drifted = tuple(item["name"] for item in drift.get("features", []) if item.get("level") == "drift")
-    watched = tuple(item["name"] for item in drift.get("features", []) if item.get("level") == "watch")
+    drifted = tuple(item["name"] for item in drift.get("features", []) if item.get("level") == drift_level)
+    watched = tuple(item["name"] for item in drift.get("features", []) if item.get("level") == watch)
     if not drifted:
         return False, ("no feature drifted" + (f"; watch: {', '.join(watched)}" if watched else "")), ()
     sentence = f"data drift in {', '.join(drifted)}" + (f"; watch: {', '.join(watched)}" if watched else "")

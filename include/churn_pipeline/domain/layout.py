@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
+from churn_pipeline.domain.contract import FILES
 from churn_pipeline.domain.sagemaker_api import MAX_NAME_LENGTH, RESOURCE_NAME
 
 _RUN_KEY = re.compile(r"^\d{8}T\d{6}Z$")
@@ -107,7 +108,7 @@ class RunLayout(_KeyedPrefix):
 
     @property
     def evaluation_file_uri(self) -> str:
-        return f"{self.evaluation_uri}/evaluation.json"
+        return f"{self.evaluation_uri}/{FILES['evaluation']}"
 
     @property
     def report_uri(self) -> str:

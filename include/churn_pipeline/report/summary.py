@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from churn_pipeline.domain.contract import FILES
 from churn_pipeline.domain.layout import RunLayout
 from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError
 
@@ -85,7 +86,7 @@ def summary_lines(store: ObjectStore, layout: RunLayout, shown: Callable[[str], 
     lines = [f"run {layout.key}", f"  artefacts     {shown(layout.run_uri)}"]
     if outcome and outcome.data_source:
         lines.append(f"  data source   {outcome.data_source}")
-    quality = _read_json(store, f"{layout.preprocessing_uri('quality')}/data_quality.json")
+    quality = _read_json(store, f"{layout.preprocessing_uri('quality')}/{FILES['data_quality']}")
     if quality:
         lines.append(f"  customers     {quality['rows_read']} rows read, {quality['rows_used']} used")
     evaluation = _read_json(store, layout.evaluation_file_uri)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from churn_pipeline.domain.contract import PSI_DRIFT_FROM, PSI_WATCH_FROM
 from churn_pipeline.report.artefacts import Link, QualityRow, links_view, quality_view
 from churn_pipeline.report.inputs import ReportInputs
 from churn_pipeline.report.values import count, fixed, mapping, number, objects, share, signed
@@ -30,7 +31,6 @@ REASON_HEADLINES = {
 DRIFT_LEVELS = ("drift", "watch", "ok")  # most severe first: the drift table's order
 HIGHLIGHTED_LEVELS = ("drift", "watch")
 # The population stability index bounds of those levels, as the drift check assigns them; stated to readers.
-PSI_WATCH_FROM, PSI_DRIFT_FROM = 0.1, 0.25
 
 
 @dataclass(frozen=True)

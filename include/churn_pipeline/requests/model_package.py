@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from churn_pipeline.domain.contract import CSV, JSON
+from churn_pipeline.domain.contract import CSV, FILES, JSON
 from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout, registration_token
 from churn_pipeline.domain.model_defaults import metric_names
 from churn_pipeline.domain.payloads import GateDecision
@@ -92,8 +92,8 @@ def model_package_request(
         **_lineage(decision),
     })
     metadata = {key: value[:MAX_METADATA_VALUE] for key, value in metadata.items()}
-    statistics = {"ContentType": JSON, "S3Uri": f"{profile_uri}/statistics.json"}
-    constraints = {"ContentType": JSON, "S3Uri": f"{profile_uri}/constraints.json"}
+    statistics = {"ContentType": JSON, "S3Uri": f"{profile_uri}/{FILES['statistics']}"}
+    constraints = {"ContentType": JSON, "S3Uri": f"{profile_uri}/{FILES['constraints']}"}
     champion = decision.champion
     compared = (f"compared with version {champion.get('version')} on {decision.champion_metric}"
                 if champion else "first of its group: nothing to compare with")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from churn_pipeline.domain import gate
+from churn_pipeline.domain.contract import FILES
 from churn_pipeline.domain.layout import RunLayout
 from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import Settings, load_settings
@@ -48,10 +49,10 @@ def report_links(settings: Settings, store: ObjectStore, layout: RunLayout,
 
     evaluation = jobs[EVALUATE].output("evaluation")
     links = [{"label": "the run's folder", "href": _href(store, layout.run_uri)},
-             {"label": "evaluation.json", "href": _href(store, f"{evaluation}/evaluation.json")},
-             {"label": "drift.json", "href": _href(store, f"{evaluation}/drift.json")},
+             {"label": FILES["evaluation"], "href": _href(store, f"{evaluation}/{FILES['evaluation']}")},
+             {"label": FILES["drift"], "href": _href(store, f"{evaluation}/{FILES['drift']}")},
              {"label": "training data profile (statistics.json)",
-              "href": _href(store, f"{jobs[PREPROCESS].output('profile')}/statistics.json")}]
+              "href": _href(store, f"{jobs[PREPROCESS].output('profile')}/{FILES['statistics']}")}]
     for step, result in jobs.items():
         if settings.backend == "local":
             assert isinstance(store, LocalObjectStore)
@@ -71,10 +72,10 @@ def write_report(settings: Settings, store: ObjectStore, layout: RunLayout, deci
     inputs = ReportInputs.from_json(
         run_key=layout.key, run_id=run_id, dag_id=dag_id, backend=settings.backend,
         decision=json.dumps(decision.to_xcom()).encode(),  # as it is stored: lists, not tuples
-        evaluation=_read_if_there(store, f"{evaluation}/evaluation.json"),
-        details=_read_if_there(store, f"{evaluation}/details.json"),
-        drift=_read_if_there(store, f"{evaluation}/drift.json") if decision.drift_mode != "off" else None,
-        quality=_read_if_there(store, f"{jobs[PREPROCESS].output('quality')}/data_quality.json"),
+        evaluation=_read_if_there(store, f"{evaluation}/{FILES['evaluation']}"),
+        details=_read_if_there(store, f"{evaluation}/{FILES['details']}"),
+        drift=_read_if_there(store, f"{evaluation}/{FILES['drift']}") if decision.drift_mode != "off" else None,
+        quality=_read_if_there(store, f"{jobs[PREPROCESS].output('quality')}/{FILES['data_quality']}"),
         links=report_links(settings, store, layout, jobs))
     store.write_bytes(layout.report_file_uri, render_report(inputs))
     log.info("report: %s", _href(store, layout.report_file_uri))
@@ -102,9 +103,9 @@ def choose_branch(*, staged: Any, preprocessing: Any, model: Any, evaluation: An
     layout = RunLayout(settings.base_uri, received(StagedInputs, staged, "staged run").run_key)
     store = backend.object_store(settings)
     evaluation_prefix = jobs[EVALUATE].output("evaluation")
-    evaluation_uri = f"{evaluation_prefix}/evaluation.json"
+    evaluation_uri = f"{evaluation_prefix}/{FILES['evaluation']}"
     decision = gate.decide(_read_if_there(store, evaluation_uri), rules, evaluation_uri,
-                           drift=_read_if_there(store, f"{evaluation_prefix}/drift.json"),
+                           drift=_read_if_there(store, f"{evaluation_prefix}/{FILES['drift']}"),
                            report_uri=layout.report_file_uri)
     store.write_bytes(layout.decision_file_uri, json.dumps(decision.to_xcom(), indent=2, sort_keys=True).encode())
     write_report(settings, store, layout, decision, jobs, dag_run.run_id, dag_run.dag_id)

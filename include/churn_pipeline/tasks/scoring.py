@@ -152,12 +152,13 @@ def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **con
 def scores_from_transform(lines: list[str], id_column: str | None, settings: Settings,
                           version: int) -> list[dict[str, Any]]:
     """One score per joined output line: the customer's id, the probability, its band, the version."""
+    from churn_pipeline.domain.contract import PROBABILITY_KEY
     from churn_pipeline.requests.transform import TRANSFORM_OUTPUT_KEY
 
     scores = []
     for number, line in enumerate(lines, start=1):
         joined = json.loads(line)
-        probability = float(joined[TRANSFORM_OUTPUT_KEY]["probability"])
+        probability = float(joined[TRANSFORM_OUTPUT_KEY][PROBABILITY_KEY])
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"line {number} of the transform output has a probability of {probability}")
         scores.append({"id": joined.get(id_column) if id_column else number, "churn_probability": probability,
