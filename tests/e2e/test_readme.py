@@ -38,19 +38,19 @@ RUN_ELSEWHERE = {
 # what each command must print, in the README's order (a command may appear twice)
 EXPECTED = {
     "make demo": ["registered    customer-churn version 1 (PendingManualApproval)", "gate          passed"],
-    ".venv/bin/python -m churn_pipeline.tooling.cli summary": ["registered    customer-churn version 1", "gate  "],
+    ".venv/bin/churn summary": ["registered    customer-churn version 1", "gate  "],
     TELCO_COMMAND: ["registered    telco-churn version 1 (PendingManualApproval)", "local-store/telco.csv"],
     "make versions GROUP=telco-churn": ["telco-churn in sqlite:///", "data source"],
     "make demo-sqlite": ["registered    customer-churn version 2", "data source   sqlite connection 'churn_sample_db'"],
     "make versions": ["customer-churn in sqlite:///", "version  status"],
     "make approve VERSION=1": ["champion of customer-churn: version 1 (models:/customer-churn/1)"],
-    ".venv/bin/python -m churn_pipeline.tooling.cli champion": ["version 1 (models:/customer-churn/1)"],
-    ".venv/bin/python -m churn_pipeline.tooling.cli reject 2": ["version 2 is now Rejected; version 1 is the champion"],
+    ".venv/bin/churn champion": ["version 1 (models:/customer-churn/1)"],
+    ".venv/bin/churn reject 2": ["version 2 is now Rejected; version 1 is the champion"],
     (".venv/bin/python -m churn_pipeline.tooling.sample_data --shift MonthlyCharges=1.5 "
      "--output local-store/drifted/customers.csv"): [],
     "make run INPUT=local-store/drifted/customers.csv": [
         "champion      version 1:", "data drift in MonthlyCharges", "registered    customer-churn version 3"],
-    ".venv/bin/python -m churn_pipeline.tooling.cli report": ["report.html"],
+    ".venv/bin/churn report": ["report.html"],
     "make score": ["10000 customers scored with version 1", "most at risk"],
 }
 

@@ -57,7 +57,7 @@ def test_without_an_approved_model_scoring_fails_before_any_job_and_says_how_to_
     (message,) = airflow_project.notifications()
     assert message["reason"] == "scoring_failed" and message["failed_tasks"] == ["stage_customers"]
     assert "no approved model of customer-churn; approve one with" in message["message"]
-    assert "churn_pipeline.tooling.cli approve N" in message["message"]
+    assert ".venv/bin/churn approve N" in message["message"]
 
 
 def test_an_approved_champion_scores_every_customer_once(champion_project) -> None:

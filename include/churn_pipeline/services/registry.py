@@ -6,7 +6,7 @@ the champion is the latest ``Approved`` package of the group, approved in SageMa
 ``local`` backend: MLflow's Model Registry on SQLite at ``<local root>/mlflow.db``; the approval
 status is the version tag ``approval_status``, so ``mlflow ui`` shows versions, metrics and status,
 and the champion is the version carrying the alias ``champion``, which approving or rejecting a
-version moves to the newest approved one (``python -m churn_pipeline.tooling.cli approve N``).
+version moves to the newest approved one (``churn approve N``).
 Both look for an existing version of the same run first, so registering twice returns the first.
 
 Finding a run's version on SageMaker costs the same after a year of nightly versions as on the first

@@ -37,8 +37,8 @@ if TYPE_CHECKING:  # imported where used: the DAG file imports this module when 
 TOP_CUSTOMERS = 20
 SCORES_HEADER = ("churn_probability", "risk_band", "model_version")
 REASON_SCORING_FAILED = "scoring_failed"
-APPROVE_HINT = ("approve one with `make approve VERSION=N` (the customer_churn_approval DAG) or `.venv/bin/python -m "
-                "churn_pipeline.tooling.cli approve N` (locally), or in SageMaker's model registry (on AWS)")
+APPROVE_HINT = ("approve one with `make approve VERSION=N` (the customer_churn_approval DAG) or `.venv/bin/churn "
+                "approve N` (locally), or in SageMaker's model registry (on AWS)")
 
 
 def _fail(ti: Any, message: str) -> AirflowFailException:
