@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from churn_pipeline.domain.layout import RunLayout, run_key
 from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.domain.xcom_keys import FAILURE_KEY
 
@@ -67,6 +66,7 @@ class ExtractCustomersOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from churn_pipeline.domain.extraction import SourceError, SourceKind, plan_extract, unload_statement
+        from churn_pipeline.domain.layout import RunLayout, run_key
         from churn_pipeline.domain.payloads import ExtractedCustomers
         from churn_pipeline.services import backend
 

@@ -31,8 +31,6 @@ from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.sdk.exceptions import AirflowException
 from botocore.exceptions import ClientError
 
-from churn_pipeline.domain.attempt_planning import Action
-from churn_pipeline.domain.layout import attempt_of
 from churn_pipeline.domain.sagemaker_api import RUNNING_STATES, JobKind
 from churn_pipeline.domain.settings import Settings
 from churn_pipeline.domain.steps import KIND_OF_STEP
@@ -131,6 +129,9 @@ class SageMakerJobMixin(ResumableJobMixin):
         self.log.info("resumed after the trigger reported %s for %s", validated.get("status"), name)
         self._remember(name, context)
         description = self._describe_function()(name)
+        from churn_pipeline.domain.attempt_planning import Action
+        from churn_pipeline.domain.layout import attempt_of
+
         return self._judge(name, Action.AWAIT, attempt_of(name), description, context["ti"])
 
     def on_kill(self) -> None:
