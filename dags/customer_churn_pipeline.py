@@ -20,7 +20,7 @@ Everything of a run lives under `<bucket>/<prefix>/runs/<run key>/`, the key bei
 (`20261126T020000Z`). Retrying or clearing a task reuses this run's completed job instead of paying
 for it again. `CHURN_BACKEND=local` (the default) runs the same requests on this machine; `sagemaker`
 sends them to AWS. With `CHURN_SOURCE_CONN_ID` set, `extract_customers` reads the customers from that
-connection (SQL: `SqlToS3Operator`, Redshift: UNLOAD, HTTP: the export) into the run's own prefix;
+connection (SQL: its query, Redshift: UNLOAD, HTTP: the export) into the run's own prefix;
 without it, it is skipped and the run reads `input_uri`. Params: `input_uri` (CSV or Parquet object,
 prefix or, locally, a path), `source_query` (this run's SQL instead of `CHURN_SOURCE_QUERY`),
 `schema_uri` (the data contract), `accuracy_threshold`, and how the new model must compare with the
