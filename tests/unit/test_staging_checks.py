@@ -59,9 +59,19 @@ def test_an_s3_header_is_read_with_a_ranged_get_not_the_whole_object() -> None:
     client.create_bucket(Bucket="churn-unit")
     client.put_object(Bucket="churn-unit", Key="in/big.csv", Body=HEADER.encode() + b"\n" + b"x" * 2_000_000)
     client.put_object(Bucket="churn-unit", Key="in/empty.csv", Body=b"")
+    requested, answered = [], []
+    # what S3 was asked for and what it sent: a read that downloads the object and cuts it would
+    # return the same bytes, so the bytes alone cannot tell
+    client.meta.events.register("provide-client-params.s3.GetObject",
+                                lambda params, **_: requested.append(dict(params)))
+    client.meta.events.register("after-call.s3.GetObject",
+                                lambda parsed, **_: answered.append(parsed.get("ContentLength")))
     store = S3ObjectStore(client)
+    size = rules().HEADER_BYTES
 
-    head = store.read_head("s3://churn-unit/in/big.csv", rules().HEADER_BYTES)
+    head = store.read_head("s3://churn-unit/in/big.csv", size)
 
-    assert len(head) == rules().HEADER_BYTES and head.startswith(HEADER.encode())
-    assert store.read_head("s3://churn-unit/in/empty.csv", rules().HEADER_BYTES) == b""
+    assert len(head) == size and head.startswith(HEADER.encode())
+    assert requested == [{"Bucket": "churn-unit", "Key": "in/big.csv", "Range": f"bytes=0-{size - 1}"}]
+    assert answered == [size], "S3 sent the first bytes only"
+    assert store.read_head("s3://churn-unit/in/empty.csv", size) == b""
