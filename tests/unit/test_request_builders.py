@@ -7,8 +7,10 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
+from churn_pipeline.domain.attempt_planning import MAX_ATTEMPTS, plan_attempt
 from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout, job_name
 from churn_pipeline.domain.payloads import ModelVersionRef
+from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import MAX_JOB_PREFIX_LENGTH, load_settings
 from churn_pipeline.requests.model_package import model_package_request
 from churn_pipeline.requests.processing import (
@@ -59,7 +61,7 @@ def all_requests(settings):
     splits = {name: layout.preprocessing_uri(name) for name in PREPROCESSING_OUTPUTS}
 
     def longest(step: str) -> str:
-        return job_name(settings.job_prefix, step, layout.key, 20)
+        return job_name(settings.job_prefix, step, layout.key, MAX_ATTEMPTS)
 
     return {
         "preprocess": ("CreateProcessingJob", preprocess_request(
@@ -141,11 +143,22 @@ def test_every_option_reaches_the_requests() -> None:
         "/runs/20261126T020000Z/evaluation/evaluation.json")
 
 
-def test_job_names_fit_sagemaker_for_the_longest_prefix_and_attempt() -> None:
+def test_job_names_fit_sagemaker_for_the_longest_prefix_and_the_last_attempt() -> None:
     settings = load_settings(EVERY_OPTION)
-    for step in ("preprocess", "train", "evaluate"):
-        name = job_name(settings.job_prefix, step, "20261126T020000Z", 20)
-        assert len(name) <= 63
+    for kind, step in ((JobKind.PROCESSING, "preprocess"), (JobKind.TRAINING, "train"),
+                       (JobKind.PROCESSING, "evaluate")):
+        last = job_name(settings.job_prefix, step, "20261126T020000Z", MAX_ATTEMPTS)
+        assert len(last) <= 63 and last.endswith(f"-r{MAX_ATTEMPTS}"), last
+        # and that is the last name the attempts of a step that keeps failing ever take
+        tried: list[str] = []
+
+        def every_attempt_failed(name: str, tried: list[str] = tried, status: str = kind.status_field) -> dict:
+            tried.append(name)
+            return {status: "Failed"}
+
+        with pytest.raises(RuntimeError, match=f"failed {MAX_ATTEMPTS} times"):
+            plan_attempt(kind, settings.job_prefix, step, "20261126T020000Z", every_attempt_failed)
+        assert tried[-1] == last and len(tried) == MAX_ATTEMPTS
 
 
 def test_the_sagemaker_backend_requires_a_role() -> None:
