@@ -5,12 +5,14 @@ scores raw records."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests.conftest import SAMPLE_CSV, container_python, run_script
 
@@ -31,7 +33,6 @@ def test_evaluation_json_has_the_contracted_keys(sample_outputs: dict[str, Path]
     quality = report["binary_classification_metrics"]
     for name in ("accuracy", "precision", "recall", "f1", "auc"):
         assert set(quality[name]) == {"value", "standard_deviation"}
-        assert 0.0 <= quality[name]["standard_deviation"] < 0.1
     assert quality["accuracy"]["value"] == report["metrics"]["accuracy"]
     assert quality["confusion_matrix"]["1"]["1"] == report["confusion_matrix"]["true_positives"]
 
@@ -46,6 +47,37 @@ def test_metrics_are_consistent_with_the_confusion_matrix(sample_outputs: dict[s
     # the sample has a real signal: better than always guessing the majority class, but not leaking
     assert report["baseline"]["majority_class_accuracy"] < report["metrics"]["accuracy"] < 0.95
     assert 0.75 < report["metrics"]["roc_auc"] < 0.97
+
+
+def expected_deviations(report: dict) -> dict[str, float]:
+    """Each metric's standard deviation over test splits of this size, from the confusion matrix alone:
+    a proportion's binomial deviation over the rows it is counted on (the delta method for F1, which
+    is 2q / (1 + q) of the share q of true positives among the rows F1 counts), and Hanley & McNeil
+    (1982) for ROC AUC. The script's bootstrap must land near these."""
+    cm = report["confusion_matrix"]
+    tp, fp, fn, tn = cm["true_positives"], cm["false_positives"], cm["false_negatives"], cm["true_negatives"]
+
+    def binomial(share: float, rows: int) -> float:
+        return math.sqrt(share * (1 - share) / rows)
+
+    counted_by_f1 = tp + fp + fn
+    q = tp / counted_by_f1
+    auc, positives, negatives = report["metrics"]["roc_auc"], tp + fn, tn + fp
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    auc_variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) \
+        / (positives * negatives)
+    return {"accuracy": binomial((tp + tn) / report["rows"]["test"], report["rows"]["test"]),
+            "precision": binomial(tp / (tp + fp), tp + fp), "recall": binomial(tp / (tp + fn), tp + fn),
+            "f1": 2 / (1 + q) ** 2 * binomial(q, counted_by_f1), "auc": math.sqrt(auc_variance)}
+
+
+def test_standard_deviations_are_those_of_a_test_split_of_this_size(sample_outputs: dict[str, Path]) -> None:
+    """What the registry shows beside each metric: how much it would move on another test split."""
+    report = json.loads((sample_outputs["evaluation"] / "evaluation.json").read_text())
+    quality = report["binary_classification_metrics"]
+    for name, expected in expected_deviations(report).items():
+        assert expected > 0.001, f"the sample's {name} must be uncertain enough to tell zero apart"
+        assert quality[name]["standard_deviation"] == pytest.approx(expected, rel=0.1), name
 
 
 def test_reads_model_tar_gz_as_sagemaker_stages_it_and_is_deterministic(tmp_path: Path,
