@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,11 +15,14 @@ from tests.conftest import PROJECT
 
 DAG_FILE = PROJECT / "dags" / "customer_churn_pipeline.py"
 HEAVY = ("pandas", "sklearn", "sagemaker", "mlflow", "numpy", "scipy", "matplotlib")
-EDGES = {
-    ("extract_customers", "stage_inputs"), ("stage_inputs", "preprocess"), ("stage_inputs", "find_champion"),
-    ("find_champion", "evaluate"), ("preprocess", "train"), ("train", "evaluate"), ("evaluate", "check_accuracy"),
-    ("check_accuracy", "register_model"), ("check_accuracy", "notify_failure"),
-}
+# The design's flow (docs/design.md): the six task ids people and checks refer to, the tasks around
+# them, and the order the mission runs them in.
+FIXED_TASK_IDS = {"preprocess", "train", "evaluate", "check_accuracy", "register_model", "notify_failure"}
+DESIGNED_TASK_IDS = FIXED_TASK_IDS | {"extract_customers", "stage_inputs", "find_champion"}
+MISSION_ORDER = ("extract_customers", "stage_inputs", "preprocess", "train", "evaluate", "check_accuracy")
+OUTCOMES = ("register_model", "notify_failure")
+JOB_TASKS = ("preprocess", "train", "evaluate")
+DOC_TABLE_ROW = re.compile(r"^\| `(?P<task_id>[a-z_]+)` \|", re.M)
 ROLE = "arn:aws:iam::123456789012:role/churn"
 
 
@@ -62,11 +67,39 @@ def test_identity_schedule_and_documentation(dag) -> None:
     assert "register_model" in dag.doc_md and dag.tags
 
 
-def test_tasks_and_edges_are_the_designed_flow(dag) -> None:
-    assert set(dag.task_ids) == {"extract_customers", "stage_inputs", "find_champion", "preprocess", "train",
-                                 "evaluate", "check_accuracy", "register_model", "notify_failure"}
-    edges = {(task.task_id, downstream) for task in dag.tasks for downstream in task.downstream_task_ids}
-    assert edges == EDGES
+def downstream_of(dag, task_id: str) -> set[str]:
+    """Every task a path in the graph leads to from ``task_id``."""
+    return set(dag.get_task(task_id).get_flat_relative_ids(upstream=False))
+
+
+def test_the_tasks_are_those_of_the_dags_own_table_and_of_the_design(dag) -> None:
+    documented = DOC_TABLE_ROW.findall(dag.doc_md)
+    assert len(documented) == len(set(documented)), "a task is listed twice in the DAG's doc"
+    assert set(dag.task_ids) - set(documented) == set(), "tasks missing from the table in the DAG's doc"
+    assert set(documented) - set(dag.task_ids) == set(), "the DAG's doc lists tasks the DAG does not have"
+    assert set(dag.task_ids) >= FIXED_TASK_IDS, "the design's fixed task ids"
+    assert set(dag.task_ids) == DESIGNED_TASK_IDS
+
+
+def test_the_tasks_run_in_the_missions_order(dag) -> None:
+    for earlier, later in itertools.pairwise(MISSION_ORDER):
+        assert later in downstream_of(dag, earlier), f"{later} must run after {earlier}"
+    for outcome in OUTCOMES:
+        assert outcome in downstream_of(dag, "check_accuracy")
+    for job in JOB_TASKS:  # nothing is paid for before the inputs are checked
+        assert job in downstream_of(dag, "stage_inputs"), job
+    # the champion is looked up once the run is staged, and scored beside the new model
+    assert "find_champion" in downstream_of(dag, "stage_inputs")
+    assert "evaluate" in downstream_of(dag, "find_champion")
+
+
+def test_the_gate_decides_between_two_ends_of_the_run(dag) -> None:
+    # a branch can only choose among the tasks directly after it, and skips the other
+    assert set(OUTCOMES) <= dag.get_task("check_accuracy").downstream_task_ids
+    assert downstream_of(dag, "register_model") == downstream_of(dag, "notify_failure") == set(), \
+        "the outcomes end the run: neither waits on the other"
+    assert {task.task_id for task in dag.tasks if not task.upstream_task_ids} == {"extract_customers"}
+    assert {task.task_id for task in dag.tasks if not task.downstream_task_ids} == set(OUTCOMES)
 
 
 def test_gate_is_a_branch_and_the_failure_path_always_runs(dag) -> None:
