@@ -5,6 +5,9 @@ Trigger with the version to approve (or reject). The newest approved version is 
 new models must beat and that scores the customers; a successful run emits the `churn_champion`
 asset event, which schedules `customer_churn_scoring` at once. On the sagemaker backend, approve in
 SageMaker instead: EventBridge brings that approval to the same asset.
+
+Its one task is not retried: an approval is a person's decision, and one that fails (a version that
+does not exist, say) is reported at once for the person to correct, not repeated.
 """
 
 from __future__ import annotations

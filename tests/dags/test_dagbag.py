@@ -21,9 +21,6 @@ AIRFLOWS_DEFAULT_OWNER = "airflow"
 # A DAG that does not retry says so in its doc, in a sentence of its own ("... is not retried, because
 # ..."): the design keeps retries for transient faults, so going without them is a decision to explain.
 SAYS_IT_DOES_NOT_RETRY = re.compile(r"\b(no|not|never|without)\b[^.]*\bretr(y|ies|ied)\b", re.I)
-DOES_NOT_SAY_WHY = pytest.mark.xfail(
-    strict=True, reason="customer_churn_approval sets retries 0 and its doc_md does not say why: "
-                        "dags/customer_churn_approval.py must retry or document the exception")
 
 
 def load_bag(backend: str):
@@ -69,8 +66,7 @@ def test_every_dag_has_tags_a_doc_and_an_owner_of_its_own(bag, dag_id: str) -> N
     assert all(owner and owner != AIRFLOWS_DEFAULT_OWNER for owner in owners.values()), owners
 
 
-@pytest.mark.parametrize("dag_id", [pytest.param(dag_id, marks=DOES_NOT_SAY_WHY)
-                                    if dag_id == "customer_churn_approval" else dag_id for dag_id in DAG_IDS])
+@pytest.mark.parametrize("dag_id", DAG_IDS)
 def test_every_task_retries_or_the_dags_doc_says_why_not(bag, dag_id: str) -> None:
     dag = dag_of(bag, dag_id)
     not_retried = sorted(task.task_id for task in dag.tasks if task.retries < 1)
