@@ -34,6 +34,8 @@ def test_importing_the_renderer_loads_no_plotting_or_data_library(tmp_path: Path
 def test_the_report_renders_from_a_copy_of_the_package_folder_with_its_own_template(tmp_path: Path) -> None:
     copy = tmp_path / "bundle" / "churn_pipeline"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # the bundle ships scripts/ beside the package: the shared contract (PSI levels) is read from there
+    shutil.copytree(PACKAGE.parent / "scripts", copy.parent / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
     # marked, so that the page shows which template drew it: the copy's, not the source tree's
     template = copy / "report" / "templates" / "report.html.j2"
     template.write_text(template.read_text().replace("<title>", "<title>from the copy: ", 1))
