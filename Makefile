@@ -9,8 +9,23 @@ TWIN := .venv-container
 CONTAINER_PYTHON ?=
 AIRFLOW := $(BIN)/airflow
 UV_VERSION := 0.13.9
-export AIRFLOW_HOME ?= $(CURDIR)
+# The targets' Airflow home is the project folder whatever AIRFLOW_HOME the shell sets: a home set for
+# another Airflow brings its airflow.cfg, whose dags_folder is not this project's, and its database.
+# CHURN_AIRFLOW_HOME=/path chooses another home; the DAGs, plugins and SQLite database are always these.
+SHELL_AIRFLOW_HOME := $(AIRFLOW_HOME)
+CHURN_AIRFLOW_HOME ?= $(CURDIR)
+export AIRFLOW_HOME := $(abspath $(CHURN_AIRFLOW_HOME))
+export AIRFLOW_CONFIG := $(AIRFLOW_HOME)/airflow.cfg
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(AIRFLOW_HOME)/airflow.db
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+# Locally, approving schedules scoring: customer_churn_approval and customer_churn_scoring are created
+# unpaused in this home. customer_churn_pipeline sets is_paused_upon_creation itself and stays paused:
+# its nightly schedule is opt-in (docs/running-locally.md#in-airflows-ui says what unpausing runs).
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION ?= False
+# what the targets that start Airflow say first
+AIRFLOW_WHERE = Airflow home $(AIRFLOW_HOME), DAGs $(AIRFLOW__CORE__DAGS_FOLDER)$(if $(filter-out $(AIRFLOW_HOME),$(SHELL_AIRFLOW_HOME)), (not the shell's AIRFLOW_HOME $(SHELL_AIRFLOW_HOME): CHURN_AIRFLOW_HOME chooses one))
 # GROUP=name: the model package group (the MLflow model locally) of run, approve, score and versions;
 # one group per data set keeps their versions and champions apart
 ifdef GROUP
@@ -30,7 +45,7 @@ POSTGRES_PACKAGE ?= postgresql-15
 .PHONY: help setup test-deps demo run approve score versions demo-sqlite sample-db test test-fast lint bench lock standalone stop mwaa-bundle clean
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on the CI machine), no process can cache
 # what it compiles, and every Airflow, pandas and scikit-learn import compiles from source again.
@@ -86,22 +101,23 @@ $(AIRFLOW_DB): $(VENV)/.installed
 		rm -f $(AIRFLOW_HOME)/airflow.cfg.bak
 
 # One run of a DAG with `airflow dags test` (real Airflow on its SQLite database, the jobs in the image
-# twin), its log in RUN_LOG, then what it did. $(1): the DAG, $(2): a command printing its conf (JSON
-# params), $(3): the command that prints the outcome (the log's end when it cannot); $$started lets it
-# refuse an older run's outcome.
+# twin), its log in RUN_LOG, then what it did. $(1): the DAG, $(2): the command printing its conf (JSON
+# params, checked against the DAG's params first: a refused one is its one line, and nothing starts),
+# $(3): the command that prints the outcome, also of a failed run (saying why in one line when the run
+# wrote nothing); $$started lets it refuse an older run's outcome.
 define dags_test
 	@mkdir -p $(dir $(RUN_LOG))
 	@conf=$$($(2)) || exit 2; \
-	echo "running $(1) with airflow dags test$(if $(DATE), for $(DATE)) (log: $(RUN_LOG)) ..."; \
+	echo "running $(1) with airflow dags test$(if $(DATE), for $(DATE)) (log: $(RUN_LOG); $(AIRFLOW_WHERE)) ..."; \
 	started=$$(date +%s); \
 	$(AIRFLOW) dags test $(1) $(DATE) --conf "$$conf" > $(RUN_LOG) 2>&1; status=$$?; \
-	$(3) || { echo "the end of $(RUN_LOG):"; tail -n 20 $(RUN_LOG); exit 1; }; \
+	$(3) || exit 1; \
 	[ $$status = 0 ] || { echo "the run did not succeed; its Airflow log: $(RUN_LOG)"; exit $$status; }
 endef
 # INPUT, SCHEMA and CONF reach the command through its environment: no quoting of their values to get wrong
-export INPUT SCHEMA CONF
-RUN_CONF = $(BIN)/churn conf
-SUMMARY = $(BIN)/churn summary --started-after $$started
+export INPUT SCHEMA CONF VERSION
+RUN_CONF = $(BIN)/churn conf --dag
+SUMMARY = $(BIN)/churn summary --started-after $$started --log $(RUN_LOG)
 # the approval's error, if it failed (the only line worth reading in its log), then who is the champion
 APPROVAL_OUTCOME = { [ $$status = 0 ] || sed -n 's/^.*AirflowFailException: /error: /p' $(RUN_LOG) | head -n 1; \
 	$(BIN)/churn champion; }
@@ -110,14 +126,14 @@ demo: $(AIRFLOW_DB) $(TWIN)/.installed  ## Run the whole pipeline locally (no AW
 	$(call dags_test,customer_churn_pipeline,echo {},$(SUMMARY))
 
 run: $(AIRFLOW_DB) $(TWIN)/.installed  ## Run it on your data: make run INPUT=customers.csv [SCHEMA=schema.json] [GROUP=name] [CONF='{"param": value}'] [DATE=2026-11-01]
-	$(call dags_test,customer_churn_pipeline,$(RUN_CONF),$(SUMMARY))
+	$(call dags_test,customer_churn_pipeline,$(RUN_CONF) customer_churn_pipeline,$(SUMMARY))
 
 approve: $(AIRFLOW_DB) $(TWIN)/.installed  ## Approve a version from Airflow, which schedules scoring: make approve VERSION=1 [GROUP=name]
 	@test -n "$(VERSION)" || { echo "which version? make approve VERSION=N (make versions lists them)"; exit 2; }
-	$(call dags_test,customer_churn_approval,echo '{"version": $(VERSION)}',$(APPROVAL_OUTCOME))
+	$(call dags_test,customer_churn_approval,$(RUN_CONF) customer_churn_approval --conf '' --input '' --schema '',$(APPROVAL_OUTCOME))
 
 score: $(AIRFLOW_DB) $(TWIN)/.installed  ## Score every customer with the champion, print the most at risk: make score [INPUT=customers.csv]
-	$(call dags_test,customer_churn_scoring,$(RUN_CONF),$(BIN)/churn scores --started-after $$started)
+	$(call dags_test,customer_churn_scoring,$(RUN_CONF) customer_churn_scoring,$(BIN)/churn scores --started-after $$started --log $(RUN_LOG))
 
 versions: $(VENV)/.installed  ## List the registered versions: status, metrics, run, data source (* the champion) [GROUP=name]
 	@$(BIN)/churn versions
@@ -169,3 +185,5 @@ lock: $(VENV)/.installed  ## Re-resolve requirements-lock.txt from requirements.
 
 clean:  ## Remove local state: the local store, Airflow's database and logs (keeps .venv)
 	rm -rf local-store/* logs/* airflow.db airflow.cfg simple_auth_manager_passwords.json.generated
+
+include mk/rehearse.mk

@@ -16,10 +16,12 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
+from churn_pipeline.domain.run_params import approval_params
 from churn_pipeline.domain.settings import NON_JOB_TASK_TIMEOUT, load_settings
 from churn_pipeline.operators.assets import champion_asset
+from churn_pipeline.operators.params import airflow_params
 from churn_pipeline.services.registry import APPROVAL_STATUSES, APPROVED
 from churn_pipeline.tasks.approval import approve_version
 
@@ -34,10 +36,7 @@ with DAG(
     doc_md=__doc__,
     tags=["ml", "churn", "approval"],
     default_args={"owner": "ml-platform", "retries": 0, "execution_timeout": NON_JOB_TASK_TIMEOUT},
-    params={
-        "version": Param(1, type="integer", minimum=1, description="The registered version to approve or reject"),
-        "status": Param(APPROVED, type="string", enum=list(APPROVAL_STATUSES), description="Its new status"),
-    },
+    params=airflow_params(approval_params(APPROVAL_STATUSES, APPROVED)),
 ) as dag:
     PythonOperator(task_id="approve_version", python_callable=approve_version, outlets=[champion_asset(SETTINGS)],
                    retry_delay=timedelta(seconds=0))

@@ -25,30 +25,26 @@ without it, it is skipped and the run reads `input_uri`. Params: `input_uri` (CS
 prefix or, locally, a path), `source_query` (this run's SQL instead of `CHURN_SOURCE_QUERY`),
 `schema_uri` (the data contract), `accuracy_threshold`, and how the new model must compare with the
 approved champion (`champion_metric`, `min_improvement`, `compare_with_champion`) and treat drift
-(`drift_mode`). A rejected model fails `notify_failure` after notifying, so the run is not mistaken
-for a success. See the project README for settings.
+(`drift_mode`); the retention campaign's figures (`value_retained`, `offer_cost`, `offer_acceptance`),
+from which training picks the contact threshold on the validation split; and `max_run_cost`, above
+which a job's worst case keeps it from starting. A rejected model fails `notify_failure` after
+notifying, so the run is not mistaken for a success. Settings: docs/settings.md.
 """
 
 from __future__ import annotations
 
 import pendulum
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, XComArg, chain
+from airflow.sdk import DAG, CronTriggerTimetable, TriggerRule, XComArg, chain
 
-from churn_pipeline.domain.gate import (
-    DEFAULT_ACCURACY_THRESHOLD,
-    DEFAULT_CHAMPION_METRIC,
-    DEFAULT_MIN_IMPROVEMENT,
-    CompareMode,
-    DriftMode,
-)
-from churn_pipeline.domain.model_defaults import metric_names
+from churn_pipeline.domain.run_params import pipeline_params
 from churn_pipeline.domain.settings import DEFAULT_SCHEMA_FILE, load_settings
 from churn_pipeline.domain.steps import EVALUATE, PREPROCESS, TRAIN
 from churn_pipeline.domain.xcom_keys import DECISION_KEY
 from churn_pipeline.operators import job_task
 from churn_pipeline.operators.assets import model_version_asset
 from churn_pipeline.operators.extraction import ExtractCustomersOperator
+from churn_pipeline.operators.params import airflow_params
 from churn_pipeline.tasks.champion import look_up_champion
 from churn_pipeline.tasks.gating import choose_branch
 from churn_pipeline.tasks.notification import notify_team
@@ -63,32 +59,13 @@ with DAG(
     schedule=CronTriggerTimetable("0 2 * * *", timezone=SETTINGS.timezone),
     start_date=pendulum.datetime(2026, 1, 1, tz=SETTINGS.timezone),
     catchup=False,
+    is_paused_upon_creation=True,  # also where new DAGs start unpaused (make's home): the nightly run is opt-in
     max_active_runs=3,
     dagrun_timeout=SETTINGS.dagrun_timeout,
     doc_md=__doc__,
     tags=["ml", "sagemaker", "churn"],
     default_args=SETTINGS.task_defaults,
-    params={
-        "input_uri": Param(SETTINGS.default_input_uri, type="string", minLength=1,
-                           description="Customers (CSV or Parquet): an s3:// object or prefix (locally also a "
-                                       "path); unused when a source is configured"),
-        # optional: null, so that the UI's trigger form accepts it empty (an empty string fails its check)
-        "source_query": Param(None, type=["null", "string"],
-                              description="SQL run on the source connection instead of CHURN_SOURCE_QUERY "
-                                          "(empty: the setting)"),
-        "schema_uri": Param(str(DEFAULT_SCHEMA_FILE), type="string", minLength=1,
-                            description="Data contract: an s3:// object or a file path (the bundled default)"),
-        "accuracy_threshold": Param(DEFAULT_ACCURACY_THRESHOLD, type="number", minimum=0, maximum=1,
-                                    description="Register the model only at or above this test accuracy"),
-        "champion_metric": Param(DEFAULT_CHAMPION_METRIC, type="string", enum=list(metric_names()),
-                                 description="The metric the new model must match the approved champion on"),
-        "min_improvement": Param(DEFAULT_MIN_IMPROVEMENT, type="number", minimum=-1, maximum=1,
-                                 description="How much better than the champion it must be (0: not worse)"),
-        "compare_with_champion": Param(CompareMode.ENFORCE.value, type="string", enum=[m.value for m in CompareMode],
-                                       description="enforce: must beat the champion; report: compare only; off"),
-        "drift_mode": Param(DriftMode.WARN.value, type="string", enum=[m.value for m in DriftMode],
-                            description="warn: report drift; block: drift blocks registration; off"),
-    },
+    params=airflow_params(pipeline_params(SETTINGS.default_input_uri, str(DEFAULT_SCHEMA_FILE))),
 ) as dag:
     extract_customers = ExtractCustomersOperator(task_id="extract_customers")
     stage_inputs = PythonOperator(task_id="stage_inputs", python_callable=stage_run_inputs,

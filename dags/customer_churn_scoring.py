@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, chain
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule, chain
 
+from churn_pipeline.domain.run_params import scoring_params
 from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.domain.steps import SCORE
 from churn_pipeline.operators import job_task
 from churn_pipeline.operators.assets import champion_asset
+from churn_pipeline.operators.params import airflow_params
 from churn_pipeline.tasks.scoring import notify_scoring_failed, publish_the_scores, stage_scoring_inputs
 
 SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy import
@@ -43,11 +45,7 @@ with DAG(
     doc_md=__doc__,
     tags=["ml", "sagemaker", "churn", "scoring"],
     default_args=SETTINGS.task_defaults,
-    params={
-        "input_uri": Param(SETTINGS.default_input_uri, type="string", minLength=1,
-                           description="The customer table: an s3:// CSV or Parquet object or prefix "
-                                       "(locally also a file or folder path)"),
-    },
+    params=airflow_params(scoring_params(SETTINGS.default_input_uri)),
 ) as dag:
     stage_customers = PythonOperator(task_id="stage_customers", python_callable=stage_scoring_inputs)
     score_customers = job_task("score_customers", SCORE, SETTINGS, staged=stage_customers.output,

@@ -131,10 +131,11 @@ def chromium_page(width: int = 1400, height: int = 900) -> Iterator[Page]:
             process.wait(timeout=30)
 
 
-def show_the_graph(page: Page, base_url: str, path: str = f"/dags/{DAG_ID}", timeout: float = 60.0) -> str:
-    """A page of the DAG (the DAG's, or one run's) with its graph drawn; the page's text."""
+def show_the_graph(page: Page, base_url: str, path: str = f"/dags/{DAG_ID}", timeout: float = 60.0,
+                   tasks: tuple[str, ...] = TASKS) -> str:
+    """A page of a DAG (the DAG's, or one run's) with its graph drawn; the page's text."""
     page.open(f"{base_url}{path}")
-    page.wait_for_text(DAG_ID, "Trigger")
+    page.wait_for_text(path.split("/")[2], "Trigger")
     deadline = time.monotonic() + timeout
     while "React Flow" not in page.text():  # the graph's canvas signs itself; the grid does not
         page.evaluate("""(() => {
@@ -145,10 +146,10 @@ def show_the_graph(page: Page, base_url: str, path: str = f"/dags/{DAG_ID}", tim
         if time.monotonic() > deadline:
             raise BrowserError("the DAG's graph never showed")
         time.sleep(0.5)
-    return page.wait_for_text(*TASKS)
+    return page.wait_for_text(*tasks)
 
 
-def open_the_trigger_form(page: Page) -> str:
+def open_the_trigger_form(page: Page, param: str = "input_uri") -> str:
     """The trigger form over the current page; its text. (On a run's page the button opens a menu
     first: trigger anew, or again with that run's config.)"""
     page.click("Trigger Dag")
@@ -157,13 +158,32 @@ def open_the_trigger_form(page: Page) -> str:
         const item = [...document.querySelectorAll('[role=menuitem]')].find(e => e.innerText.trim() === 'Trigger');
         if (item) item.click();
     })()""")
-    return page.wait_for_text("Unpause", "input_uri")
+    return page.wait_for_text("Trigger", param)
 
 
 def trigger_is_enabled(page: Page) -> bool:
     """Whether the open trigger form's submit button can be pressed (the params pass the form's checks)."""
     return bool(page.evaluate("(() => { const b = document.querySelector('[data-testid=trigger-dag-submit]');"
                               " return Boolean(b) && !b.disabled; })()"))
+
+
+def unpause_is_checked(page: Page) -> bool:
+    """Whether the open trigger form's "Unpause ... on trigger" box is checked."""
+    return bool(page.evaluate("""(() => {
+        const label = [...document.querySelectorAll('label')].find(l => l.innerText.includes('Unpause'));
+        const box = label && label.querySelector('input[type=checkbox]');
+        return Boolean(box) && box.checked;
+    })()"""))
+
+
+def submit_the_trigger_form(page: Page, timeout: float = 30.0) -> None:
+    """Press the open trigger form's Trigger button, and wait until the form has closed."""
+    page.evaluate("document.querySelector('[data-testid=trigger-dag-submit]').click()")
+    deadline = time.monotonic() + timeout
+    while page.evaluate("Boolean(document.querySelector('[data-testid=trigger-dag-submit]'))"):
+        if time.monotonic() > deadline:
+            raise BrowserError(f"the trigger form never closed: {page.text()[:1500]}")
+        time.sleep(0.5)
 
 
 def latest_run_path(page: Page, base_url: str) -> str:

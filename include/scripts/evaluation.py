@@ -4,13 +4,19 @@ Scores this run's held-out customers (raw records, written by preprocessing) wit
 (the challenger) and, where given, with the champion (the approved model in use), each through its
 own packaged preprocessor and with the same metric code, and writes to OUT:
 
-    evaluation.json   accuracy, precision, recall, F1 and ROC AUC (from probabilities), the confusion
-                      matrix, the majority-class baseline accuracy, row counts, SageMaker's model-quality
+    evaluation.json   accuracy, precision, recall, F1 and ROC AUC (from probabilities), top-decile lift
+                      (``lift_at_10``) and the retention campaign's profit at the model's own threshold
+                      (``expected_profit``), the confusion matrix, the majority-class baseline accuracy,
+                      row counts, ``ranking`` (lift, gains and precision at 5 / 10 / 20 / 30 %),
+                      ``economics`` (the threshold chosen on validation; profit at it, at 0.5 and the
+                      champion's at its own threshold, all on this test split), ``calibration`` (Brier
+                      score, expected calibration error, whether a calibrator is applied), SageMaker's model-quality
                       block (``binary_classification_metrics`` with value / standard_deviation) that the
                       registry renders, and a ``champion`` block: its identifier, metrics and the
                       challenger-minus-champion delta, or why it could not be compared
-    details.json      what the run report draws: ROC, precision-recall and calibration curves of both
-                      models, and the permutation importance of each raw input column
+    details.json      what the run report draws: ROC, precision-recall, calibration (reliability),
+                      cumulative gains and lift curves of both models, and the permutation importance
+                      of each raw input column
     drift.json        this run's customers against the baseline profile (the champion's training data):
                       population stability index per feature, completeness change, missing / extra
                       columns; "no_baseline" on a first run
@@ -36,7 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from churn_common import container, contract, data_contract, defaults, metrics, profile, tables
+from churn_common import business, container, contract, data_contract, defaults, metrics, profile, tables
 
 STEP = "evaluation"
 CURVE_POINTS = 200  # curves are down-sampled to this many points: enough to draw, small to ship
@@ -81,8 +87,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_model(model_path: Path, scratch: Path) -> tuple[Any, data_contract.Schema]:
-    """The packaged model (preprocessor -> forest) and the data contract it was trained under."""
+def load_model(model_path: Path, scratch: Path) -> tuple[Any, data_contract.Schema, dict[str, Any]]:
+    """The packaged model (preprocessor -> forest), the data contract it was trained under and the
+    decision stored with it (calibration and threshold; the defaults for a model without one)."""
     import joblib
 
     folder = model_path
@@ -93,15 +100,38 @@ def load_model(model_path: Path, scratch: Path) -> tuple[Any, data_contract.Sche
         folder = scratch
         if not (folder / "model.joblib").is_file():
             raise container.ContractError(str(archive), ["model.joblib is not at the archive root"])
-    return joblib.load(folder / "model.joblib"), data_contract.load_schema(folder / "schema.json")
+    return (joblib.load(folder / "model.joblib"), data_contract.load_schema(folder / "schema.json"),
+            business.load_decision(folder))
 
 
-def quality_report(labels: Any, scores: Any, seed: int) -> dict[str, Any]:
-    """The metrics, confusion matrix and SageMaker model-quality block of one model's scores."""
+def business_report(labels: Any, scores: Any, decision: dict[str, Any],
+                    economics: business.Economics) -> dict[str, Any]:
+    """One model's ranking, campaign (at its own threshold and at 0.5, with ``economics``) and
+    calibration on these customers."""
+    calibration = decision["calibration"]
+    return {
+        "ranking": business.ranking(labels, scores),
+        "economics": {"threshold": decision["threshold"], "chosen_on": decision.get("chosen_on"),
+                      "figures": economics.to_dict(),
+                      "at_threshold": business.campaign(labels, scores, economics, decision["threshold"]),
+                      "at_default": business.campaign(labels, scores, economics, business.DEFAULT_THRESHOLD)},
+        "calibration": {"brier": business.brier_score(labels, scores),
+                        "ece": business.calibration_error(labels, scores),
+                        "applied": bool(calibration.get("applied")), "reason": calibration.get("reason")},
+    }
+
+
+def quality_report(labels: Any, scores: Any, seed: int, decision: dict[str, Any],
+                   economics: business.Economics) -> dict[str, Any]:
+    """The metrics, confusion matrix, business blocks and SageMaker model-quality block of one model's
+    scores."""
     from sklearn.metrics import confusion_matrix
 
     predicted = metrics.predicted_labels(scores)
     values = metrics.classification_metrics(labels, predicted, scores)
+    in_business_terms = business_report(labels, scores, decision, economics)
+    values["lift_at_10"] = in_business_terms["ranking"]["top_decile_lift"]
+    values["expected_profit"] = in_business_terms["economics"]["at_threshold"]["profit"]
     tn, fp, fn, tp = (int(value) for value in confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
     deviation = metrics.metric_deviations(tn, fp, fn, tp, values["roc_auc"], seed)
 
@@ -109,7 +139,8 @@ def quality_report(labels: Any, scores: Any, seed: int) -> dict[str, Any]:
         return {"value": values[name], "standard_deviation": deviation[name]}
 
     return {
-        "metrics": {name: values[name] for name in defaults.METRIC_NAMES},
+        "metrics": {name: values[name] for name in defaults.METRIC_NAMES + defaults.BUSINESS_METRIC_NAMES},
+        **in_business_terms,
         "confusion_matrix": {"true_negatives": tn, "false_positives": fp,
                              "false_negatives": fn, "true_positives": tp},
         "binary_classification_metrics": {
@@ -123,13 +154,22 @@ def quality_report(labels: Any, scores: Any, seed: int) -> dict[str, Any]:
     }
 
 
-def build_report(labels: Any, scores: Any, seed: int) -> dict[str, Any]:
-    """``evaluation.json`` of the challenger, without the champion block."""
+def build_report(labels: Any, scores: Any, seed: int, decision: dict[str, Any] | None = None,
+                 economics: business.Economics | None = None) -> dict[str, Any]:
+    """``evaluation.json`` of the challenger, without the champion block. ``economics``: the figures
+    the challenger's threshold was chosen with (its decision's; the defaults without one)."""
+    decision = decision or business.default_decision()
+    economics = economics or economics_of(decision)
     positives = int(labels.sum())
-    report = quality_report(labels, scores, seed)
+    report = quality_report(labels, scores, seed, decision, economics)
     report["baseline"] = {"majority_class_accuracy": float(max(positives, len(labels) - positives) / len(labels))}
     report["rows"] = {"test": len(labels), "positive": positives, "negative": int(len(labels) - positives)}
     return report
+
+
+def economics_of(decision: dict[str, Any]) -> business.Economics:
+    """The campaign figures a model's threshold was chosen with (the defaults for an older model)."""
+    return business.Economics(**decision["economics"]) if decision.get("economics") else business.Economics()
 
 
 def _downsample(*series: Any) -> list[list[float]]:
@@ -152,6 +192,7 @@ def curves(labels: Any, scores: Any) -> dict[str, dict[str, Any]]:
     predicted_sum = np.bincount(bins, weights=scores, minlength=CALIBRATION_BINS)
     positive_sum = np.bincount(bins, weights=np.asarray(labels, dtype="float64"), minlength=CALIBRATION_BINS)
     filled = counts > 0
+    gains = business.ranking(labels, scores)["curve"]
     fpr_points, tpr_points = _downsample(fpr, tpr)
     recall_points, precision_points = _downsample(recall[::-1], precision[::-1])
     return {
@@ -161,6 +202,7 @@ def curves(labels: Any, scores: Any) -> dict[str, dict[str, Any]]:
         "calibration": {"mean_predicted": [round(float(v), 6) for v in predicted_sum[filled] / counts[filled]],
                         "fraction_positive": [round(float(v), 6) for v in positive_sum[filled] / counts[filled]],
                         "count": [int(v) for v in counts[filled]]},
+        "gains": {"share": gains["share"], "gain": gains["gain"], "lift": gains["lift"]},
     }
 
 
@@ -181,10 +223,7 @@ def permutation_importance(model: Any, features: Any, labels: Any, schema: data_
     sample, sample_labels = features.iloc[rows], np.asarray(labels)[rows]
     preprocessor, classifier = model.named_steps["preprocess"], model.named_steps["classifier"]
     encoded = np.asarray(preprocessor.transform(sample))
-    names = list(preprocessor.get_feature_names_out())
-    blocks = {column: [index for index, name in enumerate(names)
-                       if name == f"num__{column}" or name.startswith(f"cat__{column}_")]
-              for column in schema.features}
+    blocks = business.raw_column_blocks(list(preprocessor.get_feature_names_out()), schema.features)
     copies = [encoded]
     for block in blocks.values():
         for _ in range(IMPORTANCE_REPEATS):
@@ -204,25 +243,27 @@ def permutation_importance(model: Any, features: Any, labels: Any, schema: data_
 
 
 def score_champion(args: argparse.Namespace, records: Any, labels: Any, challenger: dict[str, Any],
-                   scratch: Path) -> tuple[dict[str, Any], Any]:
-    """The champion block of ``evaluation.json``, and the champion's scores (None when not comparable)."""
+                   scratch: Path, economics: business.Economics) -> tuple[dict[str, Any], Any]:
+    """The champion block of ``evaluation.json``, and the champion's scores (None when not comparable):
+    its campaign is valued with this run's ``economics``, at the champion's own threshold."""
     block: dict[str, Any] = {"identifier": args.champion_identifier, "version": args.champion_version,
                              "comparable": False, "reason": None, "metrics": {}, "delta": {}}
     try:
-        model, schema = load_model(args.champion, scratch)
-        scores = model.predict_proba(data_contract.prepare_features(records, schema))[:, 1]
+        model, schema, decision = load_model(args.champion, scratch)
+        scores = business.served_scores(model, data_contract.prepare_features(records, schema), decision)
     except container.ContractError as error:
         block["reason"] = f"the champion cannot score this run's customers: {'; '.join(error.violations)}"
         return block, None
     except Exception as error:  # any way the champion fails to load or score is recorded, never fatal
         block["reason"] = f"the champion could not be loaded or scored: {type(error).__name__}: {error}"
         return block, None
-    quality = quality_report(labels, scores, 0)
+    quality = quality_report(labels, scores, 0, decision, economics)
     block.update({
         "comparable": True,
         "metrics": quality["metrics"],
-        "delta": {name: challenger["metrics"][name] - quality["metrics"][name] for name in defaults.METRIC_NAMES},
+        "delta": {name: challenger["metrics"][name] - quality["metrics"][name] for name in quality["metrics"]},
         "confusion_matrix": quality["confusion_matrix"],
+        "ranking": quality["ranking"], "economics": quality["economics"], "calibration": quality["calibration"],
     })
     return block, scores
 
@@ -242,10 +283,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     records = tables.read_records(args.holdout)
     labels = records[tables.TARGET_LABEL].to_numpy().astype("int64")
     with tempfile.TemporaryDirectory(prefix="model-") as scratch:
-        model, schema = load_model(args.model, Path(scratch) / "challenger")
+        model, schema, decision = load_model(args.model, Path(scratch) / "challenger")
         features = data_contract.prepare_features(records, schema)
-        scores = model.predict_proba(features)[:, 1]
-        report = build_report(labels, scores, args.seed)
+        scores = business.served_scores(model, features, decision)
+        economics = economics_of(decision)
+        report = build_report(labels, scores, args.seed, decision, economics)
         details: dict[str, Any] = ({name: {"challenger": value} for name, value in curves(labels, scores).items()}
                                    if args.details else {})
         report["champion"] = None
@@ -254,7 +296,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                   "comparable": False, "reason": args.champion_unavailable, "metrics": {}, "delta": {}}
         elif args.champion is not None:
             report["champion"], champion_scores = score_champion(args, records, labels, report,
-                                                                 Path(scratch) / "champion")
+                                                                 Path(scratch) / "champion", economics)
             if champion_scores is not None and args.details:
                 for name, value in curves(labels, champion_scores).items():
                     details[name]["champion"] = value
@@ -274,6 +316,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             container.write_json(staging / contract.FILES["drift"], drift)
     print("test " + " ".join(f"{name}={value:.4f}" for name, value in report["metrics"].items())
           + f" baseline={report['baseline']['majority_class_accuracy']:.4f}")
+    chosen, default = report["economics"]["at_threshold"], report["economics"]["at_default"]
+    print(f"campaign at the threshold {chosen['threshold']:.2f} chosen on validation: profit {chosen['profit']:.2f} "
+          f"(at 0.5: {default['profit']:.2f}); brier={report['calibration']['brier']:.4f} "
+          f"ece={report['calibration']['ece']:.4f} calibrated={report['calibration']['applied']}")
     champion = report["champion"]
     if champion and champion["comparable"]:
         print("champion " + " ".join(f"{name}={value:.4f}" for name, value in champion["metrics"].items()))

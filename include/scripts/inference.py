@@ -1,6 +1,7 @@
 """Inference handlers for the SageMaker scikit-learn serving container.
 
-The model directory holds ``model.joblib`` (fitted preprocessor -> RandomForest) and ``schema.json``;
+The model directory holds ``model.joblib`` (fitted preprocessor -> RandomForest), ``schema.json`` and
+``decision.json`` (the calibrator, if one helped, and the contact threshold, both chosen on validation);
 requests carry **raw** customer records, as CSV with a header, as JSON (a list of objects, or
 ``{"instances": [...]}``) or as JSON lines (one object per line, what Batch Transform sends with
 ``SplitType`` ``Line``). Columns the schema does not name are ignored; missing cells (or ``null``)
@@ -16,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from churn_common import contract, data_contract, metrics
+from churn_common import business, contract, data_contract, metrics
 
 # The media types the model package declares and Batch Transform sends, from the shared contract.
 CSV, JSON, JSON_LINES = contract.CSV, contract.JSON, contract.JSON_LINES
@@ -28,6 +29,7 @@ def model_fn(model_dir: str) -> dict[str, Any]:
     return {
         "model": joblib.load(Path(model_dir) / "model.joblib"),
         "schema": data_contract.load_schema(Path(model_dir) / "schema.json"),
+        "decision": business.load_decision(Path(model_dir)),
     }
 
 
@@ -53,11 +55,32 @@ def input_fn(request_body: str | bytes, content_type: str = CSV) -> Any:
 
 
 def predict_fn(records: Any, model: dict[str, Any]) -> list[dict[str, Any]]:
-    features = data_contract.prepare_features(records, model["schema"])
-    probabilities = model["model"].predict_proba(features)[:, 1]
-    # the keys the scoring task reads of each prediction
-    return [{contract.PREDICTED_CHURN_KEY: bool(probability > metrics.DECISION_THRESHOLD),
-             contract.PROBABILITY_KEY: float(probability)} for probability in probabilities]
+    schema, decision = model["schema"], model["decision"]
+    features = data_contract.prepare_features(records, schema)
+    probabilities, base, contributions = business.reasons(model["model"], features, schema.features, decision)
+    economics = business.Economics(**decision["economics"]) if decision.get("economics") else business.Economics()
+    gain = economics.offer_acceptance * economics.value_retained
+    values = customer_values(records, schema)
+    keys = contract.PREDICTION_KEYS  # the keys the scoring task reads of each prediction
+    return [{keys["predicted_churn"]: bool(probability > metrics.DECISION_THRESHOLD),
+             keys["probability"]: float(probability),
+             keys["contact"]: bool(probability > decision["threshold"]),
+             keys["expected_profit"]: round(float(probability * gain - economics.offer_cost), 6),
+             keys["value"]: value,
+             keys["base_value"]: round(base, 9),
+             keys["drivers"]: [{"feature": name, "contribution": round(share, 9)} for name, share in drivers]}
+            for probability, value, drivers in zip(probabilities, values,
+                                                   business.top_drivers(contributions, schema.features), strict=True)]
+
+
+def customer_values(records: Any, schema: data_contract.Schema) -> list[float | None]:
+    """Each record's value (the schema's ``value_column``, a number), None where it is missing or there is none."""
+    import pandas as pd
+
+    if not schema.value_column or schema.value_column not in records.columns:
+        return [None] * len(records)
+    numbers = pd.to_numeric(records[schema.value_column], errors="coerce")
+    return [None if number != number else float(number) for number in numbers]
 
 
 def output_fn(predictions: list[dict[str, Any]], accept: str = JSON) -> tuple[str, str]:

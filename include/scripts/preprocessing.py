@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from churn_common import container, contract, data_contract, defaults, profile, tables
+from churn_common import container, contract, data_contract, defaults, profile, schema_rules, tables
 
 STEP = "preprocessing"
 SPLITS = ("train", "validation", "test")
@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=defaults.SEED)
-    parser.add_argument("--min-rows", type=int, default=50, help="fewest usable rows to train on")
+    parser.add_argument("--min-rows", type=int, default=schema_rules.MIN_ROWS, help="fewest usable rows to train on")
     parser.add_argument("--min-class-rows", type=int, default=10, help="fewest usable rows of each class")
     args = parser.parse_args(argv)
     fractions = (args.train_fraction, args.validation_fraction, args.test_fraction)

@@ -7,6 +7,9 @@ metric definitions scrape, and writes a model directory that scores **raw** cust
     MODEL_DIR/model.joblib          Pipeline(fitted preprocessor -> RandomForest)
     MODEL_DIR/schema.json           the data contract the model was trained under
     MODEL_DIR/training_metrics.json hyperparameters, row counts and validation metrics
+    MODEL_DIR/decision.json         chosen on the validation split: whether an isotonic calibrator is
+                                    applied (only if it lowers the Brier score out of fold), and the
+                                    threshold that maximises the retention campaign's profit
     MODEL_DIR/code/inference.py     model_fn / input_fn / predict_fn / output_fn for the serving container
     MODEL_DIR/code/churn_common/    the shared code inference.py imports
 
@@ -14,6 +17,7 @@ SageMaker tars MODEL_DIR into model.tar.gz with these files at the archive root.
 
 By hand:  python include/scripts/training.py --train OUT/train --validation OUT/validation \
               --preprocessor OUT/preprocessor --model-dir MODEL [--n-estimators 100 ...]
+              [--value-retained 500 --offer-cost 100 --offer-acceptance 1]
 In the container the folders default to $SM_CHANNEL_TRAIN, $SM_CHANNEL_VALIDATION,
 $SM_CHANNEL_PREPROCESSOR and $SM_MODEL_DIR; hyperparameters arrive as --<name> <value>.
 """
@@ -27,7 +31,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from churn_common import container, data_contract, defaults, metrics, tables
+from churn_common import business, container, data_contract, defaults, metrics, tables
 
 STEP = "training"
 HERE = Path(__file__).resolve().parent
@@ -42,6 +46,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name, value in defaults.HYPERPARAMETERS.items():
         parser.add_argument(f"--{name}", type=int, default=value)
+    for figure, amount in business.Economics().to_dict().items():
+        parser.add_argument(f"--{figure.replace('_', '-')}", type=float, default=amount)
     parser.add_argument("--n-jobs", type=int, default=-1, help="cores to use; -1 means all")
     parser.add_argument("--train", type=Path, default=_channel("train"))
     parser.add_argument("--validation", type=Path, default=_channel("validation"))
@@ -54,7 +60,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if getattr(args, name) < minimum:
             raise container.UsageError(f"hyperparameter {name.replace('_', '-')} must be at least {minimum}, "
                                        f"got {getattr(args, name)}")
+    problems = economics_of(args).problems()
+    if problems:
+        raise container.UsageError("; ".join(problems))
     return args
+
+
+def economics_of(args: argparse.Namespace) -> business.Economics:
+    return business.Economics(args.value_retained, args.offer_cost, args.offer_acceptance)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -77,11 +90,15 @@ def run(args: argparse.Namespace) -> dict:
     validation = metrics.classification_metrics(validation_y, metrics.predicted_labels(scores), scores)
     for name, value in validation.items():
         print(f"validation:{name}={value:.6f};")
+    decision = business.make_decision(validation_y, scores, economics_of(args), hyperparameters["random_state"])
+    print(f"calibration applied: {decision['calibration']['applied']} ({decision['calibration']['reason']}); "
+          f"threshold {decision['threshold']:.2f} chosen on validation")
 
     model = Pipeline([("preprocess", preprocessor), ("classifier", classifier)])
     with container.staged_output(args.model_dir) as staging:
         joblib.dump(model, staging / "model.joblib")
         container.write_json(staging / "schema.json", schema.to_dict())
+        container.write_json(staging / business.DECISION_FILE, decision)
         container.write_json(staging / "training_metrics.json", {
             "hyperparameters": hyperparameters,
             "rows": {"train": len(train_y), "validation": len(validation_y)},

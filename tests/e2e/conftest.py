@@ -25,7 +25,10 @@ APPROVAL_DAG = "customer_churn_approval"
 def fresh_shell() -> dict[str, str]:
     """What a new shell on this machine has: the machine's variables (proxy, certificates, caches)
     without this session's: no AIRFLOW_* or CHURN_* setting, no virtualenv, no .venv/bin on PATH."""
-    session = ("AIRFLOW", "CHURN_", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST", "_OLD_VIRTUAL")
+    # MAKEFLAGS / MAKELEVEL too: under `make test` they would turn the pasted `make` into a sub-make,
+    # which prints "Entering directory" and "make[1]: *** ..." lines that a new shell's make does not
+    session = ("AIRFLOW", "CHURN_", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST", "_OLD_VIRTUAL",
+               "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES", "MAKE_TERM")
     shell = {key: value for key, value in os.environ.items() if not key.startswith(session)}
     shell["PATH"] = os.pathsep.join(part for part in os.environ.get("PATH", "").split(os.pathsep)
                                     if part and "/.venv" not in part and not part.endswith("/.venv/bin"))

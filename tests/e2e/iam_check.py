@@ -40,6 +40,11 @@ def required_permissions(call: RecordedCall, region: str, account: str) -> list[
         return [(action[call.action], bucket_arn if call.action in ("ListBucket", "HeadBucket") else object_arn)]
     if call.service == "sns" and call.action == "Publish":
         return [("sns:Publish", params["TopicArn"])]
+    if call.service == "logs" and call.action in ("DescribeLogStreams", "GetLogEvents"):
+        group = f"arn:aws:logs:{region}:{account}:log-group:{params['logGroupName']}"
+        if call.action == "DescribeLogStreams":  # IAM names a group by its ARN with ":*" for this action
+            return [("logs:DescribeLogStreams", f"{group}:*")]
+        return [("logs:GetLogEvents", f"{group}:log-stream:{params['logStreamName']}")]
     if call.service != "sagemaker":
         raise AssertionError(f"no IAM mapping for {call.service}:{call.action}")
     for kind, resource in JOB_RESOURCE.items():

@@ -1,6 +1,6 @@
 """A moto server on loopback that the Airflow subprocess reaches through AWS_ENDPOINT_URL, with
-moto's request recorder: the tests read back every AWS call the pipeline really made. Its SageMaker
-jobs are InProgress at their first description (``moto_running_jobs``), as real jobs are."""
+moto's request recorder: the tests read back every AWS call the pipeline really made. It is the AWS
+emulation of ``churn_pipeline.tooling.aws_emulation``: its SageMaker jobs really run, in the image twin."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class MotoServer:
         self.workdir = tempfile.TemporaryDirectory(prefix="moto-")
         project = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.moto_running_jobs", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "churn_pipeline.tooling.aws_emulation", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir.name,
             env={**os.environ, "PYTHONPATH": project})
         deadline = time.time() + 60

@@ -1,5 +1,5 @@
-"""What the sagemaker-backend end-to-end tests share: moto set up as the account the pipeline runs in,
-the files moto's jobs do not write staged where the jobs would write them, the runs, the checks of
+"""What the sagemaker-backend end-to-end tests share: the AWS emulation (moto's server, whose jobs
+really run) set up as the account the pipeline runs in, the runs, what their jobs wrote read back, the checks of
 their recorded calls, and those calls by run (RECORDED), which the policy test compares with the IAM
 policies. The tests that share them carry the xdist group MOTO_RECORDED_CALLS, so one worker runs them."""
 
@@ -16,6 +16,7 @@ from botocore.validate import ParamValidator
 
 from churn_pipeline.domain.layout import RunLayout
 from churn_pipeline.domain.settings import load_settings
+from churn_pipeline.requests.transform import INFERENCE_ENVIRONMENT
 from churn_pipeline.tooling.iam import AIRFLOW_POLICY, EXECUTION_POLICY, render_policies
 from churn_pipeline.tooling.sample_data import SAMPLE_ROWS, SAMPLE_SEED, write_sample
 from tests.conftest import SAMPLE_CSV
@@ -40,11 +41,13 @@ RECORDED: dict[str, list[RecordedCall]] = {}
 
 
 def sagemaker_world(moto_server: MotoServer, airflow_project, sample_outputs) -> dict:
-    """A reset moto server with the bucket, the team's topic (and a queue subscribed to read what it
-    publishes) and the sample input, and the project set to the sagemaker backend against it."""
+    """A reset AWS emulation (its jobs really run, in the image twin) with the bucket, the team's topic
+    (and a queue subscribed to read what it publishes) and the sample input, and the project set to the
+    sagemaker backend against it."""
     moto_server.reset()
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    clients = {name: session.client(name, endpoint_url=moto_server.url) for name in ("s3", "sns", "sqs", "sagemaker")}
+    clients = {name: session.client(name, endpoint_url=moto_server.url)
+               for name in ("s3", "sns", "sqs", "sagemaker", "logs")}
     clients["s3"].create_bucket(Bucket=BUCKET)
     topic = clients["sns"].create_topic(Name="churn-team")["TopicArn"]
     queue = clients["sqs"].create_queue(QueueName="churn-team-inbox")["QueueUrl"]
@@ -57,32 +60,34 @@ def sagemaker_world(moto_server: MotoServer, airflow_project, sample_outputs) ->
         "CHURN_BACKEND": "sagemaker", "CHURN_BUCKET": BUCKET, "CHURN_PREFIX": PREFIX, "CHURN_ROLE_ARN": ROLE,
         "CHURN_REGION": REGION, "CHURN_SNS_TOPIC_ARN": topic, "CHURN_MODEL_PACKAGE_GROUP": GROUP,
         "CHURN_TRAIN_INSTANCE_TYPE": "ml.c5.2xlarge", "CHURN_EVALUATE_INSTANCE_TYPE": "ml.m5.large",
-        "CHURN_RETRIES": "0", "AWS_ENDPOINT_URL": moto_server.url, "AWS_ACCESS_KEY_ID": "testing",
+        "CHURN_RETRIES": "0",
+        # the jobs really run for seconds: poll once a second (the tests' default, 0, would spin)
+        "CHURN_POLL_SECONDS": "1", "AWS_ENDPOINT_URL": moto_server.url, "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "extra": {"region_name": REGION}}),
     })
     return {"clients": clients, "topic": topic, "queue": queue, "server": moto_server, "outputs": sample_outputs}
 
 
-def stage_job_outputs(aws: dict, key: str) -> RunLayout:
-    """Put what preprocessing and evaluation would have written where they would have written it."""
-    s3 = aws["clients"]["s3"]
-    layout = RunLayout(f"s3://{BUCKET}/{PREFIX}", key)
-    produced: Path = aws["outputs"]["out"]
-    for path in sorted(produced.rglob("*")):
-        if path.is_file():
-            relative = path.relative_to(produced).as_posix()
-            s3.upload_file(str(path), BUCKET, f"{PREFIX}/runs/{key}/preprocessing/{relative}")
-    for path in sorted(aws["outputs"]["evaluation"].iterdir()):  # evaluation.json, details.json, drift.json
-        s3.upload_file(str(path), BUCKET, f"{PREFIX}/runs/{key}/evaluation/{path.name}")
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as bundle:
-        for path in sorted(aws["outputs"]["model"].iterdir()):
-            bundle.add(path, arcname=path.name)
-    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/runs/{key}/model/churn-train-{key}/output/model.tar.gz",
-                  Body=archive.getvalue())
+def record_this_run(aws: dict, key: str) -> RunLayout:
+    """From now on the recorder holds only the run's calls (not the test's set-up); the run's layout."""
     aws["server"].record_afresh()
-    return layout
+    return RunLayout(f"s3://{BUCKET}/{PREFIX}", key)
+
+
+def read_back(aws: dict, uri: str) -> bytes:
+    """An object a job wrote, from the emulated S3."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return aws["clients"]["s3"].get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def job_log(aws: dict, kind: str, job_name: str) -> list[str]:
+    """The lines a job wrote to the emulated CloudWatch Logs, in SageMaker's group for its kind."""
+    logs = aws["clients"]["logs"]
+    group = f"/aws/sagemaker/{kind}Jobs"
+    streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job_name}/")["logStreams"]
+    return [event["message"] for stream in streams for event in
+            logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]]
 
 
 def validate_against_service_models(calls) -> None:
@@ -107,14 +112,14 @@ def assert_allowed_by_the_shipped_policies(calls, env: dict[str, str]) -> None:
 
 
 def run_passing(aws: dict, airflow_project) -> tuple:
-    layout = stage_job_outputs(aws, PASSING_KEY)
+    layout = record_this_run(aws, PASSING_KEY)
     outcome = airflow_project.dags_test("2026-11-20T02:00:00+00:00")
     RECORDED["passing run"] = aws["server"].calls()  # before the test's own calls are recorded too
     return outcome, layout, RECORDED["passing run"]
 
 
 def run_failing_threshold(aws: dict, airflow_project) -> tuple:
-    stage_job_outputs(aws, FAILING_KEY)
+    record_this_run(aws, FAILING_KEY)
     outcome = airflow_project.dags_test("2026-11-21T02:00:00+00:00", {"accuracy_threshold": 0.99})
     RECORDED["failing run"] = aws["server"].calls()
     return outcome, RECORDED["failing run"]
@@ -127,15 +132,15 @@ def run_extracting(aws: dict, airflow_project, folder: Path) -> tuple:
     airflow_project.extra_env.update({
         "AIRFLOW_CONN_CHURN_CRM": json.dumps({"conn_type": "sqlite", "host": str(database)}),
         "CHURN_SOURCE_CONN_ID": "churn_crm", "CHURN_SOURCE_QUERY": "SELECT * FROM customers"})
-    stage_job_outputs(aws, EXTRACT_KEY)
+    record_this_run(aws, EXTRACT_KEY)
     outcome = airflow_project.dags_test("2026-11-23T02:00:00+00:00")
     RECORDED["extracting run"] = aws["server"].calls()
     return outcome, RECORDED["extracting run"]
 
 
 def run_scoring(aws: dict, airflow_project) -> tuple:
-    """An approved package of the sample model, then the scoring DAG; moto runs no transform, so its
-    joined output is put where the job would have written it."""
+    """An approved package of the sample model (as training.py writes it: the model and its serving
+    code), then the scoring DAG, whose transform job really runs in the emulation."""
     s3, sagemaker = aws["clients"]["s3"], aws["clients"]["sagemaker"]
     key = "20261125T060000Z"
     archive = io.BytesIO()
@@ -147,14 +152,11 @@ def run_scoring(aws: dict, airflow_project) -> tuple:
     sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
     package = sagemaker.create_model_package(
         ModelPackageGroupName=GROUP, ModelApprovalStatus="Approved",
-        InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": model_uri}],
+        InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": model_uri,
+                                                "Environment": dict(INFERENCE_ENVIRONMENT)}],
                                 "SupportedContentTypes": ["application/jsonlines"],
                                 "SupportedResponseMIMETypes": ["application/jsonlines"]})["ModelPackageArn"]
-    ids = sorted({line.split(",")[0] for line in SAMPLE_CSV.read_text().splitlines()[1:]})
-    joined = "".join(json.dumps({"CustomerID": customer, "SageMakerOutput": {"probability": (n % 100) / 100}}) + "\n"
-                     for n, customer in enumerate(ids))
-    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/scoring/{key}/transform/customers.jsonl.out", Body=joined.encode())
-    aws["server"].record_afresh()
+    record_this_run(aws, key)
     outcome = airflow_project.dags_test("2026-11-25T06:00:00+00:00", dag_id="customer_churn_scoring")
     RECORDED["scoring run"] = aws["server"].calls()
     return outcome, package, RECORDED["scoring run"]

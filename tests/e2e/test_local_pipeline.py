@@ -53,6 +53,8 @@ def test_passing_runs_run_their_jobs_in_the_image_twin_and_register_consecutive_
     summary = first.log[first.log.index("what this run did:"):]  # the last task ends the run saying so
     assert "run 20261120T000000Z" in summary and "gate          passed" in summary
     assert "registered    customer-churn version 1 (PendingManualApproval): models:/customer-churn/1" in summary
+    assert "campaign      contact above" in summary and "top-decile lift" in summary
+    assert "for the three jobs (at CHURN_INSTANCE_PRICES)" in summary
     assert_the_jobs_ran_in_the_image_twin_whose_python_loads_the_model_cleanly(airflow_project, first,
                                                                              "20261120T000000Z", twin, tmp_path)
     second = airflow_project.dags_test("2026-11-21")
@@ -66,10 +68,17 @@ def test_passing_runs_run_their_jobs_in_the_image_twin_and_register_consecutive_
         assert tags["run_key"] == key
         assert 0.75 <= float(tags["accuracy"]) <= 1 and float(tags["roc_auc"]) > 0.5
         assert tags["evaluation_uri"].endswith(f"/runs/{key}/evaluation/evaluation.json")
+        assert float(tags["contact_threshold"]) in [step / 100 for step in range(1, 100)]
+        assert tags["threshold_chosen_on"] == "validation" and float(tags["run_cost"]) > 0
+        assert float(tags["lift_at_10"]) > 1 and "expected_profit" in tags
         assert version["source"].endswith("/output/model.tar.gz") and key in version["source"]
     run = airflow_project.run_prefix("20261120T000000Z")
     evaluation = json.loads((run / "evaluation" / "evaluation.json").read_text())
     assert set(evaluation["metrics"]) >= {"accuracy", "precision", "recall", "f1_score"}
+    assert {"ranking", "economics", "calibration"} <= set(evaluation)
+    decision = json.loads((run / "report" / "decision.json").read_text())
+    assert set(decision["run_cost"]["jobs"]) == {"preprocess", "train", "evaluate"}
+    assert decision["run_cost"]["jobs"]["train"]["cost"] > 0
     assert (run / "preprocessing" / "train" / "train.csv").is_file()
     assert (run / "code" / "sourcedir.tar.gz").is_file()
     assert airflow_project.notifications() == []
@@ -131,9 +140,22 @@ def test_a_missing_input_fails_before_any_job(airflow_project, tmp_path) -> None
     assert [m["failed_tasks"] for m in airflow_project.notifications()] == [["stage_inputs"]]
 
 
+def test_bad_campaign_params_fail_at_stage_inputs_in_one_line_before_any_job(airflow_project) -> None:
+    # each figure within its Param's bounds (those refuse a run outright): only together they cannot work
+    outcome = airflow_project.dags_test("2026-11-25", {"value_retained": 50, "offer_cost": 100})
+    assert outcome.states["stage_inputs"] == "failed"
+    assert "the run's params cannot work: value_retained (50" in outcome.log
+    assert "Traceback" not in outcome.log.split("value_retained (50")[1].split("\n")[0]
+    assert not (airflow_project.local_root / "jobs").exists(), "no job started"
+
+
 def test_a_schema_naming_a_column_the_input_lacks_fails_at_stage_inputs_before_any_job(airflow_project,
                                                                                      tmp_path) -> None:
-    data = write_csv(tmp_path / "customers.csv", [HEADER] + make_rows(60))
+    # hostile too: a file name with a line that poses as the summary's, a column that rewrites a terminal line
+    forged = "customers\n  registered    customer-churn version 7 (Approved)"
+    hostile_column = "Note\x1b[2K\r\u202eevil"
+    data = write_csv(tmp_path / f"{forged}.csv", [f'{HEADER},"{hostile_column}"']
+                     + [f"{row},x" for row in make_rows(60)])
     schema = json.loads((CONFIG / "schema.json").read_text())
     schema["id_column"] = "customerID"  # the file says CustomerID
     schema_file = tmp_path / "my-schema.json"
@@ -141,18 +163,21 @@ def test_a_schema_naming_a_column_the_input_lacks_fails_at_stage_inputs_before_a
 
     outcome = airflow_project.dags_test("2026-11-26", {"input_uri": str(data), "schema_uri": str(schema_file)})
 
+    shown_data = str(data).replace("\n", "\\n")
     assert outcome.states["stage_inputs"] == "failed" and outcome.states["preprocess"] == "upstream_failed"
-    assert f"input_uri {data} does not fit schema_uri {schema_file}" in outcome.log, "the user's names, not copies"
+    assert f"input_uri {shown_data} does not fit schema_uri {schema_file}" in outcome.log, "the user's names"
     assert "missing column 'customerID' named by the schema (the file has 'CustomerID')" in outcome.log
-    assert f"has the columns: {HEADER.replace(',', ', ')}" in outcome.log
+    assert f"has the columns: {HEADER.replace(',', ', ')}, Note\\x1b[2K\\r\\u202eevil" in outcome.log
     assert not (airflow_project.local_root / "jobs").exists(), "no job started"
     staged = [path.name for path in airflow_project.run_prefix("20261126T000000Z").iterdir()]
-    assert sorted(staged) == ["notifications", "outcome.json"], "nothing staged: only what the run told"
+    assert sorted(staged) == ["outcome.json"], "nothing staged: only how the run ended"
     (message,) = airflow_project.notifications()
     assert message["failed_tasks"] == ["stage_inputs"]
+    assert "\x1b" not in message["message"] and "\u202e" not in message["message"] and forged not in message["message"]
     summary = outcome.log[outcome.log.index("what this run did:"):]
-    assert f"failed at     stage_inputs: input_uri {data} does not fit schema_uri {schema_file}" in summary
+    assert f"failed at     stage_inputs: input_uri {shown_data} does not fit schema_uri {schema_file}" in summary
     assert "gate" not in summary, "the gate never decided: the summary says where the run failed instead"
+    assert "\n  registered" not in summary and "\x1b" not in summary, "nothing forged, nothing interpreted"
 
 
 def test_a_schema_that_breaks_the_contracts_rules_fails_at_stage_inputs(airflow_project, tmp_path) -> None:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -34,8 +35,9 @@ def run_outputs(project: AirflowProject, key: str) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def finished_run(module_project) -> AirflowProject:
     """A project with one undisturbed, finished run of 2026-11-10 (version 1), shared by the tests that
-    rerun it, compare a disturbed run with it, or break a later run beside it; none of them changes that
-    run, so they pass in any order."""
+    rerun it, compare a disturbed run with it, or break or kill a later run beside it; none of them
+    changes that run, and each compares the registry with what it held before, so they pass in any
+    order."""
     finished = module_project.dags_test("2026-11-10")
     assert finished.returncode == 0, finished.log[-5000:]
     return module_project
@@ -46,6 +48,7 @@ def test_rerunning_a_finished_run_reuses_its_jobs_and_its_version(finished_run) 
     airflow_project = finished_run
     before = job_descriptions(airflow_project)
     outputs = run_outputs(airflow_project, KEY)
+    versions = [v["version"] for v in airflow_project.versions()]
 
     again = airflow_project.dags_test("2026-11-10")  # every task of the run runs again, as after a clear
 
@@ -53,7 +56,7 @@ def test_rerunning_a_finished_run_reuses_its_jobs_and_its_version(finished_run) 
     assert job_descriptions(airflow_project) == before, "no new job, no job touched"
     assert again.log.count("which already completed for this run: no new job") == 3
     assert run_outputs(airflow_project, KEY) == outputs
-    assert [v["version"] for v in airflow_project.versions()] == [1]
+    assert [v["version"] for v in airflow_project.versions()] == versions and versions[0] == 1
     assert "found this run's version 1" in again.log
 
 
@@ -92,6 +95,36 @@ def test_a_job_killed_mid_way_is_retried_and_gives_the_undisturbed_outputs(airfl
     assert model(airflow_project, f"churn-train-{KEY}-r2") == model(undisturbed, f"churn-train-{KEY}")
 
 
+@SHARES_THE_FINISHED_RUN
+def test_a_task_process_killed_alone_leaves_its_job_running_and_the_rerun_awaits_it(finished_run) -> None:
+    """SIGKILL to the `airflow` process alone (not its group) while training runs: the job runs on, as a
+    SageMaker job would; the rerun awaits it instead of starting `-r2`, and the model is the one an
+    undisturbed run trains."""
+    airflow_project, key = finished_run, "20261116T000000Z"
+    process = subprocess.Popen([AIRFLOW, "dags", "test", "customer_churn_pipeline", "2026-11-16"],
+                               env=airflow_project.env, cwd=airflow_project.home, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    description = airflow_project.local_root / "jobs" / f"churn-train-{key}" / "description.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None and "job_pid" not in (
+            json.loads(description.read_text()).get("LocalProcess", {}) if description.is_file() else {}):
+        time.sleep(0.05)
+    assert description.is_file(), "training never started"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+    rerun = airflow_project.dags_test("2026-11-16")
+
+    assert rerun.returncode == 0, rerun.log[-4000:]
+    assert "is still running for this run; waiting for it instead of starting another" in rerun.log \
+        or "ended after the task that started it was lost" in rerun.log
+    trained = [name for name in job_descriptions(airflow_project) if name.startswith(f"churn-train-{key}")]
+    assert trained == [f"churn-train-{key}"], "one training job, no -r2"
+    assert job_descriptions(airflow_project)[f"churn-train-{key}"]["TrainingJobStatus"] == "Completed"
+    assert len([v for v in airflow_project.versions() if v["tags"]["run_key"] == key]) == 1
+    assert json.loads((airflow_project.run_prefix(key) / "outcome.json").read_text())["status"] == "registered"
+
+
 def test_two_runs_in_parallel_stay_apart(airflow_project, tmp_path, migrated_db) -> None:
     """Two workers share one local store and one MLflow registry, as two runs in flight do."""
     other = AirflowProject(home=tmp_path / "other-home", local_root=airflow_project.local_root)
@@ -125,7 +158,7 @@ def test_an_input_uri_that_escapes_the_store_is_refused_before_any_job(airflow_p
 @SHARES_THE_FINISHED_RUN
 def test_an_unusable_local_root_gives_a_clear_error_and_leaves_earlier_runs_intact(finished_run) -> None:
     airflow_project = finished_run
-    earlier = run_outputs(airflow_project, KEY)
+    earlier, versions = run_outputs(airflow_project, KEY), [v["version"] for v in airflow_project.versions()]
     blocker = airflow_project.run_prefix("20261115T000000Z")
     blocker.write_text("a file where the run's folder must go")  # mkdir fails as on a read-only or broken root
 
@@ -134,4 +167,18 @@ def test_an_unusable_local_root_gives_a_clear_error_and_leaves_earlier_runs_inta
     assert outcome.states["stage_inputs"] == "failed"
     assert "cannot stage the run's inputs under" in outcome.log
     assert run_outputs(airflow_project, KEY) == earlier
-    assert [v["version"] for v in airflow_project.versions()] == [1]
+    assert [v["version"] for v in airflow_project.versions()] == versions, "no version registered"
+    # the team is still told, once, why: the marker lives beside the run's prefix, not in it
+    told = [item for item in airflow_project.notifications() if item["run_key"] == "20261115T000000Z"]
+    assert [(item["reason"], item["subject"]) for item in told] == [
+        ("pipeline_failed", "Churn pipeline failed at stage_inputs")]
+    assert "cannot stage the run's inputs under" in told[0]["message"]
+    assert "cannot record this run's outcome at" in outcome.log  # one line, no traceback of NotADirectoryError
+    assert "NotADirectoryError" not in outcome.log
+    assert blocker.read_text() == "a file where the run's folder must go"
+    # and the run is found by the message it sent, not answered with "no run found"
+    summary = subprocess.run([str(Path(AIRFLOW).with_name("churn")), "summary", "--run-key", "20261115T000000Z"],
+                             env=airflow_project.env, capture_output=True, text=True, timeout=120)
+    assert summary.returncode == 0, summary.stderr
+    assert summary.stdout.startswith("run 20261115T000000Z\n") and \
+        "  notified      pipeline_failed: Churn pipeline failed at stage_inputs" in summary.stdout

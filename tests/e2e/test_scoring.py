@@ -27,7 +27,7 @@ import inference
 model = inference.model_fn(scratch)
 records = pd.DataFrame.from_records([json.loads(line) for line in open(sys.argv[2])])
 features = inference.data_contract.prepare_features(records, model["schema"])
-probabilities = model["model"].predict_proba(features)[:, 1]
+probabilities = inference.business.served_scores(model["model"], features, model["decision"])
 print(json.dumps(dict(zip(records["CustomerID"], map(float, probabilities)))))
 """
 
@@ -80,6 +80,22 @@ def test_an_approved_champion_scores_every_customer_once(champion_project) -> No
     assert sum(summary["per_band"].values()) == 10_000 and len(summary["top"]) == 20
     assert summary["dropped_duplicates"] == 100 and summary["model"]["version"] == 1
     assert "10000 customers scored with version 1" in outcome.log  # the last task says what the run did
+
+    # every customer's action at the stored threshold, value at risk and reasons, which add up
+    decision = json.loads(next(airflow_project.run_prefix("20261119T000000Z").glob(
+        "evaluation/evaluation.json")).read_text())["economics"]
+    features = set(HEADER.split(",")) - {"CustomerID", "Churn"}
+    for row in scored:
+        probability = float(row["churn_probability"])
+        assert row["action"] == ("contact" if probability > decision["threshold"] else "do not contact")
+        assert {row["driver_1"], row["driver_2"], row["driver_3"]} <= features
+        parts = ("base_value", "contribution_1", "contribution_2", "contribution_3", "other_contributions")
+        assert abs(sum(float(row[name]) for name in parts) - probability) < 5e-6
+        assert row["value_at_risk"] == "" or float(row["value_at_risk"]) >= 0
+    contacted = [row for row in scored if row["action"] == "contact"]
+    assert summary["campaign"]["contact"] == len(contacted) > 0
+    assert summary["cost"]["billable_seconds"] > 0 and summary["cost"]["cost"] > 0
+    assert "campaign      contact" in outcome.log
 
     # the transform's probabilities are the model's own predict_proba on the same records
     model = next(airflow_project.run_prefix("20261119T000000Z").glob("model/*/output/model.tar.gz"))

@@ -24,9 +24,9 @@ def test_evaluation_json_has_the_contracted_keys(sample_outputs: dict[str, Path]
     report = json.loads((sample_outputs["evaluation"] / "evaluation.json").read_text())
 
     assert set(report) == {"metrics", "confusion_matrix", "baseline", "rows", "binary_classification_metrics",
-                           "champion"}
+                           "champion", "ranking", "economics", "calibration"}
     assert report["champion"] is None  # none was given
-    assert set(report["metrics"]) == MISSION_METRICS | {"roc_auc"}
+    assert set(report["metrics"]) == MISSION_METRICS | {"roc_auc", "lift_at_10", "expected_profit"}
     assert set(report["confusion_matrix"]) == CONFUSION_KEYS
     assert sum(report["confusion_matrix"].values()) == report["rows"]["test"]
     assert set(report["baseline"]) == {"majority_class_accuracy"}

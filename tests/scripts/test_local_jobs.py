@@ -112,6 +112,7 @@ def test_a_local_task_that_finds_this_runs_job_running_waits_for_it_and_starts_n
 
     from churn_pipeline.domain.payloads import JobResult, StagedInputs
     from churn_pipeline.operators.local import LocalJobOperator
+    from churn_pipeline.requests.steps import request_for_step
 
     monkeypatch.setenv("CHURN_LOCAL_ROOT", str(tmp_path / "root"))
     settings = load_settings()
@@ -120,10 +121,10 @@ def test_a_local_task_that_finds_this_runs_job_running_waits_for_it_and_starts_n
     jobs = settings.local_root / "jobs"
     (jobs / name).mkdir(parents=True)
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # the job's own process
-    outputs = {"Outputs": [{"OutputName": "train", "S3Output": {
-        "S3Uri": layout.preprocessing_uri("train"), "LocalPath": "/opt/ml/processing/output/train",
-        "S3UploadMode": "EndOfJob"}}]}
-    running = {"ProcessingJobName": name, "ProcessingJobStatus": "InProgress", "ProcessingOutputConfig": outputs,
+    staged = StagedInputs(run_key=KEY, run_uri=layout.run_uri, input_uri=settings.default_input_uri,
+                          schema_uri=layout.schema_uri, code_uri=layout.code_uri, image_uri=IMAGE)
+    request = request_for_step("preprocess", settings, name, staged, {}, {})  # the request the job runs
+    running = {**request, "ProcessingJobStatus": "InProgress",
                "LocalProcess": {"pid": owner.pid, "host": socket.gethostname()}}
     (jobs / name / "description.json").write_text(json.dumps(running))
 
@@ -132,8 +133,6 @@ def test_a_local_task_that_finds_this_runs_job_running_waits_for_it_and_starts_n
         (jobs / name / "description.json").write_text(json.dumps({**running, "ProcessingJobStatus": "Completed"}))
         owner.kill()
 
-    staged = StagedInputs(run_key=KEY, run_uri=layout.run_uri, input_uri=settings.default_input_uri,
-                          schema_uri=layout.schema_uri, code_uri=layout.code_uri, image_uri=IMAGE)
 
     class TaskInstance:
         def xcom_push(self, key: str, value: object) -> None:
@@ -152,5 +151,116 @@ def test_a_local_task_that_finds_this_runs_job_running_waits_for_it_and_starts_n
 
     assert time.monotonic() - started >= 2.5, "the task waited for the job's end"
     assert (result.job_name, result.status, result.attempt, result.reused) == (name, "Completed", 1, False)
-    assert result.outputs == {"train": layout.preprocessing_uri("train")}
+    assert result.outputs["train"] == layout.preprocessing_uri("train")
     assert os.listdir(jobs) == [name], "no other job was started"
+
+
+def test_a_job_outlives_its_lost_task_and_the_next_attempt_awaits_it_and_stores_its_outputs(world: LocalWorld,
+                                                                                             tmp_path: Path) -> None:
+    """SIGKILL to the task's process alone (not its group) while its job runs: the job runs on, as a
+    SageMaker job does; the next attempt finds it InProgress, awaits it, and the job ends Completed
+    with its outputs stored, once, and no second attempt (``-r2``) ever starts."""
+    import os
+    import signal
+    import subprocess
+
+    from churn_pipeline.domain.attempt_planning import Action, is_running, plan_attempt
+    from tests.scripts.local_jobs import processing_request_running
+
+    code = ("import os, pathlib, time; time.sleep(4); out = pathlib.Path(os.environ['SAGEMAKER_BASE_DIR']) / "
+            "'processing' / 'output' / 'result'; (out / 'answer.txt').write_text('42'); print('job done')")
+    request = processing_request_running(world, code, max_runtime=600)
+    name = request["ProcessingJobName"]
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    task = subprocess.Popen(  # the task's process, in a group of its own: only it is killed
+        [sys.executable, "-c", "import json, sys; from churn_pipeline.local.runner import LocalJobRunner; "
+         "from churn_pipeline.services.objectstore import LocalObjectStore; "
+         "LocalJobRunner(LocalObjectStore(sys.argv[1])).run_processing(json.load(open(sys.argv[2])))",
+         str(world.store.root), str(tmp_path / "request.json")],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    description_path = world.store.root / "jobs" / name / "description.json"
+    deadline = time.time() + 60
+    while time.time() < deadline and "job_pid" not in (
+            json.loads(description_path.read_text()).get("LocalProcess", {}) if description_path.is_file() else {}):
+        time.sleep(0.05)
+    os.kill(task.pid, signal.SIGKILL)
+    task.wait()
+
+    next_attempt = LocalJobRunner(world.store, log=world.lines.append)
+    plan = plan_attempt(JobKind.PROCESSING, "churn", "preprocess", KEY,
+                        lambda job: next_attempt.describe(JobKind.PROCESSING, job))
+    assert (plan.action, plan.job_name) == (Action.AWAIT, name), "the lost task's job is awaited, not replaced"
+    while is_running(JobKind.PROCESSING, description := next_attempt.describe(JobKind.PROCESSING, name)):
+        time.sleep(0.2)
+
+    assert description["ProcessingJobStatus"] == "Completed", description.get("FailureReason")
+    assert world.store.read_bytes(f"{world.layout.run_uri}/result/answer.txt") == b"42"
+    assert "job done" in run_log(world, name)
+    assert sorted(path.name for path in (world.store.root / "jobs").iterdir()) == [name], "one job, no -r2"
+    assert next_attempt.describe(JobKind.PROCESSING, name) == description, "finished once, then only read"
+
+
+def test_a_running_job_whose_request_changed_is_stopped_so_the_next_attempt_can_start(tmp_path, monkeypatch) -> None:
+    """A lost task left this run's job running, but the next attempt would send another request (here,
+    another entry point): the job's process is stopped and its description says why, so that the next
+    attempt starts ``-r2`` instead of handing on outputs that are not this attempt's."""
+    import socket
+    import subprocess
+
+    from churn_pipeline.local.job_process import process_started
+    from churn_pipeline.operators.local import LocalJobOperator
+
+    monkeypatch.setenv("CHURN_LOCAL_ROOT", str(tmp_path / "root"))
+    settings = load_settings()
+    name = f"churn-preprocess-{KEY}"
+    (settings.local_root / "jobs" / name).mkdir(parents=True)
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    sent = {"ProcessingJobName": name, "AppSpecification": {"ImageUri": IMAGE, "ContainerEntrypoint": ["python3"]}}
+    running = {**sent, "AppSpecification": {"ImageUri": IMAGE, "ContainerEntrypoint": ["python3", "old.py"]},
+               "ProcessingJobStatus": "InProgress", "ProcessingStartTime": "2026-11-26T02:00:00+00:00",
+               "LocalProcess": {"pid": 2 ** 22 + 12345, "host": socket.gethostname(), "job_pid": job.pid,
+                                "job_started": process_started(job.pid)}}
+    (settings.local_root / "jobs" / name / "description.json").write_text(json.dumps(running))
+    operator = LocalJobOperator(task_id="preprocess", step="preprocess", staged={})
+    try:
+        assert operator.replace_running_job(name, sent, running, settings)
+        assert job.wait(timeout=15) is not None, "the job's process is stopped"
+    finally:
+        job.kill()
+    stopped = json.loads((settings.local_root / "jobs" / name / "description.json").read_text())
+    assert stopped["ProcessingJobStatus"] == "Stopped"
+    assert stopped["FailureReason"] == "stopped: its request differs from the next attempt's in AppSpecification"
+    assert not operator.replace_running_job(name, sent, {**running, **sent}, settings), "the same request is awaited"
+
+
+def test_a_full_disk_while_a_job_stores_its_outputs_fails_the_job_with_the_cause_and_stores_none(
+        world: LocalWorld, monkeypatch) -> None:
+    """The store fills up after the job's first output file: the job ends Failed with a ClientError
+    naming the cause, the file already stored is removed, and its description is final (a retry
+    starts the next attempt instead of awaiting a job that will never end)."""
+    import errno
+
+    from churn_pipeline.services import objectstore
+    from tests.scripts.local_jobs import processing_request_running
+
+    code = ("import os, pathlib; out = pathlib.Path(os.environ['SAGEMAKER_BASE_DIR']) / 'processing' / 'output' / "
+            "'result'; [(out / f'part-{i}.csv').write_text('x\\n') for i in range(3)]")
+    request = processing_request_running(world, code, max_runtime=600)
+    copies = []
+    real_copy = objectstore.atomic_copy
+
+    def disk_fills_up(source: Path, path: Path) -> None:
+        copies.append(path)
+        if len(copies) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_copy(source, path)
+
+    monkeypatch.setattr(objectstore, "atomic_copy", disk_fills_up)
+
+    description = world.runner.run_processing(request)
+
+    assert description["ProcessingJobStatus"] == "Failed"
+    assert description["FailureReason"].startswith("ClientError: the job's outputs could not be stored: No space "
+                                                   "left on device")
+    assert len(copies) == 2 and world.store.list_uris(f"{world.layout.run_uri}/result") == []
+    assert world.runner.describe(JobKind.PROCESSING, request["ProcessingJobName"]) == description

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import zipfile
@@ -14,19 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.tooling.bundle import build, mwaa_requirements
-from tests.conftest import PROJECT
+from churn_pipeline.tooling.bundle import MWAA_DIR, MWAA_VERSIONS, build, check_buildable, mwaa_requirements
 
-MWAA_CONSTRAINTS = sorted((PROJECT / "deploy" / "mwaa").glob("constraints-*.txt"))
+MWAA_CONSTRAINTS = [MWAA_DIR / version / "airflow_constraints.txt" for version in MWAA_VERSIONS]
+SAGEMAKER_ENV = {"CHURN_REGION": "us-east-1", "CHURN_ROLE_ARN": "arn:aws:iam::123456789012:role/r",
+                 "CHURN_SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:t"}
 
 
 def resolve_under(constraints: Path, *requirements: str) -> subprocess.CompletedProcess[str]:
     """``uv pip compile`` of what an MWAA environment of that Airflow version installs: Airflow, the
-    amazon provider with aiobotocore (MWAA's own requirements) and ``requirements``, under its constraints."""
-    version = re.search(r"constraints-(\d+\.\d+\.\d+)\.txt$", constraints.name).group(1)
+    amazon provider with aiobotocore (MWAA's own requirements) and ``requirements``, under its
+    constraints and MWAA's essential ones."""
+    version = constraints.parent.name
     uv = Path(sys.executable).with_name("uv")
     return subprocess.run(
-        [str(uv), "pip", "compile", "-", "--constraint", str(constraints), "--python-version", "3.12",
+        [str(uv), "pip", "compile", "-", "--constraint", str(constraints), "--constraint",
+         str(constraints.with_name("mwaa_essential_constraints.txt")), "--python-version", "3.12",
          "--python-platform", "x86_64-manylinux_2_28", "--no-header", "--no-annotate", "--quiet"],
         input="\n".join([f"apache-airflow=={version}", "apache-airflow-providers-amazon[aiobotocore]",
                          *requirements]) + "\n",
@@ -37,16 +39,17 @@ def requirement_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-@pytest.mark.parametrize("constraints", MWAA_CONSTRAINTS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("constraints", MWAA_CONSTRAINTS, ids=lambda path: path.parent.name)
 def test_the_mwaa_requirements_resolve_under_airflows_constraints(constraints: Path) -> None:
     resolved = resolve_under(constraints, *requirement_lines(mwaa_requirements()))
     assert resolved.returncode == 0, resolved.stderr[-3000:]
     installed = {line.split("==")[0].lower() for line in requirement_lines(resolved.stdout)}
     # what the DAG side imports on MWAA: Airflow and its provider bring the rest, the bundle this
-    assert {"pydantic", "jinja2", "pendulum", "botocore", "aiobotocore"} <= installed
+    assert {"pydantic", "jinja2", "pendulum", "botocore", "aiobotocore", "matplotlib", "pandas", "pyarrow",
+            "numpy"} <= installed
 
 
-@pytest.mark.parametrize("constraints", MWAA_CONSTRAINTS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("constraints", MWAA_CONSTRAINTS, ids=lambda path: path.parent.name)
 def test_the_sagemaker_sdk_cannot_be_installed_under_airflows_constraints(constraints: Path) -> None:
     """Why the bundle resolves the image at build time: sagemaker-core, and so the SDK, do not fit."""
     resolved = resolve_under(constraints, "sagemaker-core>=2")
@@ -54,9 +57,9 @@ def test_the_sagemaker_sdk_cannot_be_installed_under_airflows_constraints(constr
 
 
 def test_the_dag_imports_from_the_mwaa_bundle_alone(tmp_path: Path) -> None:
-    bundle = build(tmp_path / "mwaa")
+    bundle = build(tmp_path / "mwaa", check_buildable(SAGEMAKER_ENV), environ=SAGEMAKER_ENV)
     with zipfile.ZipFile(bundle / "plugins.zip") as plugins:
-        assert plugins.namelist() == ["churn_pipeline_plugin.py"]
+        assert plugins.namelist() == [], "no plugin; wheels only when built with --wheels"
     package = bundle / "dags" / "churn_pipeline"
     assert {path.name for path in package.iterdir() if path.is_dir()} == {
         "domain", "requests", "services", "report", "operators", "tasks"}, "tooling/ and local/ stay out of the bundle"

@@ -28,8 +28,8 @@ def test_default_hyperparameters_are_the_missions(sample_outputs: dict[str, Path
 def test_model_directory_is_ready_for_model_tar_gz(sample_outputs: dict[str, Path]) -> None:
     names = sorted(p.relative_to(sample_outputs["model"]).as_posix() for p in sample_outputs["model"].rglob("*"))
     shared = sorted(f"code/churn_common/{p.name}" for p in (SCRIPTS / "churn_common").iterdir() if p.is_file())
-    assert names == sorted(["code", "code/churn_common", *shared, "code/inference.py", "model.joblib",
-                            "schema.json", "training_metrics.json"])
+    assert names == sorted(["code", "code/churn_common", *shared, "code/inference.py", "decision.json",
+                            "model.joblib", "schema.json", "training_metrics.json"])
 
 
 def test_hyperparameters_can_be_overridden_as_sagemaker_passes_them(tmp_path: Path,

@@ -5,13 +5,16 @@ summary of a run are found."""
 from __future__ import annotations
 
 import json
+import re
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
-from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.layout import RunLayout, ScoringLayout
 from churn_pipeline.domain.settings import load_settings
+from churn_pipeline.report.summary import FAILED, RunOutcome, write_outcome
 from churn_pipeline.services.objectstore import LocalObjectStore
 from churn_pipeline.services.registry import MlflowRegistry
 from churn_pipeline.tooling import cli
@@ -83,8 +86,23 @@ def test_report_and_summary_find_a_runs_files(tmp_path: Path, monkeypatch, capsy
     summary = run(capsys, "summary", "--run-key", KEYS[0])[1]
     assert "gate          passed" in summary and "- no approved champion yet" in summary
     assert "champion      none approved yet" in summary and "report" in summary
-    assert ".venv/bin/mlflow ui --backend-store-uri sqlite:///" in summary
-    assert "  versions      .venv/bin/churn versions" in summary.splitlines()
+    assert re.search(r"registry UI   \.venv/bin/mlflow ui --backend-store-uri sqlite:///\S+ --host 127\.0\.0\.1 "
+                     r"--port \d+$", summary, re.M), "the hint names a port: MLflow's default one is taken on macOS"
+    assert "  versions      make versions GROUP=customer-churn" in summary.splitlines()
+
+
+def test_the_versions_hint_names_the_group_the_run_registered_in(tmp_path: Path, monkeypatch, capsys) -> None:
+    """After `make run GROUP=telco-churn`, the summary's hint lists the Telco versions, also from a shell
+    that never set the group."""
+    monkeypatch.setenv("CHURN_LOCAL_ROOT", str(tmp_path))
+    monkeypatch.delenv("CHURN_MODEL_PACKAGE_GROUP", raising=False)
+    settings = load_settings()
+    layout = RunLayout(settings.base_uri, KEYS[2])
+    write_outcome(LocalObjectStore(tmp_path), layout, RunOutcome(FAILED, group="telco-churn",
+                                                                 failed={"stage_inputs": "bad input"}))
+    lines = run(capsys, "summary")[1].splitlines()
+    assert "  group         telco-churn" in lines
+    assert "  versions      make versions GROUP=telco-churn" in lines
 
 
 def test_a_run_that_stopped_before_the_gate_has_no_report(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -103,3 +121,103 @@ def test_the_command_is_the_churn_console_script_of_the_installed_project(capsys
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert capsys.readouterr().out.startswith("usage: churn ")
+
+
+# the end of `airflow dags test`'s log when a task refused its input (abridged), and when Airflow itself failed
+TASK_REFUSED_LOG = """[2026-12-02T07:10:01] INFO - Task started
+Traceback (most recent call last):
+  File "/project/include/churn_pipeline/tasks/scoring.py", line 122, in stage_scoring_inputs
+    raise _fail(ti, f"no approved model of {settings.model_package_group}; {APPROVE_HINT}")
+AirflowFailException: no approved model of customer-churn; approve one with `make approve VERSION=N`
+[2026-12-02T07:10:02] ERROR - Task failed with exception
+Traceback (most recent call last):
+AirflowFailException: no approved model of customer-churn; approve one with `make approve VERSION=N`
+"""
+AIRFLOW_FAILED_LOG = """Traceback (most recent call last):
+  File "/venv/bin/airflow", line 10, in <module>
+    sys.exit(main())
+  File "/venv/lib/python3.11/site-packages/airflow/cli/commands/dag_command.py", line 600, in dag_test
+    raise ValueError(f"Dag {dag_id!r} could not be found")
+airflow.exceptions.AirflowException: Dag 'customer_churn_pipeline' could not be found; either it does not exist
+"""
+
+
+def test_the_one_line_of_a_failed_runs_log_is_the_tasks_own_refusal_else_the_tracebacks_end() -> None:
+    assert cli.failure_in_log(TASK_REFUSED_LOG) == (
+        "no approved model of customer-churn; approve one with `make approve VERSION=N`")
+    assert cli.failure_in_log(AIRFLOW_FAILED_LOG) == (
+        "AirflowException: Dag 'customer_churn_pipeline' could not be found; either it does not exist")
+    assert cli.failure_in_log("INFO - all fine\n") is None
+
+
+def test_a_scoring_run_without_scores_says_why_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`make score` with no champion: the scoring run wrote only its notification; the line says how to
+    approve one, and where the Airflow log is."""
+    monkeypatch.setenv("CHURN_LOCAL_ROOT", str(tmp_path))
+    settings = load_settings()
+    started = time.time() - 1
+    # the run could only tell the team: its one write is the sent-once marker beside its prefix
+    LocalObjectStore(tmp_path).write_bytes(
+        ScoringLayout(settings.base_uri, KEYS[0]).notification_marker_uri("no-champion"), b"{}")
+    log = tmp_path / "run.log"
+    log.write_text(TASK_REFUSED_LOG)
+    code, out, error = run(capsys, "scores", "--started-after", str(started), "--log", str(log))
+    assert code == 1 and out == ""
+    assert error == (f"error: scoring run {KEYS[0]} produced no scores: no approved model of customer-churn; "
+                     f"approve one with `make approve VERSION=N` (its Airflow log: {log})\n")
+
+
+def test_a_run_whose_prefix_was_never_written_is_found_by_the_message_it_sent(tmp_path: Path, monkeypatch,
+                                                                             capsys) -> None:
+    """A run that could not write its own prefix still told the team, beside it: ``summary --run-key``
+    finds that run and shows what it sent, instead of saying there is no such run."""
+    monkeypatch.setenv("CHURN_LOCAL_ROOT", str(tmp_path))
+    settings = load_settings()
+    layout = RunLayout(settings.base_uri, KEYS[1])
+    LocalObjectStore(tmp_path).write_bytes(layout.notification_marker_uri("failed"), json.dumps(
+        {"reason": "failed", "subject": "Churn pipeline failed (stage_inputs)"}).encode())
+    code, out, _ = run(capsys, "summary", "--run-key", KEYS[1])
+    assert code == 0 and out.startswith(f"run {KEYS[1]}\n")
+    assert "  notified      failed: Churn pipeline failed (stage_inputs)" in out
+    assert run(capsys, "summary", "--run-key", KEYS[2])[2].startswith(f"error: no run {KEYS[2]}; known: {KEYS[1]}")
+
+
+def test_a_run_that_wrote_nothing_says_why_not_that_there_was_no_run(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CHURN_LOCAL_ROOT", str(tmp_path))
+    log = tmp_path / "run.log"
+    log.write_text(AIRFLOW_FAILED_LOG)
+    code, _, error = run(capsys, "summary", "--started-after", str(time.time()), "--log", str(log))
+    assert code == 1 and "make demo" not in error and error.count("\n") == 1
+    assert error.startswith("error: the run wrote nothing: it stopped before its first task: AirflowException: "
+                            "Dag 'customer_churn_pipeline' could not be found")
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--conf", '{"accuracy_threshold": 7}'], "accuracy_threshold must be a number between 0 and 1, not 7"),
+    (["--conf", '{"acuracy_threshold": 0.9}'], "customer_churn_pipeline has no param 'acuracy_threshold' "
+                                               "(did you mean accuracy_threshold?); its params: input_uri,"),
+    (["--conf", '{"accuracy_threshold": NaN}'], "accuracy_threshold must be a number between 0 and 1, not NaN"),
+    (["--conf", '{"drift_mode": "blocked"}'], "drift_mode must be one of warn, block, off, not 'blocked'"),
+    (["--conf", "[0.8]"], "CONF must be a JSON object of params"),
+    (["--conf", "{accuracy_threshold: 0.8}"], "CONF is not JSON"),
+    (["--dag", "customer_churn_scoring", "--schema", "s.json"], "customer_churn_scoring has no param 'schema_uri'"),
+    (["--dag", "customer_churn_approval", "--version", "two"], "VERSION must be a version number"),
+    (["--dag", "customer_churn_approval", "--version", "0"], "version must be an integer at least 1, not 0"),
+], ids=lambda value: str(value))
+def test_make_runs_params_are_refused_in_one_line_before_airflow_starts(argv, line, monkeypatch, capsys) -> None:
+    for name in ("INPUT", "SCHEMA", "CONF", "VERSION"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, error = run(capsys, "conf", *argv)
+    assert code == 1 and out == "", "nothing for `airflow dags test` to start"
+    assert error.startswith(f"error: {line}") and error.count("\n") == 1, error
+
+
+def test_make_runs_params_become_the_runs_conf(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CONF", '{"accuracy_threshold": 0.8}')
+    monkeypatch.setenv("INPUT", "data/customers.csv")
+    code, out, _ = run(capsys, "conf")
+    assert code == 0
+    assert json.loads(out) == {"accuracy_threshold": 0.8, "input_uri": str(tmp_path / "data" / "customers.csv")}
+    approval = run(capsys, "conf", "--dag", "customer_churn_approval", "--version", "3", "--conf", "", "--input", "")
+    assert json.loads(approval[1]) == {"version": 3}

@@ -137,3 +137,34 @@ def test_a_first_run_without_baseline_is_no_drift_and_no_error() -> None:
     decision = decide(evaluation_report(), GateRules(drift_mode=DriftMode.BLOCK), URI,
                       drift=drift(status="no_baseline"))
     assert decision.passed and "no registered version yet" in decision.details[2]
+
+
+@pytest.mark.parametrize("metric, mine, theirs, improvement, passes", [
+    ("lift_at_10", 2.95, 2.90, 0.0, True), ("lift_at_10", 2.80, 2.90, 0.0, False),
+    ("lift_at_10", 2.95, 2.90, 0.1, False),  # absolute, as every rate
+    ("expected_profit", 91_200.0, 90_000.0, 0.0, True), ("expected_profit", 89_000.0, 90_000.0, 0.0, False),
+    ("expected_profit", 93_000.0, 90_000.0, 0.05, False),  # 5 % more would be 94,500
+    ("expected_profit", 95_000.0, 90_000.0, 0.05, True), ("expected_profit", -900.0, -1_000.0, 0.05, True),
+])
+def test_the_gate_compares_on_what_the_business_chose(metric: str, mine: float, theirs: float, improvement: float,
+                                                      passes: bool) -> None:
+    rules = GateRules.from_params({"champion_metric": metric, "min_improvement": improvement})
+    decision = decide(evaluation_report(champion_block(**{metric: theirs}), **{metric: mine}), rules, URI)
+    assert decision.passed is passes
+    assert decision.reason == (REASON_PASSED if passes else REASON_NOT_BETTER)
+    assert metric in decision.details[1]
+
+
+def test_the_accuracy_floor_stays_whatever_the_business_compares_on() -> None:
+    rules = GateRules.from_params({"champion_metric": "expected_profit"})
+    decision = decide(evaluation_report(champion_block(expected_profit=1.0), accuracy=0.70, expected_profit=9e9),
+                      rules, URI)
+    assert not decision.passed and decision.reasons == (REASON_REJECTED,)
+
+
+def test_the_decision_carries_the_campaign_the_version_is_registered_with() -> None:
+    raw = json.loads(evaluation_report())
+    raw["economics"] = {"threshold": 0.28, "chosen_on": "validation", "at_threshold": {"profit": 91200.0}}
+    raw["calibration"] = {"brier": 0.137, "ece": 0.023, "applied": False}
+    decision = decide(json.dumps(raw).encode(), GateRules(), URI)
+    assert decision.campaign == {"economics": raw["economics"], "calibration": raw["calibration"]}

@@ -49,3 +49,13 @@ def test_attempts_reuse_completed_await_running_and_retry_after_failed() -> None
     jobs[f"churn-preprocess-{KEY}-r3"] = {"ProcessingJobStatus": "Completed"}
     reuse = plan_attempt(JobKind.PROCESSING, "churn", "preprocess", KEY, describe)
     assert (reuse.action, reuse.attempt) == ("reuse", 3)
+
+
+def test_a_running_jobs_request_counts_as_changed_only_in_the_fields_its_description_records() -> None:
+    from churn_pipeline.domain.attempt_planning import changed_fields
+
+    request = {"ProcessingJobName": "j", "AppSpecification": {"ContainerArguments": ("--a", "1")}, "Tags": []}
+    assert changed_fields(request, {"ProcessingJobName": "j", "AppSpecification": {"ContainerArguments": ["--a", "1"]},
+                                    "ProcessingJobStatus": "InProgress"}) == []
+    assert changed_fields(request, {"ProcessingJobName": "j", "AppSpecification": {"ContainerArguments": ["--b"]},
+                                    "Tags": [{"Key": "k", "Value": "v"}]}) == ["AppSpecification", "Tags"]

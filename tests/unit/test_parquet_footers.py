@@ -32,11 +32,12 @@ def test_rows_and_columns_come_from_the_footer(tmp_path: Path) -> None:
     assert (large.rows, len(large.columns)) == (1, 1500)
 
 
-def test_an_object_that_is_not_parquet_is_named(tmp_path: Path) -> None:
+def test_an_object_that_is_not_parquet_is_named_and_none_of_its_bytes_are_quoted(tmp_path: Path) -> None:
     store = LocalObjectStore(tmp_path)
-    store.write_bytes("s3://bucket/p/customers.parquet", b"CustomerID,Churn\nC1,Yes\n")
-    with pytest.raises(NotParquetError, match=r"is not a Parquet file .* it begins 'CustomerID,Churn"):
+    store.write_bytes("s3://bucket/p/customers.parquet", b"root:$6$secret-hash:19000:0:99999:7:::\n")
+    with pytest.raises(NotParquetError, match=r"customers.parquet is not a Parquet file") as refused:
         read_footer(store, "s3://bucket/p/customers.parquet")
+    assert "root" not in str(refused.value) and "secret" not in str(refused.value)
 
 
 def test_missing_columns_are_listed_per_object() -> None:
@@ -73,3 +74,22 @@ def test_staging_refuses_parquet_without_the_schemas_columns_from_the_footer_alo
         check_parquet_header(store, "s3://bucket/run/input", schema_uri)
     assert "customers_0001_part_00.parquet lacks the column(s) 'Churn', 'Age'" in str(raised.value)
     assert "customers.parquet lacks" not in str(raised.value)
+
+
+def test_staging_refuses_parquet_with_fewer_rows_than_training_needs_from_the_footers(tmp_path: Path) -> None:
+    from churn_pipeline.tasks.extracted_input import check_parquet_header
+
+    store = LocalObjectStore(tmp_path)
+    schema_uri = "s3://bucket/run/schema/schema.json"
+    store.write_bytes(schema_uri, Path("include/config/schema.json").read_bytes())
+    import pyarrow.parquet as pq
+
+    sample = pq.read_table(write_sample(tmp_path / "sample.parquet", 100, 1))  # every column of the schema
+    for name, rows in (("empty", 0), ("few", 49)):
+        pq.write_table(sample.slice(0, rows), tmp_path / f"{name}.parquet")
+        store.upload_file(tmp_path / f"{name}.parquet", f"s3://bucket/{name}/customers.parquet")
+    with pytest.raises(AirflowFailException, match=r"holds 0 row\(s\), fewer than the 50 training needs, so no job "
+                                                   r"is started: s3://bucket/empty/customers.parquet \(0 row\(s\)\)"):
+        check_parquet_header(store, "s3://bucket/empty", schema_uri)
+    with pytest.raises(AirflowFailException, match=r"holds 49 row\(s\), fewer than the 50"):
+        check_parquet_header(store, "s3://bucket/few", schema_uri)

@@ -328,3 +328,48 @@ def test_the_command_line_renders_a_report_from_a_runs_files(tmp_path: Path, cap
 
 def test_the_same_inputs_give_the_same_bytes(example: bytes) -> None:
     assert render_report(fixtures.report_inputs()) == example
+
+
+def _in_business_terms(evaluation: dict, details: dict) -> tuple[dict, dict]:
+    """The example's evaluation and details with what evaluation.py adds in the business's terms."""
+    from churn_common import business
+
+    labels = [1] * 552 + [0] * 1448
+    ours = [0.9 - 0.8 * rank / 2000 for rank in range(2000)]  # churners scored first, mostly
+    theirs = ours[::-1][:600] + ours[600:]
+    figures = business.Economics()
+    for block, scores, threshold in ((evaluation, ours, 0.28), (evaluation["champion"], theirs, 0.5)):
+        block["ranking"] = business.ranking(labels, scores)
+        block["economics"] = {"threshold": threshold, "chosen_on": "validation", "figures": figures.to_dict(),
+                              "at_threshold": business.campaign(labels, scores, figures, threshold),
+                              "at_default": business.campaign(labels, scores, figures, 0.5)}
+    evaluation["calibration"] = {"brier": 0.1369, "ece": 0.0227, "applied": False,
+                                 "reason": "out of fold, calibration did not lower the validation Brier score"}
+    details["gains"] = {"challenger": business.ranking(labels, ours)["curve"],
+                        "champion": business.ranking(labels, theirs)["curve"]}
+    return evaluation, details
+
+
+def test_the_report_says_whom_to_call_and_what_it_is_worth() -> None:
+    evaluation, details = _in_business_terms(fixtures.evaluation(), fixtures.details())
+    page = render(evaluation=evaluation, details=details)
+    assert page.text.index("Metrics on the test customers") < page.text.index("Whom to call, and what it is worth") \
+        < page.text.index("Curves, errors and what the model uses")
+    top = evaluation["ranking"]["table"][1]
+    assert page.row("top 10 %")[1][:5] == ["top 10 %", "200", f"{100 * top['gain']:.1f} %", f"{top['lift']:.2f}",
+                                          f"{top['precision']:.3f}"]
+    assert len(page.row("top 30 %")[1]) == 7  # the champion's gain and lift beside
+    css, chosen = page.row("this run, at its threshold (chosen on validation)")
+    ours = evaluation["economics"]["at_threshold"]
+    assert css == "gate-metric" and chosen[1:] == ["0.28", f"{ours['contacted']:,}", f"{ours['profit']:,.0f}",
+                                                   f"{ours['cost']:,.0f}"]
+    assert page.row("this run, at 0.5")[1][1] == "0.50"
+    assert page.row("champion (version 1), at its own threshold")[1][1] == "0.50"
+    assert "Keeping a churner is worth 500, an offer costs 100 and keeps 100 % of the churners" in page.text
+    assert ("Calibration: Brier score 0.1369, expected calibration error 0.0227; no calibrator is applied "
+            "(out of fold, calibration did not lower the validation Brier score).") in page.text
+    assert "Cumulative gains" in [image["alt"] for image in page.all("img")]
+
+
+def test_an_evaluation_from_before_the_business_figures_says_they_are_missing(page: Page) -> None:
+    assert "No ranking or campaign figures: the evaluation wrote none" in page.text

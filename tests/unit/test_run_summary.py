@@ -84,3 +84,22 @@ def test_a_run_whose_last_task_has_not_run_says_so(run) -> None:
 def test_the_outcome_survives_its_file() -> None:
     outcome = RunOutcome(FAILED, failed={"train": "AlgorithmError: boom"})
     assert RunOutcome.from_json(outcome.to_json()) == outcome
+
+
+def test_the_summary_says_what_the_campaign_earns_and_what_the_run_cost(run) -> None:
+    store, layout = run
+    evaluation = {"metrics": {"accuracy": 0.8013}, "baseline": {"majority_class_accuracy": 0.7346}, "champion": None,
+                  "ranking": {"top_decile_lift": 2.9391}, "calibration": {"applied": False},
+                  "economics": {"threshold": 0.28, "chosen_on": "validation",
+                                "at_threshold": {"threshold": 0.28, "profit": 91200.0, "cost": 95800.0},
+                                "at_default": {"threshold": 0.5, "profit": 68500.0, "cost": 118500.0}}}
+    store.write_bytes(layout.evaluation_file_uri, json.dumps(evaluation).encode())
+    decision = passing_decision(run_cost={"total": 0.0213, "jobs": {}})
+    store.write_bytes(layout.decision_file_uri, json.dumps(decision.to_xcom()).encode())
+
+    lines = summary_lines(store, layout)
+
+    assert ("  campaign      contact above 0.28 (chosen on validation): cost 95,800 on the test split against "
+            "118,500 at 0.5 (profit 91,200 against 68,500)") in lines
+    assert "  ranking       top-decile lift 2.94, calibrated: no" in lines
+    assert "  cost          0.0213 for the three jobs (at CHURN_INSTANCE_PRICES)" in lines

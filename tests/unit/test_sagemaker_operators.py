@@ -132,8 +132,8 @@ def test_a_completed_job_hands_on_its_real_name_and_outputs(aws) -> None:
     operator = preprocess_operator()
     sagemaker = (SageMaker(operator, "Processing").no_such_job()  # planning: nothing of this run yet
                  .no_such_job()  # the provider's own existence check
-                 .created().job("InProgress").job("Completed")  # the provider's wait
-                 .job("Completed", times=2))  # the provider's and our final description
+                 .created().job("InProgress")  # the provider's description of the job it created
+                 .job("InProgress").job("Completed"))  # our wait, which shows the job's log lines
 
     result = JobResult.from_xcom(operator.execute({"ti": FakeTaskInstance()}))
 
@@ -150,11 +150,9 @@ def test_a_completed_job_hands_on_its_real_name_and_outputs(aws) -> None:
 def test_a_processing_job_that_ends_failed_or_stopped_fails_the_task_with_sagemakers_reason(
         aws, status: str, reason: str) -> None:
     operator = preprocess_operator()
-    sagemaker = SageMaker(operator, "Processing").no_such_job().no_such_job().created().job("InProgress")
-    if status == "Failed":  # the provider's wait raises; we look the job up and describe it
-        sagemaker.job(status, reason=reason, times=3)
-    else:  # Stopped passes the provider's wait as a success; its final describe and ours follow
-        sagemaker.job(status, reason=reason, times=3)
+    # the provider creates the job and describes it; our wait judges Failed and Stopped alike
+    sagemaker = (SageMaker(operator, "Processing").no_such_job().no_such_job().created().job("InProgress")
+                 .job(status, reason=reason))
     ti = FakeTaskInstance()
 
     with pytest.raises(JobFailed, match=f"ended {status}: {reason.split(':')[0]}"):
@@ -167,7 +165,7 @@ def test_a_processing_job_that_ends_failed_or_stopped_fails_the_task_with_sagema
 def test_a_training_job_that_ends_stopped_fails_the_task(aws) -> None:
     operator = train_operator()
     sagemaker = (SageMaker(operator, "Training").no_such_job().no_such_job().created()
-                 .job("InProgress").job("Stopped", reason="MaxRuntimeExceeded", times=3))
+                 .job("InProgress").job("Stopped", reason="MaxRuntimeExceeded"))
 
     with pytest.raises(JobFailed, match="ended Stopped: MaxRuntimeExceeded"):
         operator.execute({"ti": FakeTaskInstance()})
@@ -177,18 +175,28 @@ def test_a_training_job_that_ends_stopped_fails_the_task(aws) -> None:
 def test_input_that_breaks_the_contract_fails_without_a_retry(aws) -> None:
     operator = preprocess_operator()
     SageMaker(operator, "Processing").no_such_job().no_such_job().created().job(
-        "Failed", reason="AlgorithmError: preprocessing rejected its input: 2 problem(s) found", times=3)
+        "Failed", reason="AlgorithmError: preprocessing rejected its input: 2 problem(s) found", times=2)
 
     with pytest.raises(AirflowFailException, match="rejected its input"):
         operator.execute({"ti": FakeTaskInstance()})
 
 
+def test_control_characters_a_job_quotes_from_the_data_reach_the_task_log_escaped(aws) -> None:
+    operator = preprocess_operator()
+    SageMaker(operator, "Processing").no_such_job().no_such_job().created().job(
+        "Failed", reason="AlgorithmError: preprocessing rejected its input: no column 'Age\x1b[2K\r\u202e'", times=3)
+
+    with pytest.raises(AirflowFailException) as failure:
+        operator.execute({"ti": FakeTaskInstance()})
+    assert str(failure.value).endswith("rejected its input: no column 'Age\\x1b[2K\\r\\u202e'")
+
+
 def test_a_wait_that_gives_up_while_the_job_runs_leaves_it_to_the_next_attempt(aws) -> None:
     operator = preprocess_operator()
-    operator.max_ingestion_time = 3  # the provider's wait gives up after 3 polls of 1 s
+    operator.max_ingestion_time = 3  # the wait gives up after 3 sleeps of 1 s
     sagemaker = (SageMaker(operator, "Processing").no_such_job().no_such_job().created()
-                 .job("InProgress", times=4)  # the provider's polls until it gives up
-                 .job("InProgress", times=2))  # we check the job exists, then read where it stands
+                 .job("InProgress")  # the provider's description of the job it created
+                 .job("InProgress", times=4))  # our polls, the last one at 3 s, when the wait gives up
 
     with pytest.raises(JobStillRunning, match="next attempt of this task awaits it"):
         operator.execute({"ti": FakeTaskInstance()})
@@ -198,8 +206,7 @@ def test_a_wait_that_gives_up_while_the_job_runs_leaves_it_to_the_next_attempt(a
 def test_a_running_job_of_this_run_is_awaited_not_started_again(aws) -> None:
     operator = preprocess_operator()
     sagemaker = (SageMaker(operator, "Processing").job("InProgress")  # planning finds it running
-                 .job("InProgress").job("Completed")  # the wait
-                 .job("Completed"))  # its final description; no create call is queued, so none may happen
+                 .job("InProgress").job("Completed"))  # the wait; no create call is queued, so none may happen
 
     result = JobResult.from_xcom(operator.execute({"ti": FakeTaskInstance()}))
 
@@ -218,7 +225,7 @@ def test_after_a_failed_attempt_the_next_one_gets_the_next_name(aws) -> None:
     operator = train_operator()
     name = f"churn-train-{KEY}-r2"
     sagemaker = (SageMaker(operator, "Training").job("Failed", reason="InternalServerError")
-                 .no_such_job().no_such_job().created().job("Completed", name=name, times=3))
+                 .no_such_job().no_such_job().created().job("Completed", name=name, times=2))
     result = JobResult.from_xcom(operator.execute({"ti": FakeTaskInstance()}))
     sagemaker.stubber.assert_no_pending_responses()
     assert (result.attempt, result.reused) == (2, False)
@@ -293,3 +300,56 @@ def test_a_resumed_task_fails_or_retries_by_the_same_rules(aws, event_status, jo
 
     if reason:
         assert ti.pushed["failure"]["reason"].endswith(reason)
+
+
+# ---------------------------------------------------------------------------------- the job's log
+
+
+def test_a_jobs_log_lines_are_read_once_each_from_every_stream_as_they_come(aws) -> None:
+    """The wait shows each new line of the job's CloudWatch streams at every poll (the task log gets a
+    failed job's traceback); streams of another job sharing the name's start are not read."""
+    from churn_pipeline.domain.sagemaker_api import JobKind
+    from churn_pipeline.operators.sagemaker import JobLogReader
+
+    logs = boto3.client("logs", region_name="us-east-1")
+    job = f"churn-preprocess-{KEY}"
+    reader = JobLogReader(logs, JobKind.PROCESSING, job)
+    assert reader.new_lines() == []  # no job has written to the group yet
+
+    group = "/aws/sagemaker/ProcessingJobs"
+    logs.create_log_group(logGroupName=group)
+    for stream in (f"{job}/algo-1-1796000000", f"{job}-r2/algo-1-1796000001"):
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    written = iter(range(1796000000000, 1796000001000))  # CloudWatch orders a stream's events by time
+
+    def write(stream: str, *lines: str) -> None:
+        logs.put_log_events(logGroupName=group, logStreamName=stream,
+                            logEvents=[{"timestamp": next(written), "message": line} for line in lines])
+
+    write(f"{job}/algo-1-1796000000", "reading the input", "splitting")
+    write(f"{job}-r2/algo-1-1796000001", "another attempt's line")
+    assert reader.new_lines() == ["reading the input", "splitting"]
+    assert reader.new_lines() == []
+    write(f"{job}/algo-1-1796000000", "Traceback (most recent call last):", "ValueError: no column 'Churn'\n")
+    assert reader.new_lines() == ["Traceback (most recent call last):", "ValueError: no column 'Churn'"]
+
+
+def test_a_restarted_triggerer_rebuilds_the_same_wait_from_what_airflow_stored(aws, monkeypatch) -> None:
+    """A triggerer that restarts while a job task is deferred re-creates its trigger from the classpath
+    and keyword arguments Airflow stored (``serialize()``): the rebuilt trigger waits for the same job,
+    through the same connection, as long as the first did; when it fires the resumed task judges the
+    job by the rules above, and when the deferral times out the next attempt awaits the job."""
+    import importlib
+
+    monkeypatch.setenv("CHURN_DEFERRABLE", "true")
+    operator = preprocess_operator()
+    SageMaker(operator, "Processing").job("InProgress")
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"ti": FakeTaskInstance()})
+    classpath, kwargs = deferred.value.trigger.serialize()
+
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs, default=str)))
+
+    assert rebuilt.serialize() == (classpath, json.loads(json.dumps(kwargs, default=str)))
+    assert (rebuilt.job_name, rebuilt.job_type) == (f"churn-preprocess-{KEY}", "Processing")

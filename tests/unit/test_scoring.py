@@ -81,21 +81,45 @@ def test_risk_bands_by_their_lower_bounds(probability: float, band: str) -> None
     assert load_settings({}).risk_band(probability) == band
 
 
+def _prediction(n: int) -> dict:
+    """What the model answers for customer ``n`` of 30: probability n/30, contact above 0.3, reasons that add up."""
+    probability = n / 30
+    drivers = [{"feature": "Contract", "contribution": (probability - 0.25) * 0.6},
+               {"feature": "Tenure", "contribution": (probability - 0.25) * 0.3},
+               {"feature": "Age", "contribution": (probability - 0.25) * 0.05}]
+    return {"churn": n > 15, "probability": probability, "contact": probability > 0.3, "base_value": 0.25,
+            "expected_profit": probability * 500 - 100, "value": 80.0 if n % 2 else None, "drivers": drivers}
+
+
 def test_scores_table_and_summary() -> None:
-    settings = load_settings({})
-    lines = [json.dumps({"CustomerID": f"C{n}", "SageMakerOutput": {"churn": n > 20, "probability": n / 30}})
-             for n in range(30)]
+    settings = load_settings({"CHURN_VALUE_HORIZON_PERIODS": "12"})
+    lines = [json.dumps({"CustomerID": f"C{n}", "SageMakerOutput": _prediction(n)}) for n in range(30)]
     scores = scores_from_transform(lines, "CustomerID", settings, version=3)
     table = list(csv.DictReader(io.StringIO(scores_csv(scores, "CustomerID").decode())))
     assert [row["CustomerID"] for row in table][:2] == ["C29", "C28"]  # most at risk first
-    assert set(table[0]) == {"CustomerID", "churn_probability", "risk_band", "model_version"}
+    assert list(table[0]) == ["CustomerID", "churn_probability", "risk_band", "model_version", "action",
+                              "value_at_risk", "base_value", "driver_1", "contribution_1", "driver_2",
+                              "contribution_2", "driver_3", "contribution_3", "other_contributions"]
     assert {row["model_version"] for row in table} == {"3"}
+    first = table[0]
+    assert (first["action"], first["driver_1"], first["driver_3"]) == ("contact", "Contract", "Age")
+    assert float(first["value_at_risk"]) == pytest.approx(29 / 30 * 80.0 * 12, abs=0.01)
+    assert table[1]["value_at_risk"] == ""  # C28 has no value: nothing is made up
+    assert {row["action"] for row in table if float(row["churn_probability"]) <= 0.3} == {"do not contact"}
+    for row in table:  # the written reasons add up to the written probability
+        parts = [row["base_value"], row["contribution_1"], row["contribution_2"], row["contribution_3"],
+                 row["other_contributions"]]
+        assert sum(map(float, parts)) == pytest.approx(float(row["churn_probability"]), abs=1e-5)
     staged = StagedScoring(run_key=KEY, image_uri="i", input_uri="s3://b/in", customers=30, dropped_duplicates=2,
                            id_column="CustomerID", champion=CHAMPION)
     summary = summarize(scores, settings, staged, ScoringLayout(settings.base_uri, KEY))
     assert summary["per_band"] == {"high": 9, "medium": 9, "low": 12} and len(summary["top"]) == 20
-    assert summary["top"][0] == {"id": "C29", "churn_probability": round(29 / 30, 6), "risk_band": "high"}
+    assert summary["top"][0] == {"id": "C29", "churn_probability": round(29 / 30, 6), "risk_band": "high",
+                                 "action": "contact", "drivers": ["Contract", "Tenure", "Age"]}
     assert summary["model"] == {"version": 3, "identifier": ARN}
+    contacted = [n for n in range(30) if n / 30 > 0.3]
+    assert summary["campaign"]["contact"] == len(contacted)
+    assert summary["campaign"]["expected_profit"] == pytest.approx(sum(n / 30 * 500 - 100 for n in contacted), abs=0.01)
 
 
 def test_a_probability_out_of_range_is_refused() -> None:

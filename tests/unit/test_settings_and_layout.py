@@ -122,12 +122,12 @@ def test_job_names_are_deterministic_and_valid() -> None:
         job_name("churn_pipeline", "train", "20261126T020000Z")
 
 
-def test_the_readmes_settings_table_names_every_setting() -> None:
+def test_the_settings_page_names_every_setting() -> None:
     import re
 
     from tests.conftest import PROJECT
 
-    rows = [line.split("|")[1] for line in (PROJECT / "README.md").read_text().splitlines()
+    rows = [line.split("|")[1] for line in (PROJECT / "docs" / "settings.md").read_text().splitlines()
             if line.startswith("| `CHURN_")]
     documented = set()
     for cell in rows:

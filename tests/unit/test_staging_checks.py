@@ -46,9 +46,15 @@ def test_every_file_of_a_prefix_is_checked_and_each_named() -> None:
     assert "s3://b/in/a.csv" not in message
 
 
+FITTING_HEADER = HEADER.replace("CustomerID", "customerID")
+
+
+def rows(count: int) -> str:
+    return "".join(f"\nC{index},Male,30,70.5,12,Month-to-month,Card,No" for index in range(count))
+
+
 def test_a_fitting_header_passes_and_a_folder_without_a_table_does_not() -> None:
-    _check_input_against_schema("in.csv", "schema.json", SCHEMA, {"in.csv": HEADER.replace("CustomerID",
-                                                                                            "customerID").encode()})
+    _check_input_against_schema("in.csv", "schema.json", SCHEMA, {"in.csv": (FITTING_HEADER + rows(50)).encode()})
     with pytest.raises(AirflowFailException, match=r"in/ holds no \.csv or \.parquet file"):
         _check_input_against_schema("in/", "schema.json", SCHEMA, {})
 
@@ -75,3 +81,27 @@ def test_an_s3_header_is_read_with_a_ranged_get_not_the_whole_object() -> None:
     assert requested == [{"Bucket": "churn-unit", "Key": "in/big.csv", "Range": f"bytes=0-{size - 1}"}]
     assert answered == [size], "S3 sent the first bytes only"
     assert store.read_head("s3://churn-unit/in/empty.csv", size) == b""
+
+
+def test_a_header_without_rows_is_refused_before_any_job_naming_the_file() -> None:
+    with pytest.raises(AirflowFailException) as failure:
+        _check_input_against_schema("/data/customers.csv", "schema.json", SCHEMA,
+                                    {"/data/customers.csv": (FITTING_HEADER + "\n\n").encode()})
+    assert str(failure.value) == ("input_uri /data/customers.csv holds 0 data row(s), fewer than the 50 training "
+                                  "needs; nothing was started: /data/customers.csv (a header and no rows)")
+
+
+def test_fewer_rows_than_training_needs_are_refused_counting_every_file_of_a_folder() -> None:
+    heads = {"in/a.csv": (FITTING_HEADER + rows(20)).encode(), "in/b.csv": (FITTING_HEADER + rows(29)).encode()}
+    with pytest.raises(AirflowFailException, match=r"^input_uri in/ holds 49 data row\(s\), fewer than the 50 "
+                                                   r"training needs; nothing was started: in/a.csv \(20 row\(s\)\), "
+                                                   r"in/b.csv \(29 row\(s\)\)$"):
+        _check_input_against_schema("in/", "schema.json", SCHEMA, heads)
+    heads["in/b.csv"] += rows(1).encode()
+    _check_input_against_schema("in/", "schema.json", SCHEMA, heads)
+
+
+def test_a_file_larger_than_the_bytes_read_is_not_counted() -> None:
+    """Its head holds a few rows; the rest is unread, so the job counts (a 64 KiB CSV has hundreds of rows)."""
+    head = (FITTING_HEADER + rows(3) + "\n" + "x" * rules().HEADER_BYTES).encode()[:rules().HEADER_BYTES]
+    _check_input_against_schema("big.csv", "schema.json", SCHEMA, {"big.csv": head})

@@ -56,6 +56,17 @@ def plan_attempt(kind: JobKind, job_prefix: str, step: str, run_key: str, descri
     raise RuntimeError(f"{step} failed {MAX_ATTEMPTS} times for run {run_key}; clear the run's jobs before retrying")
 
 
+def changed_fields(request: Mapping[str, Any], description: Mapping[str, Any]) -> list[str]:
+    """The request's fields that a running job's description records with another value: the job runs
+    something else than this attempt would send (a description repeats its request's fields). Values
+    are compared as JSON, as descriptions are stored; a field the description does not record is not
+    counted, since what it holds is unknown."""
+    import json
+
+    sent = json.loads(json.dumps(request))
+    return sorted(field for field, value in sent.items() if field in description and description[field] != value)
+
+
 def is_running(kind: JobKind, description: Mapping[str, Any]) -> bool:
     return description[kind.status_field] in RUNNING_STATES
 

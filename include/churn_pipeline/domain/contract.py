@@ -46,6 +46,7 @@ CSV_CHANNELS: tuple[str, ...] = tuple(_CONTRACT["outputs"]["csv_channels"])
 FILES: Mapping[str, str] = dict(_CONTRACT["files"])
 
 PROBABILITY_KEY: str = _CONTRACT["keys"]["prediction"]["probability"]  # of each of the model's predictions
+PREDICTION_KEYS: Mapping[str, str] = dict(_CONTRACT["keys"]["prediction"])  # contact, drivers, value, ...
 TRANSFORM_JOINED_OUTPUT_KEY: str = _CONTRACT["keys"]["transform_joined_output"]
 
 _BAD_INPUT = _CONTRACT["bad_input"]

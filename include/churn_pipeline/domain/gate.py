@@ -8,6 +8,10 @@ Rules, all checked and all reported (a decision lists every reason it has):
 3. Where an approved champion exists, could score this run's customers, and the comparison is
    enforced, the challenger's ``champion_metric`` is at least the champion's plus ``min_improvement``
    on the same customers. ``report`` records the comparison without blocking; ``off`` skips it.
+   ``champion_metric`` may be a classification metric or one the business chose: ``lift_at_10``
+   (top-decile lift) or ``expected_profit`` (the retention campaign's profit on the test split, each
+   model at its own threshold); for ``expected_profit`` ``min_improvement`` is a share of the
+   champion's profit (0.05: 5 % more), since a profit has no natural scale.
 4. With ``drift_mode`` ``block``, no feature has drifted to level ``drift``; ``warn`` (the default)
    reports drift without blocking; ``off`` ignores it.
 
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from churn_pipeline.domain.model_defaults import metric_names
+from churn_pipeline.domain.model_defaults import comparable_metric_names
 
 if TYPE_CHECKING:  # the DAG file imports this module for its params' defaults: payloads are not parsed
     from churn_pipeline.domain.payloads import GateDecision
@@ -36,6 +40,7 @@ REASON_REJECTED = "model_rejected"
 REASON_INVALID = "evaluation_invalid"
 REASON_NOT_BETTER = "not_better_than_champion"
 REASON_DRIFT = "data_drift"
+RELATIVE_METRICS = ("expected_profit",)  # min_improvement is a share of the champion's value for these
 
 
 class CompareMode(StrEnum):
@@ -68,8 +73,8 @@ class GateRules:
         if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
             problems.append(f"accuracy_threshold must be a number between 0 and 1, got {threshold!r}")
         metric = params.get("champion_metric", DEFAULT_CHAMPION_METRIC)
-        if metric not in metric_names():
-            problems.append(f"champion_metric must be one of {', '.join(metric_names())}, got {metric!r}")
+        if metric not in comparable_metric_names():
+            problems.append(f"champion_metric must be one of {', '.join(comparable_metric_names())}, got {metric!r}")
         improvement = params.get("min_improvement", DEFAULT_MIN_IMPROVEMENT)
         if not _is_number(improvement) or not -1.0 <= improvement <= 1.0:
             problems.append(f"min_improvement must be a number between -1 and 1, got {improvement!r}")
@@ -107,13 +112,12 @@ def _champion_rule(rules: GateRules, metrics: Mapping[str, float],
     if not _is_number(mine) or not _is_number(theirs):
         return False, f"the champion, {name}, has no comparable {metric} ({theirs!r} vs {mine!r}); not compared"
     assert mine is not None and theirs is not None  # checked just above
-    needed = theirs + rules.min_improvement
+    margin = rules.min_improvement * abs(theirs) if metric in RELATIVE_METRICS else rules.min_improvement
+    needed = theirs + margin
     # a hair of tolerance: "at least as good" must hold for the same model scored twice
-    if mine >= needed - 1e-12:
-        return False, (f"{metric} {mine:.4f} >= the champion's {theirs:.4f} + {rules.min_improvement:.4f} "
-                       f"({name})")
-    sentence = (f"{metric} {mine:.4f} is below the champion's {theirs:.4f} + {rules.min_improvement:.4f} "
-                f"({name})")
+    if mine >= needed - 1e-12 * max(1.0, abs(theirs)):
+        return False, f"{metric} {mine:.4f} >= the champion's {theirs:.4f} + {margin:.4f} ({name})"
+    sentence = f"{metric} {mine:.4f} is below the champion's {theirs:.4f} + {margin:.4f} ({name})"
     if rules.compare_with_champion is CompareMode.REPORT:
         return False, f"{sentence}; recorded only (compare_with_champion=report)"
     return True, sentence
@@ -194,6 +198,7 @@ def decide(evaluation: bytes | None, rules: GateRules, evaluation_uri: str, drif
     details = (accuracy_sentence, champion_sentence, drift_sentence)
     failing = {REASON_REJECTED: accuracy_sentence, REASON_NOT_BETTER: champion_sentence, REASON_DRIFT: drift_sentence}
     detail = "; ".join(failing[reason] for reason in reasons) if reasons else accuracy_sentence
+    campaign = {name: report[name] for name in ("economics", "calibration") if isinstance(report.get(name), dict)}
     return GateDecision(not reasons, reasons[0] if reasons else REASON_PASSED, detail, rules.accuracy_threshold,
                         evaluation_uri, accuracy, finite, reasons=tuple(reasons), details=details,
-                        champion=champion, drifted_features=drifted, **common)
+                        champion=champion, drifted_features=drifted, campaign=campaign or None, **common)

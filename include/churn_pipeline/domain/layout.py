@@ -136,8 +136,9 @@ class RunLayout(_KeyedPrefix):
 
     @property
     def notifications_uri(self) -> str:
-        """One marker per message the run sent, holding the message: sent at most once."""
-        return f"{self.run_uri}/notifications"
+        """One marker per message the run sent, holding the message: sent at most once. Beside the
+        run's prefix, not in it, so that a run whose prefix cannot be written still tells the team."""
+        return f"{self.base_uri}/notifications/{self.area}/{self.key}"
 
     def notification_marker_uri(self, reason: str) -> str:
         return f"{self.notifications_uri}/{reason}.json"
@@ -180,4 +181,5 @@ class ScoringLayout(_KeyedPrefix):
         return f"{self.run_uri}/summary.json"
 
     def notification_marker_uri(self, reason: str) -> str:
-        return f"{self.run_uri}/notifications/{reason}.json"
+        """As ``RunLayout.notification_marker_uri``: beside the scoring run's prefix, not in it."""
+        return f"{self.base_uri}/notifications/{self.area}/{self.key}/{reason}.json"

@@ -29,3 +29,13 @@ def default_hyperparameters() -> dict[str, int]:
 
 def metric_names() -> tuple[str, ...]:
     return tuple(model_defaults()["metrics"])
+
+
+def business_metric_names() -> tuple[str, ...]:
+    """What evaluation adds in the business's terms: top-decile lift, the campaign's expected profit."""
+    return tuple(model_defaults()["business_metrics"])
+
+
+def comparable_metric_names() -> tuple[str, ...]:
+    """Every metric the gate may compare a challenger and its champion on (``champion_metric``)."""
+    return metric_names() + business_metric_names()

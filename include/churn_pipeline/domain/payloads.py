@@ -81,10 +81,13 @@ class JobResult(Payload):
     reused: bool
     outputs: Mapping[str, str]
     metrics: Mapping[str, float] = field(default_factory=dict)
+    cost: Mapping[str, Any] | None = None  # domain.costs.job_cost: billable seconds, instances, price, cost
 
     @classmethod
     def from_description(cls, kind: JobKind, description: Mapping[str, Any], *, reused: bool,
-                         attempt: int) -> JobResult:
+                         attempt: int, prices: Mapping[str, float] | None = None) -> JobResult:
+        from churn_pipeline.domain.costs import job_cost
+
         metrics: dict[str, float] = {}
         if kind is JobKind.PROCESSING:
             outputs = {item["OutputName"]: item["S3Output"]["S3Uri"]
@@ -95,7 +98,8 @@ class JobResult(Payload):
             outputs = {"model": description["ModelArtifacts"]["S3ModelArtifacts"]}
             metrics = {item["MetricName"]: float(item["Value"]) for item in description.get("FinalMetricDataList", [])}
         return cls(job_name=description[kind.name_field], status=description[kind.status_field], attempt=attempt,
-                   reused=reused, outputs=outputs, metrics=metrics)
+                   reused=reused, outputs=outputs, metrics=metrics,
+                   cost=job_cost(kind, description, prices) if prices is not None else None)
 
     @property
     def completed(self) -> bool:
@@ -194,6 +198,10 @@ class GateDecision(Payload):
     champion: Mapping[str, Any] | None = None  # evaluation.json's champion block
     drifted_features: tuple[str, ...] = ()  # features at level "drift"
     report_uri: str | None = None
+    # evaluation.json's economics and calibration blocks: the contact threshold chosen on validation,
+    # the campaign on the test split, whether a calibrator is applied (registered with the version)
+    campaign: Mapping[str, Any] | None = None
+    run_cost: Mapping[str, Any] | None = None  # domain.costs.run_cost of the run's three jobs
 
 
 @dataclass(frozen=True)

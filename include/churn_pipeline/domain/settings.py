@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from churn_pipeline.domain.costs import DEFAULT_INSTANCE_PRICES
 from churn_pipeline.domain.s3_uris import BUCKET_NAME
 from churn_pipeline.domain.sagemaker_api import RESOURCE_NAME
 from churn_pipeline.domain.settings_sources import (
@@ -130,6 +131,11 @@ class Settings(BaseModel):
     deferrable: bool = False
     # The scores' risk bands: a customer is in the first band whose lower bound its probability reaches
     risk_bands: Mapping[str, float] = Field(default_factory=lambda: dict(DEFAULT_RISK_BANDS))
+    # A scored customer's value at risk is probability x the schema's value_column x this many periods
+    # (MonthlyCharges x 12: a year of revenue)
+    value_horizon_periods: float = Field(12.0, gt=0)
+    # Price per hour of each instance type, for each run's cost (domain.costs): "ml.m5.xlarge=0.23,..."
+    instance_prices: Mapping[str, float] = Field(default_factory=lambda: dict(DEFAULT_INSTANCE_PRICES))
     # An SQS queue that EventBridge fills when a model package is approved in SageMaker; when set, the
     # scoring DAG's champion asset watches it, so that an approval schedules scoring (deploy/eventbridge/)
     approval_queue_url: str | None = None
@@ -139,6 +145,10 @@ class Settings(BaseModel):
     source_query: str | None = None  # SQL for a database connection (the source_query param overrides it)
     source_endpoint: str | None = None  # path of the export for an HTTP connection
     source_unload_conn_id: str | None = None  # Redshift: AWS connection whose extra names the UNLOAD role
+    # The folders a plain-path input_uri / schema_uri may name (local backend), after symlinks are
+    # resolved: set it on an Airflow that others trigger, so that a run reads only what was put there
+    # for runs, not whatever the worker may read. Unset (a laptop): the operator's own files, anywhere.
+    plain_path_roots: tuple[Path, ...] = ()
 
     # ------------------------------------------------------------------ parsing and checks
 
@@ -175,6 +185,19 @@ class Settings(BaseModel):
             raise ValueError(f"must look like ml.m5.xlarge, got {value!r}")
         return value
 
+    @field_validator("plain_path_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        return comma_list(value)
+
+    @field_validator("plain_path_roots")
+    @classmethod
+    def _resolved_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        relative = [str(root) for root in value if not root.expanduser().is_absolute()]
+        if relative:
+            raise ValueError(f"must be absolute folders, separated by commas; not absolute: {', '.join(relative)}")
+        return tuple(root.expanduser().resolve() for root in value)
+
     @field_validator("subnets", "security_group_ids", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
@@ -189,6 +212,22 @@ class Settings(BaseModel):
     @classmethod
     def _parse_bands(cls, value: Any) -> Any:
         return parse_risk_bands(value)
+
+    @field_validator("instance_prices", mode="before")
+    @classmethod
+    def _parse_prices(cls, value: Any) -> Any:
+        try:
+            return parse_risk_bands(value)  # the same "name=number,..." form
+        except ValueError:
+            raise ValueError(f"must look like 'ml.m5.xlarge=0.23,ml.m5.large=0.115', got {value!r}") from None
+
+    @field_validator("instance_prices")
+    @classmethod
+    def _prices_are_positive(cls, value: Mapping[str, float]) -> Mapping[str, float]:
+        bad = {name: price for name, price in value.items() if not price > 0 or not _INSTANCE_TYPE.match(name)}
+        if bad:
+            raise ValueError(f"must be instance types with positive prices per hour, got {bad}")
+        return value
 
     @field_validator("risk_bands")
     @classmethod
@@ -332,7 +371,7 @@ class Settings(BaseModel):
         if missing:
             raise SettingsError(f"the sagemaker backend needs {' and '.join(missing)} (the SageMaker execution "
                                 "role the jobs run as, and the SNS topic the team is told on); see the settings table "
-                                "in the README")
+                                "in docs/settings.md")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -31,6 +31,20 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def process_started(pid: int) -> float | None:
+    """When the process ``pid`` started (seconds since the epoch), None when there is none or it has
+    ended (a zombie has ended): with the pid, the process's identity, which a reused pid does not share."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
 def stop_process_tree(pid: int, grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM to a process and all its descendants (the toolkit runs the script as its child), then
     SIGKILL to whatever still runs after ``grace`` seconds."""

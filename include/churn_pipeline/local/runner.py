@@ -23,6 +23,13 @@ description.json`` in the shape of SageMaker's ``Describe*Job`` answers.
   Model, created from a registered package, is recorded at ``<local root>/models/<name>/``.
 - ``StoppingCondition.MaxRuntimeInSeconds`` holds: a job still running then is stopped (its process
   tree gets SIGTERM, then SIGKILL) and recorded ``Stopped`` with ``MaxRuntimeExceeded``.
+- A job outlives its task, as on SageMaker: its process writes to its log file (not to a pipe of
+  the task's) and records its exit code when it ends, and its description records both processes'
+  identities (pid and start time, so a reused pid is not mistaken for them). When the task's
+  process is lost while the job runs, the next attempt finds the job ``InProgress`` and awaits it;
+  once the job's process has ended, whoever describes it next finishes it as its task would have
+  (outputs stored, status from the exit code). Only a job whose own process is gone without an exit
+  code (killed with its task's process group) is ``Failed``, and the next attempt starts ``-r2``.
 
 Without the twin (no Python 3.12 on this machine) jobs run in the project's environment, training
 through a stand-in for the toolkit, and every job log says so first.
@@ -37,11 +44,14 @@ import socket
 import subprocess
 import tarfile
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from churn_pipeline.domain.sagemaker_api import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobKind
+from churn_pipeline.domain.text import shown
 from churn_pipeline.local.container import (
     CONTAINER_ROOT,
     IMAGE_ENVIRONMENT,
@@ -61,7 +71,7 @@ from churn_pipeline.local.job_process import (
     STOP_GRACE_SECONDS,
     ScriptRun,
     now,
-    process_alive,
+    process_started,
     scrape_metrics,
     stop_process_tree,
 )
@@ -76,6 +86,24 @@ __all__ = [
 ]
 
 
+_ECHO_SECONDS = 0.2  # how often the task copies new lines of the job's log into its own
+# The job's process as started: the command, then its exit code recorded atomically beside its log
+_RECORDING_EXIT = ["/bin/sh", "-c", 'code=0; "$@" || code=$?; echo "$code" > "$0.partial" && mv "$0.partial" "$0"; '
+                   'exit "$code"']
+
+
+def _started(pid: int) -> float | None:
+    return process_started(pid)
+
+
+def _same_process(pid: Any, started: Any) -> bool:
+    """Whether ``pid`` still names the process recorded with start time ``started`` (not a reuse)."""
+    if not isinstance(pid, int):
+        return False
+    current = process_started(pid)
+    return current is not None and (started is None or abs(current - float(started)) < 0.01)
+
+
 class LocalJobRunner:
     """Executes job requests against a ``LocalObjectStore``; one workspace and description per job."""
 
@@ -84,7 +112,7 @@ class LocalJobRunner:
         self.jobs_root = store.root / "jobs"
         self.log = log
         self.python = python or job_python()
-        self._process: subprocess.Popen[str] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------------ descriptions
 
@@ -102,13 +130,58 @@ class LocalJobRunner:
             return None
         description = json.loads(path.read_text(encoding="utf-8"))
         owner = description.get("LocalProcess", {})
-        if (description[kind.status_field] == IN_PROGRESS and owner.get("host") == socket.gethostname()
-                and not process_alive(owner.get("pid", -1))):
-            description[kind.status_field] = FAILED
-            description["FailureReason"] = "the process running this job ended before the job did (killed or crashed)"
-            description[kind.end_time_field] = now()
-            self._save(description)
+        if (description[kind.status_field] != IN_PROGRESS or owner.get("host") != socket.gethostname()
+                or _same_process(owner.get("pid"), owner.get("started"))):
+            return description  # finished, elsewhere, or its task is still with it
+        if _same_process(owner.get("job_pid"), owner.get("job_started")):  # the task is lost, the job runs on
+            return self._stop_if_out_of_time(kind, description)
+        workspace = self.jobs_root / name / "ml"
+        exit_file = self._exit_file(name)
+        if exit_file.is_file():  # the job ended after its task was lost: finish it as its task would have
+            self.log(f"{name} ended after the task that started it was lost; storing what it left")
+            log_text = self._log_path(name).read_text(encoding="utf-8", errors="replace")
+            run = ScriptRun(int(exit_file.read_text().strip() or 1), log_text, ran_out_of_time=False)
+            return self._finish(description, kind, workspace, run)
+        description[kind.status_field] = FAILED
+        description["FailureReason"] = "the process running this job ended before the job did (killed or crashed)"
+        description[kind.end_time_field] = now()
+        self._save(description)
         return description
+
+    def stop(self, kind: JobKind, name: str, reason: str) -> dict[str, Any]:
+        """``Stop*Job``: end the job's process tree, if it still runs, and record it ``Stopped``."""
+        description = self.describe(kind, name)
+        if description is None:
+            raise FileNotFoundError(f"no job {name} to stop")
+        if description[kind.status_field] != IN_PROGRESS:
+            return description
+        owner = description.get("LocalProcess", {})
+        if _same_process(owner.get("job_pid"), owner.get("job_started")):
+            stop_process_tree(owner["job_pid"])
+        description[kind.status_field] = STOPPED
+        description["FailureReason"] = f"stopped: {reason}"
+        description[kind.end_time_field] = now()
+        description.pop("LocalProcess", None)
+        self._save(description)
+        shutil.rmtree(self.jobs_root / name / "ml", ignore_errors=True)
+        return description
+
+    def _stop_if_out_of_time(self, kind: JobKind, description: dict[str, Any]) -> dict[str, Any]:
+        """A job whose task was lost is held to its MaxRuntimeInSeconds by whoever awaits it."""
+        limit = self._max_runtime(description)
+        started = datetime.fromisoformat(description[f"{kind.value}StartTime"])
+        if limit and (datetime.now(UTC) - started).total_seconds() > limit:
+            stop_process_tree(description["LocalProcess"]["job_pid"])
+            workspace = self.jobs_root / description[kind.name_field] / "ml"
+            return self._finish(description, kind, workspace, ScriptRun(-1, "", ran_out_of_time=True))
+        return description
+
+    def _log_path(self, name: str) -> Path:
+        return self.jobs_root / name / "output.log"
+
+    def _exit_file(self, name: str) -> Path:
+        """Where the job's process records its exit code as it ends, read by whoever finishes the job."""
+        return self.jobs_root / name / "exit_code"
 
     # ------------------------------------------------------------------ running
 
@@ -118,55 +191,96 @@ class LocalJobRunner:
         workspace.mkdir(parents=True)
         return workspace
 
-    def _run_script(self, name: str, command: list[str], env: dict[str, str], cwd: Path,
+    def _run_script(self, description: dict[str, Any], command: list[str], env: dict[str, str], cwd: Path,
                     max_runtime: int | None) -> ScriptRun:
-        log_path = self.jobs_root / name / "output.log"
-        lines = []
+        """Run the job's process to its end, echoing its log into the task's; the process writes to its
+        log file itself and records its exit code, so that it can outlive this task (see the module)."""
+        name = next(description[kind.name_field] for kind in JobKind if kind.name_field in description)
+        log_path, exit_file = self._log_path(name), self._exit_file(name)
+        exit_file.unlink(missing_ok=True)
         with log_path.open("w", encoding="utf-8") as log_file:
+            for line in ([self.python.warning] if self.python.warning else []) + [
+                    f"job python: {self.python.executable} (Python {self.python.version}"
+                    + (", the image twin)" if self.python.is_twin else ", the project's environment)")]:
+                log_file.write(line.rstrip("\n") + "\n")
+            log_file.flush()
+            process = subprocess.Popen([*_RECORDING_EXIT, str(exit_file), *command], cwd=cwd, env=env,
+                                       stdout=log_file, stderr=subprocess.STDOUT)
+        self._process = process
+        description["LocalProcess"].update(job_pid=process.pid, job_started=_started(process.pid))
+        self._save(description)
+        out_of_time = threading.Event()
 
-            def say(line: str) -> None:
-                log_file.write(line if line.endswith("\n") else line + "\n")
-                lines.append(line)
-                self.log(f"[{name}] {line.rstrip()}")
+        def stop_at_max_runtime() -> None:
+            if process.poll() is None:
+                out_of_time.set()
+                stop_process_tree(process.pid)
 
-            if self.python.warning:
-                say(self.python.warning)
-            say(f"job python: {self.python.executable} (Python {self.python.version}"
-                + (", the image twin)" if self.python.is_twin else ", the project's environment)"))
-            process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True, bufsize=1)
-            self._process = process
-            out_of_time = threading.Event()
-
-            def stop_at_max_runtime() -> None:
-                if process.poll() is None:
-                    out_of_time.set()
-                    stop_process_tree(process.pid)
-
-            timer = threading.Timer(max_runtime, stop_at_max_runtime) if max_runtime else None
+        timer = threading.Timer(max_runtime, stop_at_max_runtime) if max_runtime else None
+        if timer:
+            timer.daemon = True
+            timer.start()
+        try:
+            with log_path.open(encoding="utf-8", errors="replace") as reader:
+                partial = ""
+                while True:
+                    ended = process.poll() is not None
+                    partial += reader.read()
+                    *complete, partial = partial.split("\n")
+                    for line in complete:
+                        self.log(f"[{name}] {shown(line.rstrip())}")
+                    if ended:
+                        break
+                    time.sleep(_ECHO_SECONDS)
+                if partial:
+                    self.log(f"[{name}] {shown(partial.rstrip())}")
+            exit_code = process.wait()
+        finally:
             if timer:
-                timer.daemon = True
-                timer.start()
-            try:
-                assert process.stdout is not None
-                for line in process.stdout:
-                    say(line)
-                exit_code = process.wait()
-            finally:
-                if timer:
-                    timer.cancel()
-                self._process = None
-            if out_of_time.is_set():
-                say(f"stopped: the job ran past its MaxRuntimeInSeconds ({max_runtime} s)")
-            return ScriptRun(exit_code, "".join(lines), out_of_time.is_set())
+                timer.cancel()
+            self._process = None
+        if out_of_time.is_set():
+            with log_path.open("a", encoding="utf-8") as log_file:
+                log_file.write(f"stopped: the job ran past its MaxRuntimeInSeconds ({max_runtime} s)\n")
+            self.log(f"[{name}] stopped: the job ran past its MaxRuntimeInSeconds ({max_runtime} s)")
+        return ScriptRun(exit_code, log_path.read_text(encoding="utf-8", errors="replace"), out_of_time.is_set())
 
     def kill(self) -> None:
         """Stop the running job (the task was killed); its job then ends Failed, as on SageMaker."""
         if self._process is not None and self._process.poll() is None:
             stop_process_tree(self._process.pid)
 
-    def _finish(self, description: dict[str, Any], kind: JobKind, workspace: Path, run: ScriptRun,
-                store_outputs: Callable[[], None], reason_file: str) -> dict[str, Any]:
+    def _store_outputs(self, kind: JobKind, description: dict[str, Any], workspace: Path, run: ScriptRun) -> None:
+        """What a job that exited 0 leaves, stored as SageMaker stores it; read from its description
+        alone, so that the job is finished the same way by its task or by whoever awaited it."""
+        if kind is JobKind.PROCESSING:
+            for item in description["ProcessingOutputConfig"]["Outputs"]:
+                upload_tree(self.store, Path(in_workspace(item["S3Output"]["LocalPath"], workspace)),
+                            item["S3Output"]["S3Uri"])
+        elif kind is JobKind.TRAINING:
+            name = description["TrainingJobName"]
+            artifact_uri = f"{description['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}/output/model.tar.gz"
+            self.store.write_bytes(artifact_uri, deterministic_tar(workspace / "model"))
+            description["ModelArtifacts"] = {"S3ModelArtifacts": artifact_uri}
+            description["FinalMetricDataList"] = scrape_metrics(
+                run.log_text, description["AlgorithmSpecification"].get("MetricDefinitions", []))
+        else:
+            upload_tree(self.store, workspace / "output" / "data", description["TransformOutput"]["S3OutputPath"])
+
+    def _output_uris(self, kind: JobKind, description: dict[str, Any]) -> list[str]:
+        if kind is JobKind.PROCESSING:
+            return [item["S3Output"]["S3Uri"] for item in description["ProcessingOutputConfig"]["Outputs"]]
+        if kind is JobKind.TRAINING:
+            return [f"{description['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{description['TrainingJobName']}"]
+        return [description["TransformOutput"]["S3OutputPath"]]
+
+    def _remove_outputs(self, kind: JobKind, description: dict[str, Any]) -> None:
+        """What a job stored before storing failed: removed, so no reader finds part of its outputs."""
+        for prefix in self._output_uris(kind, description):
+            for uri in self.store.list_uris(prefix):
+                self.store.delete(uri)
+
+    def _finish(self, description: dict[str, Any], kind: JobKind, workspace: Path, run: ScriptRun) -> dict[str, Any]:
         if run.ran_out_of_time:  # as SageMaker records it; nothing is stored
             limit = description.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
             description[kind.status_field] = STOPPED
@@ -175,10 +289,16 @@ class LocalJobRunner:
             if kind is JobKind.TRAINING:
                 description["SecondaryStatus"] = MAX_RUNTIME_REASON
         elif run.exit_code == 0:
-            store_outputs()
-            description[kind.status_field] = COMPLETED
+            try:
+                self._store_outputs(kind, description, workspace, run)
+                description[kind.status_field] = COMPLETED
+            except OSError as error:  # a full disk, a store gone read-only: the job fails, nothing half-stored
+                self._remove_outputs(kind, description)
+                description[kind.status_field] = FAILED
+                description["FailureReason"] = (f"ClientError: the job's outputs could not be stored: "
+                                                f"{error.strerror or error} ({error.filename or 'the store'})")
         else:
-            reason_path = workspace / "output" / reason_file
+            reason_path = workspace / "output" / ("message" if kind is JobKind.PROCESSING else "failure")
             message = (reason_path.read_text(encoding="utf-8").strip() if reason_path.is_file()
                        else f"the job's process exited with code {run.exit_code} without writing a reason")
             description[kind.status_field] = FAILED
@@ -197,7 +317,7 @@ class LocalJobRunner:
             kind.status_field: IN_PROGRESS,
             "CreationTime": now(),
             f"{kind.value}StartTime": now(),
-            "LocalProcess": {"pid": os.getpid(), "host": socket.gethostname()},
+            "LocalProcess": {"pid": os.getpid(), "started": _started(os.getpid()), "host": socket.gethostname()},
         }
         self._save(description)
         return description
@@ -229,14 +349,8 @@ class LocalJobRunner:
         except (OSError, KeyError, ValueError) as error:
             return self._fail_before_start(description, JobKind.PROCESSING, workspace, error)
 
-        run = self._run_script(name, command, env, cwd=workspace, max_runtime=self._max_runtime(request))
-
-        def store_outputs() -> None:
-            for item in outputs:
-                upload_tree(self.store, Path(in_workspace(item["S3Output"]["LocalPath"], workspace)),
-                            item["S3Output"]["S3Uri"])
-
-        return self._finish(description, JobKind.PROCESSING, workspace, run, store_outputs, "message")
+        run = self._run_script(description, command, env, cwd=workspace, max_runtime=self._max_runtime(request))
+        return self._finish(description, JobKind.PROCESSING, workspace, run)
 
     def run_training(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["TrainingJobName"]
@@ -249,16 +363,8 @@ class LocalJobRunner:
         except (OSError, KeyError, ValueError, tarfile.TarError) as error:
             return self._fail_before_start(description, JobKind.TRAINING, workspace, error)
 
-        run = self._run_script(name, command, env, cwd=workspace, max_runtime=self._max_runtime(request))
-        artifact_uri = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}/output/model.tar.gz"
-
-        def store_outputs() -> None:
-            self.store.write_bytes(artifact_uri, deterministic_tar(workspace / "model"))
-            description["ModelArtifacts"] = {"S3ModelArtifacts": artifact_uri}
-            description["FinalMetricDataList"] = scrape_metrics(
-                run.log_text, request["AlgorithmSpecification"].get("MetricDefinitions", []))
-
-        return self._finish(description, JobKind.TRAINING, workspace, run, store_outputs, "failure")
+        run = self._run_script(description, command, env, cwd=workspace, max_runtime=self._max_runtime(request))
+        return self._finish(description, JobKind.TRAINING, workspace, run)
 
     # ------------------------------------------------------------------ models and transforms
 
@@ -317,12 +423,8 @@ class LocalJobRunner:
         except (OSError, KeyError, ValueError, StopIteration, tarfile.TarError) as error:
             return self._fail_before_start(description, JobKind.TRANSFORM, workspace, error)
 
-        run = self._run_script(name, command, env, cwd=workspace, max_runtime=None)
-
-        def store_outputs() -> None:
-            upload_tree(self.store, workspace / "output" / "data", request["TransformOutput"]["S3OutputPath"])
-
-        return self._finish(description, JobKind.TRANSFORM, workspace, run, store_outputs, "failure")
+        run = self._run_script(description, command, env, cwd=workspace, max_runtime=None)
+        return self._finish(description, JobKind.TRANSFORM, workspace, run)
 
     def _fail_before_start(self, description: dict[str, Any], kind: JobKind, workspace: Path,
                            error: Exception) -> dict[str, Any]:

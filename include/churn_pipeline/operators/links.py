@@ -1,7 +1,7 @@
 """Buttons on the job tasks in the Airflow UI that open the SageMaker console at the task's job.
 
-The operators store the job name as the task runs; ``plugins/churn_pipeline_plugin.py`` registers
-these classes so the API server can render the links.
+The operators store the job name as the task runs; Airflow 3 keeps each link's URL in XCom when the
+task ends and the API server reads it back from there, so no plugin registers these classes.
 """
 
 from __future__ import annotations

@@ -54,6 +54,22 @@ class LocalJobOperator(ResumableJobMixin, BaseOperator):
                 return description
             time.sleep(LOCAL_POLL_SECONDS)
 
+    def replace_running_job(self, name: str, request: dict[str, Any], description: Mapping[str, Any],
+                            settings: Settings) -> bool:
+        """A local job left running by a lost task is stopped when this attempt would send another
+        request (the code or an upstream result changed since): its outputs would not be this run's."""
+        from churn_pipeline.domain.attempt_planning import changed_fields
+
+        sent = request["Transform"] if self.kind is JobKind.TRANSFORM else request
+        changed = changed_fields(sent, description)
+        if not changed:
+            return False
+        self.log.info("%s runs another request than this attempt's (%s differ); stopping it and starting the next "
+                      "attempt", name, ", ".join(changed))
+        self._runner_for(settings).stop(self.kind, name, f"its request differs from the next attempt's in "
+                                                          f"{', '.join(changed)}")
+        return True
+
     def run_job(self, request: dict[str, Any], settings: Settings, context: Any) -> Mapping[str, Any]:
         runner = self._runner_for(settings)
         if self.kind is JobKind.PROCESSING:

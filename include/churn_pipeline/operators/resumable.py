@@ -62,6 +62,13 @@ class ResumableJobMixin(ABC):
     def run_job(self, request: dict[str, Any], settings: Settings, context: Any) -> Mapping[str, Any]:
         """Start a job from ``request`` and wait; its final description."""
 
+    def replace_running_job(self, name: str, request: dict[str, Any], description: Mapping[str, Any],
+                            settings: Settings) -> bool:
+        """Whether the running job ``name`` was stopped because it runs another request than this
+        attempt's, so that the next attempt starts instead of awaiting it. By default never: a
+        SageMaker job of this run is awaited, whatever it runs."""
+        return False
+
     def execute(self, context: Any) -> dict[str, Any]:
         # imported when the task runs, not when the scheduler parses the DAG that holds the task
         from churn_pipeline.domain.attempt_planning import Action, plan_attempt
@@ -78,6 +85,11 @@ class ResumableJobMixin(ABC):
         key = staged.run_key  # type: ignore[attr-defined]  # every staged payload names its run
         plan = plan_attempt(self.kind, settings.job_prefix, self.step, key,
                             lambda name: self.describe_job(name, settings))
+        if plan.action is Action.AWAIT and plan.description is not None:
+            request = request_for_step(self.step, settings, plan.job_name, staged, inputs, context.get("params") or {})
+            if self.replace_running_job(plan.job_name, request, plan.description, settings):
+                plan = plan_attempt(self.kind, settings.job_prefix, self.step, key,
+                                    lambda name: self.describe_job(name, settings))
         if plan.action is Action.REUSE:
             self.log.info("reusing %s, which already completed for this run: no new job", plan.job_name)
             description = plan.description
@@ -88,17 +100,31 @@ class ResumableJobMixin(ABC):
         else:
             request = request_for_step(self.step, settings, plan.job_name, staged, inputs,
                                        context.get("params") or {})
+            self._check_cost(request, settings, context.get("params") or {})
             self.log.info("starting %s job %s (attempt %d):\n%s", self.kind.value.lower(), plan.job_name,
                           plan.attempt, json.dumps(request, indent=2, sort_keys=True))
             description = self.run_job(request, settings, context)
         if description is None:
             raise AirflowException(f"{plan.job_name} has no description after it ran")
-        return self._judge(plan.job_name, plan.action, plan.attempt, description, ti)
+        return self._judge(plan.job_name, plan.action, plan.attempt, description, ti, settings.instance_prices)
+
+    def _check_cost(self, request: Mapping[str, Any], settings: Settings, params: Mapping[str, Any]) -> None:
+        """Refuse to start a job whose worst case exceeds the run's ``max_run_cost`` (no retry mends it)."""
+        from churn_pipeline.domain.costs import check_cost_limit
+
+        job = request.get("Transform", request)  # the score step's request is the pair {Model, Transform}
+        try:
+            estimate = check_cost_limit(self.kind, job, settings.instance_prices, settings.max_runtime_seconds, params)
+        except ValueError as error:  # over the limit, or max_run_cost itself is not a limit
+            raise AirflowFailException(str(error)) from None
+        if estimate is not None:
+            self.log.info("this job may cost up to %.4f (its longest allowed run)", estimate)
 
     def _judge(self, name: str, action: Action, attempt: int, description: Mapping[str, Any],
-               ti: Any) -> dict[str, Any]:
+               ti: Any, prices: Mapping[str, float]) -> dict[str, Any]:
         from churn_pipeline.domain.attempt_planning import Action, failure_reason, is_bad_input, is_running
         from churn_pipeline.domain.payloads import JobFailure, JobResult
+        from churn_pipeline.domain.text import shown_lines
         from churn_pipeline.domain.xcom_keys import FAILURE_KEY
 
         status = description[self.kind.status_field]
@@ -106,12 +132,13 @@ class ResumableJobMixin(ABC):
             raise JobStillRunning(f"{name} is still {status} after waiting; the next attempt of this task awaits it "
                                   "instead of starting another")
         if status != COMPLETED:
-            reason = failure_reason(self.kind, description)
+            reason = shown_lines(failure_reason(self.kind, description))  # the job's words may quote data
             ti.xcom_push(key=FAILURE_KEY, value=JobFailure(job_name=name, reason=reason).to_xcom())
             self.log.error("%s", reason)
             if is_bad_input(reason):
                 raise AirflowFailException(reason)  # the same input fails the same way: do not pay again
             raise JobFailed(reason)
-        result = JobResult.from_description(self.kind, description, reused=action is Action.REUSE, attempt=attempt)
+        result = JobResult.from_description(self.kind, description, reused=action is Action.REUSE, attempt=attempt,
+                                            prices=prices)
         self.log.info("%s: %s", name, json.dumps(result.to_xcom(), sort_keys=True))
         return result.to_xcom()

@@ -17,6 +17,7 @@ synchronous path does and hands on the same ``JobResult``.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -32,10 +33,54 @@ from airflow.sdk.exceptions import AirflowException
 from botocore.exceptions import ClientError
 
 from churn_pipeline.domain.sagemaker_api import RUNNING_STATES, JobKind
-from churn_pipeline.domain.settings import Settings
+from churn_pipeline.domain.settings import Settings, load_settings
 from churn_pipeline.domain.steps import KIND_OF_STEP
 from churn_pipeline.operators.links import SageMakerProcessingJobLink, SageMakerTrainingJobLink
 from churn_pipeline.operators.resumable import JOB_INPUT_FIELDS, ResumableJobMixin
+
+# SageMaker writes each job's lines to CloudWatch Logs here, one stream per instance, named "<job>/<host>-<epoch>"
+LOG_GROUPS = {JobKind.PROCESSING: "/aws/sagemaker/ProcessingJobs", JobKind.TRAINING: "/aws/sagemaker/TrainingJobs",
+              JobKind.TRANSFORM: "/aws/sagemaker/TransformJobs"}
+
+
+class JobLogReader:
+    """Reads a job's CloudWatch log lines as they come, each line once, from every stream of the job.
+
+    The provider's ``print_log`` covers training jobs only and only on its own wait; this reads the
+    streams of any kind of job, so the task log holds the job's own lines (a failed job's traceback
+    among them) on the synchronous path while it waits and on the deferred one when the task resumes.
+    """
+
+    def __init__(self, logs_client: Any, kind: JobKind, job_name: str) -> None:
+        self.client = logs_client
+        self.group = LOG_GROUPS[kind]
+        self.job_name = job_name
+        self._tokens: dict[str, str | None] = {}
+
+    def _streams(self) -> list[str]:
+        try:
+            answer = self.client.describe_log_streams(logGroupName=self.group, logStreamNamePrefix=f"{self.job_name}/")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":  # no job has written yet
+                return []
+            raise
+        return sorted(stream["logStreamName"] for stream in answer.get("logStreams", []))
+
+    def new_lines(self) -> list[str]:
+        lines: list[str] = []
+        for stream in self._streams():
+            token = self._tokens.get(stream)
+            while True:
+                request = {"logGroupName": self.group, "logStreamName": stream, "startFromHead": True}
+                if token:
+                    request["nextToken"] = token
+                answer = self.client.get_log_events(**request)
+                lines += [event["message"].rstrip("\n") for event in answer.get("events", [])]
+                if answer.get("nextForwardToken") in (None, token):  # the same token again: the stream's end
+                    break
+                token = answer["nextForwardToken"]
+            self._tokens[stream] = token
+        return lines
 
 
 def trigger_max_attempts(settings: Settings) -> int:
@@ -85,24 +130,56 @@ class SageMakerJobMixin(ResumableJobMixin):
         self._remember(name, context)
         if self.deferrable:
             self._defer_until_stopped(name)  # the task resumes in execute_complete
-        try:
-            self._sagemaker.check_status(name, self.kind.status_field, self._describe_function(), self.check_interval,
-                                   self.max_ingestion_time, non_terminal_states=set(RUNNING_STATES))
-        except AirflowException as error:  # Failed, or waiting gave up: the description below tells which
-            self.log.info("waiting ended: %s", error)
-        return self._describe_function()(name)
+        return self._wait_showing_the_log(name)
 
     def run_job(self, request: dict[str, Any], settings: Settings, context: Any) -> Mapping[str, Any]:
         name = job_name_of(self.kind, request)
         self.config = self._provider_config(request)
         self._remember(name, context)
+        # Deferred, the provider creates the job and hands the wait to its trigger; otherwise it only
+        # creates the job, and the wait below shows the job's log lines as they come.
+        provider: Any = self
+        provider.wait_for_completion = self.deferrable
         try:
             self._provider_execute(context)
         except AirflowException as error:  # Failed, or waiting gave up: the description below tells which
             self.log.info("the provider operator reported: %s", error)
             if self.describe_job(name, settings) is None:  # the job was never created: let the error speak
                 raise
-        return self._describe_function()(name)
+        return self._wait_showing_the_log(name)
+
+    def _log_reader(self, name: str) -> JobLogReader:
+        from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
+
+        provider: Any = self  # the provider operator's connection fields
+        hook = AwsLogsHook(aws_conn_id=provider.aws_conn_id, region_name=provider.region_name,
+                           verify=provider.verify, config=provider.botocore_config)
+        return JobLogReader(hook.conn, self.kind, name)
+
+    def _show(self, reader: JobLogReader) -> None:
+        for line in reader.new_lines():
+            self.log.info("[%s] %s", reader.job_name, line)
+
+    def _wait_showing_the_log(self, name: str, reader: JobLogReader | None = None) -> Mapping[str, Any]:
+        """Poll the job every ``check_interval`` seconds until it stops running (or the wait's limit,
+        ``max_ingestion_time``, passes: the caller judges a job still running), putting its new log
+        lines into the task log at each poll and once more at the end."""
+        reader = reader or self._log_reader(name)
+        describe = self._describe_function()
+        started, waited = time.monotonic(), 0  # the provider's wait counts its sleeps; real time counts too
+        while True:
+            description = describe(name)
+            self._show(reader)
+            status = description[self.kind.status_field]
+            if status not in RUNNING_STATES:
+                break
+            if self.max_ingestion_time and max(waited, time.monotonic() - started) >= self.max_ingestion_time:
+                self.log.info("waiting ended: %s is still %s after %s s", name, status, self.max_ingestion_time)
+                break
+            time.sleep(self.check_interval)
+            waited += self.check_interval
+        self._show(reader)  # the lines written as the job ended
+        return description
 
     def _provider_config(self, request: dict[str, Any]) -> dict[str, Any]:
         return request
@@ -128,11 +205,13 @@ class SageMakerJobMixin(ResumableJobMixin):
             raise AirflowException(f"the trigger's event names no job: {validated}")
         self.log.info("resumed after the trigger reported %s for %s", validated.get("status"), name)
         self._remember(name, context)
+        self._show(self._log_reader(name))  # what the job wrote while the triggerer watched it
         description = self._describe_function()(name)
         from churn_pipeline.domain.attempt_planning import Action
         from churn_pipeline.domain.layout import attempt_of
 
-        return self._judge(name, Action.AWAIT, attempt_of(name), description, context["ti"])
+        return self._judge(name, Action.AWAIT, attempt_of(name), description, context["ti"],
+                           load_settings().instance_prices)
 
     def on_kill(self) -> None:
         if not self._current_job:

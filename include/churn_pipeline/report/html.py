@@ -28,9 +28,12 @@ import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import jinja2
+import markupsafe
 
+from churn_pipeline.domain.text import shown_lines
 from churn_pipeline.report.inputs import ReportInputs
 from churn_pipeline.report.plots import CHALLENGER_COLOUR, CHAMPION_COLOUR, plot_section
 from churn_pipeline.report.values import mapping
@@ -43,11 +46,20 @@ CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-
 TEMPLATE = Path(__file__).with_name("templates") / "report.html.j2"
 
 
+def _neutral(value: Any) -> Any:
+    """Every text a ``{{ }}`` prints, from the run's files, with its control characters made visible;
+    markup the template itself made (a macro's output, whose own values went through here) is kept."""
+    return shown_lines(value) if isinstance(value, str) and not isinstance(value, markupsafe.Markup) else value
+
+
 @functools.cache
 def _template() -> jinja2.Template:
     """The page's template, compiled once per process."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE.parent), autoescape=True, undefined=jinja2.StrictUndefined,
+        # autoescaping stops markup; this stops what escaping lets through, control and bidi characters
+        # (a feature named with U+202E would read reversed), by showing each as its escape
+        finalize=_neutral,
         # the template's block tags sit on lines of their own; these keep them out of the page
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False)
     return environment.get_template(TEMPLATE.name)

@@ -55,7 +55,7 @@ def plot_section(evaluation: Mapping[str, Any], details: Mapping[str, Any] | Non
         candidates: list[_Plot | str] = [NO_DETAILS, _confusion_plot(evaluation)]
     else:
         candidates = [_roc_plot(details), _precision_recall_plot(details, evaluation), _calibration_plot(details),
-                      _confusion_plot(evaluation), _importance_plot(details)]
+                      _gains_plot(details), _confusion_plot(evaluation), _importance_plot(details)]
     plots = [item for item in candidates if isinstance(item, _Plot)]
     figures = tuple(
         Figure(plot.title, plot.caption, "data:image/png;base64," + base64.b64encode(png).decode("ascii"), width,
@@ -180,6 +180,26 @@ def _calibration_plot(details: Mapping[str, Any]) -> _Plot | str:
 
     return _Plot("Calibration", "Predicted probability against what happened, by score bin: the diagonal is "
                  "a probability that can be taken at its word.", draw)
+
+
+def _gains_plot(details: Mapping[str, Any]) -> _Plot | str:
+    challenger, champion = _compared_curves(details, "gains", "share", "gain")
+    if challenger is None:
+        return "cumulative gains: details.json has no usable challenger curve"
+
+    def draw(axes: Any) -> None:
+        axes.plot([0, 1], [0, 1], color=REFERENCE_COLOUR, linestyle=":", linewidth=1, label="random order")
+        if champion is not None:
+            axes.plot([0, *champion[0]], [0, *champion[1]], color=CHAMPION_COLOUR, linestyle="--", linewidth=1.6,
+                      label="champion")
+        axes.plot([0, *challenger[0]], [0, *challenger[1]], color=CHALLENGER_COLOUR, linewidth=2, marker="o",
+                  markersize=3, label="this run")
+        axes.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="share of customers called, best-scored first",
+                 ylabel="share of all churners reached")
+        axes.legend(loc="lower right")
+
+    return _Plot("Cumulative gains", "Calling the best-scored customers first: how many of all churners each share "
+                 "reaches (lift is the curve over the diagonal).", draw)
 
 
 def _confusion_plot(evaluation: Mapping[str, Any]) -> _Plot | str:

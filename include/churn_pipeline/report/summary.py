@@ -6,7 +6,10 @@ logs these lines: ``register_model`` when the gate passed, ``notify_failure`` ot
 started from the UI or with ``airflow dags test ... --conf`` ends with the same lines as ``make
 demo``, and ``cli summary --run-key K`` prints them again later from the same files. Everything is
 read through the object store, so the lines are the same on both backends; a part that is missing
-(the run stopped before it) is said, never guessed.
+(the run stopped before it) is said, never guessed. Every value that came from data or params
+(``input_uri``, column names in a reason, a subject) is shown neutralised
+(``churn_pipeline.domain.text``), and each further line of a reason is indented under its label, so
+no value can add a line that poses as one of the summary's own.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 
 from churn_pipeline.domain.contract import FILES
 from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.text import shown as neutral
+from churn_pipeline.domain.text import shown_lines
 from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError
 
 REGISTERED = "registered"
@@ -75,7 +80,7 @@ def _notifications(store: ObjectStore, layout: RunLayout) -> list[dict[str, Any]
 
 
 def _metrics(values: Mapping[str, float]) -> str:
-    return "  ".join(f"{name} {value:.4f}" for name, value in values.items())
+    return "  ".join(f"{neutral(name)} {value:.4f}" for name, value in values.items())
 
 
 def summary_lines(store: ObjectStore, layout: RunLayout, shown: Callable[[str], str] = str,
@@ -85,7 +90,9 @@ def summary_lines(store: ObjectStore, layout: RunLayout, shown: Callable[[str], 
     outcome = outcome or _read_outcome(store, layout)
     lines = [f"run {layout.key}", f"  artefacts     {shown(layout.run_uri)}"]
     if outcome and outcome.data_source:
-        lines.append(f"  data source   {outcome.data_source}")
+        lines.append(f"  data source   {neutral(outcome.data_source)}")
+    if outcome and outcome.group:  # the model package group: where its versions and champion are
+        lines.append(f"  group         {neutral(outcome.group)}")
     quality = _read_json(store, f"{layout.preprocessing_uri('quality')}/{FILES['data_quality']}")
     if quality:
         lines.append(f"  customers     {quality['rows_read']} rows read, {quality['rows_used']} used")
@@ -97,21 +104,34 @@ def summary_lines(store: ObjectStore, layout: RunLayout, shown: Callable[[str], 
         if champion and champion.get("comparable"):
             lines.append(f"  champion      version {champion['version']}: {_metrics(champion['metrics'])}")
         elif champion:
-            lines.append(f"  champion      version {champion['version']}, not comparable: {champion['reason']}")
+            lines.append(f"  champion      version {champion['version']}, not comparable: "
+                         f"{neutral(champion['reason'])}")
         else:
             lines.append("  champion      none approved yet")
+        economics = evaluation.get("economics")
+        if economics:
+            chosen, default = economics["at_threshold"], economics["at_default"]
+            lines.append(f"  campaign      contact above {chosen['threshold']:.2f} "
+                         f"(chosen on {economics.get('chosen_on')}): cost {chosen['cost']:,.0f} on the test split "
+                         f"against {default['cost']:,.0f} at 0.5 "
+                         f"(profit {chosen['profit']:,.0f} against {default['profit']:,.0f})")
+            lines.append(f"  ranking       top-decile lift {evaluation['ranking']['top_decile_lift']:.2f}, "
+                         f"calibrated: {'yes' if evaluation.get('calibration', {}).get('applied') else 'no'}")
     decision = _read_json(store, layout.decision_file_uri)
+    cost = (decision or {}).get("run_cost") or {}
+    if cost.get("total") is not None:
+        lines.append(f"  cost          {cost['total']:.4f} for the three jobs (at CHURN_INSTANCE_PRICES)")
     if decision:
         verdict = "passed" if decision["passed"] else f"not passed ({', '.join(decision['reasons'])})"
-        lines.append(f"  gate          {verdict}")
-        lines += [f"                - {sentence}" for sentence in decision["details"]]
+        lines.append(f"  gate          {neutral(verdict)}")
+        lines += [f"                - {neutral(sentence)}" for sentence in decision["details"]]
     if outcome and outcome.status == REGISTERED:
         lines.append(f"  registered    {outcome.group} version {outcome.version} ({outcome.approval_status}): "
                      f"{outcome.identifier}")
     for task, reason in (outcome.failed.items() if outcome else ()):
-        lines.append(f"  failed at     {task}: " + reason.replace("\n", "\n" + " " * 16))
+        lines.append(f"  failed at     {neutral(task)}: " + shown_lines(reason).replace("\n", "\n" + " " * 16))
     for item in _notifications(store, layout):
-        lines.append(f"  notified      {item.get('reason')}: {item.get('subject')}")
+        lines.append(f"  notified      {neutral(item.get('reason'))}: {neutral(item.get('subject'))}")
     if outcome is None:
         lines.append("  outcome       none recorded: the run is still going, or its last task has not run "
                      "(see the run's task logs)")
@@ -135,8 +155,16 @@ def scoring_lines(summary: Mapping[str, Any], shown: Callable[[str], str] = str)
              "  per band      " + ", ".join(f"{band} {count}" for band, count in summary["per_band"].items())]
     if summary.get("dropped_duplicates"):
         lines.append(f"  duplicates    {summary['dropped_duplicates']} repeated customers scored once")
+    campaign = summary.get("campaign")
+    if campaign:
+        lines.append(f"  campaign      contact {campaign['contact']}: "
+                     f"expected profit {campaign['expected_profit']:,.2f}"
+                     + (f", value at risk {campaign['value_at_risk']:,.2f}" if campaign.get("value_at_risk") else ""))
     lines.append(f"  most at risk  (the top {len(summary['top'])})")
     lines += [f"    {rank:>2}. {item['id']}  {item['churn_probability']:.4f}  {item['risk_band']}"
               for rank, item in enumerate(summary["top"], start=1)]
+    cost = (summary.get("cost") or {}).get("cost")
+    if cost is not None:
+        lines.append(f"  cost          {cost:.4f} (the transform job, at CHURN_INSTANCE_PRICES)")
     lines.append(f"  scores        {shown(summary['scores_uri'])}")
     return lines

@@ -19,7 +19,8 @@ from churn_pipeline.report.values import count, fixed, mapping, number, objects,
 
 # The pipeline's metrics in reading order; names the evaluation adds later follow, sorted.
 METRIC_LABELS = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1_score": "F1 score",
-                 "roc_auc": "ROC AUC"}
+                 "roc_auc": "ROC AUC", "lift_at_10": "top-decile lift",
+                 "expected_profit": "campaign profit (own threshold)"}
 # SageMaker's model-quality block (binary_classification_metrics) spells two of them differently.
 QUALITY_BLOCK_NAMES = {"f1_score": "f1", "roc_auc": "auc"}
 REASON_HEADLINES = {
@@ -45,6 +46,7 @@ class Header:
     rules: str
     drift_attention: str  # "" when no feature drifted or is to watch
     notes: tuple[str, ...]  # the input files that could not be read
+    cost: str  # what the run's jobs cost, in one sentence; "" when the decision does not say
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,41 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class RankingRow:
+    share: str  # "10 %"
+    customers: str
+    gain: str
+    lift: str
+    precision: str
+    champion_gain: str | None  # None: no comparable champion, no column
+    champion_lift: str | None
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    label: str
+    threshold: str
+    contacted: str
+    profit: str
+    cost: str
+    chosen: bool  # the row of the threshold scoring applies
+
+
+@dataclass(frozen=True)
+class Business:
+    state: Literal["absent", "present"]
+    ranking: tuple[RankingRow, ...]
+    campaign: tuple[CampaignRow, ...]
+    figures: str  # the campaign's figures, in one sentence
+    calibration: str  # Brier, ECE, and whether a calibrator is applied and why
+
+
+@dataclass(frozen=True)
 class PageView:
     title: str
     header: Header
     metrics: Metrics
+    business: Business
     drift: Drift
     quality: tuple[QualityRow, ...] | None  # None: no data-quality summary
     links: tuple[Link, ...]
@@ -121,7 +154,8 @@ def page_view(inputs: ReportInputs) -> PageView:
     decision = mapping(inputs.decision)
     verdict = _verdict(decision)
     return PageView(title=f"Run {inputs.run_key}: {verdict}", header=_header(inputs, decision, verdict),
-                    metrics=_metrics(mapping(inputs.evaluation), decision), drift=_drift(inputs.drift, decision),
+                    metrics=_metrics(mapping(inputs.evaluation), decision),
+                    business=_business(mapping(inputs.evaluation)), drift=_drift(inputs.drift, decision),
                     quality=quality_view(inputs.quality), links=links_view(inputs.links))
 
 
@@ -151,7 +185,21 @@ def _header(inputs: ReportInputs, decision: Mapping[str, Any], verdict: str) -> 
     return Header(dag_id=inputs.dag_id, run_key=inputs.run_key, run_id=inputs.run_id, backend=inputs.backend,
                   passed=decision.get("passed") is True, verdict=verdict[:1].upper() + verdict[1:],
                   reasons=tuple(str(sentence) for sentence in sentences), rules=_rules(decision),
-                  drift_attention=_drift_attention(inputs.drift, decision), notes=tuple(inputs.notes))
+                  drift_attention=_drift_attention(inputs.drift, decision), notes=tuple(inputs.notes),
+                  cost=_cost(decision))
+
+
+def _cost(decision: Mapping[str, Any]) -> str:
+    """What the run's jobs cost (each job's billable time x instances x the setting's price per hour)."""
+    found = mapping(decision.get("run_cost"))
+    jobs = {name: mapping(item) for name, item in mapping(found.get("jobs")).items()}
+    if not jobs:
+        return ""
+    parts = [f"{name} {fixed(item.get('cost'), 4)} ({fixed(item.get('billable_seconds'), 0)} s on "
+             f"{item.get('instance_count', 1)} x {item.get('instance_type') or '?'})" for name, item in jobs.items()]
+    total = number(found.get("total"))
+    head = f"This run's jobs cost {total:.4f}" if total is not None else "This run's jobs cost an unknown amount"
+    return f"{head}: {', '.join(parts)}, at CHURN_INSTANCE_PRICES."
 
 
 def _rules(decision: Mapping[str, Any]) -> str:
@@ -247,6 +295,66 @@ def _champion(champion: Mapping[str, Any] | None, evaluation: Mapping[str, Any])
         return Champion(state="comparable", identifier=identifier, reason="")
     return Champion(state="not_comparable", identifier=identifier,
                     reason=str(champion.get("reason") or "no reason given"))
+
+
+# --- in the business's terms ---------------------------------------------------------------------------
+
+def _money(value: Any) -> str:
+    found = number(value)
+    return fixed(None) if found is None else f"{found:,.0f}"
+
+
+def _business(evaluation: Mapping[str, Any]) -> Business:
+    ranking, economics = mapping(evaluation.get("ranking")), mapping(evaluation.get("economics"))
+    if not ranking and not economics:
+        return Business(state="absent", ranking=(), campaign=(), figures="", calibration="")
+    found = evaluation.get("champion")
+    champion = found if isinstance(found, Mapping) and found.get("comparable") is True else None
+    theirs = {number(row.get("share")): row for row in objects(mapping(champion.get("ranking")).get("table"))} \
+        if champion is not None else {}
+    rows = []
+    for row in objects(ranking.get("table")):
+        other = theirs.get(number(row.get("share"))) if champion is not None else None
+        rows.append(RankingRow(
+            share=f"{100 * (number(row.get('share')) or 0):.0f} %", customers=count(row.get("customers")),
+            gain=f"{100 * (number(row.get('gain')) or 0):.1f} %", lift=fixed(row.get("lift"), 2),
+            precision=fixed(row.get("precision"), 3),
+            champion_gain=None if champion is None else (
+                f"{100 * (number(mapping(other).get('gain')) or 0):.1f} %" if other else fixed(None)),
+            champion_lift=None if champion is None else fixed(mapping(other).get("lift"), 2)))
+    campaign = []
+
+    def campaign_row(label: str, block: Any, chosen: bool = False) -> None:
+        block = mapping(block)
+        if block:
+            campaign.append(CampaignRow(label=label, threshold=fixed(block.get("threshold"), 2),
+                                        contacted=count(block.get("contacted")), profit=_money(block.get("profit")),
+                                        cost=_money(block.get("cost")), chosen=chosen))
+
+    chosen_on = economics.get("chosen_on") or "not recorded (a model older than this choice)"
+    campaign_row(f"this run, at its threshold (chosen on {chosen_on})", economics.get("at_threshold"), chosen=True)
+    campaign_row("this run, at 0.5", economics.get("at_default"))
+    if champion is not None:
+        campaign_row(f"champion (version {champion.get('version')}), at its own threshold",
+                     mapping(champion.get("economics")).get("at_threshold"))
+    figures = mapping(economics.get("figures"))
+    figures_sentence = ""
+    if figures:
+        figures_sentence = (f"Keeping a churner is worth {_money(figures.get('value_retained'))}, an offer costs "
+                            f"{_money(figures.get('offer_cost'))} and keeps "
+                            f"{100 * (number(figures.get('offer_acceptance')) or 0):.0f} % of the churners it reaches;"
+                            " profit is against contacting nobody, cost is what the churners lost and the offers"
+                            " cost.")
+    calibration = mapping(evaluation.get("calibration"))
+    calibration_sentence = ""
+    if calibration:
+        applied = ("an isotonic calibrator is applied" if calibration.get("applied") is True
+                   else "no calibrator is applied")
+        reason = f" ({calibration['reason']})" if calibration.get("reason") else ""
+        calibration_sentence = (f"Brier score {fixed(calibration.get('brier'))}, expected calibration error "
+                                f"{fixed(calibration.get('ece'))}; {applied}{reason}.")
+    return Business(state="present", ranking=tuple(rows), campaign=tuple(campaign), figures=figures_sentence,
+                    calibration=calibration_sentence)
 
 
 # --- drift ------------------------------------------------------------------------------------------

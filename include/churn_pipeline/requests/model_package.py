@@ -8,7 +8,7 @@ from typing import Any
 
 from churn_pipeline.domain.contract import CSV, FILES, JSON
 from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout, registration_token
-from churn_pipeline.domain.model_defaults import metric_names
+from churn_pipeline.domain.model_defaults import comparable_metric_names
 from churn_pipeline.domain.payloads import GateDecision
 from churn_pipeline.domain.settings import Settings
 from churn_pipeline.requests.common import tags
@@ -31,12 +31,34 @@ def _lineage(decision: GateDecision) -> dict[str, str]:
     lineage["champion_comparable"] = "true" if champion.get("comparable") else "false"
     if not champion.get("comparable"):
         lineage["champion_reason"] = str(champion.get("reason"))
-    for name in metric_names():
+    for name in comparable_metric_names():
         if name in champion.get("metrics", {}):
             lineage[f"champion_{name}"] = f"{champion['metrics'][name]:.6f}"
         if name in champion.get("delta", {}):
             lineage[f"delta_{name}"] = f"{champion['delta'][name]:+.6f}"
     return lineage
+
+
+def _campaign(decision: GateDecision) -> dict[str, str]:
+    """The contact threshold (chosen on validation, what scoring applies) and what the campaign earns
+    at it on the test split, for CustomerMetadataProperties."""
+    campaign = decision.campaign or {}
+    economics, calibration = campaign.get("economics") or {}, campaign.get("calibration") or {}
+    found: dict[str, str] = {}
+    if "threshold" in economics:
+        found["contact_threshold"] = f"{economics['threshold']:.4f}"
+        found["threshold_chosen_on"] = str(economics.get("chosen_on"))
+    for name in ("at_threshold", "at_default"):
+        if isinstance(economics.get(name), dict):
+            found[f"campaign_profit_{name}"] = f"{economics[name]['profit']:.2f}"
+    total = (decision.run_cost or {}).get("total")
+    if total is not None:
+        found["run_cost"] = f"{total:.6f}"  # what the jobs that made this version cost
+    if calibration:
+        found["calibrated"] = "true" if calibration.get("applied") else "false"
+        found["brier"] = f"{calibration.get('brier', float('nan')):.6f}"
+        found["expected_calibration_error"] = f"{calibration.get('ece', float('nan')):.6f}"
+    return found
 
 
 def _model_card(layout: RunLayout, decision: GateDecision, training_job: str) -> dict[str, str]:
@@ -81,7 +103,8 @@ def model_package_request(
     package versions cannot carry Tags, so lineage goes in CustomerMetadataProperties,
     MetadataProperties and the model card.
     """
-    metadata = {name: f"{decision.metrics[name]:.6f}" for name in metric_names() if name in decision.metrics}
+    metadata = {name: f"{decision.metrics[name]:.6f}" for name in comparable_metric_names()
+                if name in decision.metrics}
     metadata.update({
         "run_id": run_id,
         RUN_KEY_TAG: layout.key,
@@ -90,6 +113,7 @@ def model_package_request(
         "training_job": training_job,
         "report_uri": layout.report_file_uri,
         **_lineage(decision),
+        **_campaign(decision),
     })
     metadata = {key: value[:MAX_METADATA_VALUE] for key, value in metadata.items()}
     statistics = {"ContentType": JSON, "S3Uri": f"{profile_uri}/{FILES['statistics']}"}

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from churn_pipeline.domain.economics import economics_from_params, training_hyperparameters
 from churn_pipeline.domain.gate import CompareMode, DriftMode
 from churn_pipeline.domain.layout import RunLayout, ScoringLayout, model_name
+from churn_pipeline.domain.model_defaults import default_hyperparameters
 from churn_pipeline.domain.payloads import ChampionLookup, JobResult, Payload, StagedInputs, StagedScoring
 from churn_pipeline.domain.settings import Settings
 from churn_pipeline.domain.steps import EVALUATE, INPUT_ROLES, PREPROCESS, SCORE, TRAIN
@@ -57,7 +59,9 @@ def request_for_step(step: str, settings: Settings, name: str, staged: Payload, 
     assert isinstance(preprocessing, JobResult)
     if step == TRAIN:
         channels = {channel: preprocessing.output(channel) for channel in TRAINING_CHANNELS}
-        return train_request(settings, layout, job_name=name, image_uri=staged.image_uri, channels=channels)
+        hyperparameters = {**default_hyperparameters(), **training_hyperparameters(economics_from_params(params))}
+        return train_request(settings, layout, job_name=name, image_uri=staged.image_uri, channels=channels,
+                             hyperparameters=hyperparameters)
     if step == EVALUATE:
         trained, lookup = inputs["model"], inputs["champion"]
         assert isinstance(trained, JobResult) and isinstance(lookup, ChampionLookup)

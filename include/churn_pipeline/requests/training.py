@@ -18,7 +18,7 @@ TRAINING_CHANNELS = contract.TRAINING_CHANNELS  # preprocessing's outputs that t
 
 
 def train_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
-                  channels: Mapping[str, str], hyperparameters: Mapping[str, int] | None = None) -> dict[str, Any]:
+                  channels: Mapping[str, str], hyperparameters: Mapping[str, float] | None = None) -> dict[str, Any]:
     """A ``CreateTrainingJob`` request in the scikit-learn container's script mode.
 
     Hyperparameter values are JSON-encoded, as the SageMaker Python SDK sends them and the

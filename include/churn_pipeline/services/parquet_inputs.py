@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from churn_pipeline.domain.text import shown
 from churn_pipeline.services.objectstore import ObjectStore
 
 PARQUET_MAGIC = b"PAR1"
@@ -35,9 +36,9 @@ def read_footer(store: ObjectStore, uri: str) -> ParquetFooter:
     """Rows and column names of the Parquet object at ``uri``, from its footer alone."""
     tail = store.read_tail(uri, FOOTER_GUESS_BYTES)
     if len(tail) < len(PARQUET_MAGIC) + _TRAILER_BYTES or tail[-4:] != PARQUET_MAGIC:
-        start = tail[:24].decode("utf-8", errors="replace") if tail else ""
-        raise NotParquetError(f"{uri} is not a Parquet file ({len(tail)} byte(s) read from its end, not ending in "
-                              f"PAR1{f'; it begins {start!r}' if start else ''})")
+        # its bytes are not quoted: an object that is not a table may be anything (a key, a password file)
+        raise NotParquetError(f"{shown(uri)} is not a Parquet file ({len(tail)} byte(s) read from its end, not ending "
+                              "in PAR1)")
     footer_length = int.from_bytes(tail[-8:-4], "little")
     if footer_length + _TRAILER_BYTES > len(tail):
         tail = store.read_tail(uri, footer_length + _TRAILER_BYTES)
@@ -68,6 +69,7 @@ def missing_columns(footers: Sequence[ParquetFooter], schema: Mapping[str, Any])
         present = {name.strip() for name in footer.columns}
         absent = [name for name in wanted if name not in present]
         if absent:
-            problems.append(f"{footer.uri} lacks the column(s) {', '.join(repr(name) for name in absent)} that the "
-                            f"schema names (it has {', '.join(footer.columns) or 'no columns'})")
+            present_names = ", ".join(shown(name) for name in footer.columns) or "no columns"
+            problems.append(f"{shown(footer.uri)} lacks the column(s) {', '.join(repr(name) for name in absent)} that "
+                            f"the schema names (it has {present_names})")
     return problems

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout
-from churn_pipeline.domain.model_defaults import metric_names
+from churn_pipeline.domain.model_defaults import comparable_metric_names
 from churn_pipeline.domain.payloads import ModelVersionRef, RegisteredVersion
 from churn_pipeline.services.locks import file_lock
 from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError
@@ -56,7 +56,7 @@ class ModelRegistry(Protocol):
 
 def _metrics_of(metadata: dict[str, Any]) -> dict[str, float]:
     found = {}
-    for name in metric_names():
+    for name in comparable_metric_names():
         try:
             found[name] = float(metadata[name])
         except (KeyError, TypeError, ValueError):
@@ -182,7 +182,7 @@ class MlflowRegistry:
             experiment_id = experiment.experiment_id if experiment else client.create_experiment(
                 EXPERIMENT, artifact_location=(self.root / "mlflow-artifacts").as_uri())
             run = client.create_run(experiment_id, run_name=run_key, tags={RUN_KEY_TAG: run_key})
-            metrics = set(metric_names())
+            metrics = set(comparable_metric_names())
             for name, value in metadata.items():
                 if name in metrics:
                     client.log_metric(run.info.run_id, name, float(value))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -107,9 +108,19 @@ def described_source(extracted: ExtractedCustomers | None, params: dict[str, Any
 def finish_run(settings: Settings, layout: RunLayout, outcome: RunOutcome) -> None:
     """The last task's closing act: record how the run ended and log the run's summary, the lines
     ``make demo`` and ``cli summary`` print, so that every run ends by saying what it did."""
+    from botocore.exceptions import ClientError  # an S3 deny on the run's prefix
+
     from churn_pipeline.report.summary import shown_by, summary_lines, write_outcome
     from churn_pipeline.services import backend
+    from churn_pipeline.services.objectstore import ObjectStoreError
 
     store = backend.object_store(settings)
-    write_outcome(store, layout, outcome)
+    outcome = replace(outcome, group=outcome.group or settings.model_package_group)  # every outcome names it
+    try:
+        write_outcome(store, layout, outcome)
+    except (OSError, ObjectStoreError, ClientError) as error:  # a broken run prefix: one line, after the message
+        log.info("what this run did:\n%s", "\n".join(summary_lines(store, layout, shown_by(store), outcome)))
+        raise AirflowFailException(f"cannot record this run's outcome at {layout.outcome_file_uri}: "
+                                   f"{(error.strerror if isinstance(error, OSError) else None) or error} (the run's "
+                                   "prefix cannot be written; the team's message says how it ended)") from None
     log.info("what this run did:\n%s", "\n".join(summary_lines(store, layout, shown_by(store), outcome)))

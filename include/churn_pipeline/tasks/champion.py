@@ -5,7 +5,10 @@ The champion is the newest approved version (SageMaker: latest ``Approved`` pack
 locally the MLflow alias ``champion``). The drift baseline is the champion's training-data profile or,
 until anything is approved, the newest registered version's. Neither exists on a first run, which is
 a normal state, not an error. A champion whose model artefact is gone is passed on with the reason,
-so that the evaluation records it as not comparable instead of failing the job.
+so that the evaluation records it as not comparable instead of failing the job. So is one whose
+artefact lies outside the configured bucket and prefix: the evaluation job unpickles the champion's
+model, and a registry entry pointing anywhere else (edited, or of another deployment) must never
+make it load a file this pipeline did not write.
 """
 
 from __future__ import annotations
@@ -20,12 +23,27 @@ if TYPE_CHECKING:  # imported where used: the DAG file imports this module when 
     from churn_pipeline.services.objectstore import ObjectStore
 
 
-def _missing(store: ObjectStore, uri: str | None, what: str) -> str | None:
-    """Why ``uri`` cannot be used, or None when its object is there."""
+def _outside(uri: str, base_uri: str) -> bool:
+    """Whether ``uri`` lies outside ``base_uri`` (``s3://<bucket>/<prefix>``), by bucket and whole key parts."""
+    from churn_pipeline.domain.s3_uris import ObjectStoreError, parse_s3_uri
+
+    try:
+        bucket, key = parse_s3_uri(uri)
+    except ObjectStoreError:
+        return True
+    base_bucket, base_key = parse_s3_uri(base_uri)
+    return bucket != base_bucket or not key.startswith(f"{base_key.rstrip('/')}/")
+
+
+def _missing(store: ObjectStore, uri: str | None, what: str, base_uri: str) -> str | None:
+    """Why ``uri`` cannot be used, or None when its object is there, under this pipeline's prefix."""
+    from churn_pipeline.domain.text import shown
     from churn_pipeline.services.objectstore import ObjectStoreError
 
     if not uri:
         return f"it has no {what}"
+    if _outside(uri, base_uri):
+        return f"its {what} {shown(uri)} lies outside this pipeline's bucket and prefix ({base_uri}); it is not read"
     try:
         return None if store.exists(uri) else f"its {what} is gone from {uri}"
     except ObjectStoreError as error:
@@ -41,8 +59,9 @@ def look_up(settings: Settings, registry: Any, store: ObjectStore) -> ChampionLo
     return ChampionLookup(
         champion=champion,
         baseline=baseline,
-        champion_problem=_missing(store, champion.model_uri, "model artefact") if champion else None,
-        baseline_problem=_missing(store, baseline.statistics_uri, "data profile") if baseline else None,
+        champion_problem=_missing(store, champion.model_uri, "model artefact", settings.base_uri) if champion else None,
+        baseline_problem=(_missing(store, baseline.statistics_uri, "data profile", settings.base_uri) if baseline
+                          else None),
     )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from churn_pipeline.domain.contract_rules import rules
 from churn_pipeline.domain.settings import Settings
 from churn_pipeline.tasks._run import log, received_optional
 
@@ -52,3 +53,8 @@ def check_parquet_header(store: ObjectStore, input_uri: str, schema_uri: str) ->
     problems = missing_columns(footers, schema)
     if problems:
         raise AirflowFailException("the input breaks the data contract, so no job is started: " + "; ".join(problems))
+    fewest = rules().MIN_ROWS
+    if sum(footer.rows for footer in footers) < fewest:
+        named = ", ".join(f"{footer.uri} ({footer.rows} row(s))" for footer in footers)
+        raise AirflowFailException(f"the input holds {sum(footer.rows for footer in footers)} row(s), fewer than the "
+                                   f"{fewest} training needs, so no job is started: {named}")

@@ -3,6 +3,7 @@ run's rules, records the decision, writes the run's report and chooses the branc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from churn_pipeline.domain import gate
 from churn_pipeline.domain.contract import FILES
+from churn_pipeline.domain.costs import run_cost
 from churn_pipeline.domain.layout import RunLayout
 from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import Settings, load_settings
@@ -107,6 +109,9 @@ def choose_branch(*, staged: Any, preprocessing: Any, model: Any, evaluation: An
     decision = gate.decide(_read_if_there(store, evaluation_uri), rules, evaluation_uri,
                            drift=_read_if_there(store, f"{evaluation_prefix}/{FILES['drift']}"),
                            report_uri=layout.report_file_uri)
+    # what this run's jobs cost rides with the decision: into decision.json, the report and the version
+    decision = dataclasses.replace(decision, run_cost=run_cost({step: job.cost or {"cost": None}
+                                                                for step, job in jobs.items()}))
     store.write_bytes(layout.decision_file_uri, json.dumps(decision.to_xcom(), indent=2, sort_keys=True).encode())
     write_report(settings, store, layout, decision, jobs, dag_run.run_id, dag_run.dag_id)
     ti.xcom_push(key=DECISION_KEY, value=decision.to_xcom())

@@ -35,12 +35,20 @@ def rejection_notice(decision: GateDecision, run_id: str, run_key: str, trained:
     lines.append(f"Evaluation: {decision.evaluation_uri}")
     if decision.report_uri:
         lines.append(f"Report: {decision.report_uri}")
+    codes = ", ".join(decision.reasons) or decision.reason  # reason codes only: a subject carries no text from data
     return Notification(
-        reason=decision.reason, subject=f"Churn model not registered: {decision.detail}"[:100],
+        reason=decision.reason, subject=f"Churn model not registered: {codes}",
         message="\n".join(lines), run_id=run_id, run_key=run_key, accuracy=decision.accuracy,
         threshold=decision.threshold, evaluation_uri=decision.evaluation_uri, reasons=decision.reasons,
         report_uri=decision.report_uri, drifted_features=decision.drifted_features,
         champion=str(decision.champion.get("identifier")) if decision.champion else None)
+
+
+def _threshold(params: dict[str, Any]) -> float | None:
+    """The run's threshold for the message; None when the param is not a number (the message must
+    still go out: a run whose params were refused is exactly one the team must hear of)."""
+    value = params.get("accuracy_threshold")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def notify_team(*, gate: str, staged: Any = None, model: Any = None, params: dict[str, Any], ti: Any, dag_run: Any,
@@ -70,9 +78,9 @@ def notify_team(*, gate: str, staged: Any = None, model: Any = None, params: dic
         listed = "; ".join(f"{task}: {reason}" for task, reason in failed) or "an upstream task did not succeed"
         notification = Notification(
             reason=REASON_PIPELINE_FAILED,
-            subject=f"Churn pipeline failed at {', '.join(task for task, _ in failed) or 'an upstream task'}"[:100],
+            subject=f"Churn pipeline failed at {', '.join(task for task, _ in failed) or 'an upstream task'}",
             message=f"Run {dag_run.run_id} failed before the quality gate. {listed}",
-            run_id=dag_run.run_id, run_key=layout.key, threshold=float(params["accuracy_threshold"]),
+            run_id=dag_run.run_id, run_key=layout.key, threshold=_threshold(params),
             failed_tasks=tuple(task for task, _ in failed))
     sent = notify_once(notification, backend.notification_channel(settings), backend.object_store(settings),
                        layout.notification_marker_uri(notification.reason), log.info)

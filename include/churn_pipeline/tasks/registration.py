@@ -63,7 +63,8 @@ def warn_of_drift(settings: Settings, layout: RunLayout, decision: GateDecision,
     features = ", ".join(decision.drifted_features)
     notification = Notification(
         reason=REASON_DRIFT_WARNING,
-        subject=f"Churn data drifted ({features}); version {version.version} registered"[:100],
+        # fixed words only: feature names come from data and stay in the message, neutralised
+        subject=f"Churn data drifted; version {version.version} registered for review",
         message=(f"Run {run_id} registered version {version.version} ({version.identifier}) for review, and the "
                  f"customers' data drifted from the baseline in: {features}. Report: {decision.report_uri or 'none'}"),
         run_id=run_id, run_key=layout.key, accuracy=decision.accuracy, threshold=decision.threshold,

@@ -6,8 +6,14 @@ any job, saying how to approve one), reads the customer table, checks it has eve
 champion was trained on (naming the missing ones), drops duplicate rows and repeated ids (counted),
 and writes one JSON line per customer, missing cells as ``null`` (the model imputes them; nobody is
 dropped for a blank cell). ``publish_scores`` turns the transform's joined output into the scores
-table (id, probability, risk band, model version) and ``summary.json`` (customers per band, the 20
-most at risk), and logs both.
+table (id, probability, risk band, model version, the action at the model's stored threshold, the
+value at risk, the three strongest reasons with their signed contributions) and ``summary.json``
+(customers per band, the 20 most at risk, how many to contact and the expected profit of contacting
+them), and logs both.
+
+Reasons add up: ``base_value`` + the three drivers' contributions + ``other_contributions`` equal
+the probability (to the six decimals written). The value at risk is the probability x the customer's
+value (the schema's ``value_column``; blank without one) x ``CHURN_VALUE_HORIZON_PERIODS``.
 """
 
 from __future__ import annotations
@@ -35,7 +41,10 @@ if TYPE_CHECKING:  # imported where used: the DAG file imports this module when 
 
 
 TOP_CUSTOMERS = 20
-SCORES_HEADER = ("churn_probability", "risk_band", "model_version")
+SCORES_HEADER = ("churn_probability", "risk_band", "model_version", "action", "value_at_risk", "base_value",
+                 "driver_1", "contribution_1", "driver_2", "contribution_2", "driver_3", "contribution_3",
+                 "other_contributions")
+CONTACT, DO_NOT_CONTACT = "contact", "do not contact"
 REASON_SCORING_FAILED = "scoring_failed"
 APPROVE_HINT = ("approve one with `make approve VERSION=N` (the customer_churn_approval DAG) or `.venv/bin/churn "
                 "approve N` (locally), or in SageMaker's model registry (on AWS)")
@@ -151,18 +160,29 @@ def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **con
 
 def scores_from_transform(lines: list[str], id_column: str | None, settings: Settings,
                           version: int) -> list[dict[str, Any]]:
-    """One score per joined output line: the customer's id, the probability, its band, the version."""
-    from churn_pipeline.domain.contract import PROBABILITY_KEY
+    """One score per joined output line: the customer's id, the probability, its band, the version, the
+    action, the value at risk and the reasons."""
+    from churn_pipeline.domain.contract import PREDICTION_KEYS as KEYS
     from churn_pipeline.requests.transform import TRANSFORM_OUTPUT_KEY
 
     scores = []
     for number, line in enumerate(lines, start=1):
         joined = json.loads(line)
-        probability = float(joined[TRANSFORM_OUTPUT_KEY][PROBABILITY_KEY])
+        prediction = joined[TRANSFORM_OUTPUT_KEY]
+        probability = float(prediction[KEYS["probability"]])
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"line {number} of the transform output has a probability of {probability}")
+        value = prediction.get(KEYS["value"])
+        drivers = [(str(item["feature"]), float(item["contribution"])) for item in prediction.get(KEYS["drivers"], [])]
+        base = float(prediction.get(KEYS["base_value"], 0.0))
         scores.append({"id": joined.get(id_column) if id_column else number, "churn_probability": probability,
-                       "risk_band": settings.risk_band(probability), "model_version": version})
+                       "risk_band": settings.risk_band(probability), "model_version": version,
+                       "contact": bool(prediction.get(KEYS["contact"], False)),
+                       "expected_profit": float(prediction.get(KEYS["expected_profit"], 0.0)),
+                       "value_at_risk": None if value is None else probability * float(value)
+                       * settings.value_horizon_periods,
+                       "base_value": base, "drivers": drivers,
+                       "other_contributions": probability - base - sum(share for _, share in drivers)})
     return scores
 
 
@@ -171,7 +191,12 @@ def scores_csv(scores: list[dict[str, Any]], id_column: str | None) -> bytes:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([id_column or "row", *SCORES_HEADER])
     for score in sorted(scores, key=lambda item: item["churn_probability"], reverse=True):
-        writer.writerow([score["id"], f"{score['churn_probability']:.6f}", score["risk_band"], score["model_version"]])
+        drivers = [cell for name, share in score["drivers"] for cell in (name, f"{share:+.6f}")]
+        drivers += [""] * (6 - len(drivers))
+        at_risk = score["value_at_risk"]
+        writer.writerow([score["id"], f"{score['churn_probability']:.6f}", score["risk_band"], score["model_version"],
+                         CONTACT if score["contact"] else DO_NOT_CONTACT, "" if at_risk is None else f"{at_risk:.2f}",
+                         f"{score['base_value']:.6f}", *drivers, f"{score['other_contributions']:+.6f}"])
     return buffer.getvalue().encode()
 
 
@@ -181,11 +206,19 @@ def summarize(scores: list[dict[str, Any]], settings: Settings, staged: StagedSc
     for score in scores:
         bands[score["risk_band"]] += 1
     top = sorted(scores, key=lambda item: item["churn_probability"], reverse=True)[:TOP_CUSTOMERS]
-    return {"run_key": staged.run_key, "customers": len(scores), "dropped_duplicates": staged.dropped_duplicates,
+    contacted = [score for score in scores if score["contact"]]
+    at_risk = [score["value_at_risk"] for score in scores if score["value_at_risk"] is not None]
+    campaign = {"contact": len(contacted),
+                "expected_profit": round(sum(score["expected_profit"] for score in contacted), 2),
+                "value_at_risk": round(sum(at_risk), 2) if at_risk else None,
+                "value_horizon_periods": settings.value_horizon_periods}
+    return {"run_key": staged.run_key, "campaign": campaign, "customers": len(scores),
+            "dropped_duplicates": staged.dropped_duplicates,
             "model": {"version": staged.champion.version, "identifier": staged.champion.identifier},
             "risk_bands": dict(settings.risk_bands), "per_band": bands,
             "top": [{"id": item["id"], "churn_probability": round(item["churn_probability"], 6),
-                     "risk_band": item["risk_band"]} for item in top],
+                     "risk_band": item["risk_band"], "action": CONTACT if item["contact"] else DO_NOT_CONTACT,
+                     "drivers": [name for name, _ in item["drivers"]]} for item in top],
             "scores_uri": layout.scores_file_uri}
 
 
@@ -211,6 +244,7 @@ def publish_the_scores(*, staged: Any, scores: Any, **_: Any) -> dict[str, Any]:
     if len(scores) != staged.customers:
         raise AirflowFailException(f"the transform returned {len(scores)} score(s) for {staged.customers} customer(s)")
     summary = summarize(scores, settings, staged, layout)
+    summary["cost"] = transformed.cost  # the transform job's: billable time x instances x price per hour
     store.write_bytes(layout.scores_file_uri, scores_csv(scores, staged.id_column))
     store.write_bytes(layout.summary_file_uri, json.dumps(summary, indent=2, sort_keys=True).encode())
     log.info("what this run did:\n%s", "\n".join(scoring_lines(summary)))

@@ -3,7 +3,13 @@ ship the code, stage input and schema, resolve the image, all before any paid jo
 
 The checks read the schema and only the first bytes of each CSV the preprocessing job would read (a
 ranged GET on S3), and their messages name what the user gave (``input_uri``, ``schema_uri``), the
-columns found and the near misses; nothing is staged and no job starts when they fail.
+columns found and the near misses, every value neutralised (``churn_pipeline.domain.text``); nothing
+is staged and no job starts when they fail.
+
+Plain paths (local backend) cannot leak: a path is resolved (symlinks followed) and, where
+``CHURN_PLAIN_PATH_ROOTS`` is set, must lie in one of its folders; every file read through an input
+folder must resolve inside that folder; and only the tables a job reads (``.csv``, ``.parquet``)
+are staged, so a stray link or file in the folder is never copied into the store.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from churn_pipeline.domain.layout import RunLayout, run_key
 from churn_pipeline.domain.s3_uris import is_s3_uri
 from churn_pipeline.domain.settings import (
+    CONFIG_DIR,
     PROJECT_DIR,
     SAMPLE_DATA_FILE,
     SCRIPTS_DIR,
@@ -24,6 +31,7 @@ from churn_pipeline.domain.settings import (
     SettingsError,
     load_settings,
 )
+from churn_pipeline.domain.text import shown
 from churn_pipeline.tasks._run import described_source, log, received_optional, says_why_it_failed
 from churn_pipeline.tasks.extracted_input import check_parquet_header, extracted_input
 
@@ -34,13 +42,44 @@ if TYPE_CHECKING:  # imported where used: the DAG file imports this module when 
 SHOWN_COLUMNS = 30  # a header listed in a message is cut after this many names
 
 
-def _plain_path(value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else PROJECT_DIR / path
+def _plain_path(settings: Settings, value: str, what: str, shipped: tuple[Path, ...] = ()) -> Path:
+    """The file or folder a plain ``input_uri`` / ``schema_uri`` names, symlinks resolved; refused
+    outside ``CHURN_PLAIN_PATH_ROOTS`` where that is set (``shipped``: folders of the package that
+    are always readable, such as its schemas)."""
+    given = Path(value).expanduser()
+    path = (given if given.is_absolute() else PROJECT_DIR / given).resolve()
+    roots = settings.plain_path_roots and (*settings.plain_path_roots, *shipped)
+    if roots and not any(path.is_relative_to(root) for root in roots):
+        raise AirflowFailException(f"{what}: {shown(value)} is outside the folders runs may read here "
+                                   f"(CHURN_PLAIN_PATH_ROOTS: {', '.join(str(root) for root in roots)})")
+    return path
 
 
 def _is_csv(name: str) -> bool:
     return name.lower().endswith(".csv")  # what the preprocessing job reads of its input folder
+
+
+def _is_table(name: str) -> bool:
+    from churn_pipeline.services.parquet_inputs import PARQUET_SUFFIX
+
+    return _is_csv(name) or name.endswith(PARQUET_SUFFIX)  # all the preprocessing job reads
+
+
+def _tables_in(path: Path, what: str = "input_uri") -> list[Path]:
+    """The tables a plain input names: the file itself, or every table below the folder, each of
+    which must resolve inside it (a link out of the folder is refused, not followed)."""
+    if path.is_file():
+        return [path]
+    tables = []
+    for file in sorted(path.rglob("*")):
+        if not _is_table(file.name):
+            continue  # never read, never staged
+        if not file.resolve().is_relative_to(path):
+            raise AirflowFailException(f"{what}: {shown(file)} leads outside the folder {shown(path)}; files in an "
+                                       "input folder must lie in it (nothing was read)")
+        if file.is_file():
+            tables.append(file)
+    return tables
 
 
 def _stage_code(store: ObjectStore, layout: RunLayout) -> None:
@@ -53,7 +92,7 @@ def _stage_code(store: ObjectStore, layout: RunLayout) -> None:
     store.write_bytes(layout.sourcedir_uri, deterministic_tar(SCRIPTS_DIR))
 
 
-def _read_schema(store: ObjectStore, value: str) -> tuple[bytes, dict[str, Any]]:
+def _read_schema(settings: Settings, store: ObjectStore, value: str) -> tuple[bytes, dict[str, Any]]:
     """The user's schema, raw and parsed, checked with the rules the preprocessing job applies."""
     from churn_pipeline.domain.contract_rules import rules
     from churn_pipeline.services.objectstore import ObjectStoreError
@@ -62,21 +101,25 @@ def _read_schema(store: ObjectStore, value: str) -> tuple[bytes, dict[str, Any]]
         try:
             raw = store.read_bytes(value)
         except ObjectStoreError as error:
-            raise AirflowFailException(f"schema_uri: {error}") from None
+            raise AirflowFailException(f"schema_uri: {shown(error)}") from None
     else:
-        path = _plain_path(value)
+        path = _plain_path(settings, value, "schema_uri", shipped=(CONFIG_DIR.resolve(),))
+        if settings.backend != "local" and not path.is_relative_to(CONFIG_DIR.resolve()):
+            # the worker's files are not the pipeline's on AWS: only the schemas shipped with the DAGs
+            raise AirflowFailException(f"schema_uri must be an s3:// URI or a schema shipped in {CONFIG_DIR} on the "
+                                       f"sagemaker backend, got {shown(value)!r}")
         if not path.is_file():
-            raise AirflowFailException(f"schema_uri: no schema file at {path}")
+            raise AirflowFailException(f"schema_uri: no schema file at {shown(path)}")
         raw = path.read_bytes()
     try:
         schema = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise AirflowFailException(f"schema_uri: {value} is not valid JSON ({error})") from None
+        raise AirflowFailException(f"schema_uri: {shown(value)} is not valid JSON ({error})") from None
     problems = rules().schema_problems(schema)
     if problems:
-        listed = "\n".join(f"  - {problem}" for problem in problems)
-        raise AirflowFailException(f"schema_uri: {value} is not a valid data contract (see include/config/schema.json)"
-                                   f", {len(problems)} problem(s):\n{listed}")
+        listed = "\n".join(f"  - {shown(problem)}" for problem in problems)
+        raise AirflowFailException(f"schema_uri: {shown(value)} is not a valid data contract (see "
+                                   f"include/config/schema.json), {len(problems)} problem(s):\n{listed}")
     return raw, schema
 
 
@@ -88,45 +131,42 @@ def _locate_input(settings: Settings, store: ObjectStore, value: str) -> None:
         try:
             present = store.exists(value)
         except ObjectStoreError as error:
-            raise AirflowFailException(f"input_uri: {error}") from None
+            raise AirflowFailException(f"input_uri: {shown(error)}") from None
         if not present and settings.backend == "local" and value == settings.default_input_uri:
             store.upload_file(SAMPLE_DATA_FILE, value)
             log.info("the local store had no default input; seeded %s with the bundled sample %s",
                      value, SAMPLE_DATA_FILE)
         elif not present:
-            raise AirflowFailException(f"input_uri: no object at {value}; upload the customer CSV there first")
+            raise AirflowFailException(f"input_uri: no object at {shown(value)}; upload the customer CSV there first")
         return
     if settings.backend != "local":
-        raise AirflowFailException(f"input_uri must be an s3:// URI on the sagemaker backend, got {value!r}")
-    if not _plain_path(value).exists():
-        raise AirflowFailException(f"input_uri: no file or folder at {_plain_path(value)}")
+        raise AirflowFailException(f"input_uri must be an s3:// URI on the sagemaker backend, got {shown(value)!r}")
+    path = _plain_path(settings, value, "input_uri")
+    if not path.exists():
+        raise AirflowFailException(f"input_uri: no file or folder at {shown(path)}")
 
 
-def _csv_heads(store: ObjectStore, value: str) -> dict[str, bytes]:
+def _csv_heads(settings: Settings, store: ObjectStore, value: str) -> dict[str, bytes]:
     """The first bytes of every CSV the preprocessing job would read, by the name the user knows."""
     from churn_pipeline.domain.contract_rules import rules
 
     size = rules().HEADER_BYTES
     if is_s3_uri(value):
         return {uri: store.read_head(uri, size) for uri in store.list_uris(value) if _is_csv(uri)}
-    path = _plain_path(value)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     heads = {}
-    for file in files:
+    for file in _tables_in(_plain_path(settings, value, "input_uri")):
         if _is_csv(file.name):
             with file.open("rb") as handle:
                 heads[str(file)] = handle.read(size)
     return heads
 
 
-def _holds_parquet(store: ObjectStore, value: str) -> bool:
+def _holds_parquet(settings: Settings, store: ObjectStore, value: str) -> bool:
     from churn_pipeline.services.parquet_inputs import PARQUET_SUFFIX
 
     if is_s3_uri(value):
         return any(uri.endswith(PARQUET_SUFFIX) for uri in store.list_uris(value))
-    path = _plain_path(value)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return any(file.name.endswith(PARQUET_SUFFIX) for file in files)
+    return any(file.name.endswith(PARQUET_SUFFIX) for file in _tables_in(_plain_path(settings, value, "input_uri")))
 
 
 def _check_input_against_schema(input_value: str, schema_value: str, schema: dict[str, Any],
@@ -136,43 +176,63 @@ def _check_input_against_schema(input_value: str, schema_value: str, schema: dic
     from churn_pipeline.domain.contract_rules import rules
 
     if not heads:
-        raise AirflowFailException(f"input_uri: {input_value} holds no .csv or .parquet file (what the preprocessing "
-                                   "job reads)")
+        raise AirflowFailException(f"input_uri: {shown(input_value)} holds no .csv or .parquet file (what the "
+                                   "preprocessing job reads)")
     required = rules().required_columns(schema)
     problems, first_names = [], None
     for name, head in heads.items():
         header, header_problems = rules().read_header(head)
-        problems += [f"{name}: {problem}" for problem in header_problems]
+        problems += [f"{shown(name)}: {shown(problem)}" for problem in header_problems]
         if header_problems:
             continue
         names = [column.strip() for column in header]
         missing = rules().missing_column_problems(required, header)
         if missing:
-            shown = ", ".join(names[:SHOWN_COLUMNS]) + (", ..." if len(names) > SHOWN_COLUMNS else "")
-            problems += [f"{name}: {problem}" for problem in missing]
-            problems.append(f"{name} has the columns: {shown}")
+            listed = ", ".join(shown(column) for column in names[:SHOWN_COLUMNS])
+            problems += [f"{shown(name)}: {shown(problem)}" for problem in missing]
+            problems.append(f"{shown(name)} has the columns: {listed}" + (", ..." if len(names) > SHOWN_COLUMNS
+                                                                          else ""))
         if first_names is None:
             first_names = set(names)
         elif set(names) != first_names:
-            problems.append(f"{name}: its columns differ from the first file's (every CSV must have the same columns)")
+            problems.append(f"{shown(name)}: its columns differ from the first file's (every CSV must have the same "
+                            "columns)")
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
-        raise AirflowFailException(f"input_uri {input_value} does not fit schema_uri {schema_value}; nothing was "
-                                   f"started:\n{listed}")
+        raise AirflowFailException(f"input_uri {shown(input_value)} does not fit schema_uri {shown(schema_value)}; "
+                                   f"nothing was started:\n{listed}")
+    _check_row_count(input_value, heads)
 
 
-def _stage_input(store: ObjectStore, layout: RunLayout, value: str) -> str:
-    """Where the preprocessing job reads the input: an S3 URI as given, a local path staged in the run."""
-    from churn_pipeline.services.objectstore import upload_tree
+def _check_row_count(input_value: str, heads: dict[str, bytes]) -> None:
+    """Refuse an input that holds fewer rows than training needs, when its CSVs are small enough to
+    count from the bytes already read (a file beyond 64 KiB holds far more rows than that)."""
+    from churn_pipeline.domain.contract_rules import rules
 
+    counts = {name: rules().rows_in_whole_file(head) for name, head in heads.items()}
+    if any(count is None for count in counts.values()):
+        return
+    total, fewest = sum(count or 0 for count in counts.values()), rules().MIN_ROWS
+    if total < fewest:
+        named = ", ".join(f"{name} ({'a header and no rows' if not count else f'{count} row(s)'})"
+                          for name, count in counts.items())
+        raise AirflowFailException(f"input_uri {shown(input_value)} holds {total} data row(s), fewer than the {fewest} "
+                                   f"training needs; nothing was started: {named}")
+
+
+def _stage_input(settings: Settings, store: ObjectStore, layout: RunLayout, value: str) -> str:
+    """Where the preprocessing job reads the input: an S3 URI as given, a local path staged in the
+    run (its tables only: nothing else in a folder is copied)."""
     if is_s3_uri(value):
         return value
-    path = _plain_path(value)
-    if path.is_file():
-        store.upload_file(path, f"{layout.input_uri}/{path.name}")
-    elif not upload_tree(store, path, layout.input_uri):
-        raise AirflowFailException(f"input_uri: the folder {path} is empty")
-    log.info("staged the input %s at %s", path, layout.input_uri)
+    path = _plain_path(settings, value, "input_uri")
+    tables = _tables_in(path)
+    if not tables:
+        raise AirflowFailException(f"input_uri: the folder {shown(path)} holds no .csv or .parquet file")
+    for table in tables:
+        relative = table.name if table == path else table.relative_to(path).as_posix()
+        store.upload_file(table, f"{layout.input_uri}/{relative}")
+    log.info("staged the input %s at %s (%d table(s))", shown(path), layout.input_uri, len(tables))
     return layout.input_uri
 
 
@@ -188,11 +248,18 @@ def stage_run_inputs(*, extracted: Any = None, params: dict[str, Any], dag_run: 
     """Fix the run's key, check input and schema, ship the code, stage input and schema, resolve the
     image: all before any paid job starts. ``extracted``: what extract_customers wrote (None when it
     was skipped)."""
+    from churn_pipeline.domain.costs import max_run_cost_from_params
+    from churn_pipeline.domain.economics import economics_from_params
     from churn_pipeline.domain.payloads import ExtractedCustomers, StagedInputs
     from churn_pipeline.services import backend
     from churn_pipeline.services.objectstore import ObjectStoreError
 
     settings = load_settings()
+    try:
+        economics_from_params(params)
+        max_run_cost_from_params(params)
+    except ValueError as error:
+        raise AirflowFailException(f"the run's params cannot work: {error}") from None
     if settings.backend == "sagemaker":
         try:
             settings.require_sagemaker_resources()
@@ -203,20 +270,20 @@ def stage_run_inputs(*, extracted: Any = None, params: dict[str, Any], dag_run: 
     store = backend.object_store(settings)
     input_value, schema_value = str(params["input_uri"]).strip(), str(params["schema_uri"]).strip()
     try:
-        raw_schema, schema = _read_schema(store, schema_value)
+        raw_schema, schema = _read_schema(settings, store, schema_value)
         from_source = extracted_input(extracted, params, settings, key)
         if from_source is None:  # the run reads input_uri: check it before anything is staged
             _locate_input(settings, store, input_value)
             try:
-                heads = _csv_heads(store, input_value)
+                heads = _csv_heads(settings, store, input_value)
             except ObjectStoreError as error:
-                raise AirflowFailException(f"input_uri: {error}") from None
-            if heads or not _holds_parquet(store, input_value):
+                raise AirflowFailException(f"input_uri: {shown(error)}") from None
+            if heads or not _holds_parquet(settings, store, input_value):
                 _check_input_against_schema(input_value, schema_value, schema, heads)
-                log.info("input_uri %s fits schema_uri %s (%d CSV file(s), headers checked)", input_value,
-                         schema_value, len(heads))
+                log.info("input_uri %s fits schema_uri %s (%d CSV file(s), headers checked)", shown(input_value),
+                         shown(schema_value), len(heads))
         _stage_code(store, layout)
-        input_uri = from_source or _stage_input(store, layout, input_value)
+        input_uri = from_source or _stage_input(settings, store, layout, input_value)
         schema_uri = _stage_schema(store, layout, schema_value, raw_schema)
         check_parquet_header(store, input_uri, schema_uri)  # Parquet inputs: the columns of their footers
     except OSError as error:

@@ -21,18 +21,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from churn_pipeline.domain.layout import RunLayout, ScoringLayout
-from churn_pipeline.domain.settings import Settings, SettingsError, load_settings
+from churn_pipeline.domain.run_params import (
+    APPROVAL_DAG,
+    PIPELINE_DAG,
+    SCORING_DAG,
+    RunParam,
+    approval_params,
+    check_conf,
+    pipeline_params,
+    scoring_params,
+)
+from churn_pipeline.domain.settings import DEFAULT_SCHEMA_FILE, Settings, SettingsError, load_settings
 from churn_pipeline.report.summary import scoring_lines, shown_by, summary_lines
 from churn_pipeline.services.objectstore import LocalObjectStore, ObjectStoreError
-from churn_pipeline.services.registry import APPROVED, REJECTED, MlflowRegistry
+from churn_pipeline.services.registry import APPROVAL_STATUSES, APPROVED, REJECTED, MlflowRegistry
 
 COMMAND = ".venv/bin/churn"  # as a person types it in the project folder, whatever their PATH
-MLFLOW_UI = ".venv/bin/mlflow ui --backend-store-uri {uri}"
+# MLflow's default port, 5000, is taken on macOS (AirPlay): a port that is usually free, and loopback only
+MLFLOW_UI = ".venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5050"
+GROUP_LINE = "  group         "
 
 
 class CliError(Exception):
@@ -45,44 +58,72 @@ def _local(settings: Settings, command: str) -> LocalObjectStore:
     return LocalObjectStore(settings.local_root)
 
 
-def _runs(store: LocalObjectStore, folder_uri: str) -> list[Path]:
-    """The run folders, the one written to last at the end (a backfilled date may be newer than a later key)."""
-    runs_dir = store.path_for(folder_uri)
-    folders = [path for path in runs_dir.iterdir() if path.is_dir()] if runs_dir.is_dir() else []
-    return sorted(folders, key=lambda path: (path.stat().st_mtime, path.name))
+def _runs(store: LocalObjectStore, base_uri: str, area: str) -> list[Path]:
+    """The runs of ``area`` (``runs``, ``scoring``), the one written to last at the end (a backfilled date
+    may be newer than a later key). A run is its own prefix or, for one that could not write there or
+    stopped before it did (no champion to score with), its sent-once notifications beside it."""
+    latest: dict[str, Path] = {}
+    for uri in (f"{base_uri}/{area}", f"{base_uri}/notifications/{area}"):
+        folder = store.path_for(uri)
+        for path in (path for path in folder.iterdir() if path.is_dir()) if folder.is_dir() else ():
+            if path.name not in latest or latest[path.name].stat().st_mtime < path.stat().st_mtime:
+                latest[path.name] = path
+    return sorted(latest.values(), key=lambda path: (path.stat().st_mtime, path.name))
 
 
-def _run_key(store: LocalObjectStore, folder_uri: str, run_key: str | None, started_after: float | None = None,
-             kind: str = "run") -> str:
+def _run_key(store: LocalObjectStore, base_uri: str, area: str, run_key: str | None,
+             started_after: float | None = None, kind: str = "run", log: str | None = None) -> str:
     """The run asked for, else the one written to last; with ``started_after`` (a make target's start),
     that one must have been written since, so that a run which wrote nothing is not shown an older one."""
-    runs = _runs(store, folder_uri)
+    runs = _runs(store, base_uri, area)
+    if started_after is not None and (not runs or runs[-1].stat().st_mtime < started_after):
+        raise CliError(f"the {kind} wrote nothing: it stopped before its first task{_why(log)}")
     if not runs:
-        raise CliError(f"no {kind} found under {store.path_for(folder_uri)}; run `make demo` first")
+        raise CliError(f"no {kind} found under {store.path_for(f'{base_uri}/{area}')}; run `make demo` first")
     if run_key:
         if run_key not in {path.name for path in runs}:
             raise CliError(f"no {kind} {run_key}; known: {', '.join(sorted(path.name for path in runs))}")
         return run_key
-    latest = runs[-1]
-    if started_after is not None and latest.stat().st_mtime < started_after:
-        raise CliError(f"the {kind} wrote nothing: it stopped before its first task (see its Airflow log)")
-    return latest.name
+    return runs[-1].name
+
+
+# A task's own refusal, as `airflow dags test` logs it; else the last line of a Python traceback
+TASK_REFUSAL = re.compile(r"AirflowFailException: (.+)")
+TRACEBACK_END = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception)): (.+)$")
+
+
+def failure_in_log(text: str) -> str | None:
+    """Why a run failed, in the one line its log has for it: the first task refusal (``AirflowFailException``,
+    the sentence a task wrote for a person), else the last traceback's error; None when the log has neither."""
+    refusal = TASK_REFUSAL.search(text)
+    if refusal:
+        return refusal.group(1).strip()
+    ends = [found for found in map(TRACEBACK_END.match, text.splitlines()) if found]
+    return f"{ends[-1].group(1)}: {ends[-1].group(2).strip()}" if ends else None
+
+
+def _why(log: str | None) -> str:
+    """What ``failure_in_log`` finds in the Airflow log at ``log``, said after a failure's first words."""
+    found = failure_in_log(Path(log).read_text(errors="replace")) if log and Path(log).is_file() else None
+    return f": {found} (its Airflow log: {log})" if found else f" (see its Airflow log{': ' + log if log else ''})"
 
 
 def _registry_uri(settings: Settings) -> str:
     return MlflowRegistry(settings.local_root).uri
 
 
-def summary(run_key: str | None, started_after: float | None = None) -> str:
+def summary(run_key: str | None, started_after: float | None = None, log: str | None = None) -> str:
     """The lines the run's last task logged (``run_summary``), with where to look further on this machine."""
     settings = load_settings()
     store = _local(settings, "summary")
-    key = _run_key(store, f"{settings.base_uri}/runs", run_key, started_after)
+    key = _run_key(store, settings.base_uri, "runs", run_key, started_after, log=log)
     lines = summary_lines(store, RunLayout(settings.base_uri, key), shown_by(store))
     outbox = settings.local_root / "notifications.jsonl"
     if any(line.startswith("  notified") for line in lines):
         lines.append(f"  messages      {outbox}")
-    lines.append(f"  versions      {COMMAND} versions")
+    group = next((line[len(GROUP_LINE):] for line in lines if line.startswith(GROUP_LINE)),
+                 settings.model_package_group)  # the run's own group, which this shell may not have set
+    lines.append(f"  versions      make versions GROUP={group}")
     lines.append(f"  registry UI   {MLFLOW_UI.format(uri=_registry_uri(settings))}")
     return "\n".join(lines)
 
@@ -90,22 +131,22 @@ def summary(run_key: str | None, started_after: float | None = None) -> str:
 def report_path(run_key: str | None) -> str:
     settings = load_settings()
     store = _local(settings, "report")
-    key = _run_key(store, f"{settings.base_uri}/runs", run_key)
+    key = _run_key(store, settings.base_uri, "runs", run_key)
     layout = RunLayout(settings.base_uri, key)
     if not store.exists(layout.report_file_uri):
         raise CliError(f"run {key} has no report: it stopped before the gate (see `{COMMAND} summary --run-key {key}`)")
     return str(store.path_for(layout.report_file_uri))
 
 
-def scores(run_key: str | None, started_after: float | None = None) -> str:
+def scores(run_key: str | None, started_after: float | None = None, log: str | None = None) -> str:
     """A scoring run's summary: customers per risk band, the most at risk, where the scores are."""
     settings = load_settings()
     store = _local(settings, "scores")
-    key = _run_key(store, f"{settings.base_uri}/scoring", run_key, started_after, kind="scoring run")
+    key = _run_key(store, settings.base_uri, "scoring", run_key, started_after, kind="scoring run", log=log)
     try:
         found = json.loads(store.read_bytes(ScoringLayout(settings.base_uri, key).summary_file_uri))
     except ObjectStoreError:
-        raise CliError(f"scoring run {key} has no summary: it did not finish (see its Airflow log)") from None
+        raise CliError(f"scoring run {key} produced no scores{_why(log)}") from None
     return "\n".join(scoring_lines(found, shown_by(store)))
 
 
@@ -155,10 +196,20 @@ def set_status(version: int, status: str) -> str:
     return f"{settings.model_package_group} version {version} is now {status}; {crowned}"
 
 
-def run_conf(input_path: str, schema_path: str, conf: str) -> str:
-    """``make run``'s params as the JSON ``airflow dags test --conf`` takes: CONF's, with INPUT and
+def dag_params(dag_id: str, settings: Settings) -> tuple[RunParam, ...]:
+    """The params of one of the project's DAGs, as the DAG file defines them."""
+    if dag_id == PIPELINE_DAG:
+        return pipeline_params(settings.default_input_uri, str(DEFAULT_SCHEMA_FILE))
+    if dag_id == SCORING_DAG:
+        return scoring_params(settings.default_input_uri)
+    return approval_params(APPROVAL_STATUSES, APPROVED)
+
+
+def run_conf(input_path: str, schema_path: str, conf: str, dag_id: str = PIPELINE_DAG, version: str = "") -> str:
+    """A make target's params as the JSON ``airflow dags test --conf`` takes: CONF's, with INPUT and
     SCHEMA as ``input_uri`` and ``schema_uri`` (local paths made absolute: the run's tasks do not run
-    in the folder make was started in)."""
+    in the folder make was started in) and VERSION as ``version``; checked against the DAG's params
+    first, so that a mistake is one line and nothing is started."""
     try:
         params = json.loads(conf) if conf.strip() else {}
     except json.JSONDecodeError as error:
@@ -168,6 +219,11 @@ def run_conf(input_path: str, schema_path: str, conf: str) -> str:
     for param, value in (("input_uri", input_path), ("schema_uri", schema_path)):
         if value.strip():
             params[param] = value if "://" in value else str(Path(value).expanduser().resolve())
+    if version.strip():
+        if not version.strip().isdigit():
+            raise CliError(f"VERSION must be a version number (`make versions` lists them), not {version!r}")
+        params["version"] = int(version)
+    check_conf(dag_params(dag_id, load_settings()), params, dag_id)
     return json.dumps(params)
 
 
@@ -179,8 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                        ("scores", "a scoring run's customers per risk band, the most at risk (default: the latest)")):
         command = commands.add_parser(name, help=text)
         command.add_argument("--run-key")
-        if name != "report":  # make's targets: the run they started, never an older one
+        if name != "report":  # make's targets: the run they started, never an older one, and its log
             command.add_argument("--started-after", type=float, help=argparse.SUPPRESS)
+            command.add_argument("--log", help=argparse.SUPPRESS)
     commands.add_parser("versions", help="the registered versions, their status, metrics and data source")
     commands.add_parser("champion", help="the current champion and its metrics")
     for name, text in (("approve", "approve a version (the newest approved one is the champion)"),
@@ -189,18 +246,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("version", type=int)
     conf = commands.add_parser("conf", help="make run's params as JSON: --conf, with --input and --schema "
                                              "(by default $CONF, $INPUT and $SCHEMA, as make passes them)")
-    for option in ("input", "schema", "conf"):
+    for option in ("input", "schema", "conf", "version"):
         conf.add_argument(f"--{option}", default=os.environ.get(option.upper(), ""))
+    conf.add_argument("--dag", choices=(PIPELINE_DAG, SCORING_DAG, APPROVAL_DAG), default=PIPELINE_DAG,
+                      help="the DAG whose params these are")
     args = parser.parse_args(argv)
     try:
         if args.command == "conf":
-            print(run_conf(args.input, args.schema, args.conf))
+            print(run_conf(args.input, args.schema, args.conf, args.dag, args.version))
         elif args.command == "summary":
-            print(summary(args.run_key, args.started_after))
+            print(summary(args.run_key, args.started_after, args.log))
         elif args.command == "report":
             print(report_path(args.run_key))
         elif args.command == "scores":
-            print(scores(args.run_key, args.started_after))
+            print(scores(args.run_key, args.started_after, args.log))
         elif args.command == "versions":
             print(versions())
         elif args.command == "champion":

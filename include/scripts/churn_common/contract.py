@@ -43,6 +43,7 @@ KEYS: dict[str, tuple[str, ...]] = {name: tuple(value) for name, value in _CONTR
                                     if isinstance(value, list)}
 PREDICTED_CHURN_KEY: str = _CONTRACT["keys"]["prediction"]["predicted_churn"]
 PROBABILITY_KEY: str = _CONTRACT["keys"]["prediction"]["probability"]
+PREDICTION_KEYS: dict[str, str] = dict(_CONTRACT["keys"]["prediction"])
 TRANSFORM_JOINED_OUTPUT_KEY: str = _CONTRACT["keys"]["transform_joined_output"]
 
 

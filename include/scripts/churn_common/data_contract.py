@@ -1,5 +1,7 @@
 """The data contract: a JSON schema file names the id column, the target and its two values, and
-the numeric and categorical feature columns. No code names a data column; only schema files do.
+the numeric and categorical feature columns, and optionally ``value_column``, the numeric column
+that says what a customer is worth per period (scores weigh their risk by it). No code names a data
+column; only schema files do.
 
 It also turns raw customer records (text cells from a CSV, or any cells from a JSON request) into
 the feature frame the preprocessor was fitted on, the same way at training and at serving time.
@@ -29,6 +31,7 @@ class Schema:
     negative: str
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    value_column: str | None = None
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -45,6 +48,7 @@ class Schema:
             "target": {"column": self.target_column, "positive": self.positive, "negative": self.negative},
             "numeric": list(self.numeric),
             "categorical": list(self.categorical),
+            **({"value_column": self.value_column} if self.value_column else {}),
         }
 
 
@@ -72,6 +76,7 @@ def load_schema(path: Path | str | None) -> Schema:
         negative=str(raw["target"]["negative"]).strip(),
         numeric=tuple(raw.get("numeric", [])),
         categorical=tuple(raw.get("categorical", [])),
+        value_column=raw.get("value_column"),
     )
 
 

@@ -3,6 +3,8 @@ training script (for runs by hand) and the DAG side (for the requests it sends) 
 
     hyperparameters   the mission's RandomForest: 100 trees, max depth 10, min 4 samples to split
     metrics           the names every step reports, in evaluation.json and the registry
+    business_metrics  what evaluation.json's metrics add in the business's terms (top-decile lift, the
+                      campaign's profit at the model's own threshold), which the gate may compare on too
     seed              splits, forest and bootstrap are seeded with it unless told otherwise
 """
 
@@ -16,4 +18,5 @@ _DEFAULTS = json.loads(DEFAULTS_FILE.read_text(encoding="utf-8"))
 
 HYPERPARAMETERS: dict[str, int] = dict(_DEFAULTS["hyperparameters"])
 METRIC_NAMES: tuple[str, ...] = tuple(_DEFAULTS["metrics"])
+BUSINESS_METRIC_NAMES: tuple[str, ...] = tuple(_DEFAULTS["business_metrics"])
 SEED: int = int(_DEFAULTS["seed"])

@@ -11,8 +11,9 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-SCHEMA_KEYS = ("id_column", "target", "numeric", "categorical", "description")
+SCHEMA_KEYS = ("id_column", "target", "numeric", "categorical", "value_column", "description")
 HEADER_BYTES = 64 * 1024  # the header must lie within a file's first 64 KiB; checks read no more
+MIN_ROWS = 50  # the fewest usable rows preprocessing trains on (its --min-rows default)
 
 
 def schema_problems(raw: Any) -> list[str]:
@@ -38,6 +39,10 @@ def schema_problems(raw: Any) -> list[str]:
     id_column = raw.get("id_column")
     if id_column is not None and (not isinstance(id_column, str) or not id_column):
         problems.append("'id_column' must be a column name or null")
+    value_column = raw.get("value_column")
+    if value_column is not None and value_column not in (raw.get("numeric") or []):
+        problems.append(f"'value_column' must name one of the numeric columns (what a customer is worth per "
+                        f"period), got {value_column!r}")
     if not problems:
         names = [raw["target"]["column"], *raw.get("numeric", []), *raw.get("categorical", [])]
         if id_column:
@@ -76,6 +81,20 @@ def read_header(head: bytes) -> tuple[list[str], list[str]]:
     except (csv.Error, StopIteration) as error:
         return [], [f"the header row cannot be parsed: {error}"]
     return header, column_name_problems(header)
+
+
+def rows_in_whole_file(head: bytes) -> int | None:
+    """The data rows (not blank) under the header of a CSV whose whole content is ``head``; None when
+    ``head`` may be only the start of the file (it fills ``HEADER_BYTES``): then no count is made, and a
+    file of more than 64 KiB is not refused for its rows before the job."""
+    if len(head) >= HEADER_BYTES:
+        return None
+    text = head.decode("utf-8-sig", errors="replace")
+    try:
+        rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+    except csv.Error:
+        return None  # the job's own reader says what is wrong
+    return max(len(rows) - 1, 0)
 
 
 def column_name_problems(names: Sequence[str]) -> list[str]:
