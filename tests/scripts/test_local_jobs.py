@@ -18,6 +18,7 @@ from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.local.image_twin import JobPython
 from churn_pipeline.local.runner import LocalJobRunner
+from churn_pipeline.requests.processing import preprocess_request
 from tests.conftest import HEADER, SAMPLE_CSV
 from tests.scripts.local_jobs import (
     IMAGE,
@@ -264,3 +265,35 @@ def test_a_full_disk_while_a_job_stores_its_outputs_fails_the_job_with_the_cause
                                                    "left on device")
     assert len(copies) == 2 and world.store.list_uris(f"{world.layout.run_uri}/result") == []
     assert world.runner.describe(JobKind.PROCESSING, request["ProcessingJobName"]) == description
+
+
+def test_a_finished_job_records_the_peak_memory_of_its_process_tree_and_the_task_log_states_it(
+        world: LocalWorld) -> None:
+    """The sizing evidence SageMaker shows as the instance's memory graph: the job itself runs under the
+    runner's recording shell, so its memory must be counted with the shell's children, not the shell's."""
+    store, layout = world.store, world.layout
+    store.upload_file(SAMPLE_CSV, world.settings.default_input_uri)
+    request = preprocess_request(world.settings, layout, job_name="churn-memory-" + KEY, image_uri=IMAGE,
+                                 input_uri=world.settings.default_input_uri, schema_uri=layout.schema_uri)
+    touched_mb = 300  # written, so every page is resident
+    request["AppSpecification"]["ContainerEntrypoint"] = [
+        "python3", "-c", f"block = b'x' * ({touched_mb} * 2**20)"]
+    request["ProcessingOutputConfig"]["Outputs"] = []
+
+    description = world.runner.run_processing(request)
+
+    assert description["ProcessingJobStatus"] == "Completed", description.get("FailureReason")
+    usage = description["LocalResourceUsage"]
+    assert touched_mb <= usage["PeakRssMB"] < touched_mb + 150, usage
+    assert usage["CpuSeconds"] > 0
+    assert any(f"peak memory {usage['PeakRssMB']:,.0f} MB" in line for line in world.lines), world.lines[-3:]
+
+
+def test_a_light_job_records_a_peak_far_below_a_heavy_ones(world: LocalWorld) -> None:
+    store = world.store
+    store.upload_file(SAMPLE_CSV, world.settings.default_input_uri)
+
+    description = preprocess(world, world.settings.default_input_uri)  # 10,000 customers
+
+    assert description["ProcessingJobStatus"] == "Completed"
+    assert 20 < description["LocalResourceUsage"]["PeakRssMB"] < 300, description["LocalResourceUsage"]

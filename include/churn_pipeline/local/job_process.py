@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +71,39 @@ class ScriptRun:
     exit_code: int
     log_text: str
     ran_out_of_time: bool  # stopped at MaxRuntimeInSeconds
+    # The job's peak resident memory and CPU time, its process tree's, from wait4; None when another
+    # process reaped it first (a job finished by whoever described it after its task was lost)
+    usage: JobUsage | None = None
+
+
+@dataclass(frozen=True)
+class JobUsage:
+    peak_rss_mb: float
+    cpu_seconds: float
+
+    def as_description(self) -> dict[str, float]:
+        return {"PeakRssMB": round(self.peak_rss_mb, 1), "CpuSeconds": round(self.cpu_seconds, 2)}
+
+
+def reap(process: subprocess.Popen[bytes]) -> JobUsage | None:
+    """Reap the job's process if it has ended, keeping its resource usage, which Popen.poll discards.
+
+    Linux's wait4 gives the child's usage with that of every descendant it waited for (the job under
+    its recording shell), and ru_maxrss is the largest of them, in KiB (bytes on macOS). Returns None
+    while it runs; sets ``process.returncode`` once it has ended.
+    """
+    if process.returncode is not None:
+        return None
+    try:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+    except ChildProcessError:  # reaped elsewhere (Popen.poll in the max-runtime timer): usage is lost
+        process.poll()
+        return None
+    if pid == 0:
+        return None
+    process.returncode = os.waitstatus_to_exitcode(status)
+    rss_mb = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+    return JobUsage(rss_mb, usage.ru_utime + usage.ru_stime)
 
 
 def scrape_metrics(log_text: str, definitions: list[dict[str, str]]) -> list[dict[str, Any]]:

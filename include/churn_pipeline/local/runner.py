@@ -72,6 +72,7 @@ from churn_pipeline.local.job_process import (
     ScriptRun,
     now,
     process_started,
+    reap,
     scrape_metrics,
     stop_process_tree,
 )
@@ -221,10 +222,12 @@ class LocalJobRunner:
             timer.daemon = True
             timer.start()
         try:
+            usage = None
             with log_path.open(encoding="utf-8", errors="replace") as reader:
                 partial = ""
                 while True:
-                    ended = process.poll() is not None
+                    usage = usage or reap(process)
+                    ended = process.returncode is not None
                     partial += reader.read()
                     *complete, partial = partial.split("\n")
                     for line in complete:
@@ -243,7 +246,10 @@ class LocalJobRunner:
             with log_path.open("a", encoding="utf-8") as log_file:
                 log_file.write(f"stopped: the job ran past its MaxRuntimeInSeconds ({max_runtime} s)\n")
             self.log(f"[{name}] stopped: the job ran past its MaxRuntimeInSeconds ({max_runtime} s)")
-        return ScriptRun(exit_code, log_path.read_text(encoding="utf-8", errors="replace"), out_of_time.is_set())
+        if usage:
+            self.log(f"[{name}] peak memory {usage.peak_rss_mb:,.0f} MB, CPU {usage.cpu_seconds:,.1f} s")
+        return ScriptRun(exit_code, log_path.read_text(encoding="utf-8", errors="replace"), out_of_time.is_set(),
+                         usage)
 
     def kill(self) -> None:
         """Stop the running job (the task was killed); its job then ends Failed, as on SageMaker."""
@@ -307,6 +313,8 @@ class LocalJobRunner:
                 description["ExitMessage"] = message
         description[kind.end_time_field] = now()
         description.pop("LocalProcess", None)
+        if run.usage:  # what SageMaker shows as the instance's memory graph: the sizing evidence
+            description["LocalResourceUsage"] = run.usage.as_description()
         self._save(description)
         shutil.rmtree(workspace, ignore_errors=True)  # scratch only: outputs are in the store
         return description
