@@ -42,7 +42,7 @@ TEST_DEBIAN_PACKAGES := chromium
 POSTGRES_PACKAGE ?= postgresql-15
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test-deps demo run approve score versions demo-sqlite sample-db test test-fast lint bench lock standalone stop mwaa-bundle clean
+.PHONY: help setup test-deps demo run approve score versions demo-sqlite sample-db test test-fast lint bench bench-dag lock standalone stop mwaa-bundle clean
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -168,6 +168,9 @@ lint: $(VENV)/.installed  ## Check the code: ruff (style, imports, bugbear, Airf
 
 bench: $(VENV)/.installed $(TWIN)/.installed  ## Measure each step against its floor at 10k, 100k and 1M rows
 	$(BIN)/python -m bench.run
+
+bench-dag: $(VENV)/.installed $(TWIN)/.installed  ## One whole DAG run on ROWS customers (default 10 million), each job's peak memory [ROWS=N]
+	$(BIN)/python -m bench.whole_dag $(if $(ROWS),--rows $(ROWS))
 
 mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the helper package, plugins.zip, requirements.txt, startup.sh
 	$(BIN)/python -m churn_pipeline.tooling.bundle build/mwaa

@@ -6,12 +6,12 @@ what it ran to, and what SageMaker's metric definitions would scrape from its lo
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 STOP_GRACE_SECONDS = 10  # SIGTERM first, SIGKILL after this, as SageMaker does when it stops a job
@@ -71,9 +71,29 @@ class ScriptRun:
     exit_code: int
     log_text: str
     ran_out_of_time: bool  # stopped at MaxRuntimeInSeconds
-    # The job's peak resident memory and CPU time, its process tree's, from wait4; None when another
-    # process reaped it first (a job finished by whoever described it after its task was lost)
-    usage: JobUsage | None = None
+    usage: JobUsage | None = None  # None where the job recorded none (stopped before it could)
+
+
+# Runs the job as its child and records the peak resident memory and CPU time of the job's process
+# tree as it ends. Measured from a small process of its own, not from the runner: a child forked from
+# the Airflow task inherits the task's memory high-water mark across exec, so wait4 in the runner would
+# report at least the task's size for every job. ru_maxrss is KiB on Linux, bytes on macOS.
+USAGE_RECORDER = (
+    "import json, os, resource, signal, sys\n"
+    "usage_file, command = sys.argv[1], sys.argv[2:]\n"
+    # a stop signals the whole tree: the job decides how it ends, and the recorder outlives it to report
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "pid = os.posix_spawnp(command[0], command, os.environ, setsigdef=(signal.SIGTERM,))\n"
+    "_, status = os.waitpid(pid, 0)\n"
+    "used = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "scale = 2**20 if sys.platform == 'darwin' else 1024\n"
+    "with open(usage_file + '.partial', 'w') as out:\n"
+    "    json.dump({'PeakRssMB': round(used.ru_maxrss / scale, 1),\n"
+    "               'CpuSeconds': round(used.ru_utime + used.ru_stime, 2)}, out)\n"
+    "os.replace(usage_file + '.partial', usage_file)\n"
+    "code = os.waitstatus_to_exitcode(status)\n"
+    "sys.exit(code if code >= 0 else 128 - code)\n"
+)
 
 
 @dataclass(frozen=True)
@@ -82,28 +102,16 @@ class JobUsage:
     cpu_seconds: float
 
     def as_description(self) -> dict[str, float]:
-        return {"PeakRssMB": round(self.peak_rss_mb, 1), "CpuSeconds": round(self.cpu_seconds, 2)}
+        return {"PeakRssMB": self.peak_rss_mb, "CpuSeconds": self.cpu_seconds}
 
 
-def reap(process: subprocess.Popen[bytes]) -> JobUsage | None:
-    """Reap the job's process if it has ended, keeping its resource usage, which Popen.poll discards.
-
-    Linux's wait4 gives the child's usage with that of every descendant it waited for (the job under
-    its recording shell), and ru_maxrss is the largest of them, in KiB (bytes on macOS). Returns None
-    while it runs; sets ``process.returncode`` once it has ended.
-    """
-    if process.returncode is not None:
-        return None
+def read_usage(path: Path) -> JobUsage | None:
+    """What USAGE_RECORDER wrote as the job ended; None if it wrote nothing (the job was killed with it)."""
     try:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-    except ChildProcessError:  # reaped elsewhere (Popen.poll in the max-runtime timer): usage is lost
-        process.poll()
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        return JobUsage(float(recorded["PeakRssMB"]), float(recorded["CpuSeconds"]))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    if pid == 0:
-        return None
-    process.returncode = os.waitstatus_to_exitcode(status)
-    rss_mb = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
-    return JobUsage(rss_mb, usage.ru_utime + usage.ru_stime)
 
 
 def scrape_metrics(log_text: str, definitions: list[dict[str, str]]) -> list[dict[str, Any]]:

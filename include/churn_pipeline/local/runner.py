@@ -69,10 +69,11 @@ from churn_pipeline.local.image_twin import JobPython, job_python
 from churn_pipeline.local.job_process import (
     MAX_RUNTIME_REASON,
     STOP_GRACE_SECONDS,
+    USAGE_RECORDER,
     ScriptRun,
     now,
     process_started,
-    reap,
+    read_usage,
     scrape_metrics,
     stop_process_tree,
 )
@@ -141,7 +142,8 @@ class LocalJobRunner:
         if exit_file.is_file():  # the job ended after its task was lost: finish it as its task would have
             self.log(f"{name} ended after the task that started it was lost; storing what it left")
             log_text = self._log_path(name).read_text(encoding="utf-8", errors="replace")
-            run = ScriptRun(int(exit_file.read_text().strip() or 1), log_text, ran_out_of_time=False)
+            run = ScriptRun(int(exit_file.read_text().strip() or 1), log_text, ran_out_of_time=False,
+                            usage=read_usage(self._usage_file(name)))
             return self._finish(description, kind, workspace, run)
         description[kind.status_field] = FAILED
         description["FailureReason"] = "the process running this job ended before the job did (killed or crashed)"
@@ -184,6 +186,10 @@ class LocalJobRunner:
         """Where the job's process records its exit code as it ends, read by whoever finishes the job."""
         return self.jobs_root / name / "exit_code"
 
+    def _usage_file(self, name: str) -> Path:
+        """Where the job records its process tree's peak memory and CPU time as it ends."""
+        return self.jobs_root / name / "usage.json"
+
     # ------------------------------------------------------------------ running
 
     def _workspace(self, name: str) -> Path:
@@ -198,14 +204,17 @@ class LocalJobRunner:
         log file itself and records its exit code, so that it can outlive this task (see the module)."""
         name = next(description[kind.name_field] for kind in JobKind if kind.name_field in description)
         log_path, exit_file = self._log_path(name), self._exit_file(name)
+        usage_file = self._usage_file(name)
         exit_file.unlink(missing_ok=True)
+        usage_file.unlink(missing_ok=True)
         with log_path.open("w", encoding="utf-8") as log_file:
             for line in ([self.python.warning] if self.python.warning else []) + [
                     f"job python: {self.python.executable} (Python {self.python.version}"
                     + (", the image twin)" if self.python.is_twin else ", the project's environment)")]:
                 log_file.write(line.rstrip("\n") + "\n")
             log_file.flush()
-            process = subprocess.Popen([*_RECORDING_EXIT, str(exit_file), *command], cwd=cwd, env=env,
+            recorded = [str(self.python.executable), "-c", USAGE_RECORDER, str(usage_file), *command]
+            process = subprocess.Popen([*_RECORDING_EXIT, str(exit_file), *recorded], cwd=cwd, env=env,
                                        stdout=log_file, stderr=subprocess.STDOUT)
         self._process = process
         description["LocalProcess"].update(job_pid=process.pid, job_started=_started(process.pid))
@@ -222,12 +231,10 @@ class LocalJobRunner:
             timer.daemon = True
             timer.start()
         try:
-            usage = None
             with log_path.open(encoding="utf-8", errors="replace") as reader:
                 partial = ""
                 while True:
-                    usage = usage or reap(process)
-                    ended = process.returncode is not None
+                    ended = process.poll() is not None
                     partial += reader.read()
                     *complete, partial = partial.split("\n")
                     for line in complete:
@@ -246,6 +253,7 @@ class LocalJobRunner:
             with log_path.open("a", encoding="utf-8") as log_file:
                 log_file.write(f"stopped: the job ran past its MaxRuntimeInSeconds ({max_runtime} s)\n")
             self.log(f"[{name}] stopped: the job ran past its MaxRuntimeInSeconds ({max_runtime} s)")
+        usage = read_usage(usage_file)
         if usage:
             self.log(f"[{name}] peak memory {usage.peak_rss_mb:,.0f} MB, CPU {usage.cpu_seconds:,.1f} s")
         return ScriptRun(exit_code, log_path.read_text(encoding="utf-8", errors="replace"), out_of_time.is_set(),
