@@ -43,6 +43,22 @@ def test_the_split_is_read_as_float32_with_the_values_the_float64_reader_gives(s
     assert np.array_equal(features, wide.astype("float32")) and np.array_equal(labels, wide_labels)
 
 
+def test_scores_on_all_cores_equal_the_single_threaded_forests_to_the_last_bit() -> None:
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    from churn_common import matrices
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(3 * matrices.SCORING_BLOCK_ROWS + 5, 6)).astype("float32")
+    labels = (features[:, 0] + rng.normal(size=len(features)) > 0).astype(int)
+    forest = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=1, n_jobs=1).fit(features, labels)
+    expected = forest.predict_proba(features)[:, 1]
+    for _ in range(3):
+        assert np.array_equal(matrices.forest_probabilities(forest, features, workers=4), expected)
+    assert forest.n_jobs == 1, "the forest is left as it was found"
+
+
 @pytest.mark.parametrize(("content", "says"), [
     ("label,a\n1,0.5\n0,abc\n", "the split holds values that are not numbers"),
     ("a,label\n1,0\n", "expected a 'label' column first"),

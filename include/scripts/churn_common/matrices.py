@@ -119,7 +119,7 @@ def forest_probabilities(forest: Any, features: Any, workers: int | None = None)
     import numpy as np
 
     workers = workers or os.cpu_count() or 1
-    rows = len(features)
+    rows = features.shape[0]  # a sparse matrix has no len()
     if workers == 1 or rows < SCORING_BLOCK_ROWS:
         return forest.predict_proba(features)[:, 1]
     single = forest.get_params().get("n_jobs")
