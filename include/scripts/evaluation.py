@@ -24,6 +24,10 @@ own packaged preprocessor and with the same metric code, and writes to OUT:
 A champion that cannot score the new data (its columns are gone, its file is unreadable) is recorded
 as not comparable, with the reason; it never fails the job.
 
+The held-out customers are read and scored in batches: the job keeps their labels and scores, the
+permutation importance's sample, and, for drift only, their raw features in a compact form (numbers
+as float64, categories as codes), never the records, their text or their encoded matrix whole.
+
 By hand:  python include/scripts/evaluation.py --model MODEL --holdout OUT/holdout --output-dir EVAL
               [--champion CHAMPION_MODEL --champion-identifier ID] [--baseline PROFILE_DIR]
 ``--model`` / ``--champion`` are folders holding ``model.tar.gz`` (as SageMaker stages them) or an
@@ -42,7 +46,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from churn_common import business, container, contract, data_contract, defaults, metrics, profile, tables
+from churn_common import business, container, contract, data_contract, defaults, matrices, metrics, profile, tables
 
 STEP = "evaluation"
 CURVE_POINTS = 200  # curves are down-sampled to this many points: enough to draw, small to ship
@@ -206,8 +210,17 @@ def curves(labels: Any, scores: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-def permutation_importance(model: Any, features: Any, labels: Any, schema: data_contract.Schema,
-                           seed: int) -> dict[str, Any]:
+def importance_sample(rows: int, seed: int) -> tuple[Any, Any]:
+    """Which held-out customers (positions, sorted) the permutation importance is measured on, and the
+    generator it goes on shuffling with: chosen from the row count alone, before any batch is read."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(rows, size=min(IMPORTANCE_ROWS, rows), replace=False)), rng
+
+
+def permutation_importance(model: Any, sample: Any, sample_labels: Any, schema: data_contract.Schema,
+                           rng: Any) -> dict[str, Any]:
     """How much ROC AUC drops when one raw input column's values are shuffled across customers.
 
     The packaged preprocessor transforms each row on its own (impute, encode, scale), so shuffling a
@@ -218,9 +231,7 @@ def permutation_importance(model: Any, features: Any, labels: Any, schema: data_
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(features), size=min(IMPORTANCE_ROWS, len(features)), replace=False))
-    sample, sample_labels = features.iloc[rows], np.asarray(labels)[rows]
+    sample_labels = np.asarray(sample_labels)
     preprocessor, classifier = model.named_steps["preprocess"], model.named_steps["classifier"]
     encoded = np.asarray(preprocessor.transform(sample))
     blocks = business.raw_column_blocks(list(preprocessor.get_feature_names_out()), schema.features)
@@ -230,7 +241,7 @@ def permutation_importance(model: Any, features: Any, labels: Any, schema: data_
             shuffled = encoded.copy()
             shuffled[:, block] = encoded[rng.permutation(len(encoded))][:, block]
             copies.append(shuffled)
-    scores = classifier.predict_proba(np.vstack(copies))[:, 1].reshape(len(copies), len(encoded))
+    scores = matrices.forest_probabilities(classifier, np.vstack(copies)).reshape(len(copies), len(encoded))
     reference = roc_auc_score(sample_labels, scores[0])
     found: list[dict[str, Any]] = []
     for position, column in enumerate(blocks):
@@ -239,24 +250,84 @@ def permutation_importance(model: Any, features: Any, labels: Any, schema: data_
                  for repeat in range(IMPORTANCE_REPEATS)]
         found.append({"name": column, "mean": round(float(np.mean(drops)), 6), "std": round(float(np.std(drops)), 6)})
     found.sort(key=lambda item: item["mean"], reverse=True)
-    return {"metric": "roc_auc", "rows": len(rows), "repeats": IMPORTANCE_REPEATS, "features": found}
+    return {"metric": "roc_auc", "rows": len(encoded), "repeats": IMPORTANCE_REPEATS, "features": found}
 
 
-def score_champion(args: argparse.Namespace, records: Any, labels: Any, challenger: dict[str, Any],
-                   scratch: Path, economics: business.Economics) -> tuple[dict[str, Any], Any]:
-    """The champion block of ``evaluation.json``, and the champion's scores (None when not comparable):
-    its campaign is valued with this run's ``economics``, at the champion's own threshold."""
-    block: dict[str, Any] = {"identifier": args.champion_identifier, "version": args.champion_version,
-                             "comparable": False, "reason": None, "metrics": {}, "delta": {}}
+class Scorer:
+    """One packaged model scoring batch after batch of raw records, keeping only its scores."""
+
+    def __init__(self, model: Any, schema: data_contract.Schema, decision: dict[str, Any]):
+        self.model, self.schema, self.decision = model, schema, decision
+        self.parts: list[Any] = []
+
+    def score(self, features: Any) -> None:
+        """Score a batch's feature frame (``data_contract.prepare_features`` under this model's schema)."""
+        encoded = self.model.named_steps["preprocess"].transform(features)
+        raw = matrices.forest_probabilities(self.model.named_steps["classifier"], encoded)
+        self.parts.append(business.calibrated(raw, self.decision["calibration"].get("calibrator")))
+
+    def scores(self) -> Any:
+        import numpy as np
+
+        return np.concatenate(self.parts)
+
+
+class CompactFeatures:
+    """The raw features of every batch, for drift: numbers as float64, categories as codes of their
+    values (a few bytes a customer, not a Python string a cell)."""
+
+    def __init__(self, schema: data_contract.Schema):
+        self.schema = schema
+        self.parts: dict[str, list[Any]] = {name: [] for name in schema.features}
+
+    def add(self, features: Any) -> None:
+        import pandas as pd
+
+        for name in self.schema.numeric:
+            self.parts[name].append(features[name].to_numpy(dtype="float64"))
+        for name in self.schema.categorical:
+            self.parts[name].append(pd.Categorical(features[name]))
+
+    def frame(self) -> Any:
+        import numpy as np
+        import pandas as pd
+        from pandas.api.types import union_categoricals
+
+        columns = {name: np.concatenate(self.parts[name]) for name in self.schema.numeric}
+        columns.update({name: union_categoricals(self.parts[name]) for name in self.schema.categorical})
+        return pd.DataFrame(columns)[list(self.schema.features)]
+
+
+def load_champion(args: argparse.Namespace, scratch: Path) -> tuple[Scorer | None, str | None]:
+    """The champion's scorer, or None and why it cannot be compared (any way it fails to load is
+    recorded, never fatal)."""
     try:
-        model, schema, decision = load_model(args.champion, scratch)
-        scores = business.served_scores(model, data_contract.prepare_features(records, schema), decision)
+        return Scorer(*load_model(args.champion, scratch)), None
     except container.ContractError as error:
-        block["reason"] = f"the champion cannot score this run's customers: {'; '.join(error.violations)}"
-        return block, None
-    except Exception as error:  # any way the champion fails to load or score is recorded, never fatal
-        block["reason"] = f"the champion could not be loaded or scored: {type(error).__name__}: {error}"
-        return block, None
+        return None, f"the champion cannot score this run's customers: {'; '.join(error.violations)}"
+    except Exception as error:  # any way the champion fails to load is recorded, never fatal
+        return None, f"the champion could not be loaded or scored: {type(error).__name__}: {error}"
+
+
+def score_champion_batch(champion: Scorer, records: Any) -> str | None:
+    """Score one batch with the champion; why it cannot be compared when it fails (never fatal)."""
+    try:
+        champion.score(data_contract.prepare_features(records, champion.schema))
+    except container.ContractError as error:
+        return f"the champion cannot score this run's customers: {'; '.join(error.violations)}"
+    except Exception as error:  # any way the champion fails to score is recorded, never fatal
+        return f"the champion could not be loaded or scored: {type(error).__name__}: {error}"
+    return None
+
+
+def champion_block(args: argparse.Namespace, labels: Any, challenger: dict[str, Any], scores: Any,
+                   decision: dict[str, Any], economics: business.Economics, reason: str | None) -> dict[str, Any]:
+    """The champion block of ``evaluation.json``: its campaign is valued with this run's ``economics``,
+    at the champion's own threshold; not comparable, with ``reason``, when it could not score."""
+    block: dict[str, Any] = {"identifier": args.champion_identifier, "version": args.champion_version,
+                             "comparable": False, "reason": reason, "metrics": {}, "delta": {}}
+    if reason is not None:
+        return block
     quality = quality_report(labels, scores, 0, decision, economics)
     block.update({
         "comparable": True,
@@ -265,7 +336,7 @@ def score_champion(args: argparse.Namespace, records: Any, labels: Any, challeng
         "confusion_matrix": quality["confusion_matrix"],
         "ranking": quality["ranking"], "economics": quality["economics"], "calibration": quality["calibration"],
     })
-    return block, scores
+    return block
 
 
 def _baseline_statistics(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -280,33 +351,56 @@ def _baseline_statistics(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    records = tables.read_records(args.holdout)
-    labels = records[tables.TARGET_LABEL].to_numpy().astype("int64")
+    import numpy as np
+
+    rows = matrices.count_parquet_rows(args.holdout)
+    sample_rows, rng = importance_sample(rows, args.seed)
     with tempfile.TemporaryDirectory(prefix="model-") as scratch:
-        model, schema, decision = load_model(args.model, Path(scratch) / "challenger")
-        features = data_contract.prepare_features(records, schema)
-        scores = business.served_scores(model, features, decision)
-        economics = economics_of(decision)
-        report = build_report(labels, scores, args.seed, decision, economics)
-        details: dict[str, Any] = ({name: {"challenger": value} for name, value in curves(labels, scores).items()}
-                                   if args.details else {})
-        report["champion"] = None
-        if args.champion_unavailable:
-            report["champion"] = {"identifier": args.champion_identifier, "version": args.champion_version,
-                                  "comparable": False, "reason": args.champion_unavailable, "metrics": {}, "delta": {}}
-        elif args.champion is not None:
-            report["champion"], champion_scores = score_champion(args, records, labels, report,
-                                                                 Path(scratch) / "champion", economics)
-            if champion_scores is not None and args.details:
-                for name, value in curves(labels, champion_scores).items():
-                    details[name]["champion"] = value
+        challenger = Scorer(*load_model(args.model, Path(scratch) / "challenger"))
+        model, schema, decision = challenger.model, challenger.schema, challenger.decision
+        champion, champion_reason = None, args.champion_unavailable
+        if champion_reason is None and args.champion is not None:
+            champion, champion_reason = load_champion(args, Path(scratch) / "champion")
+        compact = CompactFeatures(schema) if args.drift else None
+        label_parts, sample_parts, start = [], [], 0
+        for records in matrices.iter_record_batches(args.holdout):
+            features = data_contract.prepare_features(records, schema)
+            challenger.score(features)
+            label_parts.append(records[tables.TARGET_LABEL].to_numpy().astype("int64"))
+            if compact is not None:
+                compact.add(features)
+            chosen = sample_rows[(sample_rows >= start) & (sample_rows < start + len(records))] - start
+            sample_parts.append(features.iloc[chosen])
+            if champion is not None:
+                champion_reason = score_champion_batch(champion, records)
+                if champion_reason is not None:
+                    champion = None
+            start += len(records)
+            del records, features
+    labels, scores = np.concatenate(label_parts), challenger.scores()
+    economics = economics_of(decision)
+    report = build_report(labels, scores, args.seed, decision, economics)
+    details: dict[str, Any] = ({name: {"challenger": value} for name, value in curves(labels, scores).items()}
+                               if args.details else {})
+    report["champion"] = None
+    if args.champion_unavailable or args.champion is not None:
+        champion_scores = champion.scores() if champion is not None else None
+        report["champion"] = champion_block(args, labels, report, champion_scores,
+                                            champion.decision if champion is not None else {}, economics,
+                                            champion_reason)
+        if champion_scores is not None and args.details:
+            for name, value in curves(labels, champion_scores).items():
+                details[name]["champion"] = value
     if args.details:
-        details["permutation_importance"] = permutation_importance(model, features, labels, schema, args.seed)
+        import pandas as pd
+
+        sample = pd.concat(sample_parts)
+        details["permutation_importance"] = permutation_importance(model, sample, labels[sample_rows], schema, rng)
     drift = None
-    if args.drift:
+    if compact is not None:
         baseline = {"identifier": args.baseline_identifier, "version": args.baseline_version,
                     "statistics_uri": args.baseline_uri}
-        drift = profile.measure_drift(_baseline_statistics(args), baseline, features, schema, HOLDOUT_SOURCE,
+        drift = profile.measure_drift(_baseline_statistics(args), baseline, compact.frame(), schema, HOLDOUT_SOURCE,
                                       unavailable=args.baseline_unavailable)
     with container.staged_output(args.output_dir) as staging:  # the file names the DAG side reads
         container.write_json(staging / contract.FILES["evaluation"], report)

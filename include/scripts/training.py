@@ -1,8 +1,11 @@
 """Training step (SageMaker Training job, scikit-learn container, script mode).
 
-Reads the transformed splits written by preprocessing (label first, then features), fits a seeded
-RandomForest, prints validation metrics as ``validation:<name>=<value>;`` lines that SageMaker
-metric definitions scrape, and writes a model directory that scores **raw** customer records:
+Reads the transformed splits written by preprocessing (label first, then features) straight into
+float32 matrices (the forest's own type: no float64 copy), fits a seeded RandomForest on all cores,
+each tree on at most ``max-samples`` rows drawn with replacement (every row of the split, the
+mission's full bootstrap, when the split is smaller or ``max-samples`` is 0), prints validation
+metrics as ``validation:<name>=<value>;`` lines that SageMaker metric definitions scrape, and writes
+a model directory that scores **raw** customer records:
 
     MODEL_DIR/model.joblib          Pipeline(fitted preprocessor -> RandomForest)
     MODEL_DIR/schema.json           the data contract the model was trained under
@@ -31,11 +34,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from churn_common import business, container, data_contract, defaults, metrics, tables
+from churn_common import business, container, data_contract, defaults, matrices, metrics
 
 STEP = "training"
 HERE = Path(__file__).resolve().parent
 SERVING_CODE = ("inference.py", "churn_common")  # what the serving container imports
+HYPERPARAMETER_MINIMUMS = {"n_estimators": 1, "max_depth": 1, "min_samples_split": 2, "max_samples": 0}
 
 
 def _channel(name: str) -> Path:
@@ -55,8 +59,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model-dir", type=Path,
                         default=Path(os.environ.get("SM_MODEL_DIR", container.container_path("model"))))
     args = parser.parse_args(argv)
-    for name in ("n_estimators", "max_depth", "min_samples_split"):
-        minimum = 2 if name == "min_samples_split" else 1
+    for name, minimum in HYPERPARAMETER_MINIMUMS.items():
         if getattr(args, name) < minimum:
             raise container.UsageError(f"hyperparameter {name.replace('_', '-')} must be at least {minimum}, "
                                        f"got {getattr(args, name)}")
@@ -71,22 +74,33 @@ def economics_of(args: argparse.Namespace) -> business.Economics:
 
 
 def run(args: argparse.Namespace) -> dict:
-    import joblib
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.pipeline import Pipeline
+    from concurrent.futures import ThreadPoolExecutor
 
-    train_x, train_y = tables.read_matrix_csv(args.train)
-    validation_x, validation_y = tables.read_matrix_csv(args.validation)
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        # Arrow parses the splits outside the GIL while this thread imports scikit-learn (about a
+        # second of pure Python): the reading costs next to nothing on top
+        splits = reader.submit(lambda: (matrices.read_float32_split(args.train),
+                                        matrices.read_float32_split(args.validation)))
+        import joblib
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.pipeline import Pipeline
+
+        (train_x, train_y), (validation_x, validation_y) = splits.result()
     preprocessor = joblib.load(container.find_single_file(args.preprocessor, "preprocessor.joblib"))
     schema = data_contract.load_schema(container.find_single_file(args.preprocessor, "schema.json"))
     hyperparameters = {name.replace("-", "_"): getattr(args, name.replace("-", "_"))
                        for name in defaults.HYPERPARAMETERS}
-    print(f"training RandomForest {hyperparameters} on {len(train_y)} row(s), {train_x.shape[1]} feature(s)")
-    classifier = RandomForestClassifier(**hyperparameters, n_jobs=args.n_jobs)
+    rows_per_tree = defaults.rows_per_tree(len(train_y), hyperparameters["max_samples"])
+    print(f"training RandomForest {hyperparameters} on {len(train_y)} row(s), {train_x.shape[1]} feature(s), "
+          f"{rows_per_tree} row(s) drawn per tree")
+    forest_parameters = {**hyperparameters,
+                         "max_samples": None if rows_per_tree == len(train_y) else rows_per_tree}
+    classifier = RandomForestClassifier(**forest_parameters, n_jobs=args.n_jobs)
     classifier.fit(train_x, train_y)
-    classifier.set_params(n_jobs=1)  # the serving container scores small batches; threads only cost there
+    del train_x  # the validation scores and the packaging below need only the fitted forest
 
-    scores = classifier.predict_proba(validation_x)[:, 1]
+    classifier.set_params(n_jobs=1)  # the serving container scores small batches; threads only cost there
+    scores = matrices.forest_probabilities(classifier, validation_x)  # on all cores, the same on every run
     validation = metrics.classification_metrics(validation_y, metrics.predicted_labels(scores), scores)
     for name, value in validation.items():
         print(f"validation:{name}={value:.6f};")
@@ -101,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
         container.write_json(staging / business.DECISION_FILE, decision)
         container.write_json(staging / "training_metrics.json", {
             "hyperparameters": hyperparameters,
-            "rows": {"train": len(train_y), "validation": len(validation_y)},
+            "rows": {"train": len(train_y), "validation": len(validation_y), "per_tree": rows_per_tree},
             "validation": validation,
         })
         (staging / "code").mkdir()

@@ -44,7 +44,7 @@ def test_training_runs_through_the_images_toolkit_which_passes_the_hyperparamete
     with tarfile.open(world.store.path_for(description["ModelArtifacts"]["S3ModelArtifacts"])) as bundle:
         recorded = json.load(bundle.extractfile("training_metrics.json"))
     assert recorded["hyperparameters"] == {"n_estimators": 7, "max_depth": 3, "min_samples_split": 5,
-                                           "random_state": 1}
+                                           "random_state": 1, "max_samples": 200_000}  # the script's default
 
 
 def test_a_training_script_that_dies_without_a_reason_gets_the_toolkits_failure_file(world: LocalWorld, twin,

@@ -8,8 +8,13 @@ import re
 from pathlib import Path
 
 import joblib
+import pytest
 
+from churn_common import defaults
 from tests.conftest import SCRIPTS, run_script
+
+LARGE_SAMPLE_ROWS = 400_000  # a training split of 280,000 rows: above the default rows per tree
+AUC_TOLERANCE = 0.005  # well inside the spread of ROC AUC between seeds of the same forest here
 
 
 def train(out: Path, model: Path, *extra: str, env: dict[str, str] | None = None):
@@ -23,6 +28,86 @@ def test_default_hyperparameters_are_the_missions(sample_outputs: dict[str, Path
     assert (forest.n_estimators, forest.max_depth, forest.min_samples_split, forest.random_state) == (100, 10, 4, 42)
     recorded = json.loads((sample_outputs["model"] / "training_metrics.json").read_text())
     assert recorded["hyperparameters"]["n_estimators"] == 100
+    # the sample is far below the default rows per tree: every tree draws the whole split, as the mission's
+    assert forest.max_samples is None and recorded["rows"]["per_tree"] == recorded["rows"]["train"]
+
+
+def test_the_split_is_read_as_float32_with_the_values_the_float64_reader_gives(sample_outputs: dict[str, Path]) -> None:
+    import numpy as np
+
+    from churn_common import matrices, tables
+
+    features, labels = matrices.read_float32_split(sample_outputs["out"] / "train")
+    wide, wide_labels = tables.read_matrix_csv(sample_outputs["out"] / "train")
+    assert features.dtype == np.float32 and features.flags.c_contiguous
+    assert np.array_equal(features, wide.astype("float32")) and np.array_equal(labels, wide_labels)
+
+
+def test_scores_on_all_cores_equal_the_single_threaded_forests_to_the_last_bit() -> None:
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    from churn_common import matrices
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(3 * matrices.SCORING_BLOCK_ROWS + 5, 6)).astype("float32")
+    labels = (features[:, 0] + rng.normal(size=len(features)) > 0).astype(int)
+    forest = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=1, n_jobs=1).fit(features, labels)
+    expected = forest.predict_proba(features)[:, 1]
+    for _ in range(3):
+        assert np.array_equal(matrices.forest_probabilities(forest, features, workers=4), expected)
+    assert forest.n_jobs == 1, "the forest is left as it was found"
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ("label,a\n1,0.5\n0,abc\n", "the split holds values that are not numbers"),
+    ("a,label\n1,0\n", "expected a 'label' column first"),
+    ("label,a\n", "the split has a header but no data rows"),
+    ("label,a\n1,\n", "1 empty cell(s) in column 'a'"),
+])
+def test_a_broken_split_is_refused_with_one_message(tmp_path: Path, content: str, says: str) -> None:
+    from churn_common import container, matrices
+
+    (tmp_path / "train.csv").write_text(content)
+    with pytest.raises(container.ContractError) as refused:
+        matrices.read_float32_split(tmp_path)
+    assert says in "; ".join(refused.value.violations)
+
+
+def test_rows_per_tree_is_the_full_bootstrap_up_to_the_cap_and_the_cap_above_it() -> None:
+    assert defaults.rows_per_tree(7_000, 200_000) == 7_000
+    assert defaults.rows_per_tree(200_000, 200_000) == 200_000
+    assert defaults.rows_per_tree(700_000, 200_000) == 200_000
+    assert defaults.rows_per_tree(700_000, 0) == 700_000, "0 means every tree draws the whole split"
+
+
+@pytest.fixture(scope="module")
+def large_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Several hundred thousand generated customers, preprocessed once."""
+    from churn_pipeline.tooling.sample_data import write_sample
+
+    root = tmp_path_factory.mktemp("large")
+    write_sample(root / "in" / "customers.csv", LARGE_SAMPLE_ROWS, seed=3)
+    result = run_script("preprocessing.py", "--input-dir", root / "in", "--output-dir", root / "out")
+    assert result.returncode == 0, result.stderr
+    return root / "out"
+
+
+def _validation_auc(stdout: str) -> float:
+    match = re.search(r"validation:roc_auc=([0-9.]+);", stdout)
+    assert match, stdout
+    return float(match.group(1))
+
+
+def test_the_default_rows_per_tree_scores_as_well_as_the_full_bootstrap(tmp_path: Path, large_sample: Path) -> None:
+    capped = train(large_sample, tmp_path / "capped")
+    full = train(large_sample, tmp_path / "full", "--max-samples", "0")
+    assert capped.returncode == 0 and full.returncode == 0, capped.stderr + full.stderr
+    recorded = json.loads((tmp_path / "capped" / "training_metrics.json").read_text())
+    cap = defaults.HYPERPARAMETERS["max-samples"]
+    assert recorded["rows"]["train"] > cap and recorded["rows"]["per_tree"] == cap
+    assert f"{cap} row(s) drawn per tree" in capped.stdout
+    assert abs(_validation_auc(capped.stdout) - _validation_auc(full.stdout)) <= AUC_TOLERANCE
 
 
 def test_model_directory_is_ready_for_model_tar_gz(sample_outputs: dict[str, Path]) -> None:
@@ -85,3 +170,6 @@ def test_a_missing_channel_fails_clearly_writing_the_failure_file(tmp_path: Path
 def test_invalid_hyperparameter_is_rejected(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
     result = train(sample_outputs["out"], tmp_path / "model", "--min-samples-split", "1")
     assert result.returncode == 1 and "min-samples-split must be at least 2" in result.stderr
+    result = train(sample_outputs["out"], tmp_path / "model", "--max-samples", "-5")
+    assert result.returncode == 1 and "max-samples must be at least 0, got -5" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -109,6 +109,8 @@ def test_default_settings_use_ml_m5_xlarge_and_the_missions_hyperparameters() ->
     assert train["ResourceConfig"]["InstanceType"] == "ml.m5.xlarge"
     assert {k: train["HyperParameters"][k] for k in ("n-estimators", "max-depth", "min-samples-split")} == \
         {"n-estimators": "100", "max-depth": "10", "min-samples-split": "4"}
+    # each tree draws at most this many rows; smaller training splits keep the mission's full bootstrap
+    assert train["HyperParameters"]["max-samples"] == "200000"
     assert train["HyperParameters"]["sagemaker_program"] == '"training.py"'
     assert "NetworkConfig" not in requests["preprocess"][1] and "VpcConfig" not in train
 

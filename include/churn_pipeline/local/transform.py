@@ -9,7 +9,9 @@ would be started: ``SAGEMAKER_SUBMIT_DIRECTORY`` names the model's code folder a
 its inference module. It then does what Batch Transform does with ``SplitType`` ``Line``,
 ``BatchStrategy`` ``MultiRecord`` and JSON lines:
 
-* applies ``InputFilter`` to each line, and sends the lines in batches of at most ``MaxPayloadInMB``;
+* reads each input file line by line, applies ``InputFilter`` to each line, and sends the lines in
+  batches of at most ``MaxPayloadInMB``, holding one batch at a time (as SageMaker streams a file
+  through the container), so a customer table of any size is scored in bounded memory;
 * per batch, calls the module's ``input_fn`` -> ``predict_fn`` -> ``output_fn`` (after ``model_fn``
   once), which is the chain the scikit-learn serving container runs per request;
 * splits the answer into one line per record, joins each to its input line under
@@ -35,7 +37,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,7 @@ def select(record: Any, path: str) -> Any:
     return {key: record[key] for key in keys if key in record}
 
 
-def batches(lines: Sequence[str], max_bytes: int) -> Iterator[list[str]]:
+def batches(lines: Iterable[str], max_bytes: int) -> Iterator[list[str]]:
     """Consecutive lines whose total size stays within ``max_bytes`` (a longer single line is alone)."""
     batch: list[str] = []
     size = 0
@@ -88,26 +90,49 @@ def load_handlers() -> Any:
     return importlib.import_module(Path(program).stem)
 
 
+def _records(source: Path) -> Iterator[Any]:
+    """The file's records, one JSON line at a time (blank lines skipped), never the whole file."""
+    with source.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
 def transform_file(handlers: Any, model: Any, source: Path, target: Path, args: argparse.Namespace) -> int:
-    records = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
-    filtered = [json.dumps(select(record, args.input_filter)) for record in records]
-    written = []
-    position = 0
-    for batch in batches(filtered, int(args.max_payload_mb * 1024 * 1024)):
-        body, _ = handlers.output_fn(handlers.predict_fn(handlers.input_fn("\n".join(batch), args.content_type), model),
-                                     args.accept)
-        answers = [line for line in (body.decode() if isinstance(body, bytes) else body).splitlines() if line.strip()]
-        if len(answers) != len(batch):
-            raise TransformError(f"the model answered {len(answers)} line(s) for a batch of {len(batch)} record(s)")
-        for answer in answers:
-            result = json.loads(answer)
-            joined = {**records[position], JOINED_OUTPUT_KEY: result} if args.join_source == "Input" else result
-            written.append(json.dumps(select(joined, args.output_filter)))
-            position += 1
+    max_bytes = int(args.max_payload_mb * 1024 * 1024)
+    records: list[Any] = []  # the current batch's records, for the join
+
+    def filtered() -> Iterator[str]:
+        for record in _records(source):
+            records.append(record)
+            yield json.dumps(select(record, args.input_filter))
+
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("".join(line + "\n" for line in written), encoding="utf-8")
-    print(f"transformed {len(written)} record(s) of {source.name}")
-    return len(written)
+    partial = target.with_name(f".{target.name}.partial")  # a failed file leaves no output, as on SageMaker
+    written = 0
+    try:
+        with partial.open("w", encoding="utf-8") as output:
+            for batch in batches(filtered(), max_bytes):
+                # the generator has read one line past the batch (the line that did not fit) or none at the end
+                batch_records, records[:] = records[:len(batch)], records[len(batch):]
+                body, _ = handlers.output_fn(handlers.predict_fn(handlers.input_fn("\n".join(batch), args.content_type),
+                                                                 model), args.accept)
+                answers = [line for line in (body.decode() if isinstance(body, bytes) else body).splitlines()
+                           if line.strip()]
+                if len(answers) != len(batch):
+                    raise TransformError(f"the model answered {len(answers)} line(s) for a batch of {len(batch)} "
+                                         "record(s)")
+                for record, answer in zip(batch_records, answers, strict=True):
+                    result = json.loads(answer)
+                    joined = {**record, JOINED_OUTPUT_KEY: result} if args.join_source == "Input" else result
+                    output.write(json.dumps(select(joined, args.output_filter)) + "\n")
+                written += len(batch)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(target)
+    print(f"transformed {written} record(s) of {source.name}")
+    return written
 
 
 def transform(args: argparse.Namespace) -> int:
@@ -116,6 +141,8 @@ def transform(args: argparse.Namespace) -> int:
     sources = sorted(path for path in args.input_dir.rglob("*") if path.is_file())
     if not sources:
         raise TransformError(f"no input file under {args.input_dir}")
+    for path in (args.input_filter, args.output_filter):
+        select({}, path)  # a filter this runner cannot apply fails before anything is read or written
     handlers = load_handlers()
     model = handlers.model_fn(str(args.model_dir))
     for source in sources:

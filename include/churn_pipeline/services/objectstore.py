@@ -26,6 +26,7 @@ class ObjectStore(Protocol):
     def read_bytes(self, uri: str) -> bytes: ...
     def read_head(self, uri: str, size: int) -> bytes: ...
     def read_tail(self, uri: str, size: int) -> bytes: ...
+    def sizes(self, prefix_uri: str) -> dict[str, int]: ...
     def write_bytes(self, uri: str, data: bytes) -> None: ...
     def exists(self, uri: str) -> bool: ...
     def list_uris(self, prefix_uri: str) -> list[str]: ...
@@ -123,6 +124,10 @@ class LocalObjectStore:
             stream.seek(max(0, end - size))
             return stream.read()
 
+    def sizes(self, prefix_uri: str) -> dict[str, int]:
+        """Each object's size in bytes under the prefix (as ``list_uris`` lists them), reading none."""
+        return {uri: self.path_for(uri).stat().st_size for uri in self.list_uris(prefix_uri)}
+
     def write_bytes(self, uri: str, data: bytes) -> None:
         atomic_write(self.path_for(uri), data)
 
@@ -189,14 +194,18 @@ class S3ObjectStore:
         return bool(self.list_uris(uri))
 
     def list_uris(self, prefix_uri: str) -> list[str]:
+        return sorted(self.sizes(prefix_uri))
+
+    def sizes(self, prefix_uri: str) -> dict[str, int]:
+        """Each object's size in bytes under the prefix, from the listing itself (nothing is read)."""
         bucket, key = parse_s3_uri(prefix_uri)
         paginator = self.client.get_paginator("list_objects_v2")
-        found = []
+        found = {}
         for page in paginator.paginate(Bucket=bucket, Prefix=key):
             for item in page.get("Contents", []):
                 if item["Key"] == key or item["Key"].startswith(f"{key}/"):
-                    found.append(f"s3://{bucket}/{item['Key']}")
-        return sorted(found)
+                    found[f"s3://{bucket}/{item['Key']}"] = int(item["Size"])
+        return dict(sorted(found.items()))
 
     def upload_file(self, path: Path, uri: str) -> None:
         bucket, key = parse_s3_uri(uri)

@@ -15,6 +15,7 @@ from churn_pipeline.tasks._run import log, received_optional
 
 if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
     from churn_pipeline.services.objectstore import ObjectStore
+    from churn_pipeline.services.parquet_inputs import ParquetFooter
 
 
 def extracted_input(result: Any, params: dict[str, Any], settings: Settings, key: str) -> str | None:
@@ -38,13 +39,14 @@ def extracted_input(result: Any, params: dict[str, Any], settings: Settings, key
     return extracted.input_uri
 
 
-def check_parquet_header(store: ObjectStore, input_uri: str, schema_uri: str) -> None:
-    """Fail before any job when a Parquet input lacks a column the schema names (footers only)."""
+def check_parquet_header(store: ObjectStore, input_uri: str, schema_uri: str) -> list[ParquetFooter]:
+    """Fail before any job when a Parquet input lacks a column the schema names (footers only); the
+    footers read, for sizing the jobs (none for a CSV input)."""
     from churn_pipeline.services.parquet_inputs import PARQUET_SUFFIX, NotParquetError, missing_columns, read_footer
 
     parquet = [uri for uri in store.list_uris(input_uri) if uri.endswith(PARQUET_SUFFIX)]
     if not parquet:
-        return
+        return []
     schema = json.loads(store.read_bytes(schema_uri))
     try:
         footers = [read_footer(store, uri) for uri in parquet]
@@ -58,3 +60,4 @@ def check_parquet_header(store: ObjectStore, input_uri: str, schema_uri: str) ->
         named = ", ".join(f"{footer.uri} ({footer.rows} row(s))" for footer in footers)
         raise AirflowFailException(f"the input holds {sum(footer.rows for footer in footers)} row(s), fewer than the "
                                    f"{fewest} training needs, so no job is started: {named}")
+    return footers

@@ -10,6 +10,10 @@ Plain paths (local backend) cannot leak: a path is resolved (symlinks followed) 
 ``CHURN_PLAIN_PATH_ROOTS`` is set, must lie in one of its folders; every file read through an input
 folder must resolve inside that folder; and only the tables a job reads (``.csv``, ``.parquet``)
 are staged, so a stray link or file in the folder is never copied into the store.
+
+Last, each job's peak memory is estimated from the staged input's size (``domain.sizing``: rows from
+Parquet footers, else the CSV's bytes) and a run that will not fit a step's instance type is refused,
+one line per step, naming the smallest instance of the same family that would fit.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from churn_pipeline.tasks._run import described_source, log, received_optional, 
 from churn_pipeline.tasks.extracted_input import check_parquet_header, extracted_input
 
 if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    from churn_pipeline.domain.sizing import InputSize
     from churn_pipeline.services.objectstore import ObjectStore
+    from churn_pipeline.services.parquet_inputs import ParquetFooter
 
 
 SHOWN_COLUMNS = 30  # a header listed in a message is cut after this many names
@@ -236,6 +242,30 @@ def _stage_input(settings: Settings, store: ObjectStore, layout: RunLayout, valu
     return layout.input_uri
 
 
+def input_size(store: ObjectStore, input_uri: str, footers: list[ParquetFooter]) -> InputSize:
+    """The staged input's size: its rows from the Parquet footers, or its CSV files' bytes."""
+    from churn_pipeline.domain.sizing import InputSize
+
+    if footers:
+        return InputSize(rows=sum(footer.rows for footer in footers))
+    return InputSize(csv_bytes=sum(size for uri, size in store.sizes(input_uri).items() if _is_csv(uri)))
+
+
+def check_instance_memory(settings: Settings, store: ObjectStore, input_uri: str,
+                          footers: list[ParquetFooter]) -> None:
+    """Refuse, before any job, a run whose input will not fit a step's instance: one line per step,
+    naming its estimate, the instance's memory and the smallest instance of the family that fits."""
+    from churn_pipeline.domain.sizing import SIZED_STEPS, memory_refusals
+
+    size = input_size(store, input_uri, footers)
+    types = {step: settings.resources_for(step).instance_type for step in SIZED_STEPS}
+    refusals = memory_refusals(types, size, {step: f"CHURN_{step.upper()}_INSTANCE_TYPE" for step in SIZED_STEPS})
+    if refusals:
+        raise AirflowFailException("\n".join(f"{refusal}; nothing was started" for refusal in refusals))
+    log.info("the input, %s, fits each step's instance (%s)", size.described(),
+             ", ".join(f"{step}: {kind}" for step, kind in types.items()))
+
+
 def _stage_schema(store: ObjectStore, layout: RunLayout, value: str, raw: bytes) -> str:
     if is_s3_uri(value):
         return value
@@ -285,7 +315,8 @@ def stage_run_inputs(*, extracted: Any = None, params: dict[str, Any], dag_run: 
         _stage_code(store, layout)
         input_uri = from_source or _stage_input(settings, store, layout, input_value)
         schema_uri = _stage_schema(store, layout, schema_value, raw_schema)
-        check_parquet_header(store, input_uri, schema_uri)  # Parquet inputs: the columns of their footers
+        footers = check_parquet_header(store, input_uri, schema_uri)  # Parquet inputs: the columns of their footers
+        check_instance_memory(settings, store, input_uri, footers)
     except OSError as error:
         raise AirflowFailException(f"cannot stage the run's inputs under {settings.base_uri}: "
                                    f"{error.strerror or error} ({error.filename or ''})") from None

@@ -96,18 +96,57 @@ def features_from_text(frame: Any, schema: Schema) -> Any:
 
 
 def prepare_features(records: Any, schema: Schema) -> Any:
-    """Raw customer records of any cell types (a CSV or JSON request) -> the model's feature frame."""
+    """Raw customer records of any cell types (a CSV or JSON request) -> the model's feature frame.
+
+    Every cell is read as its trimmed text would be (blank or missing -> missing), so a record scores
+    the same whether its numbers arrive as numbers or as text. Columns of one plain kind, what a typed
+    table (the held-out customers' Parquet) or a CSV holds, are converted a column at a time with the
+    same result; a column of mixed cells (JSON's numbers beside strings) goes cell by cell.
+    """
+    import numpy as np
     import pandas as pd
 
     missing = [name for name in schema.features if name not in records.columns]
     if missing:
         raise ContractError("records", [f"missing column '{name}'" for name in missing])
+    features = {}
+    for column in schema.numeric:
+        values = records[column]
+        if _is_plain_number(values):  # the text of a number parses back to the same float64
+            features[column] = values.astype("float64")
+        else:
+            features[column] = pd.to_numeric(_cells_as_text(values), errors="coerce").astype("float64")
+    for column in schema.categorical:
+        text = _cells_as_text(records[column]).astype(object)
+        features[column] = text.where(text.notna(), np.nan)
+    return pd.DataFrame(features, index=records.index)[list(schema.features)]
 
-    def as_text(value: Any) -> str | None:
-        if value is None or (isinstance(value, float) and value != value):
-            return None
-        return str(value).strip() or None
 
-    text = pd.DataFrame({name: records[name].astype(object).map(as_text) for name in schema.features},
-                        index=records.index)
-    return features_from_text(text, schema)
+def _is_plain_number(values: Any) -> bool:
+    from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype
+
+    # booleans are not numbers here: their text, "True", is not one either
+    return not is_bool_dtype(values.dtype) and (is_float_dtype(values.dtype) or is_integer_dtype(values.dtype))
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return str(value).strip() or None
+
+
+def _cells_as_text(values: Any) -> Any:
+    """One column's cells as trimmed text (object), missing (None, NaN, blank) as None."""
+    from pandas.api.types import infer_dtype
+
+    if getattr(values.dtype, "kind", None) in ("i", "u"):  # plain integers: never missing, text at once
+        return values.astype(str).astype(object)
+    if infer_dtype(values, skipna=True) in ("string", "empty"):
+        # text cells: each distinct value is trimmed once (a category column holds a handful)
+        import numpy as np
+        import pandas as pd
+
+        codes, distinct = pd.factorize(values.astype(object), use_na_sentinel=True)
+        cleaned = np.array([_as_text(value) for value in distinct] + [None], dtype=object)
+        return pd.Series(cleaned[codes], index=values.index, dtype=object)  # code -1 (missing) -> None
+    return values.astype(object).map(_as_text)
