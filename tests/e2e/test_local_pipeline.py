@@ -55,6 +55,7 @@ def test_passing_runs_run_their_jobs_in_the_image_twin_and_register_consecutive_
     assert "registered    customer-churn version 1 (PendingManualApproval): models:/customer-churn/1" in summary
     assert "campaign      contact above" in summary and "top-decile lift" in summary
     assert "for the three jobs (at CHURN_INSTANCE_PRICES)" in summary
+    assert first.log.count("the job's peak memory") == 3, "each job's memory is in its task's log, for sizing"
     assert_the_jobs_ran_in_the_image_twin_whose_python_loads_the_model_cleanly(airflow_project, first,
                                                                              "20261120T000000Z", twin, tmp_path)
     second = airflow_project.dags_test("2026-11-21")

@@ -267,7 +267,7 @@ def test_a_full_disk_while_a_job_stores_its_outputs_fails_the_job_with_the_cause
     assert world.runner.describe(JobKind.PROCESSING, request["ProcessingJobName"]) == description
 
 
-def test_a_finished_job_records_the_peak_memory_of_its_process_tree_and_the_task_log_states_it(
+def test_a_finished_job_records_the_peak_memory_of_its_process_tree(
         world: LocalWorld) -> None:
     """The sizing evidence SageMaker shows as the instance's memory graph: the job itself runs under the
     runner's recording shell, so its memory must be counted with the shell's children, not the shell's."""
@@ -286,7 +286,6 @@ def test_a_finished_job_records_the_peak_memory_of_its_process_tree_and_the_task
     usage = description["LocalResourceUsage"]
     assert touched_mb <= usage["PeakRssMB"] < touched_mb + 150, usage
     assert usage["CpuSeconds"] > 0
-    assert any(f"peak memory {usage['PeakRssMB']:,.0f} MB" in line for line in world.lines), world.lines[-3:]
 
 
 def test_a_small_job_started_by_a_large_task_records_its_own_peak_not_the_tasks(world: LocalWorld) -> None:

@@ -253,11 +253,8 @@ class LocalJobRunner:
             with log_path.open("a", encoding="utf-8") as log_file:
                 log_file.write(f"stopped: the job ran past its MaxRuntimeInSeconds ({max_runtime} s)\n")
             self.log(f"[{name}] stopped: the job ran past its MaxRuntimeInSeconds ({max_runtime} s)")
-        usage = read_usage(usage_file)
-        if usage:
-            self.log(f"[{name}] peak memory {usage.peak_rss_mb:,.0f} MB, CPU {usage.cpu_seconds:,.1f} s")
         return ScriptRun(exit_code, log_path.read_text(encoding="utf-8", errors="replace"), out_of_time.is_set(),
-                         usage)
+                         read_usage(usage_file))
 
     def kill(self) -> None:
         """Stop the running job (the task was killed); its job then ends Failed, as on SageMaker."""

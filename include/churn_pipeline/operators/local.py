@@ -73,13 +73,19 @@ class LocalJobOperator(ResumableJobMixin, BaseOperator):
     def run_job(self, request: dict[str, Any], settings: Settings, context: Any) -> Mapping[str, Any]:
         runner = self._runner_for(settings)
         if self.kind is JobKind.PROCESSING:
-            return runner.run_processing(request)
-        if self.kind is JobKind.TRANSFORM:  # the provider's pair: the run's Model, then the transform job
+            description = runner.run_processing(request)
+        elif self.kind is JobKind.TRANSFORM:  # the provider's pair: the run's Model, then the transform job
             from churn_pipeline.services.registry import MlflowRegistry
 
             runner.create_model(request["Model"], MlflowRegistry(settings.local_root).package_container)
-            return runner.run_transform(request["Transform"])
-        return runner.run_training(request)
+            description = runner.run_transform(request["Transform"])
+        else:
+            description = runner.run_training(request)
+        usage = description.get("LocalResourceUsage")
+        if usage:  # what SageMaker's instance metrics would show: the evidence for choosing an instance type
+            self.log.info("the job's peak memory %s MB, CPU %s s", f"{usage['PeakRssMB']:,.0f}",
+                          f"{usage['CpuSeconds']:,.1f}")
+        return description
 
     def on_kill(self) -> None:
         if self._runner is not None:
