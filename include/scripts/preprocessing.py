@@ -155,9 +155,13 @@ class Scan:
     not_numbers: dict[str, list[Any]] = field(default_factory=dict)  # column -> [count, examples]
 
     def joined(self, parts: list[Any], dtype: str) -> Any:
+        """The parts as one array, which then replaces them (memory holds one copy, not two)."""
         import numpy as np
 
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+        if len(parts) != 1:
+            whole = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+            parts[:] = [whole]
+        return parts[0]
 
 
 def _codes_for(encoded: Any, known: dict[str, int]) -> Any:
@@ -285,6 +289,8 @@ def check_contract(gathered: Scan, schema: data_contract.Schema, source: str, mi
         repeated_ids = _repeats(gathered.joined(gathered.id_hashes, "uint64")[with_id])
         duplicate_ids = int(repeated_ids.sum())
         destinations[with_id[repeated_ids]] = DROPPED
+    for hashes in (gathered.row_hashes, gathered.id_hashes, gathered.has_id):
+        hashes.clear()  # their work is done; the memory goes to the statistics and the second pass
     used = destinations != DROPPED
     rows_used = int(used.sum())
     class_counts = {label: int(((labels == code) & used).sum()) for label, code in
@@ -344,7 +350,10 @@ def training_statistics(gathered: Scan, checked: Checked, schema: data_contract.
 
     candidates = (gathered.joined(gathered.splits, "uint8") == TRAIN) & (checked.labels >= 0)
     keep = (checked.destinations == TRAIN)[candidates]
-    numbers = {name: gathered.joined(gathered.train_numbers[name], "float64")[keep] for name in schema.numeric}
+    numbers = {}
+    for name in schema.numeric:
+        numbers[name] = gathered.joined(gathered.train_numbers[name], "float64")[keep]
+        gathered.train_numbers[name].clear()
     medians, means, variances, scales = {}, {}, {}, {}
     for name, values in numbers.items():
         missing = np.isnan(values)
@@ -357,6 +366,7 @@ def training_statistics(gathered: Scan, checked: Checked, schema: data_contract.
     modes, categories, category_counts = {}, {}, {}
     for name in schema.categorical:
         codes = gathered.joined(gathered.train_codes[name], "int32")[keep]
+        gathered.train_codes[name].clear()
         values = list(gathered.category_codes[name])  # in code order
         tally = np.bincount(codes[codes >= 0], minlength=len(values))
         counts = {values[code]: int(count) for code, count in enumerate(tally.tolist()) if count}
@@ -554,6 +564,14 @@ def write_splits(table: tables.CustomerTable, schema: data_contract.Schema, chec
     return missing
 
 
+def release_memory() -> None:
+    """Hand the memory Arrow's allocator keeps for reuse back to the system, before what comes next
+    (scikit-learn's modules) adds to it."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 def run(args: argparse.Namespace) -> dict:
     schema = data_contract.load_schema(args.schema)
     files = tables.list_input_files(args.input_dir)
@@ -568,6 +586,7 @@ def run(args: argparse.Namespace) -> dict:
           f"row(s) and {counts['duplicate_ids']} duplicate id(s); {counts['rows_used']} row(s) remain")
     statistics = training_statistics(gathered, checked, schema)
     del gathered  # the hashes and the training cells: only the statistics are needed from here on
+    release_memory()
     feature_names = encoded_feature_names(schema, statistics)
 
     with container.staged_output(args.output_dir) as staging:
@@ -585,6 +604,8 @@ def run(args: argparse.Namespace) -> dict:
             statistics.rows, statistics.numbers, statistics.category_counts, schema)
         container.write_json(staging / "profile" / contract.FILES["statistics"], statistics_profile)
         container.write_json(staging / "profile" / contract.FILES["constraints"], constraints)
+        statistics.numbers.clear()  # the training split's cells: the profile was their last use
+        release_memory()
         # scikit-learn is loaded only now, after the passes: its modules would otherwise add to the
         # memory the passes peak at
         import joblib
