@@ -21,6 +21,10 @@ def test_crc32_is_zlibs_for_every_kind_of_cell() -> None:
     assert hashing.crc32_of_text(array).tolist() == expected
     # a slice of a larger array (an offset into its buffers), as a batch's column may be
     assert hashing.crc32_of_text(array.slice(4, 7)).tolist() == expected[4:11]
+    # cells all of one length, as ids often are (hashed as one matrix)
+    ids = [f"C{number:07d}" for number in range(1000, 1300)]
+    assert hashing.crc32_of_text(pa.array(ids).slice(5)).tolist() == [zlib.crc32(i.encode()) for i in ids[5:]]
+    assert (hashing.hash64_of_text(pa.array(ids + ["x"]))[:-1] == hashing.hash64_of_text(pa.array(ids))).all()
 
 
 def test_cell_hashes_agree_on_equal_cells_only() -> None:

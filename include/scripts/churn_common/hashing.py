@@ -70,6 +70,12 @@ def _walk_bytes(array: Any, initial: int, dtype: Any, step: Any) -> Any:
     state = np.full(count, initial, dtype=dtype)
     if count == 0 or not lengths.any():
         return state
+    width = int(lengths[0])
+    if (lengths == width).all():  # ids are often all of one length: the cells then form a matrix
+        cells = data[starts[0]:starts[0] + count * width].reshape(count, width)
+        for position in range(width):
+            state = step(state, cells[:, position])
+        return state
     order = np.argsort(-lengths, kind="stable")  # longest first: cells with a byte at j come first
     sorted_starts, sorted_lengths = starts[order], lengths[order]
     walked = state[order]
