@@ -1,14 +1,17 @@
 """Preprocessing step (SageMaker Processing job).
 
-Reads every ``.csv`` (or every ``.parquet``) file under the input folder as one table, checks it
-against the data contract (the schema), drops rows without a target and duplicate rows / ids, splits
-it stratified and seeded into train / validation / test, fits imputation, encoding and scaling on the
-training split only and writes:
+Reads every ``.csv`` (or every ``.parquet``) file under the input folder as one table, in batches, and
+makes two passes over it. The first checks it against the data contract (the schema), finds rows
+without a target and duplicate rows / ids, assigns every customer a split by a stable hash of their
+id (of the whole row where the schema has no id) and gathers the training split's statistics
+(medians, means and spreads, modes, category sets). The second transforms batch by batch with those
+statistics (imputation, one-hot encoding, scaling: fitted on the training split only) and writes:
 
-    OUT/train/train.csv            label first, then the transformed features (with a header)
+    OUT/train/train.csv            label first, then the transformed features (float32, with a header)
     OUT/validation/validation.csv
     OUT/test/test.csv
-    OUT/preprocessor/preprocessor.joblib   the fitted ColumnTransformer
+    OUT/preprocessor/preprocessor.joblib   the scikit-learn ColumnTransformer holding the same fitted
+                                           statistics: what the packaged model scores raw records with
     OUT/preprocessor/schema.json           the contract it was fitted under
     OUT/quality/data_quality.json          counts of what was read, dropped and written
     OUT/holdout/holdout.parquet            the test split's customers as raw records (id, features, label):
@@ -16,6 +19,9 @@ training split only and writes:
                                            packaged preprocessor
     OUT/profile/statistics.json            the training split's raw features profiled in Model Monitor's
     OUT/profile/constraints.json           formats: the baseline later runs measure drift against
+
+Memory holds a batch and a few numbers per customer (hashes, split, label, and the training split's
+numeric cells and category codes), never the table.
 
 By hand:  python include/scripts/preprocessing.py --input-dir IN --output-dir OUT [--schema FILE]
 In the container the defaults are SageMaker's paths under /opt/ml/processing (or $SAGEMAKER_BASE_DIR).
@@ -26,15 +32,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from churn_common import container, contract, data_contract, defaults, profile, schema_rules, tables
+from churn_common import container, contract, data_contract, hashing, profile, schema_rules, tables
 
 STEP = "preprocessing"
 SPLITS = ("train", "validation", "test")
+TRAIN, VALIDATION, TEST = 0, 1, 2
+DROPPED = 255  # the split code of a row that is not used: no target, or a duplicate
+HASH_BUCKETS = 100  # crc32 % 100: split fractions are whole percents
+ROW_TEXT_SEPARATOR = "\x1f"  # between the cells of a row's canonical text (ASCII unit separator)
+NO_TARGET, UNKNOWN_TARGET = -1, -2
+WRITES_IN_FLIGHT = 2  # transformed batches waiting for the writer thread
+# A number as pandas or Python would read it, checked cell by cell only when a column's cast fails
+NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity)$"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -45,77 +61,343 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-fraction", type=float, default=0.7)
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=defaults.SEED)
     parser.add_argument("--min-rows", type=int, default=schema_rules.MIN_ROWS, help="fewest usable rows to train on")
     parser.add_argument("--min-class-rows", type=int, default=10, help="fewest usable rows of each class")
     args = parser.parse_args(argv)
-    fractions = (args.train_fraction, args.validation_fraction, args.test_fraction)
-    if any(fraction <= 0 for fraction in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
-        raise container.UsageError(f"split fractions must be positive and add up to 1, got {fractions}")
+    args.cut_points = cut_points((args.train_fraction, args.validation_fraction, args.test_fraction))
     if args.schema is None:
         shipped = Path(container.container_path("processing/input/schema"))
         args.schema = shipped if shipped.is_dir() else data_contract.DEFAULT_SCHEMA_FILE
     return args
 
 
-def check_contract(frame: Any, schema: data_contract.Schema, source: str, min_rows: int, min_class_rows: int) -> dict:
-    """Check the raw frame against the schema; return the counts, or raise listing every violation.
+def cut_points(fractions: tuple[float, float, float]) -> tuple[int, int]:
+    """The hash buckets where validation and test begin: 0.7 / 0.1 / 0.2 -> (70, 80)."""
+    if any(fraction <= 0 for fraction in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
+        raise container.UsageError(f"split fractions must be positive and add up to 1, got {fractions}")
+    percents = [fraction * HASH_BUCKETS for fraction in fractions]
+    if any(abs(percent - round(percent)) > 1e-6 for percent in percents):
+        raise container.UsageError(f"split fractions must be whole percents (the split takes the id's hash "
+                                   f"modulo {HASH_BUCKETS}), got {fractions}")
+    train, validation = round(percents[0]), round(percents[1])
+    return train, train + validation
 
-    Cells are text, except numeric columns that Parquet already stored as numbers. On success the
-    frame's numeric columns hold numbers (parsed once where they were text, reused downstream).
-    """
-    import pandas as pd
 
-    target = frame[schema.target_column]
+def split_codes(keys_crc32: Any, cuts: tuple[int, int]) -> Any:
+    """Each customer's split from the CRC-32 of their key: bucket crc32 % 100 below the first cut
+    point is train, below the second validation, the rest test."""
+    import numpy as np
+
+    buckets = keys_crc32 % np.uint32(HASH_BUCKETS)
+    return np.where(buckets < cuts[0], TRAIN, np.where(buckets < cuts[1], VALIDATION, TEST)).astype(np.uint8)
+
+
+def row_text(numbers: dict[str, Any], batch: Any, schema: data_contract.Schema) -> Any:
+    """The canonical text of each row, the split key where there is no id: the target and the
+    features in the schema's order, numbers as the shortest text that reads back as the same float64
+    (``30``, ``65.35``), missing cells empty, joined by the unit separator (0x1F)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cells = [batch.column(schema.target_column)]
+    cells += [pa.array(numbers[name], from_pandas=True).cast(pa.string()) for name in schema.numeric]
+    cells += [batch.column(name) for name in schema.categorical]
+    return pc.binary_join_element_wise(*cells, ROW_TEXT_SEPARATOR, null_handling="replace", null_replacement="")
+
+
+def parse_numbers(column: Any) -> tuple[Any, Any]:
+    """A numeric column as float64 (NaN for missing), and the mask of its cells that hold text that
+    is not a number (None when there are none). Parquet numbers arrive as float64 already."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(column.type):
+        return pc.fill_null(column, np.nan).to_numpy(zero_copy_only=False), None
+    try:
+        numbers = pc.cast(column, pa.float64())
+    except pa.ArrowInvalid:  # some cells are not numbers: find which, cell by cell
+        valid = pc.match_substring_regex(column, NUMBER_PATTERN, ignore_case=True)
+        numbers = pc.cast(pc.if_else(valid, column, pa.scalar(None, pa.string())), pa.float64())
+    values = pc.fill_null(numbers, np.nan).to_numpy(zero_copy_only=False)
+    # "nan" parses to NaN but is text, not a missing cell: pandas' reading counted it as not a number
+    bad = np.isnan(values) & column.is_valid().to_numpy(zero_copy_only=False)
+    return values, (bad if bad.any() else None)
+
+
+def label_codes(target: Any, schema: data_contract.Schema) -> Any:
+    """1 for the positive value, 0 for the negative, NO_TARGET where missing, UNKNOWN_TARGET otherwise."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    positive = pc.fill_null(pc.equal(target, schema.positive), False).to_numpy(zero_copy_only=False)
+    negative = pc.fill_null(pc.equal(target, schema.negative), False).to_numpy(zero_copy_only=False)
+    missing = target.is_null().to_numpy(zero_copy_only=False)
+    codes = np.full(len(target), UNKNOWN_TARGET, dtype=np.int8)
+    codes[positive], codes[negative], codes[missing] = 1, 0, NO_TARGET
+    return codes
+
+
+@dataclass
+class Scan:
+    """What the first pass gathered: a few numbers per row read, and the training split's cells."""
+
+    rows: int = 0
+    labels: list[Any] = field(default_factory=list)  # int8 label codes per row
+    splits: list[Any] = field(default_factory=list)  # uint8 split per row
+    row_hashes: list[Any] = field(default_factory=list)  # uint64 hash of every cell of the row
+    id_hashes: list[Any] = field(default_factory=list)  # uint64 hash of the id
+    has_id: list[Any] = field(default_factory=list)
+    train_numbers: dict[str, list[Any]] = field(default_factory=dict)  # float64, rows of the training split
+    train_codes: dict[str, list[Any]] = field(default_factory=dict)  # int32 category codes, -1 missing
+    category_codes: dict[str, dict[str, int]] = field(default_factory=dict)  # value -> code, per column
+    unknown_targets: Counter[str] = field(default_factory=Counter)
+    not_numbers: dict[str, list[Any]] = field(default_factory=dict)  # column -> [count, examples]
+
+    def joined(self, parts: list[Any], dtype: str) -> Any:
+        """The parts as one array, which then replaces them (memory holds one copy, not two)."""
+        import numpy as np
+
+        if len(parts) != 1:
+            whole = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+            parts[:] = [whole]
+        return parts[0]
+
+
+def _codes_for(encoded: Any, known: dict[str, int]) -> Any:
+    """Category codes of a dictionary-encoded text column (-1 missing), new values given the next
+    codes in ``known``."""
+    import numpy as np
+
+    values = encoded.dictionary.to_pylist()
+    lookup = np.array([known.setdefault(value, len(known)) for value in values] + [-1], dtype=np.int32)
+    indices = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+    return lookup[indices]
+
+
+def scan(table: tables.CustomerTable, schema: data_contract.Schema, cuts: tuple[int, int]) -> Scan:
+    """The first pass: per row its label, split and hashes; the training split's cells; and what
+    breaks the contract (unknown target values, text in numeric columns)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    gathered = Scan(train_numbers={name: [] for name in schema.numeric},
+                    train_codes={name: [] for name in schema.categorical},
+                    category_codes={name: {} for name in schema.categorical})
+    for batch in table.batches():
+        target = batch.column(schema.target_column)
+        labels = label_codes(target, schema)
+        if (labels == UNKNOWN_TARGET).any():
+            unknown = pc.filter(target, labels == UNKNOWN_TARGET).to_pylist()
+            gathered.unknown_targets.update(unknown)
+        numbers = {}
+        for name in schema.numeric:
+            numbers[name], bad = parse_numbers(batch.column(name))
+            if bad is not None:
+                seen = gathered.not_numbers.setdefault(name, [0, []])
+                seen[0] += int(bad.sum())
+                if len(seen[1]) < 3:
+                    for example in pc.filter(batch.column(name), bad).to_pylist():
+                        if example not in seen[1] and len(seen[1]) < 3:
+                            seen[1].append(example)
+
+        # Rows are compared through a 64-bit hash of all their cells (numbers as parsed, so that
+        # "30" and "30.0" are the same cell): a false match among ten million rows is about a
+        # one-in-a-hundred-thousand event.
+        row_hashes = np.zeros(batch.num_rows, dtype=np.uint64)
+        if schema.id_column:
+            ids = batch.column(schema.id_column)
+            id_hashes = hashing.hash64_of_text(ids)
+            row_hashes = hashing.combine64(row_hashes, id_hashes)
+            has_id = ids.is_valid().to_numpy(zero_copy_only=False)
+            keys = hashing.crc32_of_text(ids)
+            if not has_id.all():  # a customer without an id is keyed by the row, as without an id column
+                keys[~has_id] = hashing.crc32_of_text(pc.filter(row_text(numbers, batch, schema), ~has_id))
+            gathered.id_hashes.append(id_hashes)
+            gathered.has_id.append(has_id)
+        else:
+            keys = hashing.crc32_of_text(row_text(numbers, batch, schema))
+        row_hashes = hashing.combine64(row_hashes, hashing.hash64_of_categories(target))
+        for name in schema.numeric:
+            row_hashes = hashing.combine64(row_hashes, hashing.hash64_of_numbers(numbers[name]))
+        splits = split_codes(keys, cuts)
+        in_train = (splits == TRAIN) & (labels >= 0)
+        for name in schema.categorical:
+            encoded = batch.column(name).dictionary_encode()  # once, for the hash and the codes
+            row_hashes = hashing.combine64(row_hashes, hashing.hash64_of_encoded(encoded))
+            codes = _codes_for(encoded, gathered.category_codes[name])
+            gathered.train_codes[name].append(codes[in_train])
+        for name in schema.numeric:
+            gathered.train_numbers[name].append(numbers[name][in_train])
+        gathered.rows += batch.num_rows
+        gathered.labels.append(labels)
+        gathered.splits.append(splits)
+        gathered.row_hashes.append(row_hashes)
+    return gathered
+
+
+def _repeats(hashes: Any) -> Any:
+    """Which of ``hashes`` repeat an earlier one: sorted (stably), so the first of equals is kept."""
+    import numpy as np
+
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    repeated = np.zeros(len(hashes), dtype=bool)
+    repeated[order[1:]] = ordered[1:] == ordered[:-1]
+    return repeated
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The rows to use: each row's split, DROPPED for rows without a target and duplicates."""
+
+    destinations: Any  # uint8 per row read
+    labels: Any  # int8 per row read
+    counts: dict[str, Any]
+
+
+def check_contract(gathered: Scan, schema: data_contract.Schema, source: str, min_rows: int,
+                   min_class_rows: int) -> Checked:
+    """Check what the first pass found against the contract; drop rows without a target and
+    duplicate rows / ids (the first one is kept); raise listing every violation."""
+    import numpy as np
+
     violations = []
-    known = {schema.positive, schema.negative}
-    present = target.notna()
-    unknown = target[present & ~target.isin(known)].value_counts()
-    if len(unknown):
-        listed = ", ".join(f"'{value}' ({count})" for value, count in unknown.head(10).items())
+    if gathered.unknown_targets:
+        listed = ", ".join(f"'{value}' ({count})" for value, count in gathered.unknown_targets.most_common(10))
         violations.append(
             f"column '{schema.target_column}' has values other than '{schema.positive}' / '{schema.negative}': {listed}"
         )
-    numbers, not_numbers = tables.parse_numbers(frame, schema.numeric)
-    for column, (count, examples) in not_numbers.items():
-        shown = ", ".join(repr(example) for example in examples)
-        violations.append(f"numeric column '{column}' has {count} non-numeric value(s), e.g. {shown}")
+    for column in schema.numeric:
+        if column in gathered.not_numbers:
+            count, examples = gathered.not_numbers[column]
+            shown = ", ".join(repr(example) for example in examples)
+            violations.append(f"numeric column '{column}' has {count} non-numeric value(s), e.g. {shown}")
     if violations:  # counting classes on data with unknown labels would only add noise
         raise container.ContractError(source, violations)
 
-    for column, values in numbers.items():
-        frame[column] = values
-    labelled = frame[present]
-    # Rows are compared through a 64-bit hash of all their cells: several times faster than comparing
-    # text, and a false match among a million rows has odds of about 1 in 10^8.
-    repeated_rows = pd.util.hash_pandas_object(labelled, index=False).duplicated().to_numpy()
-    deduplicated = labelled[~repeated_rows]
+    labels = gathered.joined(gathered.labels, "int8")
+    destinations = gathered.joined(gathered.splits, "uint8").copy()
+    labelled = labels >= 0
+    destinations[~labelled] = DROPPED
+    labelled_rows = np.flatnonzero(labelled)
+    repeated_rows = _repeats(gathered.joined(gathered.row_hashes, "uint64")[labelled_rows])
+    destinations[labelled_rows[repeated_rows]] = DROPPED
     duplicate_ids = 0
     if schema.id_column:
-        with_id = deduplicated[schema.id_column].notna()
-        repeated_ids = with_id & deduplicated.duplicated(subset=[schema.id_column], keep="first")
+        with_id = np.flatnonzero((destinations != DROPPED) & gathered.joined(gathered.has_id, "bool"))
+        repeated_ids = _repeats(gathered.joined(gathered.id_hashes, "uint64")[with_id])
         duplicate_ids = int(repeated_ids.sum())
-        deduplicated = deduplicated[~repeated_ids]
-    class_counts = deduplicated[schema.target_column].value_counts()
-    if len(deduplicated) < min_rows:
-        violations.append(f"only {len(deduplicated)} usable row(s) after dropping duplicates and rows without a "
+        destinations[with_id[repeated_ids]] = DROPPED
+    for hashes in (gathered.row_hashes, gathered.id_hashes, gathered.has_id):
+        hashes.clear()  # their work is done; the memory goes to the statistics and the second pass
+    used = destinations != DROPPED
+    rows_used = int(used.sum())
+    class_counts = {label: int(((labels == code) & used).sum()) for label, code in
+                    ((schema.negative, 0), (schema.positive, 1))}
+    if rows_used < min_rows:
+        violations.append(f"only {rows_used} usable row(s) after dropping duplicates and rows without a "
                           f"target; at least {min_rows} are needed")
     for label in (schema.positive, schema.negative):
-        count = int(class_counts.get(label, 0))
-        if count < min_class_rows:
-            violations.append(f"column '{schema.target_column}' has {count} usable row(s) of class '{label}'; at least "
-                              f"{min_class_rows} of each class are needed for a stratified split")
+        if class_counts[label] < min_class_rows:
+            violations.append(f"column '{schema.target_column}' has {class_counts[label]} usable row(s) of class "
+                              f"'{label}'; at least {min_class_rows} of each class are needed (the split is by "
+                              "customer, not stratified, so each class needs enough rows to reach every split)")
+    splits = {}
+    for code, name in enumerate(SPLITS):
+        in_split = destinations == code
+        splits[name] = {"rows": int(in_split.sum()), "positive": int((in_split & (labels == 1)).sum())}
+    if not violations:
+        for name, info in splits.items():
+            negatives = info["rows"] - info["positive"]
+            for label, count in ((schema.positive, info["positive"]), (schema.negative, negatives)):
+                if count == 0:
+                    violations.append(f"the {name} split has no row of class '{label}': the split by customer "
+                                      "needs more customers of each class")
     if violations:
         raise container.ContractError(source, violations)
-    return {
-        "rows_read": len(frame),
-        "rows_without_target": int((~present).sum()),
+    counts = {
+        "rows_read": gathered.rows,
+        "rows_without_target": int((~labelled).sum()),
         "duplicate_rows": int(repeated_rows.sum()),
         "duplicate_ids": duplicate_ids,
-        "rows_used": len(deduplicated),
-        "class_counts": {label: int(class_counts.get(label, 0)) for label in (schema.negative, schema.positive)},
-        "kept_index": deduplicated.index,
+        "rows_used": rows_used,
+        "class_counts": class_counts,
+        "splits": splits,
     }
+    return Checked(destinations, labels, counts)
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """What imputation, scaling and encoding learn from the training split, computed by the first pass."""
+
+    rows: int
+    medians: dict[str, float]
+    means: dict[str, float]
+    variances: dict[str, float]
+    scales: dict[str, float]
+    modes: dict[str, Any]  # the most frequent category (0 where a column has none, as scikit-learn does)
+    categories: dict[str, list[Any]]  # sorted, as the one-hot encoder orders them
+    numbers: dict[str, Any]  # the training split's raw numbers (NaN missing), for the profile
+    category_counts: dict[str, tuple[dict[str, int], int]]  # value counts and missing count, for the profile
+
+
+def training_statistics(gathered: Scan, checked: Checked, schema: data_contract.Schema) -> Statistics:
+    """The statistics of the training split's used rows (duplicates fall in the same split as the
+    row they repeat, since the split follows the id or the row, so dropping them here is exact)."""
+    import numpy as np
+
+    candidates = (gathered.joined(gathered.splits, "uint8") == TRAIN) & (checked.labels >= 0)
+    keep = (checked.destinations == TRAIN)[candidates]
+    numbers = {}
+    for name in schema.numeric:
+        numbers[name] = gathered.joined(gathered.train_numbers[name], "float64")[keep]
+        gathered.train_numbers[name].clear()
+    medians, means, variances, scales = {}, {}, {}, {}
+    for name, values in numbers.items():
+        missing = np.isnan(values)
+        present = values[~missing]
+        # scikit-learn's median imputer gives 0 to a column with no value (keep_empty_features)
+        medians[name] = float(np.median(present)) if present.size else 0.0
+        del present
+        # the scaler is fitted on the imputed column, as in the pipeline
+        means[name], variances[name], scales[name] = mean_and_spread(np.where(missing, medians[name], values))
+    modes, categories, category_counts = {}, {}, {}
+    for name in schema.categorical:
+        codes = gathered.joined(gathered.train_codes[name], "int32")[keep]
+        gathered.train_codes[name].clear()
+        values = list(gathered.category_codes[name])  # in code order
+        tally = np.bincount(codes[codes >= 0], minlength=len(values))
+        counts = {values[code]: int(count) for code, count in enumerate(tally.tolist()) if count}
+        category_counts[name] = (counts, int((codes < 0).sum()))
+        if counts:
+            most = max(counts.values())
+            modes[name] = min(value for value, count in counts.items() if count == most)  # ties: the smallest
+            categories[name] = sorted(counts)
+        else:
+            modes[name], categories[name] = 0, [0]
+    return Statistics(int(keep.sum()), medians, means, variances, scales, modes, categories, numbers,
+                      category_counts)
+
+
+def mean_and_spread(values: Any) -> tuple[float, float, float]:
+    """Mean, variance and scale of a column as scikit-learn's StandardScaler computes them on one
+    batch (the two-pass variance with its correction term, float64 sums; a column indistinguishable
+    from a constant gets the scale 1), so that the packaged scaler holds what a fit would give,
+    without loading scikit-learn while the rows stream by."""
+    import numpy as np
+
+    count = values.size
+    if count == 0:
+        return 0.0, 0.0, 1.0
+    mean = np.sum(values) / count
+    deviations = values - mean
+    correction = np.sum(deviations)
+    variance = (np.sum(deviations ** 2) - correction ** 2 / count) / count
+    epsilon = np.finfo(np.float64).eps
+    constant = variance <= count * epsilon * variance + (count * mean * epsilon) ** 2
+    return float(mean), float(variance), 1.0 if constant else float(np.sqrt(variance))
 
 
 def build_preprocessor(schema: data_contract.Schema) -> Any:
@@ -140,94 +422,197 @@ def build_preprocessor(schema: data_contract.Schema) -> Any:
     )
 
 
-def split(frame: Any, labels: Any, fractions: tuple[float, float, float], seed: int) -> dict[str, Any]:
-    """Stratified, seeded train / validation / test row positions."""
+def fitted_preprocessor(schema: data_contract.Schema, statistics: Statistics) -> Any:
+    """``build_preprocessor`` holding the first pass's statistics: fitted on a few rows made so that
+    the encoder finds exactly the training split's categories (everything derived from them is then
+    scikit-learn's own), with the imputers' and the scaler's statistics set to the pass's."""
     import numpy as np
-    from sklearn.model_selection import train_test_split
+    import pandas as pd
 
-    train_fraction, validation_fraction, test_fraction = fractions
-    positions, classes = np.arange(len(frame)), labels.to_numpy()
-    rest, test = train_test_split(positions, test_size=test_fraction, stratify=classes, random_state=seed)
-    validation_share = validation_fraction / (train_fraction + validation_fraction)
-    train, validation = train_test_split(rest, test_size=validation_share, stratify=classes[rest], random_state=seed)
-    return {"train": train, "validation": validation, "test": test}
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    """The checked, de-duplicated customers as features and labels, and the rows of each split."""
-
-    schema: data_contract.Schema
-    features: Any
-    labels: Any
-    ids: Any  # the id column's values, None when the schema has no id column
-    splits: dict[str, Any]
-    summary: dict[str, Any]
-
-
-def prepare(args: argparse.Namespace) -> PreparedData:
-    """Read, check against the contract, de-duplicate and split: everything before any fitting."""
-    schema = data_contract.load_schema(args.schema)
-    files = tables.list_input_files(args.input_dir)
-    wanted = list(schema.required_columns)
-    frame, ignored, source = tables.read_customer_files(files, wanted, schema.numeric)
-    print(f"read {len(frame)} row(s) from {source}")
-    if ignored:
-        print(f"ignoring {len(ignored)} column(s) the schema does not name: {', '.join(ignored)}")
-    counts = check_contract(frame, schema, source, args.min_rows, args.min_class_rows)
-    kept_index = counts.pop("kept_index")
-    print(f"dropped {counts['rows_without_target']} row(s) without a target, {counts['duplicate_rows']} duplicate "
-          f"row(s) and {counts['duplicate_ids']} duplicate id(s); {counts['rows_used']} row(s) remain")
-
-    data = frame.loc[kept_index].reset_index(drop=True)
-    labels = (data[schema.target_column] == schema.positive).astype("int64")
-    missing_values = {column: int(data[column].isna().sum()) for column in schema.features}
-    features = data_contract.features_from_text(data, schema)
-    fractions = (args.train_fraction, args.validation_fraction, args.test_fraction)
-    indices = split(features, labels, fractions, args.seed)
-    summary = {
-        "files": [path.name for path in files],
-        "ignored_columns": ignored,
-        **counts,
-        "missing_values": missing_values,
-        "splits": {
-            name: {"rows": len(index), "positive": int(labels.iloc[index].sum())} for name, index in indices.items()
-        },
-        "seed": args.seed,
-    }
-    ids = data[schema.id_column] if schema.id_column else None
-    return PreparedData(schema, features, labels, ids, indices, summary)
+    size = max([2, *(len(values) for values in statistics.categories.values())])
+    frame = {name: np.arange(size, dtype="float64") for name in schema.numeric}
+    for name in schema.categorical:
+        values = statistics.categories[name]
+        frame[name] = np.array(values + [values[0]] * (size - len(values)), dtype=object)
+    preprocessor = build_preprocessor(schema).fit(pd.DataFrame(frame)[list(schema.features)])
+    if schema.numeric:
+        numeric = preprocessor.named_transformers_["num"]
+        numeric.named_steps["impute"].statistics_ = np.array([statistics.medians[n] for n in schema.numeric])
+        scaler = numeric.named_steps["scale"]
+        scaler.mean_ = np.array([statistics.means[n] for n in schema.numeric])
+        scaler.var_ = np.array([statistics.variances[n] for n in schema.numeric])
+        scaler.scale_ = np.array([statistics.scales[n] for n in schema.numeric])
+        scaler.n_samples_seen_ = np.int64(statistics.rows)
+    if schema.categorical:
+        imputer = preprocessor.named_transformers_["cat"].named_steps["impute"]
+        imputer.statistics_ = np.array([statistics.modes[n] for n in schema.categorical], dtype=object)
+    return preprocessor
 
 
-def holdout_records(prepared: PreparedData, rows: Any) -> Any:
-    """The held-out customers as raw records: id, every feature as read (numbers parsed), the 0/1 label."""
-    records = prepared.features.iloc[rows].reset_index(drop=True)
-    if prepared.ids is not None:
-        records.insert(0, prepared.schema.id_column, prepared.ids.iloc[rows].reset_index(drop=True))
-    records[tables.TARGET_LABEL] = prepared.labels.iloc[rows].reset_index(drop=True).to_numpy()
-    return records
+def transform_batch(batch: Any, schema: data_contract.Schema, statistics: Statistics) -> Any:
+    """A batch's features as the preprocessor transforms them, as float32 (rows x encoded features):
+    numbers imputed with the median and scaled in float64 as scikit-learn does, then one 0/1 column
+    per training category (missing as the mode, unknown as all zeros)."""
+    import numpy as np
+
+    rows = batch.num_rows
+    width = len(schema.numeric) + sum(len(values) for values in statistics.categories.values())
+    # column-major: each feature's cells lie together, as the CSV writer takes them
+    matrix = np.zeros((rows, width), dtype=np.float32, order="F")
+    for index, name in enumerate(schema.numeric):
+        values, _ = parse_numbers(batch.column(name))
+        values = np.where(np.isnan(values), statistics.medians[name], values)
+        matrix[:, index] = (values - statistics.means[name]) / statistics.scales[name]
+    offset = len(schema.numeric)
+    every_row = np.arange(rows)
+    for name in schema.categorical:
+        categories = statistics.categories[name]
+        position = {value: index for index, value in enumerate(categories)}
+        encoded = batch.column(name).dictionary_encode()
+        lookup = np.array([position.get(value, -1) for value in encoded.dictionary.to_pylist()]
+                          + [position.get(statistics.modes[name], -1)], dtype=np.int64)
+        indices = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+        columns = lookup[indices]
+        known = columns >= 0
+        matrix[every_row[known], offset + columns[known]] = 1.0
+        offset += len(categories)
+    return matrix
+
+
+def holdout_schema(schema: data_contract.Schema) -> Any:
+    """The held-out customers' raw records: id, every feature as read (numbers parsed), the 0/1 label."""
+    import pyarrow as pa
+
+    fields = [(schema.id_column, pa.string())] if schema.id_column else []
+    fields += [(name, pa.float64()) for name in schema.numeric]
+    fields += [(name, pa.string()) for name in schema.categorical]
+    return pa.schema([*fields, (tables.TARGET_LABEL, pa.int64())])
+
+
+def holdout_batch(batch: Any, rows: Any, labels: Any, schema: data_contract.Schema, record_schema: Any) -> Any:
+    import pyarrow as pa
+
+    taken = batch.take(pa.array(rows))
+    arrays = [taken.column(schema.id_column)] if schema.id_column else []
+    arrays += [pa.array(parse_numbers(taken.column(name))[0], from_pandas=True) for name in schema.numeric]
+    arrays += [taken.column(name) for name in schema.categorical]
+    arrays.append(pa.array(labels.astype("int64")))
+    return pa.RecordBatch.from_arrays(arrays, schema=record_schema)
+
+
+def _row_slices(table: tables.CustomerTable) -> Iterator[tuple[Any, int]]:
+    """The batches of a pass with the position of their first row in the table."""
+    start = 0
+    for batch in table.batches():
+        yield batch, start
+        start += batch.num_rows
+
+
+def encoded_feature_names(schema: data_contract.Schema, statistics: Statistics) -> list[str]:
+    """The transformed features' names, as the ColumnTransformer names them."""
+    names = [f"num__{name}" for name in schema.numeric]
+    return names + [f"cat__{name}_{value}" for name in schema.categorical for value in statistics.categories[name]]
+
+
+def _write_batch(writes: Sequence[tuple[tables.SplitWriter, Any, Any]], holdout: tables.RecordsWriter,
+                 records: Any) -> None:
+    for writer, labels, columns in writes:
+        writer.write(labels, columns)
+    holdout.write(records)
+
+
+def write_splits(table: tables.CustomerTable, schema: data_contract.Schema, checked: Checked,
+                 statistics: Statistics, feature_names: Sequence[str], staging: Path) -> dict[str, int]:
+    """The second pass: each batch transformed and its rows written to their splits, the test
+    split's rows also as raw records. Returns the missing cells per feature among the used rows.
+
+    Writing (Arrow formats the numbers as text without holding the GIL) runs on a thread of its
+    own while the next batch is read and transformed: the two halves of the work share the cores.
+    At most WRITES_IN_FLIGHT batches wait for it, which bounds the memory they hold.
+    """
+    import numpy as np
+
+    writers = {name: tables.SplitWriter(staging / name / f"{name}.csv", feature_names) for name in SPLITS}
+    record_schema = holdout_schema(schema)
+    holdout = tables.RecordsWriter(staging / "holdout" / "holdout.parquet", record_schema)
+    missing = dict.fromkeys(schema.features, 0)
+    pending: deque[Future[None]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as executor:
+        for batch, start in _row_slices(table):
+            destinations = checked.destinations[start:start + batch.num_rows]
+            labels = checked.labels[start:start + batch.num_rows]
+            used = destinations != DROPPED
+            if not used.any():
+                continue
+            for name in schema.features:
+                missing[name] += int((batch.column(name).is_null().to_numpy(zero_copy_only=False) & used).sum())
+            columns = transform_batch(batch, schema, statistics).T  # features x rows, each row contiguous
+            writes, records = [], None
+            for code, name in enumerate(SPLITS):
+                rows = np.flatnonzero(destinations == code)
+                writes.append((writers[name], labels[rows], columns[:, rows]))
+                if code == TEST:
+                    records = holdout_batch(batch, rows, labels[rows], schema, record_schema)
+            pending.append(executor.submit(_write_batch, writes, holdout, records))
+            while len(pending) > WRITES_IN_FLIGHT:
+                pending.popleft().result()
+        while pending:
+            pending.popleft().result()
+    for writer in writers.values():
+        writer.close()
+    holdout.close()
+    return missing
+
+
+def release_memory() -> None:
+    """Hand the memory Arrow's allocator keeps for reuse back to the system, before what comes next
+    (scikit-learn's modules) adds to it."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def run(args: argparse.Namespace) -> dict:
-    import joblib
+    schema = data_contract.load_schema(args.schema)
+    files = tables.list_input_files(args.input_dir)
+    table = tables.open_customer_files(files, schema.required_columns, schema.numeric)
+    if table.ignored:
+        print(f"ignoring {len(table.ignored)} column(s) the schema does not name: {', '.join(table.ignored)}")
+    gathered = scan(table, schema, args.cut_points)
+    print(f"read {gathered.rows} row(s) from {table.source}")
+    checked = check_contract(gathered, schema, table.source, args.min_rows, args.min_class_rows)
+    counts = checked.counts
+    print(f"dropped {counts['rows_without_target']} row(s) without a target, {counts['duplicate_rows']} duplicate "
+          f"row(s) and {counts['duplicate_ids']} duplicate id(s); {counts['rows_used']} row(s) remain")
+    statistics = training_statistics(gathered, checked, schema)
+    del gathered  # the hashes and the training cells: only the statistics are needed from here on
+    release_memory()
+    feature_names = encoded_feature_names(schema, statistics)
 
-    prepared = prepare(args)
-    schema, features, labels, indices = prepared.schema, prepared.features, prepared.labels, prepared.splits
-    preprocessor = build_preprocessor(schema)
-    preprocessor.fit(features.iloc[indices["train"]])  # fitted on the training split only: no leakage
-    feature_names = list(preprocessor.get_feature_names_out())
-
-    summary = {**prepared.summary, "features": {"input": list(schema.features), "encoded": len(feature_names)}}
     with container.staged_output(args.output_dir) as staging:
-        for name in SPLITS:
-            index = indices[name]
-            matrix = preprocessor.transform(features.iloc[index])
-            tables.write_matrix_csv(staging / name / f"{name}.csv", labels.iloc[index], matrix, feature_names)
-        tables.write_records(staging / "holdout" / "holdout.parquet",
-                             holdout_records(prepared, indices["test"]))
-        statistics, constraints = profile.build_profile(features.iloc[indices["train"]], schema)
-        container.write_json(staging / "profile" / contract.FILES["statistics"], statistics)
+        missing = write_splits(table, schema, checked, statistics, feature_names, staging)
+        summary = {
+            "files": [path.name for path in files],
+            "ignored_columns": list(table.ignored),
+            **counts,
+            "missing_values": missing,
+            "split": {"key": schema.id_column or "the whole row", "rule": f"crc32 % {HASH_BUCKETS}",
+                      "validation_from": args.cut_points[0], "test_from": args.cut_points[1]},
+            "features": {"input": list(schema.features), "encoded": len(feature_names)},
+        }
+        statistics_profile, constraints = profile.profile_from_columns(
+            statistics.rows, statistics.numbers, statistics.category_counts, schema)
+        container.write_json(staging / "profile" / contract.FILES["statistics"], statistics_profile)
         container.write_json(staging / "profile" / contract.FILES["constraints"], constraints)
+        statistics.numbers.clear()  # the training split's cells: the profile was their last use
+        release_memory()
+        # scikit-learn is loaded only now, after the passes: its modules would otherwise add to the
+        # memory the passes peak at
+        import joblib
+
+        preprocessor = fitted_preprocessor(schema, statistics)
+        if list(preprocessor.get_feature_names_out()) != feature_names:
+            raise RuntimeError("the packaged preprocessor's features differ from the written splits' columns")
         (staging / "preprocessor").mkdir()
         joblib.dump(preprocessor, staging / "preprocessor" / "preprocessor.joblib")
         container.write_json(staging / "preprocessor" / "schema.json", schema.to_dict())

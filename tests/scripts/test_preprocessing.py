@@ -1,5 +1,7 @@
 """preprocessing.py: the data contract is checked before anything is transformed, bad input gets one
-clear message and no output, messy but valid input passes, and the result is reproducible."""
+clear message and no output, messy but valid input passes, the split follows the customer id, the
+packaged preprocessor holds the statistics the batches were transformed with, and the result is
+reproducible."""
 
 from __future__ import annotations
 
@@ -142,38 +144,64 @@ def test_rows_without_target_and_duplicate_ids_are_dropped_and_counted(tmp_path:
     assert quality["rows_used"] == len(ROWS)
 
 
-def test_split_is_stratified_70_10_20_and_writes_every_artefact(sample_outputs: dict[str, Path]) -> None:
+def test_split_follows_the_id_hash_70_10_20_and_writes_every_artefact(sample_outputs: dict[str, Path]) -> None:
+    """crc32(id) % 100 below 70 is train, below 80 validation, else test: near the configured shares,
+    each class near its overall share (not stratified, so not exactly), the held-out ids all >= 80."""
+    import zlib
+
+    import pyarrow.parquet as pq
+
     out = sample_outputs["out"]
     quality = json.loads((out / "quality" / "data_quality.json").read_text())
     splits = quality["splits"]
     total = sum(info["rows"] for info in splits.values())
     assert total == quality["rows_used"]
     for name, share in (("train", 0.7), ("validation", 0.1), ("test", 0.2)):
-        assert abs(splits[name]["rows"] / total - share) < 0.002
-        assert abs(splits[name]["positive"] / splits[name]["rows"] - quality["class_counts"]["Yes"] / total) < 0.01
+        assert abs(splits[name]["rows"] / total - share) < 0.01
+        assert abs(splits[name]["positive"] / splits[name]["rows"] - quality["class_counts"]["Yes"] / total) < 0.03
+    held_out = pq.read_table(out / "holdout" / "holdout.parquet").column("CustomerID").to_pylist()
+    assert len(held_out) == splits["test"]["rows"]
+    assert all(zlib.crc32(customer.encode()) % 100 >= 80 for customer in held_out)
     for path in ("train/train.csv", "validation/validation.csv", "test/test.csv",
                  "preprocessor/preprocessor.joblib", "preprocessor/schema.json"):
         assert (out / path).is_file(), path
 
 
-def fitted_on(rows, prepared) -> dict[str, list]:
-    import preprocessing
+def _sample_splits():
+    """The bundled sample read independently of the script (pandas, all text), de-duplicated as the
+    contract says, with each customer's split by the documented rule: (features, split names)."""
+    import zlib
 
-    return fitted_statistics(preprocessing.build_preprocessor(prepared.schema).fit(prepared.features.iloc[rows]))
+    import pandas as pd
+
+    from churn_common import data_contract
+    from tests.conftest import SAMPLE_CSV
+
+    schema = data_contract.load_schema(CONFIG / "schema.json")
+    frame = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
+    frame = frame.apply(lambda column: column.str.strip()).replace("", None)
+    numeric = frame[list(schema.numeric)].apply(pd.to_numeric)
+    frame = frame[~pd.concat([frame.drop(columns=list(schema.numeric)), numeric], axis=1).duplicated()]
+    frame = frame[~frame[schema.id_column].duplicated()].reset_index(drop=True)
+    buckets = frame[schema.id_column].map(lambda customer: zlib.crc32(customer.encode()) % 100)
+    names = buckets.map(lambda bucket: "train" if bucket < 70 else "validation" if bucket < 80 else "test")
+    return schema, data_contract.features_from_text(frame, schema), names
 
 
 def test_transforms_are_fitted_on_the_training_split_only(sample_outputs: dict[str, Path]) -> None:
+    """The packaged preprocessor's statistics (computed by the script's pass over the batches) equal
+    those of scikit-learn's own fit on the training split's rows."""
     import joblib
     import numpy as np
 
     import preprocessing
-    from tests.conftest import SAMPLE_CSV
 
     persisted = fitted_statistics(joblib.load(sample_outputs["out"] / "preprocessor" / "preprocessor.joblib"))
-    # The rows of each split exactly as the script draws them for this input and seed.
-    prepared = preprocessing.prepare(preprocessing.parse_args(["--input-dir", str(SAMPLE_CSV.parent)]))
-    on_train = fitted_on(prepared.splits["train"], prepared)
-    on_all_rows = fitted_on(np.arange(len(prepared.features)), prepared)
+    schema, features, names = _sample_splits()
+    quality = json.loads((sample_outputs["out"] / "quality" / "data_quality.json").read_text())
+    assert int((names == "train").sum()) == quality["splits"]["train"]["rows"]
+    on_train = fitted_statistics(preprocessing.build_preprocessor(schema).fit(features[names == "train"]))
+    on_all_rows = fitted_statistics(preprocessing.build_preprocessor(schema).fit(features))
 
     assert persisted.keys() == on_train.keys()
     for name in ("medians", "modes", "categories"):
@@ -185,7 +213,29 @@ def test_transforms_are_fitted_on_the_training_split_only(sample_outputs: dict[s
     assert not np.allclose(on_all_rows["means"], on_train["means"], rtol=1e-12, atol=0)
 
 
-def test_same_input_schema_and_seed_give_byte_identical_splits(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
+def test_the_packaged_preprocessor_transforms_as_the_batches_were(sample_outputs: dict[str, Path]) -> None:
+    """The model scores raw records through the packaged preprocessor: on the held-out customers it
+    gives the features the script wrote to test.csv, at float32 precision."""
+    import joblib
+    import numpy as np
+
+    from churn_common import data_contract, tables
+
+    out = sample_outputs["out"]
+    preprocessor = joblib.load(out / "preprocessor" / "preprocessor.joblib")
+    schema = data_contract.load_schema(out / "preprocessor" / "schema.json")
+    records = tables.read_records(out / "holdout")
+    written, labels = tables.read_matrix_csv(out / "test")
+
+    transformed = preprocessor.transform(data_contract.prepare_features(records, schema))
+
+    assert transformed.shape == written.shape
+    assert (labels == records[tables.TARGET_LABEL].to_numpy()).all()
+    assert np.allclose(transformed.astype("float32"), written, rtol=1e-6, atol=1e-6)
+    assert (transformed.astype("float32") == written.astype("float32")).mean() > 0.999
+
+
+def test_same_input_and_schema_give_byte_identical_splits(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
     from tests.conftest import SAMPLE_CSV
 
     out = tmp_path / "again"
@@ -195,13 +245,24 @@ def test_same_input_schema_and_seed_give_byte_identical_splits(tmp_path: Path, s
         assert (out / split).read_bytes() == (sample_outputs["out"] / split).read_bytes(), split
 
 
-def test_another_seed_gives_another_split(tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
-    from tests.conftest import SAMPLE_CSV
+def test_a_customer_stays_in_their_split_when_others_come_and_go(tmp_path: Path) -> None:
+    """Tonight's table without half of last night's customers, in another order, plus new ones: every
+    customer who was held out last night is held out again, and no one else who was there before."""
+    import pyarrow.parquet as pq
 
-    out = tmp_path / "seeded"
-    assert run_script("preprocessing.py", "--input-dir", SAMPLE_CSV.parent, "--output-dir", out,
-                      "--seed", "7").returncode == 0
-    assert (out / "test/test.csv").read_bytes() != (sample_outputs["out"] / "test/test.csv").read_bytes()
+    rows = make_rows(400, seed=3)
+    write_csv(tmp_path / "first" / "in" / "data.csv", [HEADER] + rows)
+    newcomers = [row.replace("C", "N", 1) for row in make_rows(100, seed=4)]
+    write_csv(tmp_path / "second" / "in" / "data.csv", [HEADER] + newcomers + rows[::2][::-1])
+
+    held_out = []
+    for night in ("first", "second"):
+        result, out, _ = preprocess(tmp_path / night)
+        assert result.returncode == 0, result.stderr
+        held_out.append(set(pq.read_table(out / "holdout" / "holdout.parquet").column("CustomerID").to_pylist()))
+    returning = {row.split(",")[0] for row in rows[::2]}
+    assert held_out[0] & returning == held_out[1] & returning
+    assert held_out[1] - returning, "some of the new customers are held out too"
 
 
 def test_without_schema_the_default_contract_is_used(tmp_path: Path) -> None:

@@ -33,8 +33,9 @@ def test_telco_reaches_published_accuracy_and_no_implausible_auc(tmp_path: Path,
     assert quality["rows_used"] == 7043
     assert quality["missing_values"]["TotalCharges"] == 11  # the blank cells of tenure-0 customers
     report = json.loads((evaluation / "evaluation.json").read_text())
-    assert report["metrics"]["accuracy"] >= 0.78
+    # The split by customer id is not stratified; the quality must not suffer for it.
+    assert report["metrics"]["accuracy"] >= 0.79
     # Published work on this data reaches 0.82-0.86 ROC AUC: far above that would mean gross leakage of
     # the target into the features (a subtle leak is the preprocessing test's job).
-    assert 0.82 <= report["metrics"]["roc_auc"] <= 0.90
+    assert 0.83 <= report["metrics"]["roc_auc"] <= 0.90
     assert abs(report["baseline"]["majority_class_accuracy"] - 0.735) < 0.01

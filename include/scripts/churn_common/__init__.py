@@ -6,7 +6,8 @@ DAG-side package.
     data_contract   the schema: which columns are id, target and features; raw records -> features
     schema_rules    the contract's rules that need no data (schema shape, header), which the DAG side
                     also applies before any job, loading this one file
-    tables          reading the customer table robustly, writing and reading the splits
+    tables          reading the customer table robustly in batches, writing and reading the splits
+    hashing         column hashes with numpy: CRC-32 for the split, 64-bit row hashes for duplicates
     metrics         the classification metrics every step reports, and their spread
     defaults        the model's default hyperparameters and the metric names (defaults.json)
     contract        what the DAG side must agree on (contract.json, which it reads too): PSI levels,

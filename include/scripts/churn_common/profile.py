@@ -32,16 +32,17 @@ LEVELS = contract.DRIFT_LEVELS  # mildest first
 SHARE_FLOOR = 1e-4  # an empty bin counts as this share, so that PSI stays finite
 
 
-def _common(values: Any) -> dict[str, int]:
-    present = int(values.notna().sum())
-    return {"num_present": present, "num_missing": int(len(values) - present)}
+def _common(present: int, missing: int) -> dict[str, int]:
+    return {"num_present": present, "num_missing": missing}
 
 
 def _numeric_statistics(values: Any) -> dict[str, Any]:
+    """The statistics of float64 values, NaN for missing."""
     import numpy as np
 
-    present = values.dropna().to_numpy(dtype="float64")
-    statistics: dict[str, Any] = {"common": _common(values)}
+    values = np.asarray(values, dtype="float64")
+    present = values[~np.isnan(values)]
+    statistics: dict[str, Any] = {"common": _common(int(present.size), int(values.size - present.size))}
     if present.size == 0:
         return statistics
     edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, QUANTILE_BINS + 1)))
@@ -68,48 +69,67 @@ def _bin_counts(values: Any, edges: Any) -> Any:
     return np.bincount(positions, minlength=edges.size - 1).astype("float64")
 
 
-def _string_statistics(values: Any) -> dict[str, Any]:
-    present = values.dropna().astype(str)
-    counts = present.value_counts()
-    buckets = [{"value": str(value), "count": float(count)} for value, count in counts.head(TOP_CATEGORIES).items()]
-    other = float(counts.iloc[TOP_CATEGORIES:].sum()) if len(counts) > TOP_CATEGORIES else 0.0
-    statistics: dict[str, Any] = {"common": _common(values), "distinct_count": float(len(counts)),
+def _string_statistics(counts: Mapping[str, int], missing: int) -> dict[str, Any]:
+    """The statistics of a categorical column from its value counts and its count of missing cells.
+    The most frequent values come first, ties in the values' order, so that the profile is the same
+    whichever order the rows were counted in."""
+    ordered = sorted(((str(value), int(count)) for value, count in counts.items() if count),
+                     key=lambda item: (-item[1], item[0]))
+    buckets = [{"value": value, "count": float(count)} for value, count in ordered[:TOP_CATEGORIES]]
+    other = float(sum(count for _, count in ordered[TOP_CATEGORIES:]))
+    present = sum(count for _, count in ordered)
+    statistics: dict[str, Any] = {"common": _common(present, missing), "distinct_count": float(len(ordered)),
                                   "distribution": {"categorical": {"buckets": buckets}}}
     if other:
         statistics["distribution"]["categorical"]["other_count"] = other
     return statistics
 
 
-def _inferred_type(values: Any, numeric: bool) -> str:
-    if not numeric:
-        return "String"
-    present = values.dropna()
-    return "Integral" if len(present) and bool((present % 1 == 0).all()) else "Fractional"
+def _inferred_type(values: Any) -> str:
+    import numpy as np
+
+    present = values[~np.isnan(values)]
+    return "Integral" if present.size and bool((present % 1 == 0).all()) else "Fractional"
 
 
 def build_profile(features: Any, schema: Schema) -> tuple[dict[str, Any], dict[str, Any]]:
     """``statistics.json`` and ``constraints.json`` of a feature frame (numbers as floats, categories
     as text, missing as NaN), in Model Monitor's formats."""
+    numeric = {name: features[name].to_numpy(dtype="float64", na_value=float("nan")) for name in schema.numeric}
+    categorical = {}
+    for name in schema.categorical:
+        values = features[name]
+        categorical[name] = (values.dropna().astype(str).value_counts().to_dict(), int(values.isna().sum()))
+    return profile_from_columns(len(features), numeric, categorical, schema)
+
+
+def profile_from_columns(rows: int, numeric: Mapping[str, Any],
+                         categorical: Mapping[str, tuple[Mapping[str, int], int]],
+                         schema: Schema) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``build_profile`` from what a pass over the rows gathered: each numeric column's float64 values
+    (NaN for missing), each categorical column's value counts and count of missing cells."""
     statistics_features, constraint_features = [], []
     for name in schema.features:
-        values = features[name]
-        numeric = name in schema.numeric
-        inferred = _inferred_type(values, numeric)
-        completeness = float(values.notna().mean()) if len(values) else 0.0
-        feature: dict[str, Any] = {"name": name, "inferred_type": inferred}
-        constraint: dict[str, Any] = {"name": name, "inferred_type": inferred, "completeness": completeness}
-        if numeric:
-            feature["numerical_statistics"] = _numeric_statistics(values)
+        feature: dict[str, Any]
+        if name in schema.numeric:
+            values = numeric[name]
+            inferred = _inferred_type(values)
+            feature = {"name": name, "inferred_type": inferred, "numerical_statistics": _numeric_statistics(values)}
+            common = feature["numerical_statistics"]["common"]
             minimum = feature["numerical_statistics"].get("min")
-            constraint["num_constraints"] = {"is_non_negative": bool(minimum is not None and minimum >= 0)}
+            extra: dict[str, Any] = {"num_constraints": {"is_non_negative": bool(minimum is not None and minimum >= 0)}}
         else:
-            feature["string_statistics"] = _string_statistics(values)
+            counts, missing = categorical[name]
+            inferred = "String"
+            feature = {"name": name, "inferred_type": inferred,
+                       "string_statistics": _string_statistics(counts, missing)}
+            common = feature["string_statistics"]["common"]
             buckets = feature["string_statistics"]["distribution"]["categorical"]["buckets"]
-            domain = [bucket["value"] for bucket in buckets]
-            constraint["string_constraints"] = {"domains": domain}
+            extra = {"string_constraints": {"domains": [bucket["value"] for bucket in buckets]}}
+        completeness = float(common["num_present"] / rows) if rows else 0.0
         statistics_features.append(feature)
-        constraint_features.append(constraint)
-    statistics = {"version": PROFILE_VERSION, "dataset": {"item_count": len(features)},
+        constraint_features.append({"name": name, "inferred_type": inferred, "completeness": completeness, **extra})
+    statistics = {"version": PROFILE_VERSION, "dataset": {"item_count": rows},
                   "features": statistics_features}
     constraints = {"version": PROFILE_VERSION, "features": constraint_features,
                    "monitoring_config": {"evaluate_constraints": "Enabled", "emit_metrics": "Enabled",
