@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+PROJECT = Path(__file__).resolve().parent.parent
+
 
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -52,7 +54,11 @@ def train_floor(split_dir: Path) -> dict[str, float]:
     from sklearn.ensemble import RandomForestClassifier
 
     features, labels = _matrix(split_dir / "train" / "train.csv")
-    forest = RandomForestClassifier(n_estimators=100, max_depth=10, min_samples_split=4, random_state=42, n_jobs=-1)
+    # the same rows per tree as the step draws (its max-samples default), so the ratio compares like with like
+    cap = json.loads((PROJECT / "include" / "scripts" / "churn_common" / "defaults.json").read_text())[
+        "hyperparameters"].get("max-samples", 0)
+    forest = RandomForestClassifier(n_estimators=100, max_depth=10, min_samples_split=4, random_state=42, n_jobs=-1,
+                                    max_samples=cap if 0 < cap < len(labels) else None)
     return _timed(lambda: forest.fit(features, labels))
 
 

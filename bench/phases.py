@@ -30,10 +30,11 @@ def read_and_check(input_dir: Path) -> dict[str, float]:
 
     schema = data_contract.load_schema(data_contract.DEFAULT_SCHEMA_FILE)
 
-    def section() -> None:
+    def section() -> None:  # the first pass: read every batch, hash and check it
         files = tables.list_input_files(input_dir)
-        frame, _, source = tables.read_customer_files(files, list(schema.required_columns), schema.numeric)
-        preprocessing.check_contract(frame, schema, source, min_rows=50, min_class_rows=10)
+        table = tables.open_customer_files(files, list(schema.required_columns), schema.numeric)
+        gathered = preprocessing.scan(table, schema, (70, 80))
+        preprocessing.check_contract(gathered, schema, table.source, min_rows=50, min_class_rows=10)
 
     return _timed(section)
 
