@@ -211,7 +211,9 @@ def test_the_readme_commands_work_pasted_into_a_new_shell_in_order(tmp_path: Pat
         if command == TELCO_COMMAND:
             assert "versions      make versions GROUP=telco-churn" in completed.stdout, "the hint names the group"
             accuracy = float(re.search(r"test metrics  accuracy (\d\.\d+)", completed.stdout).group(1))
-            assert accuracy >= 0.78, "IBM's Telco data reaches the published accuracy"
+            roc_auc = float(re.search(r"test metrics  .* roc_auc (\d\.\d+)", completed.stdout).group(1))
+            # the split by customer id (not stratified) keeps the quality the stratified split had
+            assert accuracy >= 0.79 and roc_auc >= 0.83, "IBM's Telco data reaches the published quality"
             # the AWS churn example's cost matrix (the campaign params' defaults) on Telco through the DAG
             lift = float(re.search(r"top-decile lift (\d\.\d+)", completed.stdout).group(1))
             assert 2.5 <= lift <= 3.3, "the top-scored tenth holds about 2.9 times its share of churners"
