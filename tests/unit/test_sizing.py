@@ -22,9 +22,11 @@ def test_the_estimate_grows_with_the_customers_from_the_measured_fixed_part() ->
     one = estimated_peak_mib("train", InputSize(rows=1_000_000))
     ten = estimated_peak_mib("train", InputSize(rows=10_000_000))
     assert ten - one == pytest.approx(9 * sizing.MIB_PER_MILLION_ROWS["train"])
-    # the bench's 1M-customer figures, which the coefficients were fitted through
-    assert estimated_peak_mib("preprocess", InputSize(rows=1_000_000)) == pytest.approx(1137, abs=1)
-    assert estimated_peak_mib("evaluate", InputSize(rows=100_000)) == pytest.approx(271, abs=1)
+    # the measured peaks at 1M (make bench) and 10M customers (make bench-dag) the coefficients go through
+    assert estimated_peak_mib("preprocess", InputSize(rows=1_000_000)) == pytest.approx(306, abs=1)
+    assert estimated_peak_mib("preprocess", InputSize(rows=10_000_000)) == pytest.approx(1404, abs=1)
+    assert estimated_peak_mib("train", InputSize(rows=10_000_000)) == pytest.approx(1920, abs=1)
+    assert estimated_peak_mib("evaluate", InputSize(rows=10_000_000)) == pytest.approx(708, abs=1)
 
 
 def test_a_csv_is_sized_by_its_bytes_at_the_benchs_bytes_per_row() -> None:
@@ -47,10 +49,10 @@ def test_a_run_that_fits_is_not_refused_and_an_unknown_type_is_not_guessed() -> 
 
 
 def test_the_refusal_is_one_line_with_the_step_the_estimate_the_memory_and_what_fits() -> None:
-    message = memory_refusal("preprocess", "ml.m5.xlarge", InputSize(rows=20_000_000), "CHURN_PREPROCESS_INSTANCE_TYPE")
-    assert message == ("preprocess would need about 17.5 GiB for 20,000,000 customers (from the Parquet footers), "
-                       "more than the 85% of ml.m5.xlarge's 16 GiB a job can use (13.6 GiB); the smallest of its "
-                       "family that fits is ml.m5.2xlarge (32 GiB): set CHURN_PREPROCESS_INSTANCE_TYPE")
+    message = memory_refusal("train", "ml.m5.large", InputSize(rows=50_000_000), "CHURN_TRAIN_INSTANCE_TYPE")
+    assert message == ("train would need about 8.2 GiB for 50,000,000 customers (from the Parquet footers), "
+                       "more than the 85% of ml.m5.large's 8 GiB a job can use (6.8 GiB); the smallest of its "
+                       "family that fits is ml.m5.xlarge (16 GiB): set CHURN_TRAIN_INSTANCE_TYPE")
     beyond = memory_refusal("train", "ml.c5.xlarge", InputSize(rows=10**9), "CHURN_TRAIN_INSTANCE_TYPE")
     assert beyond is not None and "\n" not in beyond
     assert beyond.endswith("no instance of its family fits: choose a larger family (ml.r5) in "
@@ -60,7 +62,7 @@ def test_the_refusal_is_one_line_with_the_step_the_estimate_the_memory_and_what_
 def test_every_step_that_does_not_fit_is_refused_in_the_steps_order() -> None:
     types = {"preprocess": "ml.m5.large", "train": "ml.m5.24xlarge", "evaluate": "ml.c5.xlarge"}
     names = {step: f"CHURN_{step.upper()}_INSTANCE_TYPE" for step in types}
-    refusals = sizing.memory_refusals(types, InputSize(rows=12_000_000), names)
+    refusals = sizing.memory_refusals(types, InputSize(rows=200_000_000), names)
     assert [line.split(" ")[0] for line in refusals] == ["preprocess", "evaluate"]
 
 
@@ -89,7 +91,8 @@ def test_stage_inputs_refuses_a_parquet_input_too_large_for_the_preprocessing_in
     rows = table.num_rows
     # The bundled sample is small: rather than write gigabytes, the measured per-customer coefficient
     # is scaled so that this many customers need more than an ml.m5.large and less than an ml.m5.xlarge.
-    monkeypatch.setitem(sizing.MIB_PER_MILLION_ROWS, "preprocess", 10_000 * 1_000_000 / rows)
+    per_million = (10 * 1024 - sizing.FIXED_MIB["preprocess"]) * 1_000_000 / rows  # 10 GiB in all
+    monkeypatch.setitem(sizing.MIB_PER_MILLION_ROWS, "preprocess", per_million)
 
     with pytest.raises(AirflowFailException) as refused:
         _stage(tmp_path, monkeypatch, tmp_path / "customers.parquet", CHURN_PREPROCESS_INSTANCE_TYPE="ml.m5.large")

@@ -30,12 +30,12 @@ INSTANCE_MEMORY_GIB: dict[str, dict[str, int]] = {
 }
 USABLE_SHARE = 0.85  # of an instance's memory a job can count on; the OS and SageMaker's agents hold the rest
 
-# Peak RSS per step = fixed MiB + MiB per million input customers, fitted through the peaks `make bench`
-# measured at 100,000 and 1,000,000 customers (docs/performance.md, 2026-11-26: preprocess 341 and
-# 1,137 MB, train 286 and 854 MB, evaluate 271 and 797 MB). To be re-measured when a step's memory
-# changes: the preprocessing in Arrow batches lowers its figure.
-FIXED_MIB = {PREPROCESS: 253.0, TRAIN: 223.0, EVALUATE: 213.0}
-MIB_PER_MILLION_ROWS = {PREPROCESS: 884.0, TRAIN: 631.0, EVALUATE: 584.0}
+# Peak RSS per step = fixed MiB + MiB per million input customers, fitted through the peaks measured
+# at 1 million customers (`make bench`) and 10 million (`make bench-dag`, the whole DAG through the
+# local backend), 2026-12-02, docs/performance.md: preprocess 306 and 1,404 MB, train 468 and 1,920 MB,
+# evaluate 389 and 708 MB. Re-measure when a step's memory changes.
+FIXED_MIB = {PREPROCESS: 184.0, TRAIN: 307.0, EVALUATE: 354.0}
+MIB_PER_MILLION_ROWS = {PREPROCESS: 122.0, TRAIN: 161.3, EVALUATE: 35.4}
 SIZED_STEPS = (PREPROCESS, TRAIN, EVALUATE)  # the transform job scores in payload-sized batches: no input bound
 BENCH_CSV_BYTES_PER_ROW = 88  # the bench's customers as CSV: 88,066,327 bytes for 1,000,000 rows
 
