@@ -21,9 +21,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,22 +71,8 @@ def champion_schema(store: ObjectStore, champion: ModelVersionRef) -> dict[str, 
             return schema
 
 
-def _read_table(paths: list[Path]) -> Any:
-    """The customer table as text cells (CSV) or as stored (Parquet); blank text cells are missing."""
-    import pandas as pd
-
-    frames = []
-    for path in paths:
-        if path.suffix.lower() == ".parquet":
-            frames.append(pd.read_parquet(path))
-        else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-            frame.columns = [str(name).strip() for name in frame.columns]
-            frames.append(frame.apply(lambda column: column.str.strip()).replace("", None))
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
-def read_customers(settings: Settings, store: ObjectStore, input_uri: str, scratch: Path) -> Any:
+def customer_files(settings: Settings, store: ObjectStore, input_uri: str, scratch: Path) -> list[Path]:
+    """The customer table's parts as local files (copied from S3), CSV or Parquet."""
     from churn_pipeline.services.objectstore import download
 
     if is_s3_uri(input_uri):
@@ -100,16 +86,7 @@ def read_customers(settings: Settings, store: ObjectStore, input_uri: str, scrat
     tables = [path for path in files if path.is_file() and path.suffix.lower() in (".csv", ".parquet")]
     if not tables:
         raise ValueError(f"no customer table (.csv or .parquet) at {input_uri}")
-    return _read_table(tables)
-
-
-def _cell(value: Any) -> Any:
-    """A JSON-ready cell: numbers stay numbers, missing is null."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if hasattr(value, "item"):  # numpy scalars
-        value = value.item()
-    return value
+    return tables
 
 
 def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **context: Any) -> dict[str, Any]:
@@ -130,60 +107,70 @@ def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **con
     if champion is None:
         raise _fail(ti, f"no approved model of {settings.model_package_group}; {APPROVE_HINT}")
     input_uri = str(params["input_uri"]).strip()
-    try:
-        schema = champion_schema(store, champion)
-        with tempfile.TemporaryDirectory(prefix="customers-") as scratch:
-            table = read_customers(settings, store, input_uri, Path(scratch))
-    except (ObjectStoreError, OSError, ValueError, tarfile.TarError) as error:
-        raise _fail(ti, f"cannot read what scoring needs: {error}") from None
-    id_column = schema.get("id_column")
-    needed = ([id_column] if id_column else []) + list(schema.get("numeric", [])) + list(schema.get("categorical", []))
-    missing = [name for name in needed if name not in table.columns]
-    if missing:
-        found = ", ".join(map(str, table.columns))
-        raise _fail(ti, f"the customer table at {input_uri} lacks column(s) the champion (version "
-                        f"{champion.version}) needs: {', '.join(missing)}; it has: {found}")
-    customers = table[needed]
-    unique = customers.drop_duplicates()
-    if id_column:
-        unique = unique[~(unique[id_column].notna() & unique.duplicated(subset=[id_column], keep="first"))]
-    dropped = len(customers) - len(unique)
-    lines = (json.dumps({name: _cell(value) for name, value in zip(needed, row, strict=True)})
-             for row in unique.itertuples(index=False, name=None))
-    store.write_bytes(layout.input_file_uri, "".join(line + "\n" for line in lines).encode())
+    from churn_pipeline.services.customer_lines import stage_lines, table_columns
+
+    with tempfile.TemporaryDirectory(prefix="customers-") as scratch:
+        try:
+            schema = champion_schema(store, champion)
+            files = customer_files(settings, store, input_uri, Path(scratch) / "input")
+            columns = table_columns(files)
+        except (ObjectStoreError, OSError, ValueError, tarfile.TarError) as error:
+            raise _fail(ti, f"cannot read what scoring needs: {error}") from None
+        id_column = schema.get("id_column")
+        needed = (([id_column] if id_column else []) + list(schema.get("numeric", []))
+                  + list(schema.get("categorical", [])))
+        missing = [name for name in needed if name not in columns]
+        if missing:
+            raise _fail(ti, f"the customer table at {input_uri} lacks column(s) the champion (version "
+                            f"{champion.version}) needs: {', '.join(missing)}; it has: {', '.join(columns)}")
+        try:  # in batches: the table is never held whole, nor its lines (services/customer_lines.py)
+            staged_lines = stage_lines(files, needed, id_column, Path(scratch))
+        except (OSError, ValueError) as error:
+            raise _fail(ti, f"cannot read what scoring needs: {error}") from None
+        store.upload_file(staged_lines.path, layout.input_file_uri)
     log.info("scoring %d customer(s) of %s with the champion, version %s (%s); %d duplicate row(s) or id(s) dropped",
-             len(unique), input_uri, champion.version, champion.identifier, dropped)
+             staged_lines.customers, input_uri, champion.version, champion.identifier, staged_lines.dropped)
     return StagedScoring(run_key=key, image_uri=backend.container_image(settings), input_uri=layout.input_uri,
-                         customers=len(unique), dropped_duplicates=dropped, id_column=id_column,
-                         champion=champion).to_xcom()
+                         customers=staged_lines.customers, dropped_duplicates=staged_lines.dropped,
+                         id_column=id_column, champion=champion).to_xcom()
+
+
+def score_of(line: str, number: int, id_column: str | None, settings: Settings, version: int) -> dict[str, Any]:
+    """One joined output line's score: the customer's id, the probability, its band, the version, the
+    action, the value at risk and the reasons. ``number`` counts the output's lines from 1."""
+    from churn_pipeline.domain.contract import PREDICTION_KEYS as KEYS
+    from churn_pipeline.requests.transform import TRANSFORM_OUTPUT_KEY
+
+    joined = json.loads(line)
+    prediction = joined[TRANSFORM_OUTPUT_KEY]
+    probability = float(prediction[KEYS["probability"]])
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"line {number} of the transform output has a probability of {probability}")
+    value = prediction.get(KEYS["value"])
+    drivers = [(str(item["feature"]), float(item["contribution"])) for item in prediction.get(KEYS["drivers"], [])]
+    base = float(prediction.get(KEYS["base_value"], 0.0))
+    return {"id": joined.get(id_column) if id_column else number, "churn_probability": probability,
+            "risk_band": settings.risk_band(probability), "model_version": version,
+            "contact": bool(prediction.get(KEYS["contact"], False)),
+            "expected_profit": float(prediction.get(KEYS["expected_profit"], 0.0)),
+            "value_at_risk": None if value is None else probability * float(value) * settings.value_horizon_periods,
+            "base_value": base, "drivers": drivers,
+            "other_contributions": probability - base - sum(share for _, share in drivers)}
 
 
 def scores_from_transform(lines: list[str], id_column: str | None, settings: Settings,
                           version: int) -> list[dict[str, Any]]:
-    """One score per joined output line: the customer's id, the probability, its band, the version, the
-    action, the value at risk and the reasons."""
-    from churn_pipeline.domain.contract import PREDICTION_KEYS as KEYS
-    from churn_pipeline.requests.transform import TRANSFORM_OUTPUT_KEY
+    """One score per joined output line (see score_of)."""
+    return [score_of(line, number, id_column, settings, version) for number, line in enumerate(lines, start=1)]
 
-    scores = []
-    for number, line in enumerate(lines, start=1):
-        joined = json.loads(line)
-        prediction = joined[TRANSFORM_OUTPUT_KEY]
-        probability = float(prediction[KEYS["probability"]])
-        if not 0.0 <= probability <= 1.0:
-            raise ValueError(f"line {number} of the transform output has a probability of {probability}")
-        value = prediction.get(KEYS["value"])
-        drivers = [(str(item["feature"]), float(item["contribution"])) for item in prediction.get(KEYS["drivers"], [])]
-        base = float(prediction.get(KEYS["base_value"], 0.0))
-        scores.append({"id": joined.get(id_column) if id_column else number, "churn_probability": probability,
-                       "risk_band": settings.risk_band(probability), "model_version": version,
-                       "contact": bool(prediction.get(KEYS["contact"], False)),
-                       "expected_profit": float(prediction.get(KEYS["expected_profit"], 0.0)),
-                       "value_at_risk": None if value is None else probability * float(value)
-                       * settings.value_horizon_periods,
-                       "base_value": base, "drivers": drivers,
-                       "other_contributions": probability - base - sum(share for _, share in drivers)})
-    return scores
+
+def _scores_row(score: dict[str, Any]) -> list[Any]:
+    drivers = [cell for name, share in score["drivers"] for cell in (name, f"{share:+.6f}")]
+    drivers += [""] * (6 - len(drivers))
+    at_risk = score["value_at_risk"]
+    return [score["id"], f"{score['churn_probability']:.6f}", score["risk_band"], score["model_version"],
+            CONTACT if score["contact"] else DO_NOT_CONTACT, "" if at_risk is None else f"{at_risk:.2f}",
+            f"{score['base_value']:.6f}", *drivers, f"{score['other_contributions']:+.6f}"]
 
 
 def scores_csv(scores: list[dict[str, Any]], id_column: str | None) -> bytes:
@@ -191,13 +178,29 @@ def scores_csv(scores: list[dict[str, Any]], id_column: str | None) -> bytes:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([id_column or "row", *SCORES_HEADER])
     for score in sorted(scores, key=lambda item: item["churn_probability"], reverse=True):
-        drivers = [cell for name, share in score["drivers"] for cell in (name, f"{share:+.6f}")]
-        drivers += [""] * (6 - len(drivers))
-        at_risk = score["value_at_risk"]
-        writer.writerow([score["id"], f"{score['churn_probability']:.6f}", score["risk_band"], score["model_version"],
-                         CONTACT if score["contact"] else DO_NOT_CONTACT, "" if at_risk is None else f"{at_risk:.2f}",
-                         f"{score['base_value']:.6f}", *drivers, f"{score['other_contributions']:+.6f}"])
+        writer.writerow(_scores_row(score))
     return buffer.getvalue().encode()
+
+
+def _campaign(contacted: int, expected_profit: float, at_risk: float | None, settings: Settings) -> dict[str, Any]:
+    return {"contact": contacted, "expected_profit": round(expected_profit, 2),
+            "value_at_risk": None if at_risk is None else round(at_risk, 2),
+            "value_horizon_periods": settings.value_horizon_periods}
+
+
+def _top_entry(item: dict[str, Any]) -> dict[str, Any]:
+    return {"id": item["id"], "churn_probability": round(item["churn_probability"], 6),
+            "risk_band": item["risk_band"], "action": CONTACT if item["contact"] else DO_NOT_CONTACT,
+            "drivers": [name for name, _ in item["drivers"]]}
+
+
+def _summary(customers: int, bands: dict[str, int], campaign: dict[str, Any], top: list[dict[str, Any]],
+             settings: Settings, staged: StagedScoring, layout: ScoringLayout) -> dict[str, Any]:
+    return {"run_key": staged.run_key, "campaign": campaign, "customers": customers,
+            "dropped_duplicates": staged.dropped_duplicates,
+            "model": {"version": staged.champion.version, "identifier": staged.champion.identifier},
+            "risk_bands": dict(settings.risk_bands), "per_band": bands,
+            "top": [_top_entry(item) for item in top], "scores_uri": layout.scores_file_uri}
 
 
 def summarize(scores: list[dict[str, Any]], settings: Settings, staged: StagedScoring,
@@ -208,23 +211,84 @@ def summarize(scores: list[dict[str, Any]], settings: Settings, staged: StagedSc
     top = sorted(scores, key=lambda item: item["churn_probability"], reverse=True)[:TOP_CUSTOMERS]
     contacted = [score for score in scores if score["contact"]]
     at_risk = [score["value_at_risk"] for score in scores if score["value_at_risk"] is not None]
-    campaign = {"contact": len(contacted),
-                "expected_profit": round(sum(score["expected_profit"] for score in contacted), 2),
-                "value_at_risk": round(sum(at_risk), 2) if at_risk else None,
-                "value_horizon_periods": settings.value_horizon_periods}
-    return {"run_key": staged.run_key, "campaign": campaign, "customers": len(scores),
-            "dropped_duplicates": staged.dropped_duplicates,
-            "model": {"version": staged.champion.version, "identifier": staged.champion.identifier},
-            "risk_bands": dict(settings.risk_bands), "per_band": bands,
-            "top": [{"id": item["id"], "churn_probability": round(item["churn_probability"], 6),
-                     "risk_band": item["risk_band"], "action": CONTACT if item["contact"] else DO_NOT_CONTACT,
-                     "drivers": [name for name, _ in item["drivers"]]} for item in top],
-            "scores_uri": layout.scores_file_uri}
+    campaign = _campaign(len(contacted), sum(score["expected_profit"] for score in contacted),
+                         sum(at_risk) if at_risk else None, settings)
+    return _summary(len(scores), bands, campaign, top, settings, staged, layout)
+
+
+class ScoredOutput:
+    """The transform's output files read once, in bounded memory: per customer only its probability
+    and where its line is (20 bytes, where a list of score dicts took kilobytes); the summary's sums
+    and counts gathered on the way, in the order the lines come, as ``summarize`` adds them. The
+    scores table is then written in probability order by reading each line again at its offset."""
+
+    def __init__(self, files: list[Path], id_column: str | None, settings: Settings, version: int):
+        from array import array
+
+        self.files, self.id_column, self.settings, self.version = files, id_column, settings, version
+        self.probabilities, self.file_of, self.offset_of = array("d"), array("i"), array("q")
+        self.bands = dict.fromkeys(settings.risk_bands, 0)
+        self.contacted, self.expected_profit = 0, 0
+        self.at_risk: list[float] = []  # summed once, as summarize does (float addition is not associative)
+        number = 0
+        for index, path in enumerate(files):
+            offset = 0
+            with path.open("rb") as output:
+                for raw in output:
+                    line = raw.decode()
+                    if line.strip():
+                        number += 1
+                        score = score_of(line, number, id_column, settings, version)
+                        self.probabilities.append(score["churn_probability"])
+                        self.file_of.append(index)
+                        self.offset_of.append(offset)
+                        self.bands[score["risk_band"]] += 1
+                        if score["contact"]:
+                            self.contacted += 1
+                            self.expected_profit += score["expected_profit"]
+                        if score["value_at_risk"] is not None:
+                            self.at_risk.append(score["value_at_risk"])
+                    offset += len(raw)
+
+    @property
+    def customers(self) -> int:
+        return len(self.probabilities)
+
+    def _order(self) -> Any:
+        import numpy as np
+
+        # descending, ties in the order the lines came: what sorted(..., reverse=True) gives
+        return np.argsort(-np.frombuffer(self.probabilities, dtype=np.float64), kind="stable")
+
+    def _scores(self, positions: Any) -> Iterator[dict[str, Any]]:
+        handles = [path.open("rb") for path in self.files]
+        try:
+            for position in positions:
+                handle = handles[self.file_of[position]]
+                handle.seek(self.offset_of[position])
+                yield score_of(handle.readline().decode(), int(position) + 1, self.id_column, self.settings,
+                               self.version)
+        finally:
+            for handle in handles:
+                handle.close()
+
+    def summary(self, staged: StagedScoring, layout: ScoringLayout) -> dict[str, Any]:
+        at_risk = sum(self.at_risk) if self.at_risk else None
+        campaign = _campaign(self.contacted, self.expected_profit, at_risk, self.settings)
+        top = list(self._scores(self._order()[:TOP_CUSTOMERS]))
+        return _summary(self.customers, self.bands, campaign, top, self.settings, staged, layout)
+
+    def write_csv(self, path: Path) -> None:
+        with path.open("w", encoding="utf-8", newline="") as table:
+            writer = csv.writer(table, lineterminator="\n")
+            writer.writerow([self.id_column or "row", *SCORES_HEADER])
+            for score in self._scores(self._order()):
+                writer.writerow(_scores_row(score))
 
 
 def publish_the_scores(*, staged: Any, scores: Any, **_: Any) -> dict[str, Any]:
     """Turn the transform job's output (``scores``: its result) into the scores table and summary of
-    the scoring run ``staged``."""
+    the scoring run ``staged``, in bounded memory (``ScoredOutput``)."""
     from churn_pipeline.domain.payloads import JobResult, StagedScoring
     from churn_pipeline.report.summary import scoring_lines
     from churn_pipeline.services import backend
@@ -235,17 +299,24 @@ def publish_the_scores(*, staged: Any, scores: Any, **_: Any) -> dict[str, Any]:
     layout = ScoringLayout(settings.base_uri, staged.run_key)
     store = backend.object_store(settings)
     outputs = [uri for uri in store.list_uris(transformed.output("scores")) if uri.endswith(".out")]
-    lines = [line for uri in outputs for line in store.read_bytes(uri).decode().splitlines() if line.strip()]
-    try:
-        scores = scores_from_transform(lines, staged.id_column, settings, staged.champion.version)
-    except (KeyError, ValueError, json.JSONDecodeError) as error:
-        raise AirflowFailException(f"the transform output under {transformed.output('scores')} is not usable: "
-                                   f"{error}") from None
-    if len(scores) != staged.customers:
-        raise AirflowFailException(f"the transform returned {len(scores)} score(s) for {staged.customers} customer(s)")
-    summary = summarize(scores, settings, staged, layout)
-    summary["cost"] = transformed.cost  # the transform job's: billable time x instances x price per hour
-    store.write_bytes(layout.scores_file_uri, scores_csv(scores, staged.id_column))
+    with tempfile.TemporaryDirectory(prefix="scores-") as scratch:
+        files = []
+        for index, uri in enumerate(outputs):
+            files.append(Path(scratch) / f"{index:06d}.out")
+            store.fetch(uri, files[-1])
+        try:
+            scored = ScoredOutput(files, staged.id_column, settings, staged.champion.version)
+        except (KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
+            raise AirflowFailException(f"the transform output under {transformed.output('scores')} is not usable: "
+                                       f"{error}") from None
+        if scored.customers != staged.customers:
+            raise AirflowFailException(f"the transform returned {scored.customers} score(s) for {staged.customers} "
+                                       "customer(s)")
+        summary = scored.summary(staged, layout)
+        summary["cost"] = transformed.cost  # the transform job's: billable time x instances x price per hour
+        table = Path(scratch) / "scores.csv"
+        scored.write_csv(table)
+        store.upload_file(table, layout.scores_file_uri)
     store.write_bytes(layout.summary_file_uri, json.dumps(summary, indent=2, sort_keys=True).encode())
     log.info("what this run did:\n%s", "\n".join(scoring_lines(summary)))
     return summary
