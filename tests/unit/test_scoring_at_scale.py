@@ -80,7 +80,8 @@ def test_csv_parts_give_the_same_lines_and_drop_the_same_duplicates(tmp_path: Pa
     rows += [rows[3], rows[3], ",,,,", ",,,,"]  # repeated rows, rows without an id
     first = write_text(tmp_path / "a.csv", "\ufeffCustomerID , Age,MonthlyCharges,Contract,Other\n"
                        + "\n".join(rows[:22]) + "\n")
-    second = write_text(tmp_path / "b.csv", "CustomerID,Age,MonthlyCharges,Contract,Other\n" + "\n".join(rows[22:]) + "\n")
+    second = write_text(tmp_path / "b.csv", "CustomerID,Age,MonthlyCharges,Contract,Other\n"
+                        + "\n".join(rows[22:]) + "\n")
 
     assert staged([first, second], tmp_path) == whole_table_lines([first, second], NEEDED, "CustomerID")
     assert staged([first, second], tmp_path, id_column=None) == whole_table_lines([first, second], NEEDED, None)
@@ -158,5 +159,5 @@ def test_a_probability_out_of_range_names_its_line_across_files(tmp_path: Path) 
     good = json.dumps({"id": 1, "SageMakerOutput": {"probability": 0.5}})
     bad = json.dumps({"id": 2, "SageMakerOutput": {"probability": 1.5}})
     first, second = write_text(tmp_path / "0.out", good + "\n"), write_text(tmp_path / "1.out", good + "\n" + bad)
-    with pytest.raises(ValueError, match="line 3 of the transform output has a probability of 1.5"):
+    with pytest.raises(ValueError, match=r"line 3 of the transform output has a probability of 1\.5"):
         ScoredOutput([first, second], "id", settings, version=1)
