@@ -104,7 +104,7 @@ def run_dag(rows: int, workdir: Path) -> dict[str, Any]:
 
 
 def local_input_uri(env: dict[str, str], key: str) -> str:
-    """The S3 URI the local store keeps at ``<local root>/<bucket>/<prefix>/...``, from the run's settings."""
+    """The S3 URI of ``key`` in the run's bucket (the local store keeps it under ``<local root>/s3/<bucket>/``)."""
     sys.path.insert(0, str(PROJECT / "include"))
     from churn_pipeline.domain.settings import load_settings
 
