@@ -17,7 +17,7 @@ from churn_pipeline.domain.payloads import ModelVersionRef, StagedScoring
 from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.local import transform as local_transform
 from churn_pipeline.requests.transform import create_model_request, transform_request
-from churn_pipeline.tasks.scoring import scores_csv, scores_from_transform, summarize
+from churn_pipeline.tasks.scoring import ScoredOutput
 
 KEY = "20261126T060000Z"
 ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/customer-churn/3"
@@ -91,11 +91,13 @@ def _prediction(n: int) -> dict:
             "expected_profit": probability * 500 - 100, "value": 80.0 if n % 2 else None, "drivers": drivers}
 
 
-def test_scores_table_and_summary() -> None:
+def test_scores_table_and_summary(tmp_path) -> None:
     settings = load_settings({"CHURN_VALUE_HORIZON_PERIODS": "12"})
     lines = [json.dumps({"CustomerID": f"C{n}", "SageMakerOutput": _prediction(n)}) for n in range(30)]
-    scores = scores_from_transform(lines, "CustomerID", settings, version=3)
-    table = list(csv.DictReader(io.StringIO(scores_csv(scores, "CustomerID").decode())))
+    (tmp_path / "customers.jsonl.out").write_text("\n".join(lines) + "\n")
+    scored = ScoredOutput([tmp_path / "customers.jsonl.out"], "CustomerID", settings, version=3)
+    scored.write_csv(tmp_path / "scores.csv")
+    table = list(csv.DictReader(io.StringIO((tmp_path / "scores.csv").read_text())))
     assert [row["CustomerID"] for row in table][:2] == ["C29", "C28"]  # most at risk first
     assert list(table[0]) == ["CustomerID", "churn_probability", "risk_band", "model_version", "action",
                               "value_at_risk", "base_value", "driver_1", "contribution_1", "driver_2",
@@ -112,7 +114,7 @@ def test_scores_table_and_summary() -> None:
         assert sum(map(float, parts)) == pytest.approx(float(row["churn_probability"]), abs=1e-5)
     staged = StagedScoring(run_key=KEY, image_uri="i", input_uri="s3://b/in", customers=30, dropped_duplicates=2,
                            id_column="CustomerID", champion=CHAMPION)
-    summary = summarize(scores, settings, staged, ScoringLayout(settings.base_uri, KEY))
+    summary = scored.summary(staged, ScoringLayout(settings.base_uri, KEY))
     assert summary["per_band"] == {"high": 9, "medium": 9, "low": 12} and len(summary["top"]) == 20
     assert summary["top"][0] == {"id": "C29", "churn_probability": round(29 / 30, 6), "risk_band": "high",
                                  "action": "contact", "drivers": ["Contract", "Tenure", "Age"]}
@@ -120,9 +122,3 @@ def test_scores_table_and_summary() -> None:
     contacted = [n for n in range(30) if n / 30 > 0.3]
     assert summary["campaign"]["contact"] == len(contacted)
     assert summary["campaign"]["expected_profit"] == pytest.approx(sum(n / 30 * 500 - 100 for n in contacted), abs=0.01)
-
-
-def test_a_probability_out_of_range_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"probability of 1\.5"):
-        scores_from_transform([json.dumps({"id": 1, "SageMakerOutput": {"probability": 1.5}})], "id",
-                              load_settings({}), version=1)

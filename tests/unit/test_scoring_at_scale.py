@@ -21,7 +21,8 @@ from churn_pipeline.domain.payloads import ModelVersionRef, StagedScoring
 from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.services import customer_lines
 from churn_pipeline.services.customer_lines import stage_lines, table_columns
-from churn_pipeline.tasks.scoring import ScoredOutput, scores_csv, scores_from_transform, summarize
+from churn_pipeline.tasks.scoring import ScoredOutput
+from tests.unit.scoring_before import scores_csv, scores_from_transform, summarize
 
 NEEDED = ["CustomerID", "Age", "MonthlyCharges", "Contract"]
 

@@ -19,7 +19,6 @@ value (the schema's ``value_column``; blank without one) x ``CHURN_VALUE_HORIZON
 from __future__ import annotations
 
 import csv
-import io
 import json
 import tarfile
 import tempfile
@@ -158,12 +157,6 @@ def score_of(line: str, number: int, id_column: str | None, settings: Settings, 
             "other_contributions": probability - base - sum(share for _, share in drivers)}
 
 
-def scores_from_transform(lines: list[str], id_column: str | None, settings: Settings,
-                          version: int) -> list[dict[str, Any]]:
-    """One score per joined output line (see score_of)."""
-    return [score_of(line, number, id_column, settings, version) for number, line in enumerate(lines, start=1)]
-
-
 def _scores_row(score: dict[str, Any]) -> list[Any]:
     drivers = [cell for name, share in score["drivers"] for cell in (name, f"{share:+.6f}")]
     drivers += [""] * (6 - len(drivers))
@@ -171,15 +164,6 @@ def _scores_row(score: dict[str, Any]) -> list[Any]:
     return [score["id"], f"{score['churn_probability']:.6f}", score["risk_band"], score["model_version"],
             CONTACT if score["contact"] else DO_NOT_CONTACT, "" if at_risk is None else f"{at_risk:.2f}",
             f"{score['base_value']:.6f}", *drivers, f"{score['other_contributions']:+.6f}"]
-
-
-def scores_csv(scores: list[dict[str, Any]], id_column: str | None) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([id_column or "row", *SCORES_HEADER])
-    for score in sorted(scores, key=lambda item: item["churn_probability"], reverse=True):
-        writer.writerow(_scores_row(score))
-    return buffer.getvalue().encode()
 
 
 def _campaign(contacted: int, expected_profit: float, at_risk: float | None, settings: Settings) -> dict[str, Any]:
@@ -203,23 +187,11 @@ def _summary(customers: int, bands: dict[str, int], campaign: dict[str, Any], to
             "top": [_top_entry(item) for item in top], "scores_uri": layout.scores_file_uri}
 
 
-def summarize(scores: list[dict[str, Any]], settings: Settings, staged: StagedScoring,
-              layout: ScoringLayout) -> dict[str, Any]:
-    bands = dict.fromkeys(settings.risk_bands, 0)
-    for score in scores:
-        bands[score["risk_band"]] += 1
-    top = sorted(scores, key=lambda item: item["churn_probability"], reverse=True)[:TOP_CUSTOMERS]
-    contacted = [score for score in scores if score["contact"]]
-    at_risk = [score["value_at_risk"] for score in scores if score["value_at_risk"] is not None]
-    campaign = _campaign(len(contacted), sum(score["expected_profit"] for score in contacted),
-                         sum(at_risk) if at_risk else None, settings)
-    return _summary(len(scores), bands, campaign, top, settings, staged, layout)
-
-
 class ScoredOutput:
     """The transform's output files read once, in bounded memory: per customer only its probability
     and where its line is (20 bytes, where a list of score dicts took kilobytes); the summary's sums
-    and counts gathered on the way, in the order the lines come, as ``summarize`` adds them. The
+    and counts gathered on the way, in the order the lines come (float addition is not associative:
+    the same order gives the same sums as adding up a list of every score). The
     scores table is then written in probability order by reading each line again at its offset."""
 
     def __init__(self, files: list[Path], id_column: str | None, settings: Settings, version: int):
@@ -229,7 +201,7 @@ class ScoredOutput:
         self.probabilities, self.file_of, self.offset_of = array("d"), array("i"), array("q")
         self.bands = dict.fromkeys(settings.risk_bands, 0)
         self.contacted, self.expected_profit = 0, 0
-        self.at_risk: list[float] = []  # summed once, as summarize does (float addition is not associative)
+        self.at_risk: list[float] = []  # summed once at the end, in line order
         number = 0
         for index, path in enumerate(files):
             offset = 0
