@@ -1,17 +1,19 @@
 """Preprocessing step (SageMaker Processing job).
 
 Reads every ``.csv`` (or every ``.parquet``) file under the input folder as one table, in batches, and
-makes two passes over it. The first checks it against the data contract (the schema), finds rows
-without a target and duplicate rows / ids, assigns every customer a split by a stable hash of their
-id (of the whole row where the schema has no id) and gathers the training split's statistics
-(medians, means and spreads, modes, category sets). The second transforms batch by batch with those
-statistics (imputation, one-hot encoding, scaling: fitted on the training split only) and writes:
+makes two passes. The first, over the input, checks it against the data contract (the schema), finds
+rows without a target and duplicate rows / ids, assigns every customer a split by a stable hash of
+their id (of the whole row where the schema has no id) and gathers the training split's statistics
+(medians, means and spreads, modes, category sets). The second, over what the first kept, transforms
+block by block with those statistics (imputation, one-hot encoding, scaling: fitted on the training
+split only) and writes:
 
     OUT/train/train.csv            label first, then the transformed features (float32, with a header)
     OUT/validation/validation.csv
     OUT/test/test.csv
-    OUT/preprocessor/preprocessor.joblib   the scikit-learn ColumnTransformer holding the same fitted
-                                           statistics: what the packaged model scores raw records with
+    OUT/preprocessor/preprocessor.json     the fitted preprocessor: those statistics, from which training
+                                           builds the scikit-learn ColumnTransformer that the packaged
+                                           model scores raw records with (churn_common/preprocessor.py)
     OUT/preprocessor/schema.json           the contract it was fitted under
     OUT/quality/data_quality.json          counts of what was read, dropped and written
     OUT/holdout/holdout.parquet            the test split's customers as raw records (id, features, label):
@@ -20,8 +22,10 @@ statistics (imputation, one-hot encoding, scaling: fitted on the training split 
     OUT/profile/statistics.json            the training split's raw features profiled in Model Monitor's
     OUT/profile/constraints.json           formats: the baseline later runs measure drift against
 
-Memory holds a batch and a few numbers per customer (hashes, split, label, and the training split's
-numeric cells and category codes), never the table.
+The input is read once. Memory holds a batch and, per customer, what the second pass needs: a few
+numbers (hashes, split, label), the numeric cells as parsed, each category as a one- or two-byte code
+and, for the test split, the id: a fraction of the table's text, from which the second pass builds
+the features and the held-out records instead of reading and parsing the input again.
 
 By hand:  python include/scripts/preprocessing.py --input-dir IN --output-dir OUT [--schema FILE]
 In the container the defaults are SageMaker's paths under /opt/ml/processing (or $SAGEMAKER_BASE_DIR).
@@ -33,13 +37,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from churn_common import container, contract, data_contract, hashing, profile, schema_rules, tables
+from churn_common import container, contract, data_contract, hashing, preprocessor, profile, schema_rules, tables
 
 STEP = "preprocessing"
 SPLITS = ("train", "validation", "test")
@@ -48,7 +52,8 @@ DROPPED = 255  # the split code of a row that is not used: no target, or a dupli
 HASH_BUCKETS = 100  # crc32 % 100: split fractions are whole percents
 ROW_TEXT_SEPARATOR = "\x1f"  # between the cells of a row's canonical text (ASCII unit separator)
 NO_TARGET, UNKNOWN_TARGET = -1, -2
-WRITES_IN_FLIGHT = 2  # transformed batches waiting for the writer thread
+WRITES_IN_FLIGHT = 2  # transformed blocks waiting for the writer thread
+WRITE_ROWS = 65_536  # rows the second pass transforms and writes at a time
 # A number as pandas or Python would read it, checked cell by cell only when a column's cast fails
 NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity)$"
 
@@ -140,7 +145,7 @@ def label_codes(target: Any, schema: data_contract.Schema) -> Any:
 
 @dataclass
 class Scan:
-    """What the first pass gathered: a few numbers per row read, and the training split's cells."""
+    """What the first pass gathered: a few numbers per row read, and each row's cells in compact form."""
 
     rows: int = 0
     labels: list[Any] = field(default_factory=list)  # int8 label codes per row
@@ -148,9 +153,10 @@ class Scan:
     row_hashes: list[Any] = field(default_factory=list)  # uint64 hash of every cell of the row
     id_hashes: list[Any] = field(default_factory=list)  # uint64 hash of the id
     has_id: list[Any] = field(default_factory=list)
-    train_numbers: dict[str, list[Any]] = field(default_factory=dict)  # float64, rows of the training split
-    train_codes: dict[str, list[Any]] = field(default_factory=dict)  # int32 category codes, -1 missing
+    numbers: dict[str, list[Any]] = field(default_factory=dict)  # float64 per row, NaN missing
+    codes: dict[str, list[Any]] = field(default_factory=dict)  # category code per row, -1 missing
     category_codes: dict[str, dict[str, int]] = field(default_factory=dict)  # value -> code, per column
+    test_ids: list[Any] = field(default_factory=list)  # the ids of the rows the hash puts in the test split
     unknown_targets: Counter[str] = field(default_factory=Counter)
     not_numbers: dict[str, list[Any]] = field(default_factory=dict)  # column -> [count, examples]
 
@@ -163,26 +169,31 @@ class Scan:
             parts[:] = [whole]
         return parts[0]
 
+    def categories_in_code_order(self, name: str) -> list[str]:
+        return list(self.category_codes[name])
+
 
 def _codes_for(encoded: Any, known: dict[str, int]) -> Any:
     """Category codes of a dictionary-encoded text column (-1 missing), new values given the next
-    codes in ``known``."""
+    codes in ``known``; in the smallest integer type that holds every code given so far (numpy
+    widens when the batches' codes are joined)."""
     import numpy as np
 
     values = encoded.dictionary.to_pylist()
     lookup = np.array([known.setdefault(value, len(known)) for value in values] + [-1], dtype=np.int32)
     indices = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
-    return lookup[indices]
+    smallest = np.min_scalar_type(-max(len(known), 1))  # signed: -1 marks a missing cell
+    return lookup[indices].astype(smallest)
 
 
 def scan(table: tables.CustomerTable, schema: data_contract.Schema, cuts: tuple[int, int]) -> Scan:
-    """The first pass: per row its label, split and hashes; the training split's cells; and what
-    breaks the contract (unknown target values, text in numeric columns)."""
+    """The first pass, the only read of the input: per row its label, split, hashes and cells in
+    compact form; and what breaks the contract (unknown target values, text in numeric columns)."""
     import numpy as np
     import pyarrow.compute as pc
 
-    gathered = Scan(train_numbers={name: [] for name in schema.numeric},
-                    train_codes={name: [] for name in schema.categorical},
+    gathered = Scan(numbers={name: [] for name in schema.numeric},
+                    codes={name: [] for name in schema.categorical},
                     category_codes={name: {} for name in schema.categorical})
     for batch in table.batches():
         target = batch.column(schema.target_column)
@@ -220,15 +231,15 @@ def scan(table: tables.CustomerTable, schema: data_contract.Schema, cuts: tuple[
         row_hashes = hashing.combine64(row_hashes, hashing.hash64_of_categories(target))
         for name in schema.numeric:
             row_hashes = hashing.combine64(row_hashes, hashing.hash64_of_numbers(numbers[name]))
+            # a copy: a view could keep the whole batch's buffers alive
+            gathered.numbers[name].append(np.array(numbers[name], dtype=np.float64))
         splits = split_codes(keys, cuts)
-        in_train = (splits == TRAIN) & (labels >= 0)
         for name in schema.categorical:
             encoded = batch.column(name).dictionary_encode()  # once, for the hash and the codes
             row_hashes = hashing.combine64(row_hashes, hashing.hash64_of_encoded(encoded))
-            codes = _codes_for(encoded, gathered.category_codes[name])
-            gathered.train_codes[name].append(codes[in_train])
-        for name in schema.numeric:
-            gathered.train_numbers[name].append(numbers[name][in_train])
+            gathered.codes[name].append(_codes_for(encoded, gathered.category_codes[name]))
+        if schema.id_column:
+            gathered.test_ids.append(pc.filter(ids, splits == TEST))
         gathered.rows += batch.num_rows
         gathered.labels.append(labels)
         gathered.splits.append(splits)
@@ -342,18 +353,26 @@ class Statistics:
     numbers: dict[str, Any]  # the training split's raw numbers (NaN missing), for the profile
     category_counts: dict[str, tuple[dict[str, int], int]]  # value counts and missing count, for the profile
 
+    def fitted(self, schema: data_contract.Schema, feature_names: Sequence[str]) -> dict[str, Any]:
+        """The fitted preprocessor's statistics as ``churn_common.preprocessor`` reads them."""
+        return {
+            "rows": self.rows,
+            "features": list(feature_names),
+            "numeric": {name: {"median": self.medians[name], "mean": self.means[name],
+                               "variance": self.variances[name], "scale": self.scales[name]}
+                        for name in schema.numeric},
+            "categorical": {name: {"mode": self.modes[name], "categories": self.categories[name]}
+                            for name in schema.categorical},
+        }
+
 
 def training_statistics(gathered: Scan, checked: Checked, schema: data_contract.Schema) -> Statistics:
     """The statistics of the training split's used rows (duplicates fall in the same split as the
     row they repeat, since the split follows the id or the row, so dropping them here is exact)."""
     import numpy as np
 
-    candidates = (gathered.joined(gathered.splits, "uint8") == TRAIN) & (checked.labels >= 0)
-    keep = (checked.destinations == TRAIN)[candidates]
-    numbers = {}
-    for name in schema.numeric:
-        numbers[name] = gathered.joined(gathered.train_numbers[name], "float64")[keep]
-        gathered.train_numbers[name].clear()
+    keep = checked.destinations == TRAIN
+    numbers = {name: gathered.joined(gathered.numbers[name], "float64")[keep] for name in schema.numeric}
     medians, means, variances, scales = {}, {}, {}, {}
     for name, values in numbers.items():
         missing = np.isnan(values)
@@ -363,11 +382,12 @@ def training_statistics(gathered: Scan, checked: Checked, schema: data_contract.
         del present
         # the scaler is fitted on the imputed column, as in the pipeline
         means[name], variances[name], scales[name] = mean_and_spread(np.where(missing, medians[name], values))
-    modes, categories, category_counts = {}, {}, {}
+    modes: dict[str, Any] = {}
+    categories: dict[str, list[Any]] = {}
+    category_counts = {}
     for name in schema.categorical:
-        codes = gathered.joined(gathered.train_codes[name], "int32")[keep]
-        gathered.train_codes[name].clear()
-        values = list(gathered.category_codes[name])  # in code order
+        codes = gathered.joined(gathered.codes[name], "int8")[keep]
+        values = gathered.categories_in_code_order(name)
         tally = np.bincount(codes[codes >= 0], minlength=len(values))
         counts = {values[code]: int(count) for code, count in enumerate(tally.tolist()) if count}
         category_counts[name] = (counts, int((codes < 0).sum()))
@@ -400,83 +420,58 @@ def mean_and_spread(values: Any) -> tuple[float, float, float]:
     return float(mean), float(variance), 1.0 if constant else float(np.sqrt(variance))
 
 
-def build_preprocessor(schema: data_contract.Schema) -> Any:
-    """Median / mode imputation, one-hot encoding tolerant of unknown categories, standard scaling."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+@dataclass(frozen=True)
+class Cells:
+    """Every row's cells as the first pass kept them, which the second pass transforms and writes."""
 
-    numeric = Pipeline([
-        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-        ("scale", StandardScaler()),
-    ])
-    categorical = Pipeline([
-        ("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
-        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-    ])
-    return ColumnTransformer(
-        [("num", numeric, list(schema.numeric)), ("cat", categorical, list(schema.categorical))],
-        remainder="drop",
-        verbose_feature_names_out=True,
-    )
+    numbers: dict[str, Any]  # float64 per row, NaN missing
+    codes: dict[str, Any]  # category code per row, -1 missing
+    categories: dict[str, Any]  # per column, the values in code order (an Arrow string array)
+    splits: Any  # the split the hash gave each row, before rows were dropped
+    test_ids: Any  # the ids of the rows whose hash gave the test split, in row order (None without ids)
 
+    @classmethod
+    def of(cls, gathered: Scan, schema: data_contract.Schema) -> Cells:
+        import pyarrow as pa
 
-def fitted_preprocessor(schema: data_contract.Schema, statistics: Statistics) -> Any:
-    """``build_preprocessor`` holding the first pass's statistics: fitted on a few rows made so that
-    the encoder finds exactly the training split's categories (everything derived from them is then
-    scikit-learn's own), with the imputers' and the scaler's statistics set to the pass's."""
-    import numpy as np
-    import pandas as pd
-
-    size = max([2, *(len(values) for values in statistics.categories.values())])
-    frame = {name: np.arange(size, dtype="float64") for name in schema.numeric}
-    for name in schema.categorical:
-        values = statistics.categories[name]
-        frame[name] = np.array(values + [values[0]] * (size - len(values)), dtype=object)
-    preprocessor = build_preprocessor(schema).fit(pd.DataFrame(frame)[list(schema.features)])
-    if schema.numeric:
-        numeric = preprocessor.named_transformers_["num"]
-        numeric.named_steps["impute"].statistics_ = np.array([statistics.medians[n] for n in schema.numeric])
-        scaler = numeric.named_steps["scale"]
-        scaler.mean_ = np.array([statistics.means[n] for n in schema.numeric])
-        scaler.var_ = np.array([statistics.variances[n] for n in schema.numeric])
-        scaler.scale_ = np.array([statistics.scales[n] for n in schema.numeric])
-        scaler.n_samples_seen_ = np.int64(statistics.rows)
-    if schema.categorical:
-        imputer = preprocessor.named_transformers_["cat"].named_steps["impute"]
-        imputer.statistics_ = np.array([statistics.modes[n] for n in schema.categorical], dtype=object)
-    return preprocessor
+        test_ids = None
+        if schema.id_column:
+            test_ids = pa.concat_arrays(gathered.test_ids) if gathered.test_ids else pa.array([], pa.string())
+        return cls({name: gathered.joined(gathered.numbers[name], "float64") for name in schema.numeric},
+                   {name: gathered.joined(gathered.codes[name], "int8") for name in schema.categorical},
+                   {name: pa.array(gathered.categories_in_code_order(name), pa.string())
+                    for name in schema.categorical},
+                   gathered.joined(gathered.splits, "uint8"), test_ids)
 
 
-def transform_batch(batch: Any, schema: data_contract.Schema, statistics: Statistics) -> Any:
-    """A batch's features as the preprocessor transforms them, as float32 (rows x encoded features):
-    numbers imputed with the median and scaled in float64 as scikit-learn does, then one 0/1 column
-    per training category (missing as the mode, unknown as all zeros)."""
+def transform_rows(cells: Cells, rows: slice, schema: data_contract.Schema, statistics: Statistics) -> tuple[Any, Any]:
+    """Rows' features as the preprocessor transforms them, features x rows: the numbers imputed with
+    the median and scaled in float64 as scikit-learn does, as float32; then the one-hot indicators,
+    one 0/1 byte per training category (missing as the mode, unknown as all zeros)."""
     import numpy as np
 
-    rows = batch.num_rows
-    width = len(schema.numeric) + sum(len(values) for values in statistics.categories.values())
-    # column-major: each feature's cells lie together, as the CSV writer takes them
-    matrix = np.zeros((rows, width), dtype=np.float32, order="F")
+    count = rows.stop - rows.start
+    # each feature's cells lie together, as the CSV writer takes them
+    numbers = np.empty((len(schema.numeric), count), dtype=np.float32)
     for index, name in enumerate(schema.numeric):
-        values, _ = parse_numbers(batch.column(name))
+        values = cells.numbers[name][rows]
         values = np.where(np.isnan(values), statistics.medians[name], values)
-        matrix[:, index] = (values - statistics.means[name]) / statistics.scales[name]
-    offset = len(schema.numeric)
-    every_row = np.arange(rows)
+        numbers[index] = (values - statistics.means[name]) / statistics.scales[name]
+    indicators = np.zeros((sum(len(values) for values in statistics.categories.values()), count), dtype=np.uint8)
+    offset = 0
+    every_row = np.arange(count)
     for name in schema.categorical:
         categories = statistics.categories[name]
         position = {value: index for index, value in enumerate(categories)}
-        encoded = batch.column(name).dictionary_encode()
-        lookup = np.array([position.get(value, -1) for value in encoded.dictionary.to_pylist()]
+        # a code's encoded column, -1 for a value the training split lacks; the last entry is the
+        # missing cell's (code -1), which takes the mode's
+        lookup = np.array([position.get(value, -1) for value in cells.categories[name].to_pylist()]
                           + [position.get(statistics.modes[name], -1)], dtype=np.int64)
-        indices = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
-        columns = lookup[indices]
+        columns = lookup[cells.codes[name][rows]]
         known = columns >= 0
-        matrix[every_row[known], offset + columns[known]] = 1.0
+        indicators[offset + columns[known], every_row[known]] = 1
         offset += len(categories)
-    return matrix
+    return numbers, indicators
 
 
 def holdout_schema(schema: data_contract.Schema) -> Any:
@@ -489,23 +484,20 @@ def holdout_schema(schema: data_contract.Schema) -> Any:
     return pa.schema([*fields, (tables.TARGET_LABEL, pa.int64())])
 
 
-def holdout_batch(batch: Any, rows: Any, labels: Any, schema: data_contract.Schema, record_schema: Any) -> Any:
+def holdout_records(cells: Cells, rows: Any, ids: Any, labels: Any, schema: data_contract.Schema,
+                    record_schema: Any) -> Any:
+    """The raw records of ``rows`` (positions in the table), rebuilt from the kept cells."""
+    import numpy as np
     import pyarrow as pa
 
-    taken = batch.take(pa.array(rows))
-    arrays = [taken.column(schema.id_column)] if schema.id_column else []
-    arrays += [pa.array(parse_numbers(taken.column(name))[0], from_pandas=True) for name in schema.numeric]
-    arrays += [taken.column(name) for name in schema.categorical]
+    arrays = [ids] if schema.id_column else []
+    arrays += [pa.array(cells.numbers[name][rows], from_pandas=True) for name in schema.numeric]
+    for name in schema.categorical:
+        codes = cells.codes[name][rows].astype(np.int32)
+        arrays.append(pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), cells.categories[name])
+                      .cast(pa.string()))
     arrays.append(pa.array(labels.astype("int64")))
     return pa.RecordBatch.from_arrays(arrays, schema=record_schema)
-
-
-def _row_slices(table: tables.CustomerTable) -> Iterator[tuple[Any, int]]:
-    """The batches of a pass with the position of their first row in the table."""
-    start = 0
-    for batch in table.batches():
-        yield batch, start
-        start += batch.num_rows
 
 
 def encoded_feature_names(schema: data_contract.Schema, statistics: Statistics) -> list[str]:
@@ -514,59 +506,75 @@ def encoded_feature_names(schema: data_contract.Schema, statistics: Statistics) 
     return names + [f"cat__{name}_{value}" for name in schema.categorical for value in statistics.categories[name]]
 
 
-def _write_batch(writes: Sequence[tuple[tables.SplitWriter, Any, Any]], holdout: tables.RecordsWriter,
-                 records: Any) -> None:
-    for writer, labels, columns in writes:
-        writer.write(labels, columns)
-    holdout.write(records)
+def missing_cells(cells: Cells, used: Any, schema: data_contract.Schema) -> dict[str, int]:
+    """The missing cells per feature among the used rows."""
+    import numpy as np
+
+    missing = {name: int((np.isnan(cells.numbers[name]) & used).sum()) for name in schema.numeric}
+    missing.update({name: int(((cells.codes[name] < 0) & used).sum()) for name in schema.categorical})
+    return {name: missing[name] for name in schema.features}
 
 
-def write_splits(table: tables.CustomerTable, schema: data_contract.Schema, checked: Checked,
-                 statistics: Statistics, feature_names: Sequence[str], staging: Path) -> dict[str, int]:
-    """The second pass: each batch transformed and its rows written to their splits, the test
-    split's rows also as raw records. Returns the missing cells per feature among the used rows.
+def write_splits(cells: Cells, schema: data_contract.Schema, checked: Checked, statistics: Statistics,
+                 feature_names: Sequence[str], staging: Path) -> None:
+    """The second pass, over the kept cells: every WRITE_ROWS rows transformed and written to their
+    splits, the test split's rows also as raw records.
 
-    Writing (Arrow formats the numbers as text without holding the GIL) runs on a thread of its
-    own while the next batch is read and transformed: the two halves of the work share the cores.
-    At most WRITES_IN_FLIGHT batches wait for it, which bounds the memory they hold.
+    Formatting numbers as text is most of the work, and Arrow's writers do it without holding the
+    GIL: each output file has a writer thread of its own (so a file's blocks stay in order), and
+    the files share the cores while this thread transforms the next rows. At most
+    WRITES_IN_FLIGHT blocks wait for the writers, which bounds the memory they hold.
     """
     import numpy as np
 
-    writers = {name: tables.SplitWriter(staging / name / f"{name}.csv", feature_names) for name in SPLITS}
+    number_names, indicator_names = feature_names[:len(schema.numeric)], feature_names[len(schema.numeric):]
+    writers = {name: tables.SplitWriter(staging / name / f"{name}.csv", number_names, indicator_names)
+               for name in SPLITS}
     record_schema = holdout_schema(schema)
     holdout = tables.RecordsWriter(staging / "holdout" / "holdout.parquet", record_schema)
-    missing = dict.fromkeys(schema.features, 0)
-    pending: deque[Future[None]] = deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as executor:
-        for batch, start in _row_slices(table):
-            destinations = checked.destinations[start:start + batch.num_rows]
-            labels = checked.labels[start:start + batch.num_rows]
-            used = destinations != DROPPED
-            if not used.any():
+    threads = {name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{name}")
+               for name in (*SPLITS, "holdout")}
+    pending: deque[list[Future[None]]] = deque()
+    tested = 0  # rows before this block that the hash put in the test split: where its ids begin
+    try:
+        for start in range(0, len(checked.destinations), WRITE_ROWS):
+            rows = slice(start, min(start + WRITE_ROWS, len(checked.destinations)))
+            destinations, labels = checked.destinations[rows], checked.labels[rows]
+            hashed_test = cells.splits[rows] == TEST
+            first_test, tested = tested, tested + int(hashed_test.sum())
+            if not (destinations != DROPPED).any():
                 continue
-            for name in schema.features:
-                missing[name] += int((batch.column(name).is_null().to_numpy(zero_copy_only=False) & used).sum())
-            columns = transform_batch(batch, schema, statistics).T  # features x rows, each row contiguous
-            writes, records = [], None
+            numbers, indicators = transform_rows(cells, rows, schema, statistics)
+            block = []
             for code, name in enumerate(SPLITS):
-                rows = np.flatnonzero(destinations == code)
-                writes.append((writers[name], labels[rows], columns[:, rows]))
-                if code == TEST:
-                    records = holdout_batch(batch, rows, labels[rows], schema, record_schema)
-            pending.append(executor.submit(_write_batch, writes, holdout, records))
+                chosen = np.flatnonzero(destinations == code)
+                block.append(threads[name].submit(writers[name].write, labels[chosen], numbers[:, chosen],
+                                                  indicators[:, chosen]))
+            chosen = np.flatnonzero(destinations == TEST)
+            ids = None
+            if cells.test_ids is not None:  # kept among the rows the hash put in the test split
+                ids = cells.test_ids.slice(first_test, tested - first_test).filter(destinations[hashed_test] == TEST)
+            block.append(threads["holdout"].submit(
+                lambda *arguments: holdout.write(holdout_records(*arguments)),
+                cells, chosen + start, ids, labels[chosen], schema, record_schema))
+            pending.append(block)
             while len(pending) > WRITES_IN_FLIGHT:
-                pending.popleft().result()
+                for written in pending.popleft():
+                    written.result()
         while pending:
-            pending.popleft().result()
+            for written in pending.popleft():
+                written.result()
+    finally:
+        for thread in threads.values():
+            thread.shutdown(wait=True, cancel_futures=True)
     for writer in writers.values():
         writer.close()
     holdout.close()
-    return missing
 
 
 def release_memory() -> None:
-    """Hand the memory Arrow's allocator keeps for reuse back to the system, before what comes next
-    (scikit-learn's modules) adds to it."""
+    """Hand the memory Arrow's allocator keeps for reuse back to the system, before the second pass
+    adds to it."""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
@@ -585,12 +593,18 @@ def run(args: argparse.Namespace) -> dict:
     print(f"dropped {counts['rows_without_target']} row(s) without a target, {counts['duplicate_rows']} duplicate "
           f"row(s) and {counts['duplicate_ids']} duplicate id(s); {counts['rows_used']} row(s) remain")
     statistics = training_statistics(gathered, checked, schema)
-    del gathered  # the hashes and the training cells: only the statistics are needed from here on
+    training_profile = profile.profile_from_columns(statistics.rows, statistics.numbers, statistics.category_counts,
+                                                    schema)
+    statistics.numbers.clear()  # the training split's cells: the profile was their last use
+    cells = Cells.of(gathered, schema)
+    del gathered  # the hashes: the cells and the statistics are all the second pass needs
     release_memory()
     feature_names = encoded_feature_names(schema, statistics)
 
     with container.staged_output(args.output_dir) as staging:
-        missing = write_splits(table, schema, checked, statistics, feature_names, staging)
+        write_splits(cells, schema, checked, statistics, feature_names, staging)
+        missing = missing_cells(cells, checked.destinations != DROPPED, schema)
+        del cells
         summary = {
             "files": [path.name for path in files],
             "ignored_columns": list(table.ignored),
@@ -600,21 +614,10 @@ def run(args: argparse.Namespace) -> dict:
                       "validation_from": args.cut_points[0], "test_from": args.cut_points[1]},
             "features": {"input": list(schema.features), "encoded": len(feature_names)},
         }
-        statistics_profile, constraints = profile.profile_from_columns(
-            statistics.rows, statistics.numbers, statistics.category_counts, schema)
-        container.write_json(staging / "profile" / contract.FILES["statistics"], statistics_profile)
-        container.write_json(staging / "profile" / contract.FILES["constraints"], constraints)
-        statistics.numbers.clear()  # the training split's cells: the profile was their last use
-        release_memory()
-        # scikit-learn is loaded only now, after the passes: its modules would otherwise add to the
-        # memory the passes peak at
-        import joblib
-
-        preprocessor = fitted_preprocessor(schema, statistics)
-        if list(preprocessor.get_feature_names_out()) != feature_names:
-            raise RuntimeError("the packaged preprocessor's features differ from the written splits' columns")
-        (staging / "preprocessor").mkdir()
-        joblib.dump(preprocessor, staging / "preprocessor" / "preprocessor.joblib")
+        for kind, document in zip(("statistics", "constraints"), training_profile, strict=True):
+            container.write_json(staging / "profile" / contract.FILES[kind], document)
+        container.write_json(staging / "preprocessor" / preprocessor.STATISTICS_FILE,
+                             statistics.fitted(schema, feature_names))
         container.write_json(staging / "preprocessor" / "schema.json", schema.to_dict())
         container.write_json(staging / "quality" / contract.FILES["data_quality"], summary)
     print("splits: " + ", ".join(f"{name} {info['rows']}" for name, info in summary["splits"].items()))

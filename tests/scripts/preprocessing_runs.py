@@ -1,5 +1,6 @@
 """What the preprocessing tests share: a run of preprocessing.py in the image twin on a folder of
-input, the rows it is given, and the fitted statistics of the preprocessor it persists."""
+input, the rows it is given, and the fitted statistics of the preprocessor it persists (as the
+scikit-learn transformer training builds from them holds them)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ def replace_cell(row: str, column: str, value: str) -> str:
     cells = row.split(",")
     cells[HEADER.split(",").index(column)] = value
     return ",".join(cells)
+
+
+def packaged_preprocessor(out: Path):
+    """The scikit-learn preprocessor training packages, built from what preprocessing wrote to OUT."""
+    from churn_common import data_contract, preprocessor
+
+    schema = data_contract.load_schema(out / "preprocessor" / "schema.json")
+    return preprocessor.fitted_preprocessor(schema, preprocessor.read_statistics(out / "preprocessor"))
 
 
 def fitted_statistics(preprocessor) -> dict[str, list]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CONFIG, HEADER, make_rows, run_script, write_csv
-from tests.scripts.preprocessing_runs import ROWS, fitted_statistics, preprocess, replace_cell
+from tests.scripts.preprocessing_runs import ROWS, fitted_statistics, packaged_preprocessor, preprocess, replace_cell
 
 BAD_INPUTS = {
     "empty file": (lambda d: (d / "data.csv").write_bytes(b""), ["data.csv", "empty"]),
@@ -163,7 +163,7 @@ def test_split_follows_the_id_hash_70_10_20_and_writes_every_artefact(sample_out
     assert len(held_out) == splits["test"]["rows"]
     assert all(zlib.crc32(customer.encode()) % 100 >= 80 for customer in held_out)
     for path in ("train/train.csv", "validation/validation.csv", "test/test.csv",
-                 "preprocessor/preprocessor.joblib", "preprocessor/schema.json"):
+                 "preprocessor/preprocessor.json", "preprocessor/schema.json"):
         assert (out / path).is_file(), path
 
 
@@ -191,17 +191,16 @@ def _sample_splits():
 def test_transforms_are_fitted_on_the_training_split_only(sample_outputs: dict[str, Path]) -> None:
     """The packaged preprocessor's statistics (computed by the script's pass over the batches) equal
     those of scikit-learn's own fit on the training split's rows."""
-    import joblib
     import numpy as np
 
-    import preprocessing
+    from churn_common.preprocessor import build_preprocessor
 
-    persisted = fitted_statistics(joblib.load(sample_outputs["out"] / "preprocessor" / "preprocessor.joblib"))
+    persisted = fitted_statistics(packaged_preprocessor(sample_outputs["out"]))
     schema, features, names = _sample_splits()
     quality = json.loads((sample_outputs["out"] / "quality" / "data_quality.json").read_text())
     assert int((names == "train").sum()) == quality["splits"]["train"]["rows"]
-    on_train = fitted_statistics(preprocessing.build_preprocessor(schema).fit(features[names == "train"]))
-    on_all_rows = fitted_statistics(preprocessing.build_preprocessor(schema).fit(features))
+    on_train = fitted_statistics(build_preprocessor(schema).fit(features[names == "train"]))
+    on_all_rows = fitted_statistics(build_preprocessor(schema).fit(features))
 
     assert persisted.keys() == on_train.keys()
     for name in ("medians", "modes", "categories"):
@@ -216,13 +215,12 @@ def test_transforms_are_fitted_on_the_training_split_only(sample_outputs: dict[s
 def test_the_packaged_preprocessor_transforms_as_the_batches_were(sample_outputs: dict[str, Path]) -> None:
     """The model scores raw records through the packaged preprocessor: on the held-out customers it
     gives the features the script wrote to test.csv, at float32 precision."""
-    import joblib
     import numpy as np
 
     from churn_common import data_contract, tables
 
     out = sample_outputs["out"]
-    preprocessor = joblib.load(out / "preprocessor" / "preprocessor.joblib")
+    preprocessor = packaged_preprocessor(out)
     schema = data_contract.load_schema(out / "preprocessor" / "schema.json")
     records = tables.read_records(out / "holdout")
     written, labels = tables.read_matrix_csv(out / "test")

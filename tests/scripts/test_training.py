@@ -41,6 +41,9 @@ def test_the_split_is_read_as_float32_with_the_values_the_float64_reader_gives(s
     wide, wide_labels = tables.read_matrix_csv(sample_outputs["out"] / "train")
     assert features.dtype == np.float32 and features.flags.c_contiguous
     assert np.array_equal(features, wide.astype("float32")) and np.array_equal(labels, wide_labels)
+    # column-major, for the fit: the same values in the trees' layout
+    for_fitting, _ = matrices.read_float32_split(sample_outputs["out"] / "train", order="F")
+    assert for_fitting.flags.f_contiguous and np.array_equal(for_fitting, features)
 
 
 def test_scores_on_all_cores_equal_the_single_threaded_forests_to_the_last_bit() -> None:
@@ -173,3 +176,40 @@ def test_invalid_hyperparameter_is_rejected(tmp_path: Path, sample_outputs: dict
     result = train(sample_outputs["out"], tmp_path / "model", "--max-samples", "-5")
     assert result.returncode == 1 and "max-samples must be at least 0, got -5" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _drop_last_feature_of_train(out: Path) -> None:
+    split = out / "train" / "train.csv"
+    split.write_text("".join(line.rsplit(",", 1)[0] + "\n" for line in split.read_text().splitlines()))
+
+
+def _change_statistics(out: Path, change) -> None:
+    statistics = out / "preprocessor" / "preprocessor.json"
+    statistics.write_text(json.dumps(change(json.loads(statistics.read_text()))))
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    (lambda out: _change_statistics(out, lambda fitted: {**fitted, "features": fitted["features"][:-1]}),
+     "the preprocessor's features differ from the ones its statistics name"),
+    (lambda out: _change_statistics(out, lambda fitted: {k: v for k, v in fitted.items() if k != "numeric"}),
+     "the preprocessor's statistics lack numeric; was it written by preprocessing.py?"),
+    (_drop_last_feature_of_train, "the splits have 21 and 22 feature(s), the preprocessor 22; were they written "
+     "by the same preprocessing run?"),
+])
+def test_a_preprocessor_that_does_not_match_its_splits_is_refused_with_one_message(
+        tmp_path: Path, sample_outputs: dict[str, Path], damage, says: str) -> None:
+    """Training builds the packaged preprocessor from the statistics preprocessing wrote: statistics
+    that do not describe the splits' features are refused before any fit, with nothing written."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(sample_outputs["out"], out)
+    damage(out)
+    model = tmp_path / "model"
+    model.mkdir()
+
+    result = train(out, model)
+
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("training rejected its input") and says in result.stderr, result.stderr
+    assert list(model.iterdir()) == []

@@ -12,9 +12,9 @@ holds their scores and labels, never a second copy of the records in another for
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from churn_common.container import ContractError, find_single_file
 from churn_common.tables import TARGET_LABEL
@@ -38,8 +38,9 @@ def _header(path: Path) -> list[str]:
     return names
 
 
-def read_float32_split(folder: Path) -> tuple[Any, Any]:
-    """The single split CSV in ``folder`` (label first, then features): (float32 features, int64 labels).
+def read_float32_split(folder: Path, order: Literal["C", "F"] = "C") -> tuple[Any, Any]:
+    """The single split CSV in ``folder`` (label first, then features): (float32 features, int64 labels),
+    the features row-major (``order="C"``, for scoring) or column-major (``"F"``, for fitting).
 
     Peak memory is the Arrow columns (4 bytes a cell) plus the matrix they are copied into: twice the
     float32 matrix, half of what one float64 copy alone would take.
@@ -61,7 +62,7 @@ def read_float32_split(folder: Path) -> tuple[Any, Any]:
         raise ContractError(str(path), [f"the split holds values that are not numbers: {error}"]) from None
     if table.num_rows == 0:
         raise ContractError(str(path), ["the split has a header but no data rows; was it written by preprocessing.py?"])
-    features = np.empty((table.num_rows, table.num_columns - 1), dtype=FEATURE_TYPE)
+    features = np.empty((table.num_rows, table.num_columns - 1), dtype=FEATURE_TYPE, order=order)
     for index in range(1, table.num_columns):
         column = table.column(index)
         if column.null_count:
@@ -73,6 +74,18 @@ def read_float32_split(folder: Path) -> tuple[Any, Any]:
             start += len(chunk)
     labels = table.column(0).to_numpy()
     return features, labels
+
+
+def on_one_core(work: Callable[[], Any]) -> Any:
+    """``work()`` with Arrow's thread pool held to one thread, leaving the other cores to the caller."""
+    import pyarrow as pa
+
+    cores = pa.cpu_count()
+    pa.set_cpu_count(1)
+    try:
+        return work()
+    finally:
+        pa.set_cpu_count(cores)
 
 
 def count_parquet_rows(folder: Path) -> int:
@@ -124,11 +137,14 @@ def forest_probabilities(forest: Any, features: Any, workers: int | None = None)
         return forest.predict_proba(features)[:, 1]
     single = forest.get_params().get("n_jobs")
     forest.set_params(n_jobs=1)
+    # blocks of about SCORING_BLOCK_ROWS, as many for each thread (an odd one out would leave the
+    # other threads idle while it finishes); a row's score does not depend on its block
+    count = max(1, rows // SCORING_BLOCK_ROWS // workers) * workers
+    block = -(-rows // count)
     try:
-        starts = range(0, rows, SCORING_BLOCK_ROWS)
+        starts = range(0, rows, block)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            blocks = list(pool.map(lambda start: forest.predict_proba(features[start:start + SCORING_BLOCK_ROWS])[:, 1],
-                                   starts))
+            blocks = list(pool.map(lambda start: forest.predict_proba(features[start:start + block])[:, 1], starts))
     finally:
         forest.set_params(n_jobs=single)
     return np.concatenate(blocks)

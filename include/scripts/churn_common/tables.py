@@ -302,14 +302,20 @@ def _parquet_batches(table: CustomerTable, path: Path, raw_names: dict[str, str]
 class SplitWriter:
     """A split as CSV, written a batch at a time: the 0/1 label first, then the features, with a
     header (the layout SageMaker's built-in algorithms use too). Arrow's writer is deterministic, so
-    the same input gives byte-identical splits."""
+    the same input gives byte-identical splits.
 
-    def __init__(self, path: Path, feature_names: Sequence[str]):
+    The scaled numbers are float32; the one-hot indicators are written from bytes, which gives the
+    same text as float32 zeros and ones ("0", "1") at a fraction of the cost: Arrow formats a float32
+    about twice as slowly as a float64, and an integer far faster than either.
+    """
+
+    def __init__(self, path: Path, number_names: Sequence[str], indicator_names: Sequence[str] = ()):
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
         self.path = path
-        self.schema = pa.schema([(TARGET_LABEL, pa.int64()), *((name, pa.float32()) for name in feature_names)])
+        self.schema = pa.schema([(TARGET_LABEL, pa.int64()), *((name, pa.float32()) for name in number_names),
+                                 *((name, pa.uint8()) for name in indicator_names)])
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._writer = pacsv.CSVWriter(str(path), self.schema, write_options=pacsv.WriteOptions(
@@ -317,15 +323,16 @@ class SplitWriter:
         except OSError as error:
             raise _write_error(error, "split", path) from None
 
-    def write(self, labels: Any, columns: Any) -> None:
-        """Rows of the split: int labels and their float32 features, one array per feature."""
+    def write(self, labels: Any, numbers: Any, indicators: Any = ()) -> None:
+        """Rows of the split: int labels, their float32 numbers and 0/1 indicators, one array per feature."""
         import numpy as np
         import pyarrow as pa
 
         if len(labels) == 0:
             return
         arrays = [pa.array(np.asarray(labels, dtype=np.int64))]
-        arrays += [pa.array(np.ascontiguousarray(column, dtype=np.float32)) for column in columns]
+        arrays += [pa.array(np.ascontiguousarray(column, dtype=np.float32)) for column in numbers]
+        arrays += [pa.array(np.ascontiguousarray(column, dtype=np.uint8)) for column in indicators]
         try:
             self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
         except OSError as error:
