@@ -1,18 +1,19 @@
 """Benchmarks: each step as the container runs it, beside its floor, at 10k, 100k and 1M customers.
 
-    make bench                                  # all sizes (about 7 minutes on 2 cores)
+    make bench                                  # all sizes (about 10 minutes on 2 cores)
     python -m bench.run --sizes 10000 100000    # fewer
 
 For every size it generates data with the sample generator, runs preprocessing.py, training.py and
 evaluation.py as subprocesses in the image twin (.venv-container, the SageMaker image's Python and
 versions; the project's environment where there is none) and records wall time, CPU time and peak
 RSS of each, and measures each step's floor (bench/floors.py) on the same data, in the same
-interpreter: each step and its floor three times, interleaved, the best of each reported. Preprocessing also runs on the same customers as Parquet (what extract_customers
-writes: numbers stored as numbers), interleaved with the CSV run, best of three each, and must give
-the same splits; reading and checking the input, the part the format changes, is timed on its own
-for both (bench/phases.py). It also measures what importing the DAG file adds over Airflow's SDK and
-the provider modules it uses, and the local runner's overhead per job on the 10k sample. Results
-print as a table and land in bench/results/latest.json.
+interpreter: each step and its floor three times, interleaved, the best of each reported.
+Preprocessing also runs on the same customers as Parquet (what extract_customers writes: numbers
+stored as numbers), interleaved with the CSV run, best of three each, and must give the same splits;
+reading and checking the input, the part the format changes, is timed on its own for both
+(bench/phases.py). It also measures what importing the DAG file adds over Airflow's SDK and the
+provider modules it uses, and the local runner's overhead per job on the 10k sample. Results print
+as a table and land in bench/results/latest.json.
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tarfile
 import tempfile
 from collections.abc import Sequence
@@ -430,4 +429,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    container.exit_now(main())

@@ -35,7 +35,6 @@ On any contract violation it exits 1 with one message listing every problem and 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter, deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -629,4 +628,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    container.exit_now(main())

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,28 +75,33 @@ def economics_of(args: argparse.Namespace) -> business.Economics:
 def run(args: argparse.Namespace) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
+    hyperparameters = {name.replace("-", "_"): getattr(args, name.replace("-", "_"))
+                       for name in defaults.HYPERPARAMETERS}
     with ThreadPoolExecutor(max_workers=1) as reader:
-        # Arrow parses the splits outside the GIL, on one core, while this thread imports
-        # scikit-learn (about a second of pure Python) on the other: the reading costs next to
-        # nothing on top. The training matrix is column-major, the layout the trees split fastest
-        # on (scikit-learn makes that copy itself from any other input it must convert).
-        splits = reader.submit(matrices.on_one_core, lambda: (matrices.read_float32_split(args.train, order="F"),
-                                                              matrices.read_float32_split(args.validation)))
+        # Arrow parses the splits outside the GIL while this thread imports scikit-learn (about a
+        # second of pure Python): the reading costs next to nothing on top. Copying the columns
+        # into matrices (Python, a call per chunk) waits until the import is done, since a thread
+        # that needs the GIL while an import holds it waits at every switch.
+        parsing = reader.submit(lambda: (matrices.parse_split(args.train), matrices.parse_split(args.validation)))
         import joblib
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.pipeline import Pipeline
 
-        (train_x, train_y), (validation_x, validation_y) = splits.result()
+        parsed_train, parsed_validation = parsing.result()
     schema = data_contract.load_schema(container.find_single_file(args.preprocessor, "schema.json"))
     fitted = preprocessor.read_statistics(args.preprocessor)
+    for parsed in (parsed_train, parsed_validation):
+        if parsed.feature_names != fitted["features"]:
+            raise container.ContractError(str(parsed.path), [
+                f"the split's {len(parsed.feature_names)} feature(s) are not the {len(fitted['features'])} "
+                "the preprocessor's statistics name; were they written by the same preprocessing run?"])
     packaged_preprocessor = preprocessor.fitted_preprocessor(
         schema, fitted, str(preprocessor.statistics_file(args.preprocessor)))
-    if train_x.shape[1] != len(fitted["features"]) or validation_x.shape[1] != train_x.shape[1]:
-        raise container.ContractError(str(args.train), [
-            f"the splits have {train_x.shape[1]} and {validation_x.shape[1]} feature(s), the preprocessor "
-            f"{len(fitted['features'])}; were they written by the same preprocessing run?"])
-    hyperparameters = {name.replace("-", "_"): getattr(args, name.replace("-", "_"))
-                       for name in defaults.HYPERPARAMETERS}
+    # column-major for the fit, the layout the trees split fastest on (scikit-learn makes that
+    # copy itself from any input it must convert)
+    train_x, train_y = parsed_train.matrix(order="F")
+    validation_x, validation_y = parsed_validation.matrix()
+    del parsed_train, parsed_validation
     rows_per_tree = defaults.rows_per_tree(len(train_y), hyperparameters["max_samples"])
     print(f"training RandomForest {hyperparameters} on {len(train_y)} row(s), {train_x.shape[1]} feature(s), "
           f"{rows_per_tree} row(s) drawn per tree")
@@ -141,4 +145,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    container.exit_now(main())

@@ -190,16 +190,20 @@ def _change_statistics(out: Path, change) -> None:
 
 @pytest.mark.parametrize(("damage", "says"), [
     (lambda out: _change_statistics(out, lambda fitted: {**fitted, "features": fitted["features"][:-1]}),
+     "the split's 22 feature(s) are not the 21 the preprocessor's statistics name"),
+    (lambda out: _change_statistics(out, lambda fitted: {**fitted, "categorical": {
+        name: {**values, "categories": values["categories"][:-1]} for name, values in fitted["categorical"].items()}}),
      "the preprocessor's features differ from the ones its statistics name"),
     (lambda out: _change_statistics(out, lambda fitted: {k: v for k, v in fitted.items() if k != "numeric"}),
      "the preprocessor's statistics lack numeric; was it written by preprocessing.py?"),
-    (_drop_last_feature_of_train, "the splits have 21 and 22 feature(s), the preprocessor 22; were they written "
-     "by the same preprocessing run?"),
+    (_drop_last_feature_of_train, "the split's 21 feature(s) are not the 22 the preprocessor's statistics name; "
+     "were they written by the same preprocessing run?"),
 ])
 def test_a_preprocessor_that_does_not_match_its_splits_is_refused_with_one_message(
         tmp_path: Path, sample_outputs: dict[str, Path], damage, says: str) -> None:
     """Training builds the packaged preprocessor from the statistics preprocessing wrote: statistics
-    that do not describe the splits' features are refused before any fit, with nothing written."""
+    that do not describe the splits' features, or whose categories do not give the features they
+    name, are refused, with nothing written."""
     import shutil
 
     out = tmp_path / "out"

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from churn_common.contract import bad_input_reason
 
@@ -97,6 +97,15 @@ def run_main(step: str, reason_file: str, body: Callable[[], object]) -> int:
     print(message, file=sys.stderr)
     write_failure_reason(reason_file, message)
     return 1
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a step's process with ``code`` once its ``main`` has returned. Its outputs are written and
+    closed by then, so the interpreter's teardown is skipped: unloading scikit-learn, SciPy and pandas
+    module by module takes about 0.2 s and frees only memory that the process's end frees anyway."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @contextmanager

@@ -12,7 +12,8 @@ holds their scores and labels, never a second copy of the records in another for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,14 +39,42 @@ def _header(path: Path) -> list[str]:
     return names
 
 
-def read_float32_split(folder: Path, order: Literal["C", "F"] = "C") -> tuple[Any, Any]:
-    """The single split CSV in ``folder`` (label first, then features): (float32 features, int64 labels),
-    the features row-major (``order="C"``, for scoring) or column-major (``"F"``, for fitting).
+@dataclass(frozen=True)
+class ParsedSplit:
+    """A split CSV as Arrow parsed it (float32 features), before it is copied into a matrix."""
 
-    Peak memory is the Arrow columns (4 bytes a cell) plus the matrix they are copied into: twice the
-    float32 matrix, half of what one float64 copy alone would take.
-    """
-    import numpy as np
+    path: Path
+    table: Any
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.table.column_names[1:])
+
+    def matrix(self, order: Literal["C", "F"] = "C") -> tuple[Any, Any]:
+        """(float32 features, int64 labels), the features row-major (``order="C"``, for scoring) or
+        column-major (``"F"``, for fitting). Peak memory is the Arrow columns (4 bytes a cell) plus
+        the matrix they are copied into: twice the float32 matrix, half of what one float64 copy
+        alone would take."""
+        import numpy as np
+
+        table = self.table
+        features = np.empty((table.num_rows, table.num_columns - 1), dtype=FEATURE_TYPE, order=order)
+        for index in range(1, table.num_columns):
+            column = table.column(index)
+            if column.null_count:
+                raise ContractError(str(self.path), [f"the split has {column.null_count} empty cell(s) in column "
+                                                     f"'{table.column_names[index]}'; preprocessing writes every cell"])
+            start = 0
+            for chunk in column.chunks:  # chunk by chunk: combining them first would copy the column again
+                features[start:start + len(chunk), index - 1] = chunk.to_numpy(zero_copy_only=False)
+                start += len(chunk)
+        return features, table.column(0).to_numpy()
+
+
+def parse_split(folder: Path) -> ParsedSplit:
+    """The single split CSV in ``folder`` (label first, then features), parsed by Arrow straight into
+    float32 columns. A few calls that release the GIL: it can run on a thread beside pure Python
+    work (importing scikit-learn) without either waiting for the other."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -62,30 +91,12 @@ def read_float32_split(folder: Path, order: Literal["C", "F"] = "C") -> tuple[An
         raise ContractError(str(path), [f"the split holds values that are not numbers: {error}"]) from None
     if table.num_rows == 0:
         raise ContractError(str(path), ["the split has a header but no data rows; was it written by preprocessing.py?"])
-    features = np.empty((table.num_rows, table.num_columns - 1), dtype=FEATURE_TYPE, order=order)
-    for index in range(1, table.num_columns):
-        column = table.column(index)
-        if column.null_count:
-            raise ContractError(str(path), [f"the split has {column.null_count} empty cell(s) in column "
-                                            f"'{names[index]}'; preprocessing writes every cell"])
-        start = 0
-        for chunk in column.chunks:  # chunk by chunk: combining them first would copy the column again
-            features[start:start + len(chunk), index - 1] = chunk.to_numpy(zero_copy_only=False)
-            start += len(chunk)
-    labels = table.column(0).to_numpy()
-    return features, labels
+    return ParsedSplit(path, table)
 
 
-def on_one_core(work: Callable[[], Any]) -> Any:
-    """``work()`` with Arrow's thread pool held to one thread, leaving the other cores to the caller."""
-    import pyarrow as pa
-
-    cores = pa.cpu_count()
-    pa.set_cpu_count(1)
-    try:
-        return work()
-    finally:
-        pa.set_cpu_count(cores)
+def read_float32_split(folder: Path, order: Literal["C", "F"] = "C") -> tuple[Any, Any]:
+    """The single split CSV in ``folder``: (float32 features, int64 labels), as ``ParsedSplit.matrix``."""
+    return parse_split(folder).matrix(order)
 
 
 def count_parquet_rows(folder: Path) -> int:
