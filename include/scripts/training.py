@@ -101,7 +101,10 @@ def run(args: argparse.Namespace) -> dict:
     # copy itself from any input it must convert)
     train_x, train_y = parsed_train.matrix(order="F")
     validation_x, validation_y = parsed_validation.matrix()
-    del parsed_train, parsed_validation
+    # the Arrow columns go as soon as the matrices hold them, and their memory back to the system:
+    # Arrow's allocator would keep it (the size of the training matrix) through the fit
+    del parsing, parsed_train, parsed_validation  # (the future holds its result too)
+    matrices.release_arrow_memory()
     rows_per_tree = defaults.rows_per_tree(len(train_y), hyperparameters["max_samples"])
     print(f"training RandomForest {hyperparameters} on {len(train_y)} row(s), {train_x.shape[1]} feature(s), "
           f"{rows_per_tree} row(s) drawn per tree")
