@@ -23,10 +23,10 @@ def test_the_estimate_grows_with_the_customers_from_the_measured_fixed_part() ->
     ten = estimated_peak_mib("train", InputSize(rows=10_000_000))
     assert ten - one == pytest.approx(9 * sizing.MIB_PER_MILLION_ROWS["train"])
     # the measured peaks at 1M (make bench) and 10M customers (make bench-dag) the coefficients go through
-    assert estimated_peak_mib("preprocess", InputSize(rows=1_000_000)) == pytest.approx(306, abs=1)
-    assert estimated_peak_mib("preprocess", InputSize(rows=10_000_000)) == pytest.approx(1404, abs=1)
-    assert estimated_peak_mib("train", InputSize(rows=10_000_000)) == pytest.approx(1920, abs=1)
-    assert estimated_peak_mib("evaluate", InputSize(rows=10_000_000)) == pytest.approx(708, abs=1)
+    assert estimated_peak_mib("preprocess", InputSize(rows=1_000_000)) == pytest.approx(321, abs=1)
+    assert estimated_peak_mib("preprocess", InputSize(rows=10_000_000)) == pytest.approx(1490, abs=1)
+    assert estimated_peak_mib("train", InputSize(rows=10_000_000)) == pytest.approx(1961, abs=1)
+    assert estimated_peak_mib("evaluate", InputSize(rows=10_000_000)) == pytest.approx(742, abs=1)
 
 
 def test_a_csv_is_sized_by_its_bytes_at_the_benchs_bytes_per_row() -> None:
@@ -50,7 +50,7 @@ def test_a_run_that_fits_is_not_refused_and_an_unknown_type_is_not_guessed() -> 
 
 def test_the_refusal_is_one_line_with_the_step_the_estimate_the_memory_and_what_fits() -> None:
     message = memory_refusal("train", "ml.m5.large", InputSize(rows=50_000_000), "CHURN_TRAIN_INSTANCE_TYPE")
-    assert message == ("train would need about 8.2 GiB for 50,000,000 customers (from the Parquet footers), "
+    assert message == ("train would need about 8.4 GiB for 50,000,000 customers (from the Parquet footers), "
                        "more than the 85% of ml.m5.large's 8 GiB a job can use (6.8 GiB); the smallest of its "
                        "family that fits is ml.m5.xlarge (16 GiB): set CHURN_TRAIN_INSTANCE_TYPE")
     beyond = memory_refusal("train", "ml.c5.xlarge", InputSize(rows=10**9), "CHURN_TRAIN_INSTANCE_TYPE")

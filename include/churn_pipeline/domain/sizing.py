@@ -32,10 +32,10 @@ USABLE_SHARE = 0.85  # of an instance's memory a job can count on; the OS and Sa
 
 # Peak RSS per step = fixed MiB + MiB per million input customers, fitted through the peaks measured
 # at 1 million customers (`make bench`) and 10 million (`make bench-dag`, the whole DAG through the
-# local backend), 2026-12-02, docs/performance.md: preprocess 306 and 1,404 MB, train 468 and 1,920 MB,
-# evaluate 389 and 708 MB. Re-measure when a step's memory changes.
-FIXED_MIB = {PREPROCESS: 184.0, TRAIN: 307.0, EVALUATE: 354.0}
-MIB_PER_MILLION_ROWS = {PREPROCESS: 122.0, TRAIN: 161.3, EVALUATE: 35.4}
+# local backend), 2026-12-03, docs/performance.md: preprocess 321 and 1,490 MB, train 456 and 1,961 MB,
+# evaluate 427 and 742 MB. Re-measure when a step's memory changes.
+FIXED_MIB = {PREPROCESS: 191.1, TRAIN: 288.8, EVALUATE: 392.0}
+MIB_PER_MILLION_ROWS = {PREPROCESS: 129.9, TRAIN: 167.2, EVALUATE: 35.0}
 SIZED_STEPS = (PREPROCESS, TRAIN, EVALUATE)  # the transform job scores in payload-sized batches: no input bound
 BENCH_CSV_BYTES_PER_ROW = 88  # the bench's customers as CSV: 88,066,327 bytes for 1,000,000 rows
 
