@@ -38,6 +38,7 @@ APPROVED = "Approved"
 REJECTED = "Rejected"
 APPROVAL_STATUSES = (PENDING, APPROVED, REJECTED)
 APPROVAL_TAG = "approval_status"
+APPROVAL_DESCRIPTION_TAG = "approval_description"  # who, when, how and why: SageMaker's ApprovalDescription
 CHAMPION_ALIAS = "champion"
 STATISTICS_TAG = "statistics_uri"
 EXPERIMENT = "customer-churn-pipeline"
@@ -52,6 +53,10 @@ class ModelRegistry(Protocol):
 
     def newest(self, group: str) -> ModelVersionRef | None:
         """The newest registered version, whatever its status; None when there is none."""
+
+    def set_approval(self, group: str, version: int, status: str, description: str | None = None,
+                     identifier: str | None = None) -> int | None:
+        """Record a decision on a version; the champion's version afterwards (None: none approved)."""
 
 
 def _metrics_of(metadata: dict[str, Any]) -> dict[str, float]:
@@ -133,6 +138,26 @@ class SageMakerRegistry:
 
     def champion(self, group: str) -> ModelVersionRef | None:
         return self._latest(group, ModelApprovalStatus=APPROVED)
+
+    def set_approval(self, group: str, version: int, status: str, description: str | None = None,
+                     identifier: str | None = None) -> int | None:
+        """Write the decision on the package (``identifier``, its ARN): ``ModelApprovalStatus`` and
+        ``ApprovalDescription``; returns the champion's version, the latest Approved package."""
+        if status not in APPROVAL_STATUSES:
+            raise ValueError(f"approval status must be one of {', '.join(APPROVAL_STATUSES)}, got {status!r}")
+        if not identifier:
+            raise ValueError(f"the sagemaker backend needs version {version}'s model package ARN to decide on it")
+        described = self.client.describe_model_package(ModelPackageName=identifier)
+        if described.get("ModelPackageGroupName") != group or int(described["ModelPackageVersion"]) != version:
+            raise ValueError(f"{identifier} is not version {version} of {group}")
+        update: dict[str, Any] = {"ModelPackageArn": identifier, "ModelApprovalStatus": status}
+        if description:
+            update["ApprovalDescription"] = description
+        if described.get("CustomerMetadataProperties"):  # an update without them erases them (moto does)
+            update["CustomerMetadataProperties"] = described["CustomerMetadataProperties"]
+        self.client.update_model_package(**update)
+        champion = self.champion(group)
+        return champion.version if champion else None
 
     def newest(self, group: str) -> ModelVersionRef | None:
         return self._latest(group)
@@ -271,14 +296,18 @@ class MlflowRegistry:
         found = self._client().search_model_versions(f"name = '{group}'")
         return self._reference(group, max(found, key=lambda item: int(item.version))) if found else None
 
-    def set_approval(self, group: str, version: int, status: str) -> int | None:
-        """Set a version's status and move the ``champion`` alias to the newest approved version (the
-        same rule SageMaker's latest Approved package follows); returns the champion's version."""
+    def set_approval(self, group: str, version: int, status: str, description: str | None = None,
+                     identifier: str | None = None) -> int | None:
+        """Set a version's status (and, given, its ``approval_description`` tag) and move the ``champion``
+        alias to the newest approved version (the same rule SageMaker's latest Approved package follows);
+        returns the champion's version. ``identifier`` is SageMaker's; the version number names it here."""
         if status not in APPROVAL_STATUSES:
             raise ValueError(f"approval status must be one of {', '.join(APPROVAL_STATUSES)}, got {status!r}")
         with file_lock(self.root / "mlflow.lock"):
             client = self._client()
             client.set_model_version_tag(group, str(version), APPROVAL_TAG, status)
+            if description:
+                client.set_model_version_tag(group, str(version), APPROVAL_DESCRIPTION_TAG, description)
             approved = [int(item.version) for item in client.search_model_versions(f"name = '{group}'")
                         if item.tags.get(APPROVAL_TAG) == APPROVED]
             if approved:

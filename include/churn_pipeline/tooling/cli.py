@@ -181,6 +181,15 @@ def champion() -> str:
             f"  trained by run {found.run_key}\n  metrics when registered  {metrics}\n  model  {found.model_uri}")
 
 
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in a container without a passwd entry
+        return "an unnamed local user"
+
+
 def set_status(version: int, status: str) -> str:
     settings = load_settings()
     if settings.backend != "local":
@@ -191,7 +200,12 @@ def set_status(version: int, status: str) -> str:
         if (settings.local_root / "mlflow.db").is_file() else set()
     if version not in known:
         raise CliError(f"no version {version} of {settings.model_package_group}; known: {sorted(known) or 'none'}")
-    now_champion = registry.set_approval(settings.model_package_group, version, status)
+    from churn_pipeline.tasks.review import record_decision  # Airflow's SDK, imported only for a decision
+
+    decision = record_decision(settings, version=version, status=status, decided_by=_user(), via=COMMAND,
+                               reason=f"{COMMAND} {'approve' if status == APPROVED else 'reject'} {version}",
+                               identifier=f"models:/{settings.model_package_group}/{version}")
+    now_champion = decision["champion"]
     crowned = f"version {now_champion} is the champion" if now_champion else "no version is approved: no champion"
     return f"{settings.model_package_group} version {version} is now {status}; {crowned}"
 
