@@ -80,8 +80,10 @@ def review_body(evidence: Mapping[str, Any], report_link: str | None) -> str:
     threshold = economics.get("threshold") if isinstance(economics, Mapping) else None
     if isinstance(threshold, int | float):
         business.append(f"contact above {threshold:.2f}")
-    lines.append("**Business**: " + ("; ".join(business) if business else "no figures for this version"))
-    lines.append(f"**Report**: {report_link}" if report_link else "**Report**: none was written")
+    # a blank line before each: Markdown would run consecutive lines into one paragraph
+    lines += ["", "**Business**: " + ("; ".join(business) if business else "no figures for this version")]
+    # an autolink: a path's underscores stay underscores, and the reviewer can click it
+    lines += ["", f"**Report**: <{report_link}>" if report_link else "**Report**: none was written"]
     return "\n".join(lines)
 
 

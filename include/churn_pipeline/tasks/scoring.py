@@ -153,6 +153,15 @@ def already_scored(settings: Settings, store: ObjectStore, champion: ModelVersio
     return record if record.get("identifier") == champion.identifier else None
 
 
+def record_scored(settings: Settings, store: ObjectStore, champion: ModelVersionRef, run_id: str | None,
+                  layout: ScoringLayout) -> None:
+    """Note that this run published scores of ``champion`` (what ``already_scored`` reads)."""
+    record = {"version": champion.version, "identifier": champion.identifier, "run_id": run_id,
+              "run_key": layout.key, "scores_uri": layout.scores_file_uri}
+    store.write_bytes(scored_champion_record_uri(settings.base_uri, settings.model_package_group, champion.version),
+                      json.dumps(record, sort_keys=True).encode())
+
+
 def score_of(line: str, number: int, id_column: str | None, settings: Settings, version: int) -> dict[str, Any]:
     """One joined output line's score: the customer's id, the probability, its band, the version, the
     action, the value at risk and the reasons. ``number`` counts the output's lines from 1."""
@@ -309,11 +318,8 @@ def publish_the_scores(*, staged: Any, scores: Any, dag_run: Any = None, **_: An
         scored.write_csv(table)
         store.upload_file(table, layout.scores_file_uri)
     store.write_bytes(layout.summary_file_uri, json.dumps(summary, indent=2, sort_keys=True).encode())
-    champion = staged.champion  # written after the scores: a later event of the same approval then starts nothing
-    store.write_bytes(scored_champion_record_uri(settings.base_uri, settings.model_package_group, champion.version),
-                      json.dumps({"version": champion.version, "identifier": champion.identifier,
-                                  "run_id": getattr(dag_run, "run_id", None), "run_key": staged.run_key,
-                                  "scores_uri": layout.scores_file_uri}, sort_keys=True).encode())
+    # after the scores: a later event of the same approval then starts nothing
+    record_scored(settings, store, staged.champion, getattr(dag_run, "run_id", None), layout)
     log.info("what this run did:\n%s", "\n".join(scoring_lines(summary)))
     return summary
 
