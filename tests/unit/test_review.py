@@ -118,3 +118,17 @@ def test_a_question_without_its_answer_fails_saying_what_to_clear(registry: Mlfl
         record_review_answers(evidence=[evidence(1), evidence(2)], answers=[answer("Approve")],
                               outlet_events=OutletEventAccessors(), dag_run=RUN)
     assert [v["tags"]["approval_status"] for v in registry.versions("customer-churn")] == ["PendingManualApproval"] * 2
+
+
+@pytest.mark.parametrize(("status", "events"), [("Rejected", 0), ("Approved", 1)])
+def test_the_approval_dag_emits_the_champion_event_for_an_approval_only(registry: MlflowRegistry, status: str,
+                                                                        events: int) -> None:
+    from churn_pipeline.tasks.approval import approve_version
+
+    outlets = OutletEventAccessors()
+    approve_version(params={"version": 1, "status": status}, outlet_events=outlets,
+                    dag_run=SimpleNamespace(run_id="manual__1", triggering_user_name="ana"))
+    assert len(outlets[AssetAlias(name="churn_champion_approvals")].asset_alias_events) == events
+    (first, _) = registry.versions("customer-churn")
+    assert first["tags"]["approval_status"] == status
+    assert first["tags"]["approval_description"].startswith(f"{status} by ana at ")
