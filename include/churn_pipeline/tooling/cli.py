@@ -193,7 +193,8 @@ def _user() -> str:
 def set_status(version: int, status: str) -> str:
     settings = load_settings()
     if settings.backend != "local":
-        raise CliError("approve and reject act on the local registry; on SageMaker use Studio's model registry or "
+        raise CliError("approve and reject act on the local registry; on SageMaker answer the version's review in "
+                       "Airflow (customer_churn_review), or use Studio's model registry or "
                        "`aws sagemaker update-model-package --model-package-arn ARN --model-approval-status Approved`")
     registry = MlflowRegistry(settings.local_root)
     known = {v["version"] for v in registry.versions(settings.model_package_group)} \
