@@ -132,3 +132,47 @@ def test_the_approval_dag_emits_the_champion_event_for_an_approval_only(registry
     (first, _) = registry.versions("customer-churn")
     assert first["tags"]["approval_status"] == status
     assert first["tags"]["approval_description"].startswith(f"{status} by ana at ")
+
+
+class TaskInstance:
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+def test_a_version_whose_registration_event_airflow_lost_is_asked_by_the_next_run_and_only_once(
+        registry: MlflowRegistry) -> None:
+    """Two versions registered within one scheduler loop: Airflow's asset queue can start one run with
+    the first event and drop the second. The run asks about both; another run asks about neither again."""
+    import json
+
+    from airflow.sdk import Asset
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from churn_pipeline.domain.layout import RunLayout
+    from churn_pipeline.services.objectstore import LocalObjectStore
+    from churn_pipeline.tasks.review import questions_for_review
+
+    settings = load_settings()
+    store = LocalObjectStore(settings.local_root)
+    lost = passing_decision(detail="accuracy 0.8300 >= threshold 0.7500")
+    store.write_bytes(RunLayout(settings.base_uri, "20261127T020000Z").decision_file_uri,
+                      json.dumps(lost.to_xcom()).encode())
+    events = {Asset(name="churn_model_version"): [SimpleNamespace(extra=evidence(1))]}
+    ti = TaskInstance()
+    questions = questions_for_review(triggering_asset_events=events, dag_run=RUN, ti=ti)
+    assert [question["subject"] for question in questions] == ["Approve customer-churn version 1?",
+                                                               "Approve customer-churn version 2?"]
+    assert "accuracy 0.8300 \\>= threshold 0.7500" in questions[1]["body"], "the evidence its run kept"
+    assert [item["version"] for item in ti.pushed["evidence"]] == [1, 2]
+    links = [note["review_url"] for note in map(json.loads, (settings.local_root / "notifications.jsonl")
+                                                 .read_text().splitlines())]
+    assert [link.rsplit("/", 2)[-2] for link in links] == ["0", "1"], "each question's own mapped index"
+    # a retry of the same run asks the same again; another run (the lost event after all) asks nothing
+    assert len(questions_for_review(triggering_asset_events=events, dag_run=RUN, ti=TaskInstance())) == 2
+    later = SimpleNamespace(dag_id=RUN.dag_id, run_id="asset_triggered__2")
+    with pytest.raises(AirflowSkipException, match="asked in another run"):
+        questions_for_review(triggering_asset_events={Asset(name="churn_model_version"): [
+            SimpleNamespace(extra=evidence(2))]}, dag_run=later, ti=TaskInstance())

@@ -191,3 +191,9 @@ def scored_champion_record_uri(base_uri: str, group: str, version: int) -> str:
     (Airflow's own champion event, and SageMaker's EventBridge event of the same change), and this
     record is how the second event starts nothing."""
     return f"{base_uri}/scored-champions/{group}/v{version}.json"
+
+
+def review_claim_uri(base_uri: str, group: str, version: int) -> str:
+    """Which review run asks about this version (``reviews/<group>/v<N>.json``): a version is asked
+    once, by the run of its own registration event or, where Airflow lost that event, by the next run."""
+    return f"{base_uri}/reviews/{group}/v{version}.json"

@@ -41,6 +41,7 @@ APPROVAL_TAG = "approval_status"
 APPROVAL_DESCRIPTION_TAG = "approval_description"  # who, when, how and why: SageMaker's ApprovalDescription
 CHAMPION_ALIAS = "champion"
 STATISTICS_TAG = "statistics_uri"
+MAX_PENDING = 20  # unanswered reviews reject themselves after days: more waiting than this is a backlog
 EXPERIMENT = "customer-churn-pipeline"
 
 
@@ -57,6 +58,9 @@ class ModelRegistry(Protocol):
     def set_approval(self, group: str, version: int, status: str, description: str | None = None,
                      identifier: str | None = None) -> int | None:
         """Record a decision on a version; the champion's version afterwards (None: none approved)."""
+
+    def pending(self, group: str) -> list[ModelVersionRef]:
+        """The versions awaiting a decision, newest first (at most ``MAX_PENDING``)."""
 
 
 def _metrics_of(metadata: dict[str, Any]) -> dict[str, float]:
@@ -138,6 +142,20 @@ class SageMakerRegistry:
 
     def champion(self, group: str) -> ModelVersionRef | None:
         return self._latest(group, ModelApprovalStatus=APPROVED)
+
+    def pending(self, group: str) -> list[ModelVersionRef]:
+        found = self.client.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus=PENDING,
+                                                SortBy="CreationTime", SortOrder="Descending", MaxResults=MAX_PENDING)
+        refs = []
+        for summary in found["ModelPackageSummaryList"]:
+            described = self.client.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            metadata = described.get("CustomerMetadataProperties") or {}
+            refs.append(ModelVersionRef(
+                version=int(described["ModelPackageVersion"]), identifier=described["ModelPackageArn"],
+                approval_status=described.get("ModelApprovalStatus", PENDING),
+                model_uri=described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
+                metrics=_metrics_of(metadata), run_key=metadata.get(RUN_KEY_TAG)))
+        return refs
 
     def set_approval(self, group: str, version: int, status: str, description: str | None = None,
                      identifier: str | None = None) -> int | None:
@@ -289,6 +307,14 @@ class MlflowRegistry:
         if CHAMPION_ALIAS not in aliases:
             return None
         return self._reference(group, client.get_model_version(group, str(aliases[CHAMPION_ALIAS])))
+
+    def pending(self, group: str) -> list[ModelVersionRef]:
+        if not (self.root / "mlflow.db").is_file():
+            return []
+        found = [item for item in self._client().search_model_versions(f"name = '{group}'")
+                 if item.tags.get(APPROVAL_TAG, PENDING) == PENDING]
+        newest_first = sorted(found, key=lambda item: int(item.version), reverse=True)[:MAX_PENDING]
+        return [self._reference(group, item) for item in newest_first]
 
     def newest(self, group: str) -> ModelVersionRef | None:
         if not (self.root / "mlflow.db").is_file():

@@ -15,19 +15,21 @@ which it says was automatic).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from churn_pipeline.domain.asset_names import CHAMPION_APPROVALS_ALIAS, CHAMPION_ASSET, MODEL_VERSION_ASSET
-from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.layout import RunLayout, review_claim_uri
 from churn_pipeline.domain.review import APPROVE, REJECT
 from churn_pipeline.domain.settings import Settings, load_settings
 from churn_pipeline.tasks._run import log
 
 if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
     from churn_pipeline.domain.payloads import GateDecision, RegisteredVersion
+    from churn_pipeline.services.objectstore import ObjectStore
 
 REVIEW_TASK = "review_version"
 EVIDENCE_KEY = "evidence"
@@ -101,24 +103,27 @@ def ui_base_url() -> str:
 
 
 def questions_for_review(*, triggering_asset_events: Any, dag_run: Any, ti: Any, **_: Any) -> list[dict[str, str]]:
-    """One question (subject and Markdown body) per version whose registration started this run; the
-    team is told where each one is answered. Versions registered in the same moment share a run."""
+    """One question (subject and Markdown body) per version to review in this run; the team is told
+    where each one is answered. The versions: those whose registration events started the run, and
+    any other version still pending that no review has asked about (below)."""
     from churn_pipeline.domain.review import EvidenceError, checked_evidence, review_body, review_link, review_subject
     from churn_pipeline.services import backend
     from churn_pipeline.services.notifications import Notification, notify_once
 
     settings = load_settings()
+    store = backend.object_store(settings)
     events = [event for asset, found in triggering_asset_events.items() if getattr(asset, "name", None)
               == MODEL_VERSION_ASSET for event in found]
-    if not events:
-        raise AirflowFailException(f"this run was not started by a {MODEL_VERSION_ASSET} event: nothing to review "
-                                   "(a version is reviewed when register_model registers it)")
     try:
-        evidence = [checked_evidence(event.extra) for event in events]
+        announced = [checked_evidence(event.extra) for event in events]
     except EvidenceError as error:
         raise AirflowFailException(str(error)) from None
+    asked = [item for item in announced + unasked_versions(settings, store, announced, dag_run.run_id)
+             if claimed(store, review_claim_uri(settings.base_uri, item["group"], item["version"]), dag_run.run_id)]
+    if not asked:
+        raise AirflowSkipException("every version to review here is asked in another run of this DAG")
     questions = []
-    for index, item in enumerate(evidence):
+    for index, item in enumerate(asked):
         link = review_link(ui_base_url(), dag_run.dag_id, dag_run.run_id, REVIEW_TASK, index)
         item["review_url"] = link
         decision = item["decision"]
@@ -129,15 +134,62 @@ def questions_for_review(*, triggering_asset_events: Any, dag_run: Any, ti: Any,
             message=(f"Version {item['version']} of {item['group']} ({item['identifier']}) passed the gate and "
                      f"awaits a decision: {link} (rejected by itself after {settings.review_timeout_days:g} "
                      "day(s) without an answer)."),
-            run_id=dag_run.run_id, run_key=str(item.get("run_key", "")), accuracy=decision.get("accuracy"),
+            run_id=dag_run.run_id, run_key=str(item["run_key"]), accuracy=decision.get("accuracy"),
             threshold=decision.get("threshold"), report_uri=decision.get("report_uri"), review_url=link)
-        layout = RunLayout(settings.base_uri, str(item["run_key"])) if item.get("run_key") else None
-        marker = (layout.notification_marker_uri(REASON_REVIEW_REQUESTED) if layout else
-                  f"{settings.base_uri}/notifications/review/{item['group']}-v{item['version']}.json")
-        notify_once(notification, backend.notification_channel(settings), backend.object_store(settings), marker,
+        notify_once(notification, backend.notification_channel(settings), store,
+                    RunLayout(settings.base_uri, str(item["run_key"])).notification_marker_uri(REASON_REVIEW_REQUESTED),
                     log.info)
-    ti.xcom_push(key=EVIDENCE_KEY, value=evidence)
+    ti.xcom_push(key=EVIDENCE_KEY, value=asked)
     return questions
+
+
+def unasked_versions(settings: Settings, store: ObjectStore, announced: list[dict[str, Any]],
+                     run_id: str) -> list[dict[str, Any]]:
+    """Pending versions no other review run has asked about, with the evidence their runs kept (``decision.json``).
+    Airflow's asset queue can drop a registration event that arrives while the run of an earlier one is
+    being created (two versions registered within one scheduler loop): that version is registered by
+    the time this run starts, and is asked here instead of never."""
+    from churn_pipeline.services import backend
+    from churn_pipeline.services.objectstore import ObjectStoreError
+
+    known = {item["version"] for item in announced}
+    found = []
+    for ref in backend.model_registry(settings).pending(settings.model_package_group):
+        if ref.version in known or not ref.run_key or \
+                claim_of(store, review_claim_uri(settings.base_uri, settings.model_package_group, ref.version)) \
+                not in (None, run_id):
+            continue
+        try:
+            decision = json.loads(store.read_bytes(RunLayout(settings.base_uri, ref.run_key).decision_file_uri))
+        except (ObjectStoreError, ValueError) as error:
+            log.warning("version %s awaits a review but its gate decision is unreadable (%s): not asked here",
+                        ref.version, error)
+            continue
+        log.info("version %s awaits a review that no run asked (its registration event was not delivered): "
+                 "asked here", ref.version)
+        found.append({"group": settings.model_package_group, "version": ref.version, "identifier": ref.identifier,
+                      "run_id": f"of {ref.run_key}", "run_key": ref.run_key, "decision": decision})
+    return found
+
+
+def claim_of(store: ObjectStore, uri: str) -> str | None:
+    """The run that asks about the version, None when none does yet."""
+    from churn_pipeline.services.objectstore import ObjectStoreError
+
+    try:
+        return str(json.loads(store.read_bytes(uri)).get("run_id"))
+    except ObjectStoreError:
+        return None
+
+
+def claimed(store: ObjectStore, uri: str, run_id: str) -> bool:
+    """Whether this run asks about the version: it claims the version when no run did, and keeps its
+    claim on a retry. (Two runs claiming at the same instant both ask; the later answer stands.)"""
+    owner = claim_of(store, uri)
+    if owner is None:
+        store.write_bytes(uri, json.dumps({"run_id": run_id}).encode())
+        return True
+    return owner == run_id
 
 
 def record_review_answers(*, evidence: Any, answers: Any, params: dict[str, Any] | None = None, outlet_events: Any,
@@ -148,12 +200,14 @@ def record_review_answers(*, evidence: Any, answers: Any, params: dict[str, Any]
     from churn_pipeline.services.registry import APPROVED, REJECTED
 
     settings = load_settings()
-    evidence, answers = list(evidence or []), list(answers or [])
-    if len(answers) != len(evidence):
-        raise AirflowFailException(f"{len(evidence)} question(s) but {len(answers)} answer(s): a review_version task "
+    # by index, not by iterating: Airflow's lazy sequence of mapped results logs an error at its end
+    evidence, answered = list(evidence or []), (len(answers) if answers is not None else 0)
+    if answered != len(evidence):
+        raise AirflowFailException(f"{len(evidence)} question(s) but {answered} answer(s): a review_version task "
                                    "did not finish; clear it to ask again")
     decisions = []
-    for item, answer in zip(evidence, answers, strict=True):
+    for index, item in enumerate(evidence):
+        answer = answers[index]
         if not answer:
             raise AirflowFailException(f"version {item['version']}'s review has no answer; clear {REVIEW_TASK} to "
                                        "ask again")
