@@ -1,6 +1,7 @@
 """What a person sees in Airflow's UI, driven through headless Chromium's DevTools protocol.
 
-Used by the standalone test (the DAG's graph and the trigger form, as the README describes them)
+Used by the standalone test (the DAG's graph and the trigger form, as the README describes them, and
+a registered version's review under Required Actions)
 and to take the README's pictures of them from a running ``make standalone``:
 
     AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True make standalone      # in one shell
@@ -184,6 +185,29 @@ def submit_the_trigger_form(page: Page, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise BrowserError(f"the trigger form never closed: {page.text()[:1500]}")
         time.sleep(0.5)
+
+
+def answer_the_review(page: Page, url: str, subject: str, option: str, comment: str,
+                      timeout: float = 120.0) -> str:
+    """Open a review's Required Actions page (the link its notification carries), wait for the question
+    of the try now waiting, type the comment and press ``option``; the page's text as it was answered."""
+    page.open(url)
+    shown = page.wait_for_text(subject, "Awaiting Input", "Comment", option, timeout=timeout)
+    page.evaluate(f"""(() => {{
+        const field = document.querySelector('input[name=element_comment]');
+        const setValue = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+        setValue.call(field, {json.dumps(comment)});  // as typing does: React reads the input event
+        field.dispatchEvent(new Event('input', {{bubbles: true}}));
+    }})()""")
+    deadline = time.monotonic() + 30
+    while not page.evaluate(f"""[...document.querySelectorAll('button')].some(b =>
+            b.innerText.trim() === {json.dumps(option)} && !b.disabled)"""):
+        if time.monotonic() > deadline:
+            raise BrowserError(f"the {option} button never became pressable: {page.text()[-1500:]}")
+        time.sleep(0.3)
+    page.click(option)
+    page.wait_for_text("Response received", timeout=timeout)
+    return shown
 
 
 def latest_run_path(page: Page, base_url: str) -> str:

@@ -16,6 +16,7 @@ from tests.dags.test_dag_integrity import HEAVY, ROLE
 
 SCORING_FILE = PROJECT / "dags" / "customer_churn_scoring.py"
 APPROVAL_FILE = PROJECT / "dags" / "customer_churn_approval.py"
+REVIEW_FILE = PROJECT / "dags" / "customer_churn_review.py"
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/churn-approvals"
 
 
@@ -29,7 +30,7 @@ def load(monkeypatch: pytest.MonkeyPatch, dag_file, dag_id: str, **environment: 
     return bag.dags[dag_id]
 
 
-@pytest.mark.parametrize("dag_file", [SCORING_FILE, APPROVAL_FILE], ids=["scoring", "approval"])
+@pytest.mark.parametrize("dag_file", [SCORING_FILE, APPROVAL_FILE, REVIEW_FILE], ids=["scoring", "approval", "review"])
 def test_importing_loads_nothing_heavy(dag_file) -> None:
     probe = (
         "import importlib.util, json, sys;"
@@ -74,6 +75,44 @@ def test_on_aws_the_champion_asset_watches_the_approvals_queue(monkeypatch) -> N
 def test_approval_emits_the_champion_asset_and_training_announces_versions(monkeypatch) -> None:
     approval = load(monkeypatch, APPROVAL_FILE, "customer_churn_approval")
     assert type(approval.timetable).__name__ == "NullTimetable"  # triggered by a person, never scheduled
-    assert [asset.name for asset in approval.get_task("approve_version").outlets] == ["churn_champion"]
+    # through the alias only an approval adds to: a rejection emits no champion event, so schedules no scoring
+    assert [asset.name for asset in approval.get_task("approve_version").outlets] == ["churn_champion_approvals"]
     training = load(monkeypatch, PROJECT / "dags" / "customer_churn_pipeline.py", "customer_churn_pipeline")
     assert [asset.name for asset in training.get_task("register_model").outlets] == ["churn_model_version"]
+
+
+def test_each_registered_version_is_reviewed_in_its_own_dag_with_the_settings_timeout_and_approvers(
+        monkeypatch) -> None:
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    review = load(monkeypatch, REVIEW_FILE, "customer_churn_review", CHURN_REVIEW_APPROVERS="ana, ben",
+                  CHURN_REVIEW_TIMEOUT_DAYS="0.5")
+    assert [asset.name for asset in review.timetable.asset_condition.objects] == ["churn_model_version"]
+    assert [task.task_id for task in review.topological_sort()] == ["prepare_review", "review_version",
+                                                                    "record_reviews"]
+    question = review.get_task("review_version")
+    assert question.operator_class is HITLOperator or issubclass(question.operator_class, HITLOperator)
+    partial = question.partial_kwargs
+    assert partial["options"] == ["Approve", "Reject"] and partial["defaults"] == ["Reject"]
+    assert partial["response_timeout"].total_seconds() == 12 * 3600
+    assert partial["assigned_users"] == [{"id": "ana", "name": "ana"}, {"id": "ben", "name": "ben"}]
+    assert partial["retries"] >= 1, "a retry for Airflow's stale-success race (apache/airflow#71580)"
+    assert [alias.name for alias in review.get_task("record_reviews").outlets] == ["churn_champion_approvals"]
+    unassigned = load(monkeypatch, REVIEW_FILE, "customer_churn_review", CHURN_REVIEW_APPROVERS="")
+    assert unassigned.get_task("review_version").partial_kwargs["assigned_users"] is None
+
+
+def test_before_airflow_3_1_the_review_file_defines_no_dag() -> None:
+    """MWAA's Airflow 3.0.6 has no human-in-the-loop operators: the standard provider's module raises
+    on import there, as it does here when told the Airflow is older."""
+    probe = (
+        "import importlib.util, json;"
+        "import airflow.providers.standard.version_compat as installed; installed.AIRFLOW_V_3_1_PLUS = False;"
+        "from airflow.sdk import DAG;"
+        f"spec = importlib.util.spec_from_file_location('dag_module', {str(REVIEW_FILE)!r});"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module);"
+        "print(json.dumps([name for name, value in vars(module).items() if isinstance(value, DAG)]))"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == []

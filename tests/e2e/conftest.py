@@ -20,6 +20,7 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 TRAINING_DAG = "customer_churn_pipeline"
 SCORING_DAG = "customer_churn_scoring"
 APPROVAL_DAG = "customer_churn_approval"
+REVIEW_DAG = "customer_churn_review"
 
 
 def fresh_shell() -> dict[str, str]:

@@ -70,6 +70,8 @@ def required_permissions(call: RecordedCall, region: str, account: str) -> list[
     if call.action == "CreateModelPackage":
         arn = _sagemaker_arn(region, account, f"model-package/{group}/next")
         return [("sagemaker:CreateModelPackage", arn)] + ([("sagemaker:AddTags", arn)] if params.get("Tags") else [])
+    if call.action == "UpdateModelPackage":
+        return [("sagemaker:UpdateModelPackage", params["ModelPackageArn"])]
     if call.action == "DescribeModelPackage":
         return [("sagemaker:DescribeModelPackage", params["ModelPackageName"])]
     if call.action == "ListModelPackages":

@@ -13,7 +13,9 @@ from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.domain.steps import INPUT_ROLES
 from churn_pipeline.services.notifications import Notification, SnsChannel, notify_once
 from churn_pipeline.services.objectstore import S3ObjectStore
+from churn_pipeline.services.registry import SageMakerRegistry
 from churn_pipeline.tooling.iam import AIRFLOW_POLICY, EXECUTION_POLICY, render_policies
+from tests.builders import registration_request
 from tests.e2e.iam_check import (
     SAGEMAKER_PLATFORM_ACTIONS,
     granted_actions,
@@ -90,6 +92,12 @@ def exercise_the_paths_no_run_takes(aws: dict, env: dict[str, str],
         S3Hook(aws_conn_id=settings.aws_conn_id).load_file_obj(
             ConnectionLostMidway(bytes(20 * 2**20)), key=f"{PREFIX}/runs/20261122T020000Z/input/customers.parquet",
             bucket_name=BUCKET, replace=True)
+    # a review answered in Airflow writes its decision on the package (no run of the training DAG does)
+    registry = SageMakerRegistry(aws["clients"]["sagemaker"], store, settings.base_uri)
+    registered = registry.register(registration_request(settings, "20261122T020000Z"))
+    registry.set_approval(settings.model_package_group, registered.version, "Approved",
+                          "Approved by ana at 2026-11-22T09:00:00+00:00 via Airflow review: fine",
+                          registered.identifier)
     return server.calls()
 
 

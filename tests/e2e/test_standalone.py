@@ -1,9 +1,13 @@
 """Airflow's UI as the README brings it up: `make standalone` from a shell whose PATH lacks .venv/bin,
-the DAGs in the state docs/running-locally.md describes (training paused; approval and scoring
+the DAGs in the state docs/running-locally.md describes (training paused; approval, review and scoring
 unpaused, scoring's latest slot running at once), the training DAG triggered through its form in
 headless Chromium with "unpause on trigger" checked as the README says (your run and the latest 02:00
-slot: exactly two versions), a version approved through the approval DAG's form (scoring runs for that
-approval), a backfill through the real scheduler, and `make stop`, after which no process of it runs."""
+slot: exactly two versions), each version's review under Required Actions with its evidence, opened
+from the link its notification carries (the first approved: the champion, scored once; the second
+rejected: nothing moves, nothing scored), the same approval again through the approval DAG's form
+(scoring de-duplicates: it starts nothing), a backfill through the real scheduler whose version nobody
+reviews (it rejects itself after the shortened timeout), and `make stop`, after which no process of it
+runs."""
 
 from __future__ import annotations
 
@@ -18,15 +22,35 @@ from pathlib import Path
 
 import pytest
 
+from churn_pipeline.domain.review import review_link
 from churn_pipeline.tooling.standalone import GRACE_SECONDS, MARKER, PID_FILE
 from tests.conftest import PROJECT
-from tests.e2e.conftest import AIRFLOW, APPROVAL_DAG, SCORING_DAG, fresh_shell
+from tests.e2e.conftest import AIRFLOW, APPROVAL_DAG, REVIEW_DAG, SCORING_DAG, fresh_shell
 from tests.e2e.moto_server import free_port
 
 pytestmark = pytest.mark.e2e
 DATES = ("20261101T020000Z",)
 # how Airflow 3's scheduler ends when SQLite hands it a stale dag_run row (apache/airflow#63926)
 SCHEDULER_CRASH = "StaleDataError: UPDATE statement on table 'dag_run'"
+# long enough to answer two reviews in the browser as they appear, short enough to wait out once
+REVIEW_TIMEOUT_SECONDS = 90
+# how the scheduler fails a task on the executor's stale report of an earlier try (apache/airflow#71580)
+STALE_SUCCESS = re.compile(r"<TaskInstance: customer_churn_review\.review_version [^>]*> finished with state success, "
+                           r"but the task instance's state attribute is (?:running|queued|scheduled|awaiting_input)")
+
+
+def waiting_reviews(home: Path) -> list[tuple[str, int, int]]:
+    """(run id, map index, try) of every review question waiting for an answer now."""
+    with sqlite3.connect(home / "airflow.db") as db:
+        return db.execute("SELECT run_id, map_index, try_number FROM task_instance WHERE dag_id = ? AND "
+                          "task_id = 'review_version' AND state = 'awaiting_input'", (REVIEW_DAG,)).fetchall()
+
+
+def review_tries(home: Path) -> dict[tuple[str, int], tuple[str, int]]:
+    with sqlite3.connect(home / "airflow.db") as db:
+        rows = db.execute("SELECT run_id, map_index, state, try_number FROM task_instance WHERE dag_id = ? AND "
+                          "task_id = 'review_version'", (REVIEW_DAG,)).fetchall()
+    return {(run, index): (state, tries) for run, index, state, tries in rows}
 
 
 def run_states(home: Path) -> dict[str, str]:
@@ -87,6 +111,7 @@ def runs_of(home: Path, dag_id: str) -> list[tuple[str, str, str]]:
 def test_make_standalone_serves_the_ui_path_of_the_readme_and_make_stop_ends_it_all(airflow_project, chromium) -> None:
     from tests.ui_tour import (
         DAG_ID,
+        answer_the_review,
         chromium_page,
         open_the_trigger_form,
         show_the_graph,
@@ -102,6 +127,8 @@ def test_make_standalone_serves_the_ui_path_of_the_readme_and_make_stop_ends_it_
              "CHURN_AIRFLOW_HOME": str(home),  # make's own choice of home: the shell's AIRFLOW_HOME it ignores
              "AIRFLOW_HOME": str(home / "another-airflow"),
              "AIRFLOW__API__PORT": str(port),
+             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",  # the reviews' links point here
+             "CHURN_REVIEW_TIMEOUT_DAYS": str(REVIEW_TIMEOUT_SECONDS / 86400),
              "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
              "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
              "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
@@ -169,11 +196,11 @@ def test_make_standalone_serves_the_ui_path_of_the_readme_and_make_stop_ends_it_
             return completed
 
         deadline = time.time() + 180
-        while len(dag_states(home)) < 3:
+        while len(dag_states(home)) < 4:
             assert time.time() < deadline, "the DAGs were never parsed"
             time.sleep(3)
-        # the state the docs describe: training paused (its nightly run is opt-in), approval and scoring not
-        assert dag_states(home) == {DAG_ID: True, APPROVAL_DAG: False, SCORING_DAG: False}
+        # the state the docs describe: training paused (its nightly run is opt-in), approval, review and scoring not
+        assert dag_states(home) == {DAG_ID: True, APPROVAL_DAG: False, REVIEW_DAG: False, SCORING_DAG: False}
         # what unpausing does, as the docs say: scoring runs its latest 06:00 slot at once, and with no
         # approved version it ends before any job, saying how to approve one
         ((kind, state, _),) = await_runs(SCORING_DAG, 1, timeout=300)
@@ -197,21 +224,72 @@ def test_make_standalone_serves_the_ui_path_of_the_readme_and_make_stop_ends_it_
             assert f"Unpause {DAG_ID} on trigger" in form and unpause_is_checked(page), "checked, as the README says"
             assert trigger_is_enabled(page), "the trigger form refuses its own defaults"
             submit_the_trigger_form(page)
+            # each version's review, opened from its notification's link and answered as it appears: the
+            # first approved, the second rejected (a retry of a question after Airflow's stale-success race
+            # is a new try waiting: it is answered again)
+            answers = {1: ("Approve", "the first model: ship it"), 2: ("Reject", "no better than version 1")}
+            answered: dict[tuple[str, int], str] = {}
+            deadline = time.time() + 1200
+
+            def statuses() -> dict[int, str]:
+                # read once a version was announced: the first registration creates the MLflow database,
+                # and a reader opening it meanwhile would run MLflow's migrations alongside
+                if not links:
+                    return {}
+                return {v["version"]: v["tags"].get("approval_status") for v in airflow_project.versions()}
+
+            links: dict[str, int] = {}
+            while statuses() != {1: "Approved", 2: "Rejected"}:
+                links = {note["review_url"]: int(re.search(r"version (\d+)", note["subject"])[1])
+                         for note in airflow_project.notifications() if note["reason"] == "review_requested"}
+                for run_id, index, attempt in waiting_reviews(home):
+                    url = review_link(base, REVIEW_DAG, run_id, "review_version", index)
+                    version = links.get(url)
+                    if version in answers and (url, attempt) not in answered:
+                        option, comment = answers[version]
+                        answered[(url, attempt)] = answer_the_review(
+                            page, url, f"Approve customer-churn version {version}?", option, comment)
+                restart_if_the_scheduler_crashed()
+                assert time.time() < deadline, f"reviews not answered: {airflow_project.versions()}"
+                time.sleep(2)
+            first = next(text for (url, _), text in answered.items() if links[url] == 1)
+            for evidence in ("customer-churn version 1", "Gate: passed", "accuracy 0.", "this version",
+                             "champion (none approved)", "roc_auc", "Drift", "Business", "expected campaign profit",
+                             "Report", "report.html"):
+                assert evidence in first, f"{evidence!r} not on the review page: {first[-2500:]}"
             # your run and the latest 02:00 slot, which unpausing schedules: the two versions the README promises
             training = await_runs(DAG_ID, 2)
             assert sorted(kind for kind, _, _ in training) == ["manual", "scheduled"]
             assert [state for _, state, _ in training] == ["success", "success"], training
-            assert sorted(v["version"] for v in airflow_project.versions()) == [1, 2]
+            reviews = await_runs(REVIEW_DAG, 1, timeout=600)
+            assert {state for _, state, _ in reviews} == {"success"}, reviews
+            decided = {v["version"]: v for v in airflow_project.versions()}
+            assert decided[1]["aliases"] == ["champion"] and decided[2]["aliases"] == [], "a rejection moves nothing"
+            assert re.match(r"Approved by \S+ at 20\d\d-.* via Airflow review \(customer_churn_review run .*\): "
+                            r"the first model: ship it$", decided[1]["tags"]["approval_description"])
+            assert decided[2]["tags"]["approval_description"].endswith(": no better than version 1")
+            scoring = await_runs(SCORING_DAG, 2, timeout=900)
+            assert [kind for kind, _, _ in scoring] == ["scheduled", "asset_triggered"], \
+                f"one scoring run for the one approval, none for the rejection: {scoring}"
+            assert scoring[-1][1] == "success"
+            champion_events = airflow_project.asset_events("churn_champion")
+            assert [(event["dag_id"], event["extra"]["version"]) for event in champion_events] == [(REVIEW_DAG, 1)]
 
+            # the same approval once more, through the approval DAG's form: an event for a package already
+            # scored starts no second scoring of it
             show_the_graph(page, base, f"/dags/{APPROVAL_DAG}", tasks=("approve_version",))
             open_the_trigger_form(page, param="version")
             submit_the_trigger_form(page)  # its defaults: approve version 1
             ((_, approved, _),) = await_runs(APPROVAL_DAG, 1, timeout=600)
             assert approved == "success"
-            scoring = await_runs(SCORING_DAG, 2, timeout=900)
-            assert scoring[-1][:2] == ("asset_triggered", "success"), f"scoring follows the approval: {scoring}"
+            scoring = await_runs(SCORING_DAG, 3, timeout=900)
+            assert scoring[-1][:2] == ("asset_triggered", "success"), f"the second event's run: {scoring}"
+            with sqlite3.connect(home / "airflow.db") as db:
+                second = dict(db.execute("SELECT task_id, state FROM task_instance WHERE run_id = ?",
+                                         (scoring[-1][2],)).fetchall())
+            assert second["stage_customers"] == "skipped" and second["score_customers"] == "skipped", second
             (summary,) = airflow_project.local_root.glob("s3/*/*/scoring/*/summary.json")
-            assert json.loads(summary.read_text())["model"]["version"] == 1, "scored with the version approved"
+            assert json.loads(summary.read_text())["model"]["version"] == 1, "scored once, with the version approved"
 
         created = cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", "2026-11-01",
                       "--to-date", "2026-11-02", "--max-active-runs", "1")
@@ -224,6 +302,9 @@ def test_make_standalone_serves_the_ui_path_of_the_readme_and_make_stop_ends_it_
             restart_if_the_scheduler_crashed()
             assert time.time() < deadline, f"backfill did not finish: {states}"
             time.sleep(5)
+        # nobody answers the backfilled version's review: after its timeout it rejects itself, saying so
+        reviews = await_runs(REVIEW_DAG, len(reviews) + 1, timeout=REVIEW_TIMEOUT_SECONDS + 300)
+        assert {state for _, state, _ in reviews} == {"success"}, reviews
     finally:
         stopped = stop()  # by the pid file and the marker: also what a start that failed left running
         if server is not None:
@@ -247,3 +328,11 @@ def test_make_standalone_serves_the_ui_path_of_the_readme_and_make_stop_ends_it_
     # the backfilled date's version comes after the two of the UI, and nothing else ran
     versions = sorted(airflow_project.versions(), key=lambda v: v["version"])
     assert [v["tags"]["run_key"] for v in versions][2:] == list(DATES)
+    unanswered = versions[2]
+    assert unanswered["tags"]["approval_status"] == "Rejected" and unanswered["aliases"] == []
+    assert re.match(r"Rejected by nobody at .*: no answer within [\d.e-]+ day\(s\): rejected automatically$",
+                    unanswered["tags"]["approval_description"]), unanswered["tags"]
+    assert [kind for kind, _, _ in runs_of(home, SCORING_DAG)] == ["scheduled", "asset_triggered", "asset_triggered"]
+    # a question is asked again only after Airflow's stale-success race failed its try, as its log says
+    raced = len(STALE_SUCCESS.findall(log.read_text()))
+    assert sum(tries - 1 for _, tries in review_tries(home).values()) <= raced, (review_tries(home), raced)

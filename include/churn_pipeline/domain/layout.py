@@ -183,3 +183,17 @@ class ScoringLayout(_KeyedPrefix):
     def notification_marker_uri(self, reason: str) -> str:
         """As ``RunLayout.notification_marker_uri``: beside the scoring run's prefix, not in it."""
         return f"{self.base_uri}/notifications/{self.area}/{self.key}/{reason}.json"
+
+
+def scored_champion_record_uri(base_uri: str, group: str, version: int) -> str:
+    """The record that a scoring run published scores of this approved version
+    (``scored-champions/<group>/v<N>.json``): one approval reaches scoring by more than one way on AWS
+    (Airflow's own champion event, and SageMaker's EventBridge event of the same change), and this
+    record is how the second event starts nothing."""
+    return f"{base_uri}/scored-champions/{group}/v{version}.json"
+
+
+def review_claim_uri(base_uri: str, group: str, version: int) -> str:
+    """Which review run asks about this version (``reviews/<group>/v<N>.json``): a version is asked
+    once, by the run of its own registration event or, where Airflow lost that event, by the next run."""
+    return f"{base_uri}/reviews/{group}/v{version}.json"

@@ -139,6 +139,12 @@ class Settings(BaseModel):
     # An SQS queue that EventBridge fills when a model package is approved in SageMaker; when set, the
     # scoring DAG's champion asset watches it, so that an approval schedules scoring (deploy/eventbridge/)
     approval_queue_url: str | None = None
+    # Who may answer a version's review in Airflow (customer_churn_review): Airflow user ids, comma-
+    # separated; none: anyone allowed to edit the DAG's required actions
+    review_approvers: tuple[str, ...] = ()
+    # A review unanswered this long rejects its version, saying so: a nightly pipeline would otherwise
+    # leave a year's worth of versions waiting. A fraction of a day is allowed (0.5: twelve hours).
+    review_timeout_days: float = Field(7.0, gt=0, le=365)
     # Where extract_customers reads the customers (unset: the run reads input_uri, a CSV by default).
     # The connection's type picks the transfer at run time; credentials stay in the connection.
     source_conn_id: str | None = None
@@ -198,7 +204,7 @@ class Settings(BaseModel):
             raise ValueError(f"must be absolute folders, separated by commas; not absolute: {', '.join(relative)}")
         return tuple(root.expanduser().resolve() for root in value)
 
-    @field_validator("subnets", "security_group_ids", mode="before")
+    @field_validator("subnets", "security_group_ids", "review_approvers", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         return comma_list(value)
@@ -323,6 +329,10 @@ class Settings(BaseModel):
     def source_configured(self) -> bool:
         """True when extract_customers reads a source; otherwise the run reads ``input_uri``."""
         return self.source_conn_id is not None
+
+    @property
+    def review_timeout(self) -> timedelta:
+        return timedelta(days=self.review_timeout_days)
 
     @property
     def job_wait_seconds(self) -> int:

@@ -2,26 +2,34 @@
 
 ``churn_model_version``: a version was registered (the training DAG's ``register_model`` emits it).
 ``churn_champion``: a version was approved, so the champion may have changed; it schedules
-``customer_churn_scoring`` (besides its daily 06:00). Locally the ``customer_churn_approval`` DAG
-approves and emits it. On AWS, approval happens in SageMaker: an EventBridge rule on the group's
+``customer_churn_scoring`` (besides its daily 06:00). The review DAG ``customer_churn_review`` and the
+approval DAG ``customer_churn_approval`` emit it through the ``churn_champion_approvals`` alias, and
+only when they approve. On AWS, approval happens in SageMaker: an EventBridge rule on the group's
 "Model Package State Change" to ``Approved`` feeds an SQS queue (``CHURN_APPROVAL_QUEUE_URL``), which
 the asset watches, so that the approval itself schedules scoring (``deploy/eventbridge/``).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, AssetWatcher
+from airflow.sdk import Asset, AssetAlias, AssetWatcher
 
+from churn_pipeline.domain.asset_names import CHAMPION_APPROVALS_ALIAS, CHAMPION_ASSET, MODEL_VERSION_ASSET
 from churn_pipeline.domain.settings import Settings
 
-MODEL_VERSION_ASSET = "churn_model_version"
-CHAMPION_ASSET = "churn_champion"
+__all__ = ["CHAMPION_ASSET", "MODEL_VERSION_ASSET", "champion_approvals", "champion_asset", "model_version_asset"]
+
 APPROVAL_WATCHER = "sagemaker_model_approvals"
 APPROVAL_POLL_SECONDS = 60
 
 
 def model_version_asset() -> Asset:
     return Asset(name=MODEL_VERSION_ASSET)
+
+
+def champion_approvals() -> AssetAlias:
+    """The outlet of a task that decides on a version: it adds a ``churn_champion`` event to this
+    alias only for an approval, once (``tasks.review.emit_champion``)."""
+    return AssetAlias(name=CHAMPION_APPROVALS_ALIAS)
 
 
 def champion_asset(settings: Settings) -> Asset:

@@ -56,6 +56,7 @@ class Notification:
     report_uri: str | None = None  # where the run's report is, when it has one
     champion: str | None = None  # the champion compared with (identifier), when there was one
     drifted_features: tuple[str, ...] = ()
+    review_url: str | None = None  # a registered version's review in Airflow's UI (review_requested)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "failed_tasks": list(self.failed_tasks), "reasons": list(self.reasons),

@@ -38,8 +38,10 @@ APPROVED = "Approved"
 REJECTED = "Rejected"
 APPROVAL_STATUSES = (PENDING, APPROVED, REJECTED)
 APPROVAL_TAG = "approval_status"
+APPROVAL_DESCRIPTION_TAG = "approval_description"  # who, when, how and why: SageMaker's ApprovalDescription
 CHAMPION_ALIAS = "champion"
 STATISTICS_TAG = "statistics_uri"
+MAX_PENDING = 20  # unanswered reviews reject themselves after days: more waiting than this is a backlog
 EXPERIMENT = "customer-churn-pipeline"
 
 
@@ -52,6 +54,13 @@ class ModelRegistry(Protocol):
 
     def newest(self, group: str) -> ModelVersionRef | None:
         """The newest registered version, whatever its status; None when there is none."""
+
+    def set_approval(self, group: str, version: int, status: str, description: str | None = None,
+                     identifier: str | None = None) -> int | None:
+        """Record a decision on a version; the champion's version afterwards (None: none approved)."""
+
+    def pending(self, group: str) -> list[ModelVersionRef]:
+        """The versions awaiting a decision, newest first (at most ``MAX_PENDING``)."""
 
 
 def _metrics_of(metadata: dict[str, Any]) -> dict[str, float]:
@@ -133,6 +142,40 @@ class SageMakerRegistry:
 
     def champion(self, group: str) -> ModelVersionRef | None:
         return self._latest(group, ModelApprovalStatus=APPROVED)
+
+    def pending(self, group: str) -> list[ModelVersionRef]:
+        found = self.client.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus=PENDING,
+                                                SortBy="CreationTime", SortOrder="Descending", MaxResults=MAX_PENDING)
+        refs = []
+        for summary in found["ModelPackageSummaryList"]:
+            described = self.client.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            metadata = described.get("CustomerMetadataProperties") or {}
+            refs.append(ModelVersionRef(
+                version=int(described["ModelPackageVersion"]), identifier=described["ModelPackageArn"],
+                approval_status=described.get("ModelApprovalStatus", PENDING),
+                model_uri=described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
+                metrics=_metrics_of(metadata), run_key=metadata.get(RUN_KEY_TAG)))
+        return refs
+
+    def set_approval(self, group: str, version: int, status: str, description: str | None = None,
+                     identifier: str | None = None) -> int | None:
+        """Write the decision on the package (``identifier``, its ARN): ``ModelApprovalStatus`` and
+        ``ApprovalDescription``; returns the champion's version, the latest Approved package."""
+        if status not in APPROVAL_STATUSES:
+            raise ValueError(f"approval status must be one of {', '.join(APPROVAL_STATUSES)}, got {status!r}")
+        if not identifier:
+            raise ValueError(f"the sagemaker backend needs version {version}'s model package ARN to decide on it")
+        described = self.client.describe_model_package(ModelPackageName=identifier)
+        if described.get("ModelPackageGroupName") != group or int(described["ModelPackageVersion"]) != version:
+            raise ValueError(f"{identifier} is not version {version} of {group}")
+        update: dict[str, Any] = {"ModelPackageArn": identifier, "ModelApprovalStatus": status}
+        if description:
+            update["ApprovalDescription"] = description
+        if described.get("CustomerMetadataProperties"):  # an update without them erases them (moto does)
+            update["CustomerMetadataProperties"] = described["CustomerMetadataProperties"]
+        self.client.update_model_package(**update)
+        champion = self.champion(group)
+        return champion.version if champion else None
 
     def newest(self, group: str) -> ModelVersionRef | None:
         return self._latest(group)
@@ -265,20 +308,32 @@ class MlflowRegistry:
             return None
         return self._reference(group, client.get_model_version(group, str(aliases[CHAMPION_ALIAS])))
 
+    def pending(self, group: str) -> list[ModelVersionRef]:
+        if not (self.root / "mlflow.db").is_file():
+            return []
+        found = [item for item in self._client().search_model_versions(f"name = '{group}'")
+                 if item.tags.get(APPROVAL_TAG, PENDING) == PENDING]
+        newest_first = sorted(found, key=lambda item: int(item.version), reverse=True)[:MAX_PENDING]
+        return [self._reference(group, item) for item in newest_first]
+
     def newest(self, group: str) -> ModelVersionRef | None:
         if not (self.root / "mlflow.db").is_file():
             return None
         found = self._client().search_model_versions(f"name = '{group}'")
         return self._reference(group, max(found, key=lambda item: int(item.version))) if found else None
 
-    def set_approval(self, group: str, version: int, status: str) -> int | None:
-        """Set a version's status and move the ``champion`` alias to the newest approved version (the
-        same rule SageMaker's latest Approved package follows); returns the champion's version."""
+    def set_approval(self, group: str, version: int, status: str, description: str | None = None,
+                     identifier: str | None = None) -> int | None:
+        """Set a version's status (and, given, its ``approval_description`` tag) and move the ``champion``
+        alias to the newest approved version (the same rule SageMaker's latest Approved package follows);
+        returns the champion's version. ``identifier`` is SageMaker's; the version number names it here."""
         if status not in APPROVAL_STATUSES:
             raise ValueError(f"approval status must be one of {', '.join(APPROVAL_STATUSES)}, got {status!r}")
         with file_lock(self.root / "mlflow.lock"):
             client = self._client()
             client.set_model_version_tag(group, str(version), APPROVAL_TAG, status)
+            if description:
+                client.set_model_version_tag(group, str(version), APPROVAL_DESCRIPTION_TAG, description)
             approved = [int(item.version) for item in client.search_model_versions(f"name = '{group}'")
                         if item.tags.get(APPROVAL_TAG) == APPROVED]
             if approved:

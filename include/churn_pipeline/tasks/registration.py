@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from churn_pipeline.domain.layout import RunLayout
 from churn_pipeline.domain.settings import Settings, load_settings
 from churn_pipeline.tasks._run import data_source, finish_run, log, received, received_optional, run_layout
+from churn_pipeline.tasks.review import announce_registration, registration_evidence
 
 if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
     from churn_pipeline.domain.payloads import GateDecision, RegisteredVersion
@@ -47,6 +48,9 @@ def register_model_version(*, decision: Any, staged: Any, preprocessing: Any, mo
     version = backend.model_registry(settings).register(request)
     log.info("%s version %s of %s (%s, %s)", "registered" if version.created else "found this run's",
              version.version, settings.model_package_group, version.approval_status, version.identifier)
+    # the version's review (customer_churn_review) reads its evidence from this event
+    announce_registration(context.get("outlet_events"),
+                          registration_evidence(settings, version, decision, dag_run.run_id, layout.key))
     if decision.drifted_features:  # drift_mode=warn: registered, and the reviewer hears why to look closer
         warn_of_drift(settings, layout, decision, dag_run.run_id, version)
     finish_run(settings, layout, RunOutcome(

@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from churn_pipeline.domain.layout import ScoringLayout, run_key
+from churn_pipeline.domain.layout import ScoringLayout, run_key, scored_champion_record_uri
 from churn_pipeline.domain.s3_uris import is_s3_uri
 from churn_pipeline.domain.settings import PROJECT_DIR, Settings, SettingsError, load_settings
 from churn_pipeline.domain.xcom_keys import FAILURE_KEY
@@ -45,6 +45,7 @@ SCORES_HEADER = ("churn_probability", "risk_band", "model_version", "action", "v
                  "other_contributions")
 CONTACT, DO_NOT_CONTACT = "contact", "do not contact"
 REASON_SCORING_FAILED = "scoring_failed"
+ASSET_TRIGGERED = "asset_triggered"  # Airflow's DagRunType of a run an asset event started
 APPROVE_HINT = ("approve one with `make approve VERSION=N` (the customer_churn_approval DAG) or `.venv/bin/churn "
                 "approve N` (locally), or in SageMaker's model registry (on AWS)")
 
@@ -105,6 +106,12 @@ def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **con
     champion = backend.model_registry(settings).champion(settings.model_package_group)
     if champion is None:
         raise _fail(ti, f"no approved model of {settings.model_package_group}; {APPROVE_HINT}")
+    if getattr(dag_run.run_type, "value", dag_run.run_type) == ASSET_TRIGGERED:
+        already = already_scored(settings, store, champion)
+        if already:  # the same approval's other event (Airflow's and SageMaker's EventBridge one): nothing to do
+            raise AirflowSkipException(f"version {champion.version} ({champion.identifier}) is the champion and was "
+                                       f"already scored by run {already.get('run_id')}; this approval event starts "
+                                       "nothing (the daily run scores again)")
     input_uri = str(params["input_uri"]).strip()
     from churn_pipeline.services.customer_lines import stage_lines, table_columns
 
@@ -132,6 +139,27 @@ def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **con
     return StagedScoring(run_key=key, image_uri=backend.container_image(settings), input_uri=layout.input_uri,
                          customers=staged_lines.customers, dropped_duplicates=staged_lines.dropped,
                          id_column=id_column, champion=champion).to_xcom()
+
+
+def already_scored(settings: Settings, store: ObjectStore, champion: ModelVersionRef) -> dict[str, Any] | None:
+    """The record of the run that published scores of this champion, if one did."""
+    from churn_pipeline.services.objectstore import ObjectStoreError
+
+    uri = scored_champion_record_uri(settings.base_uri, settings.model_package_group, champion.version)
+    try:
+        record: dict[str, Any] = json.loads(store.read_bytes(uri))
+    except ObjectStoreError:
+        return None
+    return record if record.get("identifier") == champion.identifier else None
+
+
+def record_scored(settings: Settings, store: ObjectStore, champion: ModelVersionRef, run_id: str | None,
+                  layout: ScoringLayout) -> None:
+    """Note that this run published scores of ``champion`` (what ``already_scored`` reads)."""
+    record = {"version": champion.version, "identifier": champion.identifier, "run_id": run_id,
+              "run_key": layout.key, "scores_uri": layout.scores_file_uri}
+    store.write_bytes(scored_champion_record_uri(settings.base_uri, settings.model_package_group, champion.version),
+                      json.dumps(record, sort_keys=True).encode())
 
 
 def score_of(line: str, number: int, id_column: str | None, settings: Settings, version: int) -> dict[str, Any]:
@@ -258,7 +286,7 @@ class ScoredOutput:
                 writer.writerow(_scores_row(score))
 
 
-def publish_the_scores(*, staged: Any, scores: Any, **_: Any) -> dict[str, Any]:
+def publish_the_scores(*, staged: Any, scores: Any, dag_run: Any = None, **_: Any) -> dict[str, Any]:
     """Turn the transform job's output (``scores``: its result) into the scores table and summary of
     the scoring run ``staged``, in bounded memory (``ScoredOutput``)."""
     from churn_pipeline.domain.payloads import JobResult, StagedScoring
@@ -290,6 +318,8 @@ def publish_the_scores(*, staged: Any, scores: Any, **_: Any) -> dict[str, Any]:
         scored.write_csv(table)
         store.upload_file(table, layout.scores_file_uri)
     store.write_bytes(layout.summary_file_uri, json.dumps(summary, indent=2, sort_keys=True).encode())
+    # after the scores: a later event of the same approval then starts nothing
+    record_scored(settings, store, staged.champion, getattr(dag_run, "run_id", None), layout)
     log.info("what this run did:\n%s", "\n".join(scoring_lines(summary)))
     return summary
 

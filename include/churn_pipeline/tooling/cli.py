@@ -181,17 +181,32 @@ def champion() -> str:
             f"  trained by run {found.run_key}\n  metrics when registered  {metrics}\n  model  {found.model_uri}")
 
 
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in a container without a passwd entry
+        return "an unnamed local user"
+
+
 def set_status(version: int, status: str) -> str:
     settings = load_settings()
     if settings.backend != "local":
-        raise CliError("approve and reject act on the local registry; on SageMaker use Studio's model registry or "
+        raise CliError("approve and reject act on the local registry; on SageMaker answer the version's review in "
+                       "Airflow (customer_churn_review), or use Studio's model registry or "
                        "`aws sagemaker update-model-package --model-package-arn ARN --model-approval-status Approved`")
     registry = MlflowRegistry(settings.local_root)
     known = {v["version"] for v in registry.versions(settings.model_package_group)} \
         if (settings.local_root / "mlflow.db").is_file() else set()
     if version not in known:
         raise CliError(f"no version {version} of {settings.model_package_group}; known: {sorted(known) or 'none'}")
-    now_champion = registry.set_approval(settings.model_package_group, version, status)
+    from churn_pipeline.tasks.review import record_decision  # Airflow's SDK, imported only for a decision
+
+    decision = record_decision(settings, version=version, status=status, decided_by=_user(), via=COMMAND,
+                               reason=f"{COMMAND} {'approve' if status == APPROVED else 'reject'} {version}",
+                               identifier=f"models:/{settings.model_package_group}/{version}")
+    now_champion = decision["champion"]
     crowned = f"version {now_champion} is the champion" if now_champion else "no version is approved: no champion"
     return f"{settings.model_package_group} version {version} is now {status}; {crowned}"
 
