@@ -109,6 +109,14 @@ def scoring_params(default_input_uri: str) -> tuple[RunParam, ...]:
                        "folder path)"}),)
 
 
+def outcome_params(default_labels_uri: str) -> tuple[RunParam, ...]:
+    return (RunParam("labels_uri", default_labels_uri, {
+        "type": "string", "minLength": 1,
+        "description": "Where the churn labels are: the current customer table (the default) or a labels "
+                       "table with the schema's id and target columns; an s3:// CSV or Parquet object or "
+                       "prefix (locally also a file or folder path)"}),)
+
+
 def approval_params(statuses: Sequence[str], default_status: str) -> tuple[RunParam, ...]:
     return (
         RunParam("version", 1, {"type": "integer", "minimum": 1,

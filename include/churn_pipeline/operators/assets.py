@@ -6,6 +6,8 @@
 approves and emits it. On AWS, approval happens in SageMaker: an EventBridge rule on the group's
 "Model Package State Change" to ``Approved`` feeds an SQS queue (``CHURN_APPROVAL_QUEUE_URL``), which
 the asset watches, so that the approval itself schedules scoring (``deploy/eventbridge/``).
+``churn_retrain``: the outcome DAG found the champion's predictions failing (2 of the last 5 cohorts,
+with ``CHURN_OUTCOME_RETRAIN`` on); it starts the training DAG besides its nightly 02:00.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from churn_pipeline.domain.settings import Settings
 
 MODEL_VERSION_ASSET = "churn_model_version"
 CHAMPION_ASSET = "churn_champion"
+RETRAIN_ASSET = "churn_retrain"
 APPROVAL_WATCHER = "sagemaker_model_approvals"
 APPROVAL_POLL_SECONDS = 60
 
 
 def model_version_asset() -> Asset:
     return Asset(name=MODEL_VERSION_ASSET)
+
+
+def retrain_asset() -> Asset:
+    return Asset(name=RETRAIN_ASSET)
 
 
 def champion_asset(settings: Settings) -> Asset:

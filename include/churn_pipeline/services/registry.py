@@ -40,6 +40,7 @@ APPROVAL_STATUSES = (PENDING, APPROVED, REJECTED)
 APPROVAL_TAG = "approval_status"
 CHAMPION_ALIAS = "champion"
 STATISTICS_TAG = "statistics_uri"
+OUTCOMES_TAG = "outcomes_uri"  # the outcomes page of the version's scores, once a cohort was measured
 EXPERIMENT = "customer-churn-pipeline"
 
 
@@ -52,6 +53,9 @@ class ModelRegistry(Protocol):
 
     def newest(self, group: str) -> ModelVersionRef | None:
         """The newest registered version, whatever its status; None when there is none."""
+
+    def link_outcomes(self, identifier: str, page_uri: str) -> None:
+        """Record on the version where the outcomes of its scores are shown (``OUTCOMES_TAG``)."""
 
 
 def _metrics_of(metadata: dict[str, Any]) -> dict[str, float]:
@@ -133,6 +137,15 @@ class SageMakerRegistry:
 
     def champion(self, group: str) -> ModelVersionRef | None:
         return self._latest(group, ModelApprovalStatus=APPROVED)
+
+    def link_outcomes(self, identifier: str, page_uri: str) -> None:
+        """In the package's CustomerMetadataProperties, passed whole: an update without them erases them."""
+        described = self.client.describe_model_package(ModelPackageName=identifier)
+        metadata = dict(described.get("CustomerMetadataProperties") or {})
+        if metadata.get(OUTCOMES_TAG) == page_uri:
+            return
+        metadata[OUTCOMES_TAG] = page_uri
+        self.client.update_model_package(ModelPackageArn=identifier, CustomerMetadataProperties=metadata)
 
     def newest(self, group: str) -> ModelVersionRef | None:
         return self._latest(group)
@@ -270,6 +283,15 @@ class MlflowRegistry:
             return None
         found = self._client().search_model_versions(f"name = '{group}'")
         return self._reference(group, max(found, key=lambda item: int(item.version))) if found else None
+
+    def link_outcomes(self, identifier: str, page_uri: str) -> None:
+        """A version tag, which ``mlflow ui`` shows beside the version's metrics."""
+        _, _, path = identifier.partition("models:/")
+        group, _, version = path.rpartition("/")
+        if not group or not version.isdigit():
+            raise ValueError(f"not an MLflow model version URI (models:/<name>/<version>): {identifier!r}")
+        with file_lock(self.root / "mlflow.lock"):
+            self._client().set_model_version_tag(group, version, OUTCOMES_TAG, page_uri)
 
     def set_approval(self, group: str, version: int, status: str) -> int | None:
         """Set a version's status and move the ``champion`` alias to the newest approved version (the
