@@ -34,6 +34,7 @@ from churn_pipeline.domain.model_defaults import comparable_metric_names
 PIPELINE_DAG = "customer_churn_pipeline"
 SCORING_DAG = "customer_churn_scoring"
 APPROVAL_DAG = "customer_churn_approval"
+OUTCOME_DAG = "customer_churn_outcomes"
 ECONOMICS = default_economics()
 
 # No real number is both >= 1 and <= 0; NaN is, since every comparison with it is false and a JSON

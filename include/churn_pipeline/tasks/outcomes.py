@@ -39,6 +39,9 @@ REASON_SUSTAINED_FAILURE = "outcomes_failed"
 # classes; a smaller holdout is too noisy for a top-decile lift, and everyone is judged instead.
 MIN_JUDGED_HOLDOUT = 300
 CALIBRATION_BINS = 10
+# SageMaker's model-quality names (evaluation.json's binary_classification_metrics) and the project's
+MODEL_QUALITY_NAMES = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "f1_score",
+                       "auc": "roc_auc"}
 
 
 def cohort_keys(store: ObjectStore, layout: OutcomeLayout) -> list[str]:
@@ -135,8 +138,9 @@ def promised_figures(store: ObjectStore, settings: Settings, model: dict[str, An
     evaluation = json.loads(store.read_bytes(RunLayout(settings.base_uri, model["run_key"]).evaluation_file_uri))
     economics, ranking = evaluation["economics"], evaluation["ranking"]
     rows = evaluation["rows"]["test"]
-    deviations = {name: float(entry.get("standard_deviation", 0.0)) for name, entry in
-                  evaluation.get("binary_classification_metrics", {}).items() if isinstance(entry, dict)}
+    quality = evaluation.get("binary_classification_metrics", {})
+    deviations = {name: float(quality[key]["standard_deviation"]) for key, name in MODEL_QUALITY_NAMES.items()
+                  if isinstance(quality.get(key), dict) and "standard_deviation" in quality[key]}
     return {**metrics, "top_decile_precision": ranking["top_decile_precision"],
             "profit_per_customer": round(float(economics["at_threshold"]["profit"]) / rows, 4),
             "ece": evaluation.get("calibration", {}).get("ece"), "threshold": float(economics["threshold"]),
