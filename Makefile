@@ -139,7 +139,7 @@ versions: $(VENV)/.installed  ## List the registered versions: status, metrics, 
 	@$(BIN)/churn versions
 
 # The outcome story in a local store of its own, so that its versions never mix with make demo's: train,
-# approve, score, then next month's customer table (DRIFTED=1: one the champion cannot predict) and the
+# approve, score on two days, then next month's customer table (DRIFTED=1: one the champion cannot predict) and the
 # outcome DAG 30 days after the scores, then the verdict. Fixed dates: the same story every time.
 OUTCOMES_ROOT := $(CURDIR)/local-store/outcomes-demo
 demo-outcomes: export CHURN_LOCAL_ROOT = $(OUTCOMES_ROOT)
@@ -151,10 +151,11 @@ demo-outcomes: $(AIRFLOW_DB) $(TWIN)/.installed  ## Train, approve, score, then 
 	run "train on the sample (2026-11-01)" customer_churn_pipeline 2026-11-01 && \
 	run "approve version 1" customer_churn_approval 2026-11-01T12:00:00+00:00 --conf '{"version": 1}' && \
 	run "score every customer with it (2026-11-02)" customer_churn_scoring 2026-11-02 && \
+	run "score them again the next day (2026-11-03)" customer_churn_scoring 2026-11-03 && \
 	$(BIN)/python -m churn_pipeline.tooling.sample_data --next-month $(if $(DRIFTED),--drifted) \
 		--output $(OUTCOMES_ROOT)/next-month.csv > /dev/null && \
 	echo "  next month's customer table$(if $(DRIFTED), (drifted)): $(OUTCOMES_ROOT)/next-month.csv" && \
-	run "measure the scores against it, 30 days on (2026-12-02)" customer_churn_outcomes 2026-12-02T07:00:00+00:00 \
+	run "measure both days' scores against it, 30 days on (2026-12-03)" customer_churn_outcomes 2026-12-03T07:00:00+00:00 \
 		--conf '{"labels_uri": "$(OUTCOMES_ROOT)/next-month.csv"}' && \
 	$(BIN)/churn outcomes
 
