@@ -4,12 +4,15 @@
 Daily at 07:00 this DAG measures each scoring cohort (a run of `customer_churn_scoring`) once its
 churn labels have arrived, `CHURN_LABEL_HORIZON_DAYS` (30) after it was scored: it joins the
 cohort's scores with the labels of the current customer table (or the `labels_uri` param) and
-compares what came true with what the model promised when it was registered.
+compares what came true with what the model promised when it was registered. With
+`CHURN_SOURCE_CONN_ID` set, `extract_labels` first reads the current customers from the same source as
+training's `extract_customers` (the `source_query` param or `CHURN_SOURCE_QUERY`).
 
 | task | runs | reads | writes |
 | --- | --- | --- | --- |
+| `extract_labels` | provider transfer; skipped without a source | a database / HTTP export | Parquet |
 | `measure_outcomes` | this worker | due cohorts' scores, labels, evaluations | `outcomes/<cohort>/outcome.json` |
-| `judge_outcomes` | this worker | every measured cohort | `outcomes/outcomes.html`, the registry's link; one message |
+| `judge_outcomes` | this worker | every measured cohort | `outcomes/outcomes.html`, registry link; one message |
 | `request_retraining` | this worker | the verdict | the `churn_retrain` asset event, or skipped |
 
 Per cohort: label coverage, realised accuracy, ROC AUC, top-decile lift and precision, calibration
@@ -23,11 +26,12 @@ from __future__ import annotations
 
 import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, CronTriggerTimetable, chain
+from airflow.sdk import DAG, CronTriggerTimetable, TriggerRule, chain
 
 from churn_pipeline.domain.run_params import outcome_params
 from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.operators.assets import retrain_asset
+from churn_pipeline.operators.extraction import ExtractLabelsOperator
 from churn_pipeline.operators.params import airflow_params
 from churn_pipeline.tasks.outcomes import ask_for_retraining, judge_the_cohorts, measure_due_cohorts
 
@@ -46,9 +50,12 @@ with DAG(
     default_args=SETTINGS.task_defaults,
     params=airflow_params(outcome_params(SETTINGS.default_input_uri)),
 ) as dag:
-    measure_outcomes = PythonOperator(task_id="measure_outcomes", python_callable=measure_due_cohorts)
+    extract_labels = ExtractLabelsOperator(task_id="extract_labels")
+    measure_outcomes = PythonOperator(task_id="measure_outcomes", python_callable=measure_due_cohorts,
+                                      op_kwargs={"extracted": extract_labels.output},
+                                      trigger_rule=TriggerRule.NONE_FAILED)  # also when no source was extracted
     judge_outcomes = PythonOperator(task_id="judge_outcomes", python_callable=judge_the_cohorts)
     request_retraining = PythonOperator(task_id="request_retraining", python_callable=ask_for_retraining,
                                         op_kwargs={"verdict": judge_outcomes.output}, outlets=[retrain_asset()])
 
-    chain(measure_outcomes, judge_outcomes, request_retraining)
+    chain(extract_labels, measure_outcomes, judge_outcomes, request_retraining)

@@ -185,6 +185,17 @@ class ScoringLayout(_KeyedPrefix):
         return f"{self.base_uri}/notifications/{self.area}/{self.key}/{reason}.json"
 
 
+class LabelsLayout(_KeyedPrefix):
+    """Where an outcome run's ``extract_labels`` writes the labels it read from the source, under
+    ``outcomes/labels/<run key>/``: the same extract as training's, kept apart from the training runs."""
+
+    area = "outcomes/labels"
+
+    @property
+    def input_uri(self) -> str:
+        return self.run_uri
+
+
 @dataclass(frozen=True)
 class OutcomeLayout:
     """Where the outcomes of past scores live, under ``s3://<bucket>/<prefix>/outcomes/``: one record per

@@ -113,9 +113,13 @@ def scoring_params(default_input_uri: str) -> tuple[RunParam, ...]:
 def outcome_params(default_labels_uri: str) -> tuple[RunParam, ...]:
     return (RunParam("labels_uri", default_labels_uri, {
         "type": "string", "minLength": 1,
-        "description": "Where the churn labels are: the current customer table (the default) or a labels "
-                       "table with the schema's id and target columns; an s3:// CSV or Parquet object or "
-                       "prefix (locally also a file or folder path)"}),)
+        "description": "Where the churn labels are, when no source is configured (CHURN_SOURCE_CONN_ID): the "
+                       "current customer table (the default) or a labels table with the schema's id and target "
+                       "columns; an s3:// CSV or Parquet object or prefix (locally also a file or folder path)"}),
+            RunParam("source_query", "", {
+                "type": "string",
+                "description": "With a source configured: this run's SQL for the labels instead of "
+                               "CHURN_SOURCE_QUERY (empty: the setting's)"}))
 
 
 def approval_params(statuses: Sequence[str], default_status: str) -> tuple[RunParam, ...]:

@@ -164,8 +164,13 @@ def _due_cohorts(store: ObjectStore, layout: OutcomeLayout, now: datetime, horiz
     return due
 
 
-def measure_due_cohorts(*, params: dict[str, Any], dag_run: Any, **context: Any) -> dict[str, Any]:
+def measure_due_cohorts(*, params: dict[str, Any], dag_run: Any, extracted: Any = None,
+                        **context: Any) -> dict[str, Any]:
+    """``extracted``: what ``extract_labels`` read from the source, if one is configured; else the
+    ``labels_uri`` param is read."""
+    from churn_pipeline.domain.payloads import ExtractedCustomers
     from churn_pipeline.services import backend
+    from churn_pipeline.tasks._run import received_optional
     from churn_pipeline.tasks.scoring import champion_schema_at
 
     settings = load_settings()
@@ -176,7 +181,9 @@ def measure_due_cohorts(*, params: dict[str, Any], dag_run: Any, **context: Any)
     if not due:
         log.info("no scoring cohort is due for measuring")
         return {"measured": []}
-    labels_uri = str(params.get("labels_uri") or settings.default_input_uri).strip()
+    from_source = received_optional(ExtractedCustomers, extracted)
+    labels_uri = from_source.input_uri if from_source else str(params.get("labels_uri") or
+                                                               settings.default_input_uri).strip()
     with tempfile.TemporaryDirectory(prefix="outcomes-") as scratch_dir:
         scratch = Path(scratch_dir)
         plans = []
