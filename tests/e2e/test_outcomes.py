@@ -82,8 +82,8 @@ def test_next_months_table_measures_the_due_cohort_and_its_predictions_come_true
     outcome = project.dags_test("2026-12-21T07:00:00+00:00", {"labels_uri": str(labels)}, dag_id=OUTCOME_DAG)
 
     assert outcome.returncode == 0, outcome.log[-5000:]
-    assert outcome.states == {"measure_outcomes": "success", "judge_outcomes": "success",
-                              "request_retraining": "skipped"}
+    assert outcome.states == {"extract_labels": "skipped", "measure_outcomes": "success", "judge_outcomes": "success",
+                              "request_retraining": "skipped"}  # no source: labels_uri is read
     assert cohort_record(project, COHORTS[1]) is None and cohort_record(project, COHORTS[2]) is None
     assert f"cohort {COHORTS[1]} not measured: its labels are due 30 days after scoring" in outcome.log
     record = cohort_record(project, COHORTS[0])
@@ -127,6 +127,29 @@ def test_labels_lacking_the_id_or_the_target_fail_in_one_line_and_write_nothing(
     (line,) = {line[line.index("the labels table"):] for line in outcome.log.splitlines() if expected in line}
     assert ", ".join(kept) in line
     assert sorted(path.relative_to(outcome_root(project)) for path in outcome_root(project).rglob("*")) == before
+
+
+def test_labels_from_the_training_source_are_checked_the_same_way(scored, tmp_path) -> None:
+    from churn_pipeline.tooling.sample_data import SAMPLE_ROWS, SAMPLE_SEED, write_sample
+
+    project = scored
+    database = write_sample(tmp_path / "customers.sqlite", SAMPLE_ROWS, SAMPLE_SEED)
+    source = {"AIRFLOW_CONN_CHURN_LABELS_DB": json.dumps({"conn_type": "sqlite", "host": str(database)}),
+              "CHURN_SOURCE_CONN_ID": "churn_labels_db", "CHURN_SOURCE_QUERY": "SELECT * FROM customers"}
+    project.extra_env.update(source)
+    try:
+        outcome = project.dags_test("2026-12-24T07:00:00+00:00", {"source_query": "SELECT CustomerID FROM customers"},
+                                    dag_id=OUTCOME_DAG)
+    finally:
+        for name in source:
+            project.extra_env.pop(name)
+
+    assert outcome.states["extract_labels"] == "success" and outcome.states["measure_outcomes"] == "failed"
+    extracted = project.local_root / "s3" / "customer-churn-pipeline" / "churn-pipeline" / "outcomes" / "labels"
+    assert [path.name for path in extracted.iterdir()] == ["20261224T070000Z"]  # apart from the training runs
+    assert (f"lacks the target column 'Churn' that cohort {COHORTS[1]} needs; it has: CustomerID"
+            in outcome.log)
+    assert cohort_record(project, COHORTS[1]) is None
 
 
 def asset_triggered_runs(project) -> list[tuple[str, str]]:
