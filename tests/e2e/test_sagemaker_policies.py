@@ -13,7 +13,9 @@ from churn_pipeline.domain.settings import load_settings
 from churn_pipeline.domain.steps import INPUT_ROLES
 from churn_pipeline.services.notifications import Notification, SnsChannel, notify_once
 from churn_pipeline.services.objectstore import S3ObjectStore
+from churn_pipeline.services.registry import SageMakerRegistry
 from churn_pipeline.tooling.iam import AIRFLOW_POLICY, EXECUTION_POLICY, render_policies
+from tests.builders import registration_request
 from tests.e2e.iam_check import (
     SAGEMAKER_PLATFORM_ACTIONS,
     granted_actions,
@@ -50,8 +52,9 @@ def exercise_the_paths_no_run_takes(aws: dict, env: dict[str, str],
     """Calls the code makes only when things go wrong: killing a job task stops its job (all three kinds),
     and a notification whose sending fails removes its at-most-once marker, and an extract too large for
     one PUT whose upload breaks abandons its multipart upload (the upload SqlToS3Operator makes, through
-    the provider's S3Hook). Made against the moto server from this process, so its recorder sees them
-    like the runs' calls."""
+    the provider's S3Hook); and the outcome DAG linking its page from the version it measured, which no
+    run here reaches (a cohort is measured a month after scoring). Made against the moto server from
+    this process, so its recorder sees them like the runs' calls."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from churn_pipeline.operators.sagemaker import (
@@ -90,6 +93,9 @@ def exercise_the_paths_no_run_takes(aws: dict, env: dict[str, str],
         S3Hook(aws_conn_id=settings.aws_conn_id).load_file_obj(
             ConnectionLostMidway(bytes(20 * 2**20)), key=f"{PREFIX}/runs/20261122T020000Z/input/customers.parquet",
             bucket_name=BUCKET, replace=True)
+    registry = SageMakerRegistry(aws["clients"]["sagemaker"], store, settings.base_uri)
+    measured = registry.register(registration_request(settings, "20261122T020000Z"))
+    registry.link_outcomes(measured.identifier, f"{settings.base_uri}/outcomes/outcomes.html")
     return server.calls()
 
 
