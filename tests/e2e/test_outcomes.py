@@ -129,6 +129,20 @@ def test_labels_lacking_the_id_or_the_target_fail_in_one_line_and_write_nothing(
     assert sorted(path.relative_to(outcome_root(project)) for path in outcome_root(project).rglob("*")) == before
 
 
+def test_labels_of_other_customers_fail_in_one_line_and_write_nothing(scored, tmp_path) -> None:
+    project = scored
+    others = tmp_path / "others.csv"
+    others.write_text("CustomerID,Churn\nX-1,Yes\nX-2,No\n")  # the wrong table: a cohort measured on nobody
+    before = sorted(path.relative_to(outcome_root(project)) for path in outcome_root(project).rglob("*"))
+
+    outcome = project.dags_test("2026-12-24T07:00:00+00:00", {"labels_uri": str(others)}, dag_id=OUTCOME_DAG)
+
+    assert outcome.returncode == 1 and outcome.states["measure_outcomes"] == "failed"
+    assert (f"none of the customers of cohort(s) {COHORTS[1]}, {COHORTS[2]} has a label in {others}"
+            in outcome.log)
+    assert sorted(path.relative_to(outcome_root(project)) for path in outcome_root(project).rglob("*")) == before
+
+
 def test_labels_from_the_training_source_are_checked_the_same_way(scored, tmp_path) -> None:
     from churn_pipeline.tooling.sample_data import SAMPLE_ROWS, SAMPLE_SEED, write_sample
 

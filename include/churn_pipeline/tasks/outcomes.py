@@ -199,18 +199,28 @@ def measure_due_cohorts(*, params: dict[str, Any], dag_run: Any, extracted: Any 
         except (OSError, ValueError) as error:
             raise AirflowFailException(f"cannot read the labels at {labels_uri}: {error}") from None
         for key, _, schema in plans:  # every cohort checked before anything is written
-            for role, column in (("id", schema.get("id_column")), ("target", schema["target"]["column"])):
-                if not column or column not in columns:
+            if not schema.get("id_column"):
+                raise AirflowFailException(f"cohort {key} was scored by a model whose schema names no id_column: "
+                                           "its scores cannot be joined with anyone's labels")
+            for role, column in (("id", schema["id_column"]), ("target", schema["target"]["column"])):
+                if column not in columns:
                     raise AirflowFailException(
                         f"the labels table at {labels_uri} lacks the {role} column {column!r} that cohort {key} "
                         f"needs; it has: {', '.join(columns)}")
-        measured = []
+        records = []
         labels_by_schema: dict[tuple[str, str], dict[str, int]] = {}
         for key, summary, schema in plans:
             which = (schema["id_column"], schema["target"]["column"])
             if which not in labels_by_schema:
                 labels_by_schema[which] = _read_labels(files, schema["id_column"], schema["target"])
-            record = cohort_record(store, settings, key, summary, labels_by_schema[which], scratch, labels_uri)
+            records.append(cohort_record(store, settings, key, summary, labels_by_schema[which], scratch, labels_uri))
+        unlabelled = [record["cohort"] for record in records if record["scored"] and not record["labelled"]]
+        if unlabelled:  # the wrong table, most likely: a cohort measured on nobody would pass for ever
+            raise AirflowFailException(f"none of the customers of cohort(s) {', '.join(unlabelled)} has a label in "
+                                       f"{labels_uri} (no id in common, or no known target value)")
+        measured = []
+        for record in records:
+            key = record["cohort"]
             store.write_bytes(layout.cohort_file_uri(key), json.dumps(record, indent=2, sort_keys=True).encode())
             log.info("cohort %s: coverage %.1f%%, realised ROC AUC %s, lift %s (promised %s, %s)", key,
                      100 * record["coverage"], record["everyone"].get("roc_auc"), record["everyone"].get("lift_at_10"),
