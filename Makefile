@@ -42,7 +42,7 @@ TEST_DEBIAN_PACKAGES := chromium
 POSTGRES_PACKAGE ?= postgresql-15
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test-deps demo run approve score versions demo-sqlite sample-db test test-fast lint bench bench-dag lock standalone stop mwaa-bundle clean
+.PHONY: help setup test-deps demo run approve score versions demo-outcomes demo-sqlite sample-db test test-fast lint bench bench-dag lock standalone stop mwaa-bundle clean
 
 help:  ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -137,6 +137,27 @@ score: $(AIRFLOW_DB) $(TWIN)/.installed  ## Score every customer with the champi
 
 versions: $(VENV)/.installed  ## List the registered versions: status, metrics, run, data source (* the champion) [GROUP=name]
 	@$(BIN)/churn versions
+
+# The outcome story in a local store of its own, so that its versions never mix with make demo's: train,
+# approve, score on two days, then next month's customer table (DRIFTED=1: one the champion cannot predict) and the
+# outcome DAG 30 days after the scores, then the verdict. Fixed dates: the same story every time.
+OUTCOMES_ROOT := $(CURDIR)/local-store/outcomes-demo
+demo-outcomes: export CHURN_LOCAL_ROOT = $(OUTCOMES_ROOT)
+demo-outcomes: $(AIRFLOW_DB) $(TWIN)/.installed  ## Train, approve, score, then measure the scores against next month's table and print the verdict [DRIFTED=1]
+	@rm -rf $(OUTCOMES_ROOT) && mkdir -p $(OUTCOMES_ROOT) $(dir $(RUN_LOG)) && : > $(RUN_LOG)
+	@echo "the outcome story in $(OUTCOMES_ROOT) (log: $(RUN_LOG); $(AIRFLOW_WHERE)) ..."
+	@run() { echo "  $$1"; shift; $(AIRFLOW) dags test "$$@" >> $(RUN_LOG) 2>&1 || \
+		{ echo "that run did not succeed; its Airflow log: $(RUN_LOG)"; exit 1; }; }; \
+	run "train on the sample (2026-11-01)" customer_churn_pipeline 2026-11-01 && \
+	run "approve version 1" customer_churn_approval 2026-11-01T12:00:00+00:00 --conf '{"version": 1}' && \
+	run "score every customer with it (2026-11-02)" customer_churn_scoring 2026-11-02 && \
+	run "score them again the next day (2026-11-03)" customer_churn_scoring 2026-11-03 && \
+	$(BIN)/python -m churn_pipeline.tooling.sample_data --next-month $(if $(DRIFTED),--drifted) \
+		--output $(OUTCOMES_ROOT)/next-month.csv > /dev/null && \
+	echo "  next month's customer table$(if $(DRIFTED), (drifted)): $(OUTCOMES_ROOT)/next-month.csv" && \
+	run "measure both days' scores against it, 30 days on (2026-12-03)" customer_churn_outcomes 2026-12-03T07:00:00+00:00 \
+		--conf '{"labels_uri": "$(OUTCOMES_ROOT)/next-month.csv"}' && \
+	$(BIN)/churn outcomes
 
 $(SAMPLE_DB): $(VENV)/.installed include/churn_pipeline/tooling/sample_data.py
 	$(BIN)/python -m churn_pipeline.tooling.sample_data --output $@

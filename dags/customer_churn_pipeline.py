@@ -2,7 +2,8 @@
 # Customer churn: nightly retraining on Amazon SageMaker
 
 Every night at 02:00 this DAG retrains the customer-churn model and registers it only when it is
-good enough.
+good enough. It also runs when `customer_churn_outcomes` finds the champion's predictions failing
+and asks for retraining (the `churn_retrain` asset, with `CHURN_OUTCOME_RETRAIN` on).
 
 | task | runs | reads | writes |
 | --- | --- | --- | --- |
@@ -35,14 +36,14 @@ from __future__ import annotations
 
 import pendulum
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, CronTriggerTimetable, TriggerRule, XComArg, chain
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule, XComArg, chain
 
 from churn_pipeline.domain.run_params import pipeline_params
 from churn_pipeline.domain.settings import DEFAULT_SCHEMA_FILE, load_settings
 from churn_pipeline.domain.steps import EVALUATE, PREPROCESS, TRAIN
 from churn_pipeline.domain.xcom_keys import DECISION_KEY
 from churn_pipeline.operators import job_task
-from churn_pipeline.operators.assets import model_version_asset
+from churn_pipeline.operators.assets import model_version_asset, retrain_asset
 from churn_pipeline.operators.extraction import ExtractCustomersOperator
 from churn_pipeline.operators.params import airflow_params
 from churn_pipeline.tasks.champion import look_up_champion
@@ -56,7 +57,9 @@ SETTINGS = load_settings()  # environment variables only: no AWS call, no heavy 
 with DAG(
     dag_id="customer_churn_pipeline",
     description="Nightly churn model retraining on SageMaker, registered only when good enough",
-    schedule=CronTriggerTimetable("0 2 * * *", timezone=SETTINGS.timezone),
+    # nightly, and when the outcome DAG asks for retraining (churn_retrain, CHURN_OUTCOME_RETRAIN)
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 2 * * *", timezone=SETTINGS.timezone),
+                                 assets=[retrain_asset()]),
     start_date=pendulum.datetime(2026, 1, 1, tz=SETTINGS.timezone),
     catchup=False,
     is_paused_upon_creation=True,  # also where new DAGs start unpaused (make's home): the nightly run is opt-in

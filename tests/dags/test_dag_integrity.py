@@ -57,12 +57,14 @@ def test_importing_the_dag_file_in_a_fresh_interpreter_loads_nothing_heavy() -> 
 
 
 def test_identity_schedule_and_documentation(dag) -> None:
-    from airflow.sdk import CronTriggerTimetable
+    from airflow.sdk import AssetOrTimeSchedule
 
     assert dag.dag_id == "customer_churn_pipeline" == DAG_FILE.stem
-    assert isinstance(dag.timetable, CronTriggerTimetable)
-    assert dag.timetable.expression == "0 2 * * *"
-    assert str(dag.timetable.timezone) == "UTC"
+    # nightly at 02:00, or when the outcome DAG asks for retraining
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert dag.timetable.timetable.expression == "0 2 * * *"
+    assert str(dag.timetable.timetable.timezone) == "UTC"
+    assert [asset.name for asset in dag.timetable.asset_condition.objects] == ["churn_retrain"]
     assert dag.catchup is False
     assert "register_model" in dag.doc_md and dag.tags
 

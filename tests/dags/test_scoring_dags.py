@@ -17,6 +17,7 @@ from tests.dags.test_dag_integrity import HEAVY, ROLE
 SCORING_FILE = PROJECT / "dags" / "customer_churn_scoring.py"
 APPROVAL_FILE = PROJECT / "dags" / "customer_churn_approval.py"
 REVIEW_FILE = PROJECT / "dags" / "customer_churn_review.py"
+OUTCOMES_FILE = PROJECT / "dags" / "customer_churn_outcomes.py"
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/churn-approvals"
 
 
@@ -30,7 +31,8 @@ def load(monkeypatch: pytest.MonkeyPatch, dag_file, dag_id: str, **environment: 
     return bag.dags[dag_id]
 
 
-@pytest.mark.parametrize("dag_file", [SCORING_FILE, APPROVAL_FILE, REVIEW_FILE], ids=["scoring", "approval", "review"])
+@pytest.mark.parametrize("dag_file", [SCORING_FILE, APPROVAL_FILE, REVIEW_FILE, OUTCOMES_FILE],
+                         ids=["scoring", "approval", "review", "outcomes"])
 def test_importing_loads_nothing_heavy(dag_file) -> None:
     probe = (
         "import importlib.util, json, sys;"
@@ -116,3 +118,17 @@ def test_before_airflow_3_1_the_review_file_defines_no_dag() -> None:
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("backend", ["local", "sagemaker"])
+def test_outcomes_run_daily_after_scoring_and_only_their_last_task_asks_for_retraining(monkeypatch, backend) -> None:
+    from airflow.sdk import CronTriggerTimetable
+
+    dag = load(monkeypatch, OUTCOMES_FILE, "customer_churn_outcomes", CHURN_BACKEND=backend, CHURN_ROLE_ARN=ROLE)
+    assert isinstance(dag.timetable, CronTriggerTimetable) and dag.timetable.expression == "0 7 * * *"
+    assert [task.task_id for task in dag.topological_sort()] == ["extract_labels", "measure_outcomes",
+                                                                 "judge_outcomes", "request_retraining"]
+    assert dag.get_task("measure_outcomes").trigger_rule == "none_failed"  # also when no source was extracted
+    assert {task.task_id: [asset.name for asset in task.outlets] for task in dag.tasks} == {
+        "extract_labels": [], "measure_outcomes": [], "judge_outcomes": [], "request_retraining": ["churn_retrain"]}
+    assert dag.max_active_runs == 1 and set(dag.params) == {"labels_uri", "source_query"}

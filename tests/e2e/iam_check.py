@@ -74,6 +74,8 @@ def required_permissions(call: RecordedCall, region: str, account: str) -> list[
         return [("sagemaker:UpdateModelPackage", params["ModelPackageArn"])]
     if call.action == "DescribeModelPackage":
         return [("sagemaker:DescribeModelPackage", params["ModelPackageName"])]
+    if call.action == "UpdateModelPackage":
+        return [("sagemaker:UpdateModelPackage", params["ModelPackageArn"])]
     if call.action == "ListModelPackages":
         return [("sagemaker:ListModelPackages", "*")]
     raise AssertionError(f"no IAM mapping for sagemaker:{call.action}")

@@ -52,8 +52,9 @@ def exercise_the_paths_no_run_takes(aws: dict, env: dict[str, str],
     """Calls the code makes only when things go wrong: killing a job task stops its job (all three kinds),
     and a notification whose sending fails removes its at-most-once marker, and an extract too large for
     one PUT whose upload breaks abandons its multipart upload (the upload SqlToS3Operator makes, through
-    the provider's S3Hook). Made against the moto server from this process, so its recorder sees them
-    like the runs' calls."""
+    the provider's S3Hook); and the outcome DAG linking its page from the version it measured, which no
+    run here reaches (a cohort is measured a month after scoring). Made against the moto server from
+    this process, so its recorder sees them like the runs' calls."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from churn_pipeline.operators.sagemaker import (
@@ -98,6 +99,8 @@ def exercise_the_paths_no_run_takes(aws: dict, env: dict[str, str],
     registry.set_approval(settings.model_package_group, registered.version, "Approved",
                           "Approved by ana at 2026-11-22T09:00:00+00:00 via Airflow review: fine",
                           registered.identifier)
+    measured = registered
+    registry.link_outcomes(measured.identifier, f"{settings.base_uri}/outcomes/outcomes.html")
     return server.calls()
 
 

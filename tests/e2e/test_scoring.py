@@ -87,11 +87,16 @@ def test_an_approved_champion_scores_every_customer_once(champion_project) -> No
     features = set(HEADER.split(",")) - {"CustomerID", "Churn"}
     for row in scored:
         probability = float(row["churn_probability"])
-        assert row["action"] == ("contact" if probability > decision["threshold"] else "do not contact")
+        # the run's holdout is left alone whatever its score: outcomes are measured on it unbiased
+        contact = probability > decision["threshold"] and row["holdout"] != "yes"
+        assert row["action"] == ("contact" if contact else "do not contact")
         assert {row["driver_1"], row["driver_2"], row["driver_3"]} <= features
         parts = ("base_value", "contribution_1", "contribution_2", "contribution_3", "other_contributions")
         assert abs(sum(float(row[name]) for name in parts) - probability) < 5e-6
         assert row["value_at_risk"] == "" or float(row["value_at_risk"]) >= 0
+    held_out = [row for row in scored if row["holdout"] == "yes"]
+    assert abs(len(held_out) / len(scored) - 0.05) < 0.01 and summary["holdout"]["customers"] == len(held_out)
+    assert {"model_uri", "run_key", "metrics"} <= set(summary["model"])  # what outcomes compare with, later
     contacted = [row for row in scored if row["action"] == "contact"]
     assert summary["campaign"]["contact"] == len(contacted) > 0
     assert summary["cost"]["billable_seconds"] > 0 and summary["cost"]["cost"] > 0

@@ -52,7 +52,7 @@ def scores_csv(scores: list[dict[str, Any]], id_column: str | None) -> bytes:
         at_risk = score["value_at_risk"]
         writer.writerow([score["id"], f"{score['churn_probability']:.6f}", score["risk_band"], score["model_version"],
                          CONTACT if score["contact"] else DO_NOT_CONTACT, "" if at_risk is None else f"{at_risk:.2f}",
-                         f"{score['base_value']:.6f}", *drivers, f"{score['other_contributions']:+.6f}"])
+                         f"{score['base_value']:.6f}", *drivers, f"{score['other_contributions']:+.6f}", ""])
     return buffer.getvalue().encode()
 
 

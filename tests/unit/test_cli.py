@@ -221,3 +221,24 @@ def test_make_runs_params_become_the_runs_conf(tmp_path: Path, monkeypatch, caps
     assert json.loads(out) == {"accuracy_threshold": 0.8, "input_uri": str(tmp_path / "data" / "customers.csv")}
     approval = run(capsys, "conf", "--dag", "customer_churn_approval", "--version", "3", "--conf", "", "--input", "")
     assert json.loads(approval[1]) == {"version": 3}
+
+
+def test_outcomes_lists_the_measured_cohorts_and_the_verdict(tmp_path: Path, monkeypatch, capsys) -> None:
+    from churn_pipeline.domain.layout import OutcomeLayout
+
+    monkeypatch.setenv("CHURN_LOCAL_ROOT", str(tmp_path))
+    code, _, error = run(capsys, "outcomes")
+    assert code == 1 and "no cohort measured yet" in error and "CHURN_LABEL_HORIZON_DAYS" in error
+    store, layout = LocalObjectStore(tmp_path), OutcomeLayout(load_settings().base_uri)
+    for day, failed in (("21", False), ("22", True), ("23", True)):
+        figures = {"customers": 3000, "roc_auc": 0.6 if failed else 0.87, "lift_at_10": 1.1 if failed else 2.9}
+        store.write_bytes(layout.cohort_file_uri(f"202611{day}T000000Z"), json.dumps({
+            "cohort": f"202611{day}T000000Z", "model": {"version": 1}, "coverage": 1.0, "judged_on": "everyone",
+            "everyone": figures, "holdout": {"customers": 150}, "promised": {"roc_auc": 0.875, "lift_at_10": 2.96},
+            "failed": failed, "reasons": ["lift_at_10 1.1000 < 2.5160"] if failed else []}).encode())
+
+    code, shown, _ = run(capsys, "outcomes")
+
+    assert code == 0
+    assert "20261121T000000Z" in shown and "passed" in shown and "failed: lift_at_10 1.1000 < 2.5160" in shown
+    assert "verdict  retrain: 2 of the last 3 cohort(s) failed" in shown

@@ -93,3 +93,18 @@ def test_the_client_token_is_one_per_group_and_run_and_fits_the_api() -> None:
     assert token != registration_token("other-models", "20261126T020000Z")
     assert token != registration_token("churn-models", "20261127T020000Z")
     assert len(registration_token("g" * 63, "20261126T020000Z")) <= 36
+
+
+@mock_aws
+def test_linking_the_outcomes_page_keeps_the_packages_other_metadata() -> None:
+    sagemaker, s3 = clients()
+    registry = SageMakerRegistry(sagemaker, S3ObjectStore(s3), SETTINGS.base_uri)
+    registered = registry.register(request("20261126T020000Z"))
+    before = sagemaker.describe_model_package(ModelPackageName=registered.identifier)["CustomerMetadataProperties"]
+
+    page = f"{SETTINGS.base_uri}/outcomes/outcomes.html"
+    registry.link_outcomes(registered.identifier, page)
+    registry.link_outcomes(registered.identifier, page)  # the next outcome run: already linked
+
+    after = sagemaker.describe_model_package(ModelPackageName=registered.identifier)["CustomerMetadataProperties"]
+    assert after == {**before, "outcomes_uri": page}  # an update without the others would erase them

@@ -53,3 +53,25 @@ def test_an_unknown_format_is_refused_before_anything_is_written(tmp_path: Path,
         main(["--output", str(tmp_path / "customers.xlsx")])
     assert "--output must end in .csv, .parquet, .sqlite" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_next_months_table_holds_the_same_customers_with_their_churn_drawn_again(tmp_path: Path) -> None:
+    import pandas as pd
+
+    sample = pd.read_csv(SAMPLE_CSV, dtype=str, keep_default_na=False)
+    assert main(["--next-month", "--output", str(tmp_path / "next.csv")]) == 0
+    assert main(["--next-month", "--drifted", "--output", str(tmp_path / "drifted.csv")]) == 0
+    for name in ("next.csv", "drifted.csv"):
+        month = pd.read_csv(tmp_path / name, dtype=str, keep_default_na=False)
+        assert month.drop(columns="Churn").equals(sample.drop(columns="Churn"))  # only the outcome moved
+        assert abs((month["Churn"] == "Yes").mean() - (sample["Churn"] == "Yes").mean()) < 0.02
+        assert 0.5 < (month["Churn"] == sample["Churn"]).mean() < 0.9  # drawn again, not copied
+    assert main(["--next-month", "--output", str(tmp_path / "again.csv")]) == 0
+    assert (tmp_path / "again.csv").read_bytes() == (tmp_path / "next.csv").read_bytes()  # reproducible
+
+
+def test_drifted_alone_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--drifted", "--output", str(tmp_path / "drifted.csv")])
+    assert "--drifted describes next month's table: add --next-month" in capsys.readouterr().err
+    assert not (tmp_path / "drifted.csv").exists()

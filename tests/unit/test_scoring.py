@@ -101,7 +101,8 @@ def test_scores_table_and_summary(tmp_path) -> None:
     assert [row["CustomerID"] for row in table][:2] == ["C29", "C28"]  # most at risk first
     assert list(table[0]) == ["CustomerID", "churn_probability", "risk_band", "model_version", "action",
                               "value_at_risk", "base_value", "driver_1", "contribution_1", "driver_2",
-                              "contribution_2", "driver_3", "contribution_3", "other_contributions"]
+                              "contribution_2", "driver_3", "contribution_3", "other_contributions", "holdout"]
+    assert {row["holdout"] for row in table} == {""}  # scored outside a run: nobody is held out
     assert {row["model_version"] for row in table} == {"3"}
     first = table[0]
     assert (first["action"], first["driver_1"], first["driver_3"]) == ("contact", "Contract", "Age")
@@ -122,3 +123,27 @@ def test_scores_table_and_summary(tmp_path) -> None:
     contacted = [n for n in range(30) if n / 30 > 0.3]
     assert summary["campaign"]["contact"] == len(contacted)
     assert summary["campaign"]["expected_profit"] == pytest.approx(sum(n / 30 * 500 - 100 for n in contacted), abs=0.01)
+
+
+def test_a_scoring_runs_holdout_is_not_contacted_and_is_its_own(tmp_path) -> None:
+    settings = load_settings({"CHURN_HOLDOUT_SHARE": "0.2"})
+    lines = [json.dumps({"CustomerID": f"C{n}", "SageMakerOutput": {**_prediction(n % 30), "contact": True}})
+             for n in range(2000)]
+    (tmp_path / "customers.jsonl.out").write_text("\n".join(lines) + "\n")
+
+    def held_out(key: str) -> set[str]:
+        scored = ScoredOutput([tmp_path / "customers.jsonl.out"], "CustomerID", settings, version=3, holdout_key=key)
+        scored.write_csv(tmp_path / "scores.csv")
+        table = list(csv.DictReader(io.StringIO((tmp_path / "scores.csv").read_text())))
+        assert scored.held_out == sum(row["holdout"] == "yes" for row in table)
+        assert {row["action"] for row in table if row["holdout"] == "yes"} == {"do not contact"}
+        assert {row["action"] for row in table if row["holdout"] != "yes"} == {"contact"}
+        staged = StagedScoring(run_key=key, image_uri="i", input_uri="s3://b/in", customers=2000, dropped_duplicates=0,
+                               id_column="CustomerID", champion=CHAMPION)
+        assert scored.summary(staged, ScoringLayout(settings.base_uri, key))["campaign"]["contact"] == 2000 - len(
+            [row for row in table if row["holdout"] == "yes"])
+        return {row["CustomerID"] for row in table if row["holdout"] == "yes"}
+
+    first = held_out(KEY)
+    assert first == held_out(KEY)  # a retry of the run holds out the same customers
+    assert first != held_out("20261127T060000Z")  # the next run draws anew

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.layout import LabelsLayout, RunLayout
 from churn_pipeline.domain.s3_uris import parse_s3_uri
 from churn_pipeline.domain.settings import Settings
 
@@ -87,7 +87,8 @@ class ExtractPlan:
         return "the query returned no rows"
 
 
-def plan_extract(settings: Settings, conn_type: str | None, query_param: str, layout: RunLayout) -> ExtractPlan:
+def plan_extract(settings: Settings, conn_type: str | None, query_param: str,
+                 layout: RunLayout | LabelsLayout) -> ExtractPlan:
     """The run's extract for the source connection of type ``conn_type``, or ``SourceError``.
 
     ``query_param`` is the run's ``source_query`` param: non-empty, it replaces ``CHURN_SOURCE_QUERY``.

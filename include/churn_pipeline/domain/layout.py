@@ -197,3 +197,43 @@ def review_claim_uri(base_uri: str, group: str, version: int) -> str:
     """Which review run asks about this version (``reviews/<group>/v<N>.json``): a version is asked
     once, by the run of its own registration event or, where Airflow lost that event, by the next run."""
     return f"{base_uri}/reviews/{group}/v{version}.json"
+
+
+class LabelsLayout(_KeyedPrefix):
+    """Where an outcome run's ``extract_labels`` writes the labels it read from the source, under
+    ``outcomes/labels/<run key>/``: the same extract as training's, kept apart from the training runs."""
+
+    area = "outcomes/labels"
+
+    @property
+    def input_uri(self) -> str:
+        return self.run_uri
+
+
+@dataclass(frozen=True)
+class OutcomeLayout:
+    """Where the outcomes of past scores live, under ``s3://<bucket>/<prefix>/outcomes/``: one record per
+    scoring cohort (written once, when its labels have matured) and one page over all of them."""
+
+    base_uri: str
+
+    @property
+    def outcomes_uri(self) -> str:
+        return f"{self.base_uri}/outcomes"
+
+    def cohort_file_uri(self, cohort_key: str) -> str:
+        return f"{self.outcomes_uri}/{cohort_key}/outcome.json"
+
+    @property
+    def page_uri(self) -> str:
+        """The outcomes page: the cohort table and the realised against promised curves, self-contained."""
+        return f"{self.outcomes_uri}/outcomes.html"
+
+    @property
+    def scoring_uri(self) -> str:
+        """Every scoring run's prefix is below this one: each is a cohort."""
+        return f"{self.base_uri}/{ScoringLayout.area}"
+
+    def notification_marker_uri(self, cohort_key: str, reason: str) -> str:
+        """A verdict is sent once per newest measured cohort: rerunning the DAG with nothing new sends nothing."""
+        return f"{self.base_uri}/notifications/outcomes/{cohort_key}/{reason}.json"

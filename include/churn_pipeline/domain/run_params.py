@@ -34,6 +34,7 @@ from churn_pipeline.domain.model_defaults import comparable_metric_names
 PIPELINE_DAG = "customer_churn_pipeline"
 SCORING_DAG = "customer_churn_scoring"
 APPROVAL_DAG = "customer_churn_approval"
+OUTCOME_DAG = "customer_churn_outcomes"
 ECONOMICS = default_economics()
 
 # No real number is both >= 1 and <= 0; NaN is, since every comparison with it is false and a JSON
@@ -107,6 +108,18 @@ def scoring_params(default_input_uri: str) -> tuple[RunParam, ...]:
         "type": "string", "minLength": 1,
         "description": "The customer table: an s3:// CSV or Parquet object or prefix (locally also a file or "
                        "folder path)"}),)
+
+
+def outcome_params(default_labels_uri: str) -> tuple[RunParam, ...]:
+    return (RunParam("labels_uri", default_labels_uri, {
+        "type": "string", "minLength": 1,
+        "description": "Where the churn labels are, when no source is configured (CHURN_SOURCE_CONN_ID): the "
+                       "current customer table (the default) or a labels table with the schema's id and target "
+                       "columns; an s3:// CSV or Parquet object or prefix (locally also a file or folder path)"}),
+            RunParam("source_query", "", {
+                "type": "string",
+                "description": "With a source configured: this run's SQL for the labels instead of "
+                               "CHURN_SOURCE_QUERY (empty: the setting's)"}))
 
 
 def approval_params(statuses: Sequence[str], default_status: str) -> tuple[RunParam, ...]:

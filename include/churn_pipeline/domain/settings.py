@@ -134,6 +134,15 @@ class Settings(BaseModel):
     # A scored customer's value at risk is probability x the schema's value_column x this many periods
     # (MonthlyCharges x 12: a year of revenue)
     value_horizon_periods: float = Field(12.0, gt=0)
+    # Outcomes of past scores (the customer_churn_outcomes DAG): the share of each scoring run's customers
+    # held out of the campaign ("do not contact"), so that realised quality is measured unbiased by offers
+    holdout_share: float = Field(0.05, ge=0.0, lt=1.0)
+    # How long after scoring a cohort's churn labels are known (a churn shows when the period ends)
+    label_horizon_days: int = Field(30, ge=0)
+    # A cohort fails when realised ROC AUC or top-decile lift is below the promise by more than this share of it
+    outcome_margin: float = Field(0.15, ge=0.0, lt=1.0)
+    # A sustained failure (2 of the last 5 cohorts) also emits the churn_retrain asset, which starts training
+    outcome_retrain: bool = False
     # Price per hour of each instance type, for each run's cost (domain.costs): "ml.m5.xlarge=0.23,..."
     instance_prices: Mapping[str, float] = Field(default_factory=lambda: dict(DEFAULT_INSTANCE_PRICES))
     # An SQS queue that EventBridge fills when a model package is approved in SageMaker; when set, the

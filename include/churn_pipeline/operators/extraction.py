@@ -63,10 +63,16 @@ class ExtractCustomersOperator(BaseOperator):
     """Reads the configured source into ``runs/<run key>/input/`` as Parquet; returns ``ExtractedCustomers``."""
 
     ui_color = "#e4ecf7"
+    purpose = "train on"  # what an empty result leaves nothing to do
+
+    def _layout(self, base_uri: str, key: str) -> Any:
+        from churn_pipeline.domain.layout import RunLayout
+
+        return RunLayout(base_uri, key)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from churn_pipeline.domain.extraction import SourceError, SourceKind, plan_extract, unload_statement
-        from churn_pipeline.domain.layout import RunLayout, run_key
+        from churn_pipeline.domain.layout import run_key
         from churn_pipeline.domain.payloads import ExtractedCustomers
         from churn_pipeline.services import backend
 
@@ -77,7 +83,7 @@ class ExtractCustomersOperator(BaseOperator):
                 raise AirflowFailException("the source_query param was given, but no source is configured: set "
                                            "CHURN_SOURCE_CONN_ID to the connection the query runs on")
             raise AirflowSkipException("no source configured (CHURN_SOURCE_CONN_ID): this run reads input_uri")
-        layout = RunLayout(settings.base_uri, run_key(context.get("logical_date"), context["dag_run"].run_after))
+        layout = self._layout(settings.base_uri, run_key(context.get("logical_date"), context["dag_run"].run_after))
         try:
             plan = plan_extract(settings, _connection_type(settings.source_conn_id), query_param, layout)
             unload = None
@@ -134,5 +140,18 @@ class ExtractCustomersOperator(BaseOperator):
             raise AirflowFailException(f"the {plan.source} did not give Parquet: {error}") from None
         if sum(footer.rows for footer in footers) == 0:
             self._clear(store, plan.prefix_uri)
-            raise AirflowFailException(f"{plan.empty_result} (the {plan.source}); there is nothing to train on")
+            raise AirflowFailException(f"{plan.empty_result} (the {plan.source}); there is nothing to {self.purpose}")
         return footers
+
+
+class ExtractLabelsOperator(ExtractCustomersOperator):
+    """The outcome DAG's ``extract_labels``: the current customers, with their churn labels, from the same
+    source and in the same ways as training's extract, into ``outcomes/labels/<run key>/``; skipped when
+    no source is configured (the run then reads ``labels_uri``)."""
+
+    purpose = "measure"
+
+    def _layout(self, base_uri: str, key: str) -> Any:
+        from churn_pipeline.domain.layout import LabelsLayout
+
+        return LabelsLayout(base_uri, key)

@@ -160,6 +160,10 @@ def scoring_lines(summary: Mapping[str, Any], shown: Callable[[str], str] = str)
         lines.append(f"  campaign      contact {campaign['contact']}: "
                      f"expected profit {campaign['expected_profit']:,.2f}"
                      + (f", value at risk {campaign['value_at_risk']:,.2f}" if campaign.get("value_at_risk") else ""))
+    holdout = summary.get("holdout")
+    if holdout:
+        lines.append(f"  holdout       {holdout['customers']} customers not to contact ({holdout['share']:.0%} "
+                     "share, CHURN_HOLDOUT_SHARE): what outcomes are measured on unbiased")
     lines.append(f"  most at risk  (the top {len(summary['top'])})")
     lines += [f"    {rank:>2}. {item['id']}  {item['churn_probability']:.4f}  {item['risk_band']}"
               for rank, item in enumerate(summary["top"], start=1)]

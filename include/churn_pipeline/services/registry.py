@@ -42,6 +42,7 @@ APPROVAL_DESCRIPTION_TAG = "approval_description"  # who, when, how and why: Sag
 CHAMPION_ALIAS = "champion"
 STATISTICS_TAG = "statistics_uri"
 MAX_PENDING = 20  # unanswered reviews reject themselves after days: more waiting than this is a backlog
+OUTCOMES_TAG = "outcomes_uri"  # the outcomes page of the version's scores, once a cohort was measured
 EXPERIMENT = "customer-churn-pipeline"
 
 
@@ -61,6 +62,9 @@ class ModelRegistry(Protocol):
 
     def pending(self, group: str) -> list[ModelVersionRef]:
         """The versions awaiting a decision, newest first (at most ``MAX_PENDING``)."""
+
+    def link_outcomes(self, identifier: str, page_uri: str) -> None:
+        """Record on the version where the outcomes of its scores are shown (``OUTCOMES_TAG``)."""
 
 
 def _metrics_of(metadata: dict[str, Any]) -> dict[str, float]:
@@ -176,6 +180,15 @@ class SageMakerRegistry:
         self.client.update_model_package(**update)
         champion = self.champion(group)
         return champion.version if champion else None
+
+    def link_outcomes(self, identifier: str, page_uri: str) -> None:
+        """In the package's CustomerMetadataProperties, passed whole: an update without them erases them."""
+        described = self.client.describe_model_package(ModelPackageName=identifier)
+        metadata = dict(described.get("CustomerMetadataProperties") or {})
+        if metadata.get(OUTCOMES_TAG) == page_uri:
+            return
+        metadata[OUTCOMES_TAG] = page_uri
+        self.client.update_model_package(ModelPackageArn=identifier, CustomerMetadataProperties=metadata)
 
     def newest(self, group: str) -> ModelVersionRef | None:
         return self._latest(group)
@@ -321,6 +334,15 @@ class MlflowRegistry:
             return None
         found = self._client().search_model_versions(f"name = '{group}'")
         return self._reference(group, max(found, key=lambda item: int(item.version))) if found else None
+
+    def link_outcomes(self, identifier: str, page_uri: str) -> None:
+        """A version tag, which ``mlflow ui`` shows beside the version's metrics."""
+        _, _, path = identifier.partition("models:/")
+        group, _, version = path.rpartition("/")
+        if not group or not version.isdigit():
+            raise ValueError(f"not an MLflow model version URI (models:/<name>/<version>): {identifier!r}")
+        with file_lock(self.root / "mlflow.lock"):
+            self._client().set_model_version_tag(group, version, OUTCOMES_TAG, page_uri)
 
     def set_approval(self, group: str, version: int, status: str, description: str | None = None,
                      identifier: str | None = None) -> int | None:

@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from churn_pipeline.domain import gate
 from churn_pipeline.domain.contract import FILES
 from churn_pipeline.domain.costs import run_cost
-from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.layout import OutcomeLayout, RunLayout
 from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import Settings, load_settings
 from churn_pipeline.domain.steps import EVALUATE, KIND_OF_STEP, PREPROCESS, TRAIN
@@ -54,7 +54,10 @@ def report_links(settings: Settings, store: ObjectStore, layout: RunLayout,
              {"label": FILES["evaluation"], "href": _href(store, f"{evaluation}/{FILES['evaluation']}")},
              {"label": FILES["drift"], "href": _href(store, f"{evaluation}/{FILES['drift']}")},
              {"label": "training data profile (statistics.json)",
-              "href": _href(store, f"{jobs[PREPROCESS].output('profile')}/{FILES['statistics']}")}]
+              "href": _href(store, f"{jobs[PREPROCESS].output('profile')}/{FILES['statistics']}")},
+             # one page over every cohort, rewritten by each outcome run: the latest report links the latest
+             {"label": "outcomes of past scores (customer_churn_outcomes)",
+              "href": _href(store, OutcomeLayout(settings.base_uri).page_uri)}]
     for step, result in jobs.items():
         if settings.backend == "local":
             assert isinstance(store, LocalObjectStore)

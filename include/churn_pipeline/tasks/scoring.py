@@ -42,7 +42,8 @@ if TYPE_CHECKING:  # imported where used: the DAG file imports this module when 
 TOP_CUSTOMERS = 20
 SCORES_HEADER = ("churn_probability", "risk_band", "model_version", "action", "value_at_risk", "base_value",
                  "driver_1", "contribution_1", "driver_2", "contribution_2", "driver_3", "contribution_3",
-                 "other_contributions")
+                 "other_contributions", "holdout")
+HELD_OUT = "yes"  # the holdout column of a customer the campaign must leave alone, whatever the model says
 CONTACT, DO_NOT_CONTACT = "contact", "do not contact"
 REASON_SCORING_FAILED = "scoring_failed"
 ASSET_TRIGGERED = "asset_triggered"  # Airflow's DagRunType of a run an asset event started
@@ -60,13 +61,18 @@ def _fail(ti: Any, message: str) -> AirflowFailException:
 
 def champion_schema(store: ObjectStore, champion: ModelVersionRef) -> dict[str, Any]:
     """The data contract the champion was trained under: ``schema.json`` inside its model.tar.gz."""
+    return champion_schema_at(store, champion.model_uri)
+
+
+def champion_schema_at(store: ObjectStore, model_uri: str) -> dict[str, Any]:
+    """The data contract inside the model archive at ``model_uri``."""
     with tempfile.TemporaryDirectory(prefix="champion-") as scratch:
         archive = Path(scratch) / "model.tar.gz"
-        store.fetch(champion.model_uri, archive)
+        store.fetch(model_uri, archive)
         with tarfile.open(archive) as bundle:
             member = bundle.extractfile("schema.json")
             if member is None:
-                raise ValueError(f"{champion.model_uri} holds no schema.json")
+                raise ValueError(f"{model_uri} holds no schema.json")
             schema: dict[str, Any] = json.loads(member.read())
             return schema
 
@@ -162,10 +168,13 @@ def record_scored(settings: Settings, store: ObjectStore, champion: ModelVersion
                       json.dumps(record, sort_keys=True).encode())
 
 
-def score_of(line: str, number: int, id_column: str | None, settings: Settings, version: int) -> dict[str, Any]:
+def score_of(line: str, number: int, id_column: str | None, settings: Settings, version: int,
+             holdout_key: str | None = None) -> dict[str, Any]:
     """One joined output line's score: the customer's id, the probability, its band, the version, the
-    action, the value at risk and the reasons. ``number`` counts the output's lines from 1."""
+    action, the value at risk and the reasons. ``number`` counts the output's lines from 1. With
+    ``holdout_key`` (the scoring run's key), the run's holdout is not contacted (domain.outcomes)."""
     from churn_pipeline.domain.contract import PREDICTION_KEYS as KEYS
+    from churn_pipeline.domain.outcomes import in_holdout
     from churn_pipeline.requests.transform import TRANSFORM_OUTPUT_KEY
 
     joined = json.loads(line)
@@ -176,9 +185,11 @@ def score_of(line: str, number: int, id_column: str | None, settings: Settings, 
     value = prediction.get(KEYS["value"])
     drivers = [(str(item["feature"]), float(item["contribution"])) for item in prediction.get(KEYS["drivers"], [])]
     base = float(prediction.get(KEYS["base_value"], 0.0))
-    return {"id": joined.get(id_column) if id_column else number, "churn_probability": probability,
+    customer = joined.get(id_column) if id_column else number
+    held_out = holdout_key is not None and in_holdout(holdout_key, customer, settings.holdout_share)
+    return {"id": customer, "churn_probability": probability,
             "risk_band": settings.risk_band(probability), "model_version": version,
-            "contact": bool(prediction.get(KEYS["contact"], False)),
+            "contact": bool(prediction.get(KEYS["contact"], False)) and not held_out, "holdout": held_out,
             "expected_profit": float(prediction.get(KEYS["expected_profit"], 0.0)),
             "value_at_risk": None if value is None else probability * float(value) * settings.value_horizon_periods,
             "base_value": base, "drivers": drivers,
@@ -191,7 +202,8 @@ def _scores_row(score: dict[str, Any]) -> list[Any]:
     at_risk = score["value_at_risk"]
     return [score["id"], f"{score['churn_probability']:.6f}", score["risk_band"], score["model_version"],
             CONTACT if score["contact"] else DO_NOT_CONTACT, "" if at_risk is None else f"{at_risk:.2f}",
-            f"{score['base_value']:.6f}", *drivers, f"{score['other_contributions']:+.6f}"]
+            f"{score['base_value']:.6f}", *drivers, f"{score['other_contributions']:+.6f}",
+            HELD_OUT if score["holdout"] else ""]
 
 
 def _campaign(contacted: int, expected_profit: float, at_risk: float | None, settings: Settings) -> dict[str, Any]:
@@ -222,10 +234,12 @@ class ScoredOutput:
     the same order gives the same sums as adding up a list of every score). The
     scores table is then written in probability order by reading each line again at its offset."""
 
-    def __init__(self, files: list[Path], id_column: str | None, settings: Settings, version: int):
+    def __init__(self, files: list[Path], id_column: str | None, settings: Settings, version: int,
+                 holdout_key: str | None = None):
         from array import array
 
         self.files, self.id_column, self.settings, self.version = files, id_column, settings, version
+        self.holdout_key, self.held_out = holdout_key, 0
         self.probabilities, self.file_of, self.offset_of = array("d"), array("i"), array("q")
         self.bands = dict.fromkeys(settings.risk_bands, 0)
         self.contacted, self.expected_profit = 0, 0
@@ -238,7 +252,8 @@ class ScoredOutput:
                     line = raw.decode()
                     if line.strip():
                         number += 1
-                        score = score_of(line, number, id_column, settings, version)
+                        score = score_of(line, number, id_column, settings, version, holdout_key)
+                        self.held_out += score["holdout"]
                         self.probabilities.append(score["churn_probability"])
                         self.file_of.append(index)
                         self.offset_of.append(offset)
@@ -267,7 +282,7 @@ class ScoredOutput:
                 handle = handles[self.file_of[position]]
                 handle.seek(self.offset_of[position])
                 yield score_of(handle.readline().decode(), int(position) + 1, self.id_column, self.settings,
-                               self.version)
+                               self.version, self.holdout_key)
         finally:
             for handle in handles:
                 handle.close()
@@ -305,7 +320,7 @@ def publish_the_scores(*, staged: Any, scores: Any, dag_run: Any = None, **_: An
             files.append(Path(scratch) / f"{index:06d}.out")
             store.fetch(uri, files[-1])
         try:
-            scored = ScoredOutput(files, staged.id_column, settings, staged.champion.version)
+            scored = ScoredOutput(files, staged.id_column, settings, staged.champion.version, staged.run_key)
         except (KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
             raise AirflowFailException(f"the transform output under {transformed.output('scores')} is not usable: "
                                        f"{error}") from None
@@ -314,6 +329,10 @@ def publish_the_scores(*, staged: Any, scores: Any, dag_run: Any = None, **_: An
                                        "customer(s)")
         summary = scored.summary(staged, layout)
         summary["cost"] = transformed.cost  # the transform job's: billable time x instances x price per hour
+        # what the outcome DAG needs a month later: who was held out, and what the model promised then
+        summary["holdout"] = {"share": settings.holdout_share, "customers": scored.held_out}
+        summary["model"].update({"model_uri": staged.champion.model_uri, "run_key": staged.champion.run_key,
+                                 "metrics": dict(staged.champion.metrics)})
         table = Path(scratch) / "scores.csv"
         scored.write_csv(table)
         store.upload_file(table, layout.scores_file_uri)

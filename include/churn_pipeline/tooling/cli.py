@@ -4,6 +4,7 @@ approving or rejecting a version.
     churn summary [--run-key 20261126T020000Z]
     churn report [--run-key 20261126T020000Z]     the path of a run's report.html
     churn scores [--run-key 20261126T060000Z]     a scoring run's most at risk
+    churn outcomes                                the measured cohorts: realised against promised, the verdict
     churn versions
     churn champion
     churn approve 3      makes version 3 Approved; the newest approved is the champion
@@ -26,14 +27,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from churn_pipeline.domain.layout import RunLayout, ScoringLayout
+from churn_pipeline.domain.layout import OutcomeLayout, RunLayout, ScoringLayout
 from churn_pipeline.domain.run_params import (
     APPROVAL_DAG,
+    OUTCOME_DAG,
     PIPELINE_DAG,
     SCORING_DAG,
     RunParam,
     approval_params,
     check_conf,
+    outcome_params,
     pipeline_params,
     scoring_params,
 )
@@ -211,8 +214,43 @@ def set_status(version: int, status: str) -> str:
     return f"{settings.model_package_group} version {version} is now {status}; {crowned}"
 
 
+def outcomes() -> str:
+    """Every measured cohort, realised against promised on what it was judged on, and the verdict."""
+    from churn_pipeline.domain.outcomes import FAILURES_TO_ACT, WINDOW_COHORTS, sustained_failure
+
+    settings = load_settings()
+    store, layout = LocalObjectStore(settings.local_root), OutcomeLayout(settings.base_uri)
+    folder = store.path_for(layout.outcomes_uri)
+    records = [json.loads(path.read_text()) for path in sorted(folder.glob("*/outcome.json"))] \
+        if folder.is_dir() else []
+    if not records:
+        raise CliError("no cohort measured yet: the customer_churn_outcomes DAG measures a scoring run "
+                       f"{settings.label_horizon_days} days after it (CHURN_LABEL_HORIZON_DAYS)")
+
+    def figure(value: float | None, form: str) -> str:
+        return "-" if value is None else format(value, form)
+
+    lines = ["cohort             version  coverage  judged on        ROC AUC (promised)  lift@10 (promised)  verdict"]
+    for record in records:
+        judged, promised = record[record["judged_on"]], record["promised"]
+        lines.append(f"{record['cohort']}   {record['model']['version']:>7}  {record['coverage']:>8.1%}  "
+                     f"{record['judged_on'] + ' (' + str(judged['customers']) + ')':<15}  "
+                     f"{figure(judged.get('roc_auc'), '.3f'):>7} ({figure(promised.get('roc_auc'), '.3f')})     "
+                     f"{figure(judged.get('lift_at_10'), '.2f'):>7} ({figure(promised.get('lift_at_10'), '.2f')})     "
+                     + ("failed: " + "; ".join(record["reasons"]) if record["failed"] else "passed"))
+    window = records[-WINDOW_COHORTS:]
+    failed = sum(record["failed"] for record in window)
+    sustained = sustained_failure([record["failed"] for record in records])
+    verdict = ("retrain: " if sustained else "keep the champion: ") + f"{failed} of the last {len(window)} " \
+        f"cohort(s) failed ({FAILURES_TO_ACT} of {WINDOW_COHORTS} ask for retraining)"
+    lines += [f"verdict  {verdict}", f"page     {store.path_for(layout.page_uri)}"]
+    return "\n".join(lines)
+
+
 def dag_params(dag_id: str, settings: Settings) -> tuple[RunParam, ...]:
     """The params of one of the project's DAGs, as the DAG file defines them."""
+    if dag_id == OUTCOME_DAG:
+        return outcome_params(settings.default_input_uri)
     if dag_id == PIPELINE_DAG:
         return pipeline_params(settings.default_input_uri, str(DEFAULT_SCHEMA_FILE))
     if dag_id == SCORING_DAG:
@@ -255,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             command.add_argument("--log", help=argparse.SUPPRESS)
     commands.add_parser("versions", help="the registered versions, their status, metrics and data source")
     commands.add_parser("champion", help="the current champion and its metrics")
+    commands.add_parser("outcomes", help="the measured scoring cohorts, realised against promised, and the verdict")
     for name, text in (("approve", "approve a version (the newest approved one is the champion)"),
                        ("reject", "reject a version")):
         command = commands.add_parser(name, help=text)
@@ -263,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              "(by default $CONF, $INPUT and $SCHEMA, as make passes them)")
     for option in ("input", "schema", "conf", "version"):
         conf.add_argument(f"--{option}", default=os.environ.get(option.upper(), ""))
-    conf.add_argument("--dag", choices=(PIPELINE_DAG, SCORING_DAG, APPROVAL_DAG), default=PIPELINE_DAG,
+    conf.add_argument("--dag", choices=(PIPELINE_DAG, SCORING_DAG, APPROVAL_DAG, OUTCOME_DAG), default=PIPELINE_DAG,
                       help="the DAG whose params these are")
     args = parser.parse_args(argv)
     try:
@@ -279,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(versions())
         elif args.command == "champion":
             print(champion())
+        elif args.command == "outcomes":
+            print(outcomes())
         else:
             print(set_status(args.version, APPROVED if args.command == "approve" else REJECTED))
     except (CliError, SettingsError, ValueError) as error:

@@ -7,6 +7,10 @@ for customers in their first month (tenure 0).
 
     python -m churn_pipeline.tooling.sample_data --rows 10000 --seed 7 --output include/data/customer_data.csv
     python -m churn_pipeline.tooling.sample_data --shift MonthlyCharges=1.5 --output /tmp/drifted/customers.csv
+    python -m churn_pipeline.tooling.sample_data --next-month [--drifted] --output local-store/next-month.csv
+
+``--next-month`` writes the sample's customers a month later, their churn the outcome the outcome DAG
+measures the sample's scores against (``--drifted``: an outcome the champion cannot predict).
 
 The defaults reproduce the bundled sample byte for byte. The same customers can be written as a
 database or a database export would hold them (``typed``): a SQLite file (``.sqlite``, one table
@@ -36,20 +40,32 @@ FORMATS = (".csv", ".parquet", ".sqlite")
 NUMERIC_COLUMNS = ("Age", "MonthlyCharges", "TotalCharges", "Tenure")
 BLANK_SHARE = 0.02
 DUPLICATE_SHARE = 0.01
+SAMPLE_MONTH, NEXT_MONTH, DRIFTED_MONTH = "sample", "next", "drifted"
+MONTHS = (SAMPLE_MONTH, NEXT_MONTH, DRIFTED_MONTH)
+NEXT_MONTH_STREAM = 1  # the outcome draws' own random stream, apart from the sample's
 
 CONTRACTS = (("Month-to-month", 0.55), ("One year", 0.25), ("Two year", 0.20))
 INTERNET = (("DSL", 0.35), ("Fiber optic", 0.45), ("No", 0.20))
 PAYMENT = (("Electronic check", 0.34), ("Mailed check", 0.22), ("Bank transfer", 0.22), ("Credit card", 0.22))
 
 
-def generate(rows: int, seed: int) -> Any:
-    """A pandas DataFrame of ``rows`` customers (plus about 1 % duplicate rows), reproducible by seed."""
+def generate(rows: int, seed: int, month: str = SAMPLE_MONTH) -> Any:
+    """A pandas DataFrame of ``rows`` customers (plus about 1 % duplicate rows), reproducible by seed.
+
+    ``month`` ``next`` keeps the same customers and draws their churn again from the same model with
+    fresh noise (what they did in the month after they were scored); ``drifted`` draws it at the same
+    rate but unrelated to anything the customers' columns say, so a model trained on the sample
+    ranks no better than chance. The main generator's draws stay as the sample's, so every other cell
+    is the sample's own."""
     import numpy as np
     import pandas as pd
 
     if rows < 1:
         raise ValueError(f"rows must be at least 1, got {rows}")
+    if month not in MONTHS:
+        raise ValueError(f"month must be one of {', '.join(MONTHS)}, got {month!r}")
     rng = np.random.default_rng(seed)
+    outcome_rng = np.random.default_rng([seed, NEXT_MONTH_STREAM])
 
     def pick(choices: tuple[tuple[str, float], ...]) -> Any:
         names, weights = zip(*choices, strict=True)
@@ -72,16 +88,21 @@ def generate(rows: int, seed: int) -> Any:
                + rng.normal(0.0, 6.0, rows)).clip(18.0, 120.0).round(2)
     total = (monthly * tenure * rng.normal(1.0, 0.03, rows)).round(2)
 
-    logit = (-1.9
+    signal = (-1.9
              + 1.5 * (contract == "Month-to-month") - 0.9 * (contract == "Two year")
              + 0.9 * (internet == "Fiber optic") - 0.6 * no_internet
              + 0.7 * (tech_support == "No")
              + 0.5 * (payment == "Electronic check")
              + 0.025 * (monthly - 65.0)
              - 0.06 * tenure
-             + 0.01 * (age - 50) * (age > 65)
-             + rng.logistic(0.0, 0.9, rows))
-    churn = np.where(logit > 0.0, "Yes", "No").astype(object)
+             + 0.01 * (age - 50) * (age > 65))
+    noise = rng.logistic(0.0, 0.9, rows)  # drawn in every month, so that the sample's later draws stay its own
+    churned = signal + noise > 0.0
+    if month == NEXT_MONTH:
+        churned = signal + outcome_rng.logistic(0.0, 0.9, rows) > 0.0
+    elif month == DRIFTED_MONTH:
+        churned = outcome_rng.random(rows) < churned.mean()
+    churn = np.where(churned, "Yes", "No").astype(object)
 
     frame = pd.DataFrame({
         "CustomerID": [f"C{seed:03d}-{index:07d}" for index in range(rows)],
@@ -154,7 +175,8 @@ def _write_sqlite(frame: Any, path: Path) -> None:
         database.commit()
 
 
-def write_sample(path: Path, rows: int, seed: int, shifts: Sequence[tuple[str, float]] = ()) -> Path:
+def write_sample(path: Path, rows: int, seed: int, shifts: Sequence[tuple[str, float]] = (),
+                 month: str = SAMPLE_MONTH) -> Path:
     """Write the customers to ``path`` in the format its suffix names (.csv, .parquet or .sqlite)."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -163,7 +185,7 @@ def write_sample(path: Path, rows: int, seed: int, shifts: Sequence[tuple[str, f
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.partial")
     temporary.unlink(missing_ok=True)
-    frame = shifted(generate(rows, seed), shifts)
+    frame = shifted(generate(rows, seed, month), shifts)
     if suffix == ".csv":
         frame.to_csv(temporary, index=False, lineterminator="\n")
     elif suffix == ".parquet":
@@ -182,7 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         + ", ".join(FORMATS))
     parser.add_argument("--shift", action="append", default=[], metavar="COLUMN=FACTOR",
                         help="scale a numeric column, e.g. MonthlyCharges=1.5 to see drift (repeatable)")
+    parser.add_argument("--next-month", action="store_true",
+                        help="the same customers a month on: their churn drawn again from the same model")
+    parser.add_argument("--drifted", action="store_true",
+                        help="with --next-month: churn unrelated to the columns, so the champion's lift collapses")
     args = parser.parse_args(argv)
+    if args.drifted and not args.next_month:
+        parser.error("--drifted describes next month's table: add --next-month")
     if args.rows < 1:
         parser.error(f"--rows must be at least 1, got {args.rows}")
     if args.output.suffix.lower() not in FORMATS:
@@ -191,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shifts = [parse_shift(item) for item in args.shift]
     except ValueError as error:
         parser.error(str(error))
-    print(f"wrote {write_sample(args.output, args.rows, args.seed, shifts)}")
+    month = DRIFTED_MONTH if args.drifted else NEXT_MONTH if args.next_month else SAMPLE_MONTH
+    print(f"wrote {write_sample(args.output, args.rows, args.seed, shifts, month)}")
     return 0
 
 
