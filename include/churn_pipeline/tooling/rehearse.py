@@ -191,7 +191,7 @@ def check_components(twin: Twin, version: str) -> None:
     plugins = airflow_json(twin, "plugins")
     say(f"  DAGs: {', '.join(dags)}; import errors: none; plugins: {len(plugins) if plugins else 'none'}")
     review = ["customer_churn_review"] if parsed["hitl"] else []  # absent before Airflow 3.1 (MWAA 3.0.6)
-    expected = sorted(["customer_churn_approval", TRAINING, SCORING, *review])
+    expected = sorted(["customer_churn_approval", "customer_churn_outcomes", TRAINING, SCORING, *review])
     if dags != expected:
         raise RehearsalFailed(f"the twin holds the DAGs {dags}, not {expected}")
 
