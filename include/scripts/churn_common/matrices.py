@@ -2,9 +2,10 @@
 
 A split CSV (written by preprocessing: the 0/1 label first, then the features, with a header) is
 parsed by Arrow straight into float32 columns, in parallel, and the columns are copied once into a
-C-ordered float32 matrix. scikit-learn's forest works in float32: handed float64 it first makes a
-float32 copy of the whole matrix, so reading float64 cost a full matrix in the wrong type plus the
-copy, at 8 bytes a cell instead of 4.
+float32 matrix: row-major for scoring, column-major for fitting (the layout the trees split fastest
+on). scikit-learn's forest works in float32: handed float64 it first makes a float32 copy of the
+whole matrix, so reading float64 cost a full matrix in the wrong type plus the copy, at 8 bytes a
+cell instead of 4.
 
 Scoring the held-out customers reads them batch by batch (``iter_record_batches``), so evaluation
 holds their scores and labels, never a second copy of the records in another form.
