@@ -586,14 +586,6 @@ def use_lean_memory_pool() -> None:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
 
 
-def release_memory() -> None:
-    """Hand the memory Arrow's allocator keeps for reuse back to the system, before the second pass
-    adds to it."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
-
-
 def run(args: argparse.Namespace) -> dict:
     use_lean_memory_pool()
     schema = data_contract.load_schema(args.schema)
@@ -613,7 +605,7 @@ def run(args: argparse.Namespace) -> dict:
     statistics.numbers.clear()  # the training split's cells: the profile was their last use
     cells = Cells.of(gathered, schema)
     del gathered  # the hashes: the cells and the statistics are all the second pass needs
-    release_memory()
+    tables.release_arrow_memory()  # before the second pass adds to it
     feature_names = encoded_feature_names(schema, statistics)
 
     with container.staged_output(args.output_dir) as staging:

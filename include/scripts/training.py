@@ -33,7 +33,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from churn_common import business, container, data_contract, defaults, matrices, metrics, preprocessor
+from churn_common import business, container, data_contract, defaults, matrices, metrics, preprocessor, tables
 
 STEP = "training"
 HERE = Path(__file__).resolve().parent
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> dict:
     # the Arrow columns go as soon as the matrices hold them, and their memory back to the system:
     # Arrow's allocator would keep it (the size of the training matrix) through the fit
     del parsing, parsed_train, parsed_validation  # (the future holds its result too)
-    matrices.release_arrow_memory()
+    tables.release_arrow_memory()
     rows_per_tree = defaults.rows_per_tree(len(train_y), hyperparameters["max_samples"])
     print(f"training RandomForest {hyperparameters} on {len(train_y)} row(s), {train_x.shape[1]} feature(s), "
           f"{rows_per_tree} row(s) drawn per tree")

@@ -100,13 +100,6 @@ def read_float32_split(folder: Path, order: Literal["C", "F"] = "C") -> tuple[An
     return parse_split(folder).matrix(order)
 
 
-def release_arrow_memory() -> None:
-    """Hand the memory Arrow's allocator keeps for reuse back to the system."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
-
-
 def count_parquet_rows(folder: Path) -> int:
     """Rows of the single Parquet file in ``folder``, from its footer (nothing else is read)."""
     import pyarrow as pa

@@ -373,6 +373,13 @@ class RecordsWriter:
             raise _write_error(error, "records", self.path) from None
 
 
+def release_arrow_memory() -> None:
+    """Hand the memory Arrow's allocator keeps for reuse back to the system, once what held it is gone."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 def _write_error(error: OSError, what: str, path: Path) -> OSError:
     # Arrow's message names neither the file nor the errno attribute
     return OSError(error.errno or errno.EIO, f"cannot write the {what}: {error}", str(path))
