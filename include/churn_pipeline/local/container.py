@@ -21,6 +21,10 @@ CONTAINER_ROOT = "/opt/ml"
 # What the image sets for every job (its Dockerfile's ENV), besides PATH.
 IMAGE_ENVIRONMENT = {"PYTHONUNBUFFERED": "1"}
 # From the worker's environment only what any process needs; nothing of Airflow's or the project's.
+# What the Spark processing image sets (spark/processing/3.5/py3/docker/py312/Dockerfile.cpu), besides
+# the paths of its own Spark, Hadoop and Python, which the stand-in sets to the twin's.
+SPARK_IMAGE_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
+                           "PYTHONIOENCODING": "UTF-8"}
 PASSED_THROUGH = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TRAINING_TOOLKIT = ("-m", "sagemaker_training.cli.train")  # the image's `train` (see image_twin's notes)
@@ -44,6 +48,28 @@ def in_workspace(value: str, workspace: Path) -> str:
     return value
 
 
+def local_store_uri(value: str, store: LocalObjectStore) -> str:
+    """An ``s3://bucket/key`` argument -> the ``file://`` URI of that object (or prefix) in the local
+    store; anything else unchanged. The Spark twin's Spark (PyPI's) has no S3A, so a Spark job reads
+    and writes the store's files, where the DAG side and the next job find them as objects."""
+    if not is_s3_uri(value):
+        return value
+    uri = store.path_for(value).as_uri()
+    return uri + "/" if value.endswith("/") and not uri.endswith("/") else uri
+
+
+def write_processing_config(request: dict[str, Any], workspace: Path) -> None:
+    """``/opt/ml/config/{processingjobconfig,resourceconfig}.json``, which SageMaker writes for every
+    processing job: the request as the job sees it, and its hosts (``algo-1`` ... ``algo-N``)."""
+    count = int(request["ProcessingResources"]["ClusterConfig"].get("InstanceCount", 1))
+    hosts = [f"algo-{index}" for index in range(1, count + 1)]
+    config = workspace / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "processingjobconfig.json").write_text(json.dumps(request, indent=2), encoding="utf-8")
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": hosts[0], "hosts": hosts}, indent=2),
+                                                encoding="utf-8")
+
+
 def stage(store: LocalObjectStore, uri: str, destination: Path, what: str) -> None:
     if not download(store, uri, destination):
         raise FileNotFoundError(f"no object at {uri} for {what}")
@@ -57,6 +83,18 @@ def container_env(python: JobPython, workspace: Path, request: dict[str, Any]) -
     env.update(IMAGE_ENVIRONMENT)
     env.update(request.get("Environment", {}))
     env["SAGEMAKER_BASE_DIR"] = str(workspace)
+    return env
+
+
+def spark_container_env(python: JobPython, workspace: Path, request: dict[str, Any]) -> dict[str, str]:
+    """What a process in the Spark processing image sees: as ``container_env``, with the image's own
+    variables (its Dockerfile's ``ENV``) and the machine's ``JAVA_HOME`` (the image has its Java at a
+    fixed place; here Spark's scripts find it through ``JAVA_HOME`` or ``java`` on the system PATH)."""
+    env = container_env(python, workspace, {})
+    env.update(SPARK_IMAGE_ENVIRONMENT)
+    if os.environ.get("JAVA_HOME"):
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    env.update(request.get("Environment", {}))
     return env
 
 

@@ -60,10 +60,13 @@ from churn_pipeline.local.container import (
     TRAINING_TOOLKIT,
     container_env,
     in_workspace,
+    local_store_uri,
     resolvable_hostname,
+    spark_container_env,
     stage,
     stage_training_workspace,
     training_command,
+    write_processing_config,
 )
 from churn_pipeline.local.image_twin import JobPython, job_python
 from churn_pipeline.local.job_process import (
@@ -76,6 +79,14 @@ from churn_pipeline.local.job_process import (
     read_usage,
     scrape_metrics,
     stop_process_tree,
+)
+from churn_pipeline.local.spark_twin import TWIN_DIR as SPARK_TWIN_DIR
+from churn_pipeline.local.spark_twin import (
+    TWIN_IMAGE_TAG,
+    find_java,
+    image_tag,
+    is_spark_processing_image,
+    spark_job_python,
 )
 from churn_pipeline.services.archives import deterministic_tar
 from churn_pipeline.services.objectstore import LocalObjectStore, atomic_write, upload_tree
@@ -199,21 +210,26 @@ class LocalJobRunner:
         return workspace
 
     def _run_script(self, description: dict[str, Any], command: list[str], env: dict[str, str], cwd: Path,
-                    max_runtime: int | None) -> ScriptRun:
+                    max_runtime: int | None, python: JobPython | None = None,
+                    notes: tuple[str, ...] = ()) -> ScriptRun:
         """Run the job's process to its end, echoing its log into the task's; the process writes to its
-        log file itself and records its exit code, so that it can outlive this task (see the module)."""
+        log file itself and records its exit code, so that it can outlive this task (see the module).
+        ``python`` is the twin the job runs in (the scikit-learn twin's unless said), ``notes`` lines
+        that open its log."""
+        python = python or self.python
         name = next(description[kind.name_field] for kind in JobKind if kind.name_field in description)
         log_path, exit_file = self._log_path(name), self._exit_file(name)
         usage_file = self._usage_file(name)
         exit_file.unlink(missing_ok=True)
         usage_file.unlink(missing_ok=True)
+        twin = "the Spark twin" if python.executable.is_relative_to(SPARK_TWIN_DIR) else "the image twin"
         with log_path.open("w", encoding="utf-8") as log_file:
-            for line in ([self.python.warning] if self.python.warning else []) + [
-                    f"job python: {self.python.executable} (Python {self.python.version}"
-                    + (", the image twin)" if self.python.is_twin else ", the project's environment)")]:
+            for line in ([python.warning] if python.warning else []) + [
+                    f"job python: {python.executable} (Python {python.version}"
+                    + (f", {twin})" if python.is_twin else ", the project's environment)"), *notes]:
                 log_file.write(line.rstrip("\n") + "\n")
             log_file.flush()
-            recorded = [str(self.python.executable), "-c", USAGE_RECORDER, str(usage_file), *command]
+            recorded = [str(python.executable), "-c", USAGE_RECORDER, str(usage_file), *command]
             process = subprocess.Popen([*_RECORDING_EXIT, str(exit_file), *recorded], cwd=cwd, env=env,
                                        stdout=log_file, stderr=subprocess.STDOUT)
         self._process = process
@@ -339,12 +355,40 @@ class LocalJobRunner:
     def _max_runtime(request: dict[str, Any]) -> int | None:
         return request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
 
+    def _spark_python(self, image_uri: str) -> tuple[JobPython, tuple[str, ...]]:
+        """The Spark twin a job of the Spark processing image runs in, and what its log says first; a
+        missing twin or Java fails the job before it starts (there is nothing to fall back to)."""
+        python = spark_job_python()
+        if python is None:
+            raise FileNotFoundError(f"no Spark twin at {SPARK_TWIN_DIR} for the image {image_uri}: "
+                                    "make setup builds it")
+        if find_java(os.environ) is None:
+            raise FileNotFoundError("no Java for the Spark twin (JAVA_HOME, or java on the PATH): make setup "
+                                    "installs Debian's openjdk-17-jre-headless as root")
+        tag = image_tag(image_uri)
+        if tag != TWIN_IMAGE_TAG:
+            return python, (f"WARNING: the request's image tag is {tag or 'none'}; the Spark twin holds "
+                            f"{TWIN_IMAGE_TAG}'s versions (requirements-spark.txt)",)
+        return python, ()
+
     def run_processing(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A processing job; one of the Spark processing image runs in the Spark twin (see
+        ``churn_pipeline.local.spark_twin``): its ``s3://`` arguments name the store's files, and its
+        event-log output (``S3UploadMode: Continuous`` on SageMaker) is stored at the end with the others."""
         name = request["ProcessingJobName"]
         description = self._start(JobKind.PROCESSING, request)
         workspace = self._workspace(name)
-        env = container_env(self.python, workspace, request)
+        python = self.python
+        notes: tuple[str, ...] = ()
         try:
+            app = request["AppSpecification"]
+            spark = is_spark_processing_image(app["ImageUri"])
+            if spark:
+                python, notes = self._spark_python(app["ImageUri"])
+                env = spark_container_env(python, workspace, request)
+            else:
+                env = container_env(self.python, workspace, request)
+            write_processing_config(request, workspace)
             for item in request.get("ProcessingInputs", []):
                 s3_input = item["S3Input"]
                 stage(self.store, s3_input["S3Uri"], Path(in_workspace(s3_input["LocalPath"], workspace)),
@@ -352,9 +396,10 @@ class LocalJobRunner:
             outputs = request["ProcessingOutputConfig"]["Outputs"]
             for item in outputs:
                 Path(in_workspace(item["S3Output"]["LocalPath"], workspace)).mkdir(parents=True, exist_ok=True)
-            app = request["AppSpecification"]
             command = [in_workspace(part, workspace)
                        for part in app["ContainerEntrypoint"] + app.get("ContainerArguments", [])]
+            if spark:  # PyPI's Spark has no S3A: the job reads and writes the store's files instead
+                command = [local_store_uri(part, self.store) for part in command]
             executable = shutil.which(command[0], path=env["PATH"])  # as the image's PATH resolves it
             if executable is None:
                 raise FileNotFoundError(f"the entry point {command[0]!r} is not in the image")
@@ -362,7 +407,8 @@ class LocalJobRunner:
         except (OSError, KeyError, ValueError) as error:
             return self._fail_before_start(description, JobKind.PROCESSING, workspace, error)
 
-        run = self._run_script(description, command, env, cwd=workspace, max_runtime=self._max_runtime(request))
+        run = self._run_script(description, command, env, cwd=workspace, max_runtime=self._max_runtime(request),
+                               python=python, notes=notes)
         return self._finish(description, JobKind.PROCESSING, workspace, run)
 
     def run_training(self, request: dict[str, Any]) -> dict[str, Any]:
