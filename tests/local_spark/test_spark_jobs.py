@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,18 @@ def local_run(spark_twin: Path, tmp_path_factory: pytest.TempPathFactory) -> Spa
 def cluster_run(spark_twin: Path, tmp_path_factory: pytest.TempPathFactory) -> SparkRun:
     return run_probe(tmp_path_factory.mktemp("spark-cluster"), "probe-cluster", probe_arguments("features/two"),
                      instances=2)
+
+
+def processes_of(workspace: Path) -> list[str]:
+    """The processes a job left behind: any started in its workspace or naming it (JVMs, Python workers)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        cmdline, cwd = process.info["cmdline"] or [], process.info["cwd"] or ""
+        if cwd.startswith(str(workspace)) or any(str(workspace) in part for part in cmdline):
+            found.append(f"{process.info['pid']}: {' '.join(cmdline)[:200]}")
+    return found
 
 
 def only_where_the_request_says(run: SparkRun, output: str) -> set[str]:
@@ -142,19 +156,43 @@ def test_a_configuration_that_is_not_json_fails_the_job_before_spark_starts(spar
 
 
 def test_a_two_instance_request_runs_on_two_loopback_workers_and_leaves_no_jvm(cluster_run: SparkRun) -> None:
-    import psutil
-
     assert cluster_run.description["ProcessingJobStatus"] == "Completed", cluster_run.description.get("FailureReason")
     report = cluster_run.report()
     assert report["master"].startswith("spark://127.0.0.1:")
     assert len(report["executor_ids"]) == 2
-    workspace = str(cluster_run.store.root / "jobs" / cluster_run.job_name / "ml")
+    workspace = cluster_run.store.root / "jobs" / cluster_run.job_name / "ml"
     folders = {Path(folder).relative_to(workspace).parts[:3] for _, folder in report["task_places"]}
     assert {parts[2] for parts in folders} == {"worker-1", "worker-2"}, folders  # an executor in each worker
     assert only_where_the_request_says(cluster_run, "features/two") == set()
-    left = [process.info for process in psutil.process_iter(["pid", "cmdline"])
-            if any(workspace in part for part in process.info["cmdline"] or [])]
-    assert left == []
+    assert processes_of(workspace) == []
+
+
+def test_a_cluster_job_stopped_while_it_runs_leaves_no_process(spark_twin: Path, tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    write_customers(store, f"s3://{BUCKET}/raw/customers", rows=40)
+    request = pyspark_request(store, "probe-stopped", [*probe_arguments("features/stopped"), "--sleep", "600"],
+                              instances=2, configuration=CONFIGURATION)
+    lines: list[str] = []
+    runner = LocalJobRunner(store, log=lines.append)
+    ended: dict[str, Any] = {}
+    job = threading.Thread(target=lambda: ended.update(runner.run_processing(request)))
+    job.start()
+    deadline = time.monotonic() + 300
+    while not any("probe: Spark started, sleeping" in line for line in lines):
+        assert job.is_alive() and time.monotonic() < deadline, "\n".join(lines[-30:])
+        time.sleep(0.5)
+    workspace = tmp_path / "jobs" / "probe-stopped" / "ml"
+    assert processes_of(workspace), "the job's processes should be running now"
+
+    runner.kill()  # what the task does when Airflow kills it
+    job.join(timeout=120)
+
+    assert ended["ProcessingJobStatus"] == "Failed"
+    assert not store.list_uris(f"s3://{BUCKET}/probe-stopped/report")
+    deadline = time.monotonic() + 60
+    while processes_of(workspace) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert processes_of(workspace) == []
 
 
 def test_the_spark_twin_holds_exactly_its_pins(spark_twin: Path) -> None:

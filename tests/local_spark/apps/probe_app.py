@@ -5,7 +5,8 @@ It reads the CSV files at ``--input``, writes them as Parquet with a doubled ``v
 ``--output`` (helpers from the job's ``--py-files``), and writes ``probe.json`` to ``--report-dir``:
 a spark-defaults property, the master, the executors and where its tasks ran. ``--fail MESSAGE``
 writes MESSAGE where SageMaker reads a processing job's failure reason and exits 3 before Spark
-starts; ``--crash`` raises without writing one.
+starts; ``--crash`` raises without writing one; ``--sleep SECONDS`` waits that long with Spark
+started (for a test to stop it meanwhile).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 PROBED_PROPERTY = "spark.churn.probe"
@@ -27,6 +29,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--report-dir")
     parser.add_argument("--fail")
     parser.add_argument("--crash", action="store_true")
+    parser.add_argument("--sleep", type=float, default=0.0)
     return parser.parse_args(argv)
 
 
@@ -50,6 +53,9 @@ def main(argv: list[str]) -> int:
 
     spark = SparkSession.builder.appName("probe").getOrCreate()
     context = spark.sparkContext
+    if args.sleep:
+        print("probe: Spark started, sleeping", flush=True)
+        time.sleep(args.sleep)
     frame = spark.read.option("header", True).option("inferSchema", True).csv(args.input)
     doubled(frame).write.mode("overwrite").parquet(args.output)
     slots = max(4, context.defaultParallelism * 2)
