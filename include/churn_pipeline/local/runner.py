@@ -11,6 +11,12 @@ description.json`` in the shape of SageMaker's ``Describe*Job`` answers.
 
 - Processing jobs run the request's ``ContainerEntrypoint + ContainerArguments``, ``python3`` being
   the twin's, as the image's ``PATH`` makes it.
+- Processing jobs of SageMaker's Spark processing image run in the Spark twin (``.venv-spark``; see
+  ``churn_pipeline.local.spark_twin``), whose ``bin`` holds the ``smspark-submit`` stand-in: their
+  ``s3://`` arguments become the ``file://`` locations of those objects in the store (the twin's
+  Spark has no S3A), and their event-log output, continuous on SageMaker, is stored at the end with
+  the others. Every processing job gets ``config/processingjobconfig.json`` and
+  ``resourceconfig.json``, as SageMaker writes them.
 - Training jobs run the image's entry point, the ``sagemaker-training`` toolkit's ``train``, over a
   workspace laid out as SageMaker lays out ``/opt/ml``: ``input/config/{hyperparameters,
   inputdataconfig,resourceconfig}.json`` (the host is this machine, so the toolkit's host check
@@ -40,6 +46,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tarfile
@@ -61,6 +68,7 @@ from churn_pipeline.local.container import (
     container_env,
     in_workspace,
     local_store_uri,
+    remove_checksum_files,
     resolvable_hostname,
     spark_container_env,
     stage,
@@ -261,6 +269,10 @@ class LocalJobRunner:
                 if partial:
                     self.log(f"[{name}] {shown(partial.rstrip())}")
             exit_code = process.wait()
+            if exit_code == 0 and not exit_file.is_file():
+                # Stopped, not done: stop_process_tree reaped the process before Popen could, and Popen
+                # reports 0 for a child it cannot wait for; an ended job always records its exit code.
+                exit_code = -signal.SIGTERM
         finally:
             if timer:
                 timer.cancel()
@@ -409,6 +421,8 @@ class LocalJobRunner:
 
         run = self._run_script(description, command, env, cwd=workspace, max_runtime=self._max_runtime(request),
                                python=python, notes=notes)
+        if spark and run.exit_code == 0 and not run.ran_out_of_time:
+            remove_checksum_files(self.store, app["ContainerEntrypoint"] + app.get("ContainerArguments", []))
         return self._finish(description, JobKind.PROCESSING, workspace, run)
 
     def run_training(self, request: dict[str, Any]) -> dict[str, Any]:
