@@ -3,7 +3,6 @@
 # its Spark runs on (Debian's openjdk-17-jre-headless; the image has Amazon Corretto 17).
 SPARK_TWIN := .venv-spark
 JAVA_PACKAGE := openjdk-17-jre-headless
-SPARK_SUBMIT_SOURCE := include/churn_pipeline/local/smspark_submit.py
 
 # Like the image twin: without a Python 3.12 this says so in one line and succeeds (the Spark jobs then
 # fail, saying the twin is missing). pyspark 3.5.6 is an sdist only (317 MB): building it takes a minute.
@@ -18,10 +17,6 @@ $(SPARK_TWIN)/.installed: requirements-spark.txt | $(VENV)/.installed
 	$(BIN)/python -m churn_pipeline.local.spark_twin install-submit > /dev/null && \
 	touch $@
 
-# The stand-in is a copy of its module (the twin has no project package): rewritten when it changes.
-$(SPARK_TWIN)/bin/smspark-submit: $(SPARK_SUBMIT_SOURCE) | $(SPARK_TWIN)/.installed
-	@if [ -f $(SPARK_TWIN)/.installed ]; then $(BIN)/python -m churn_pipeline.local.spark_twin install-submit; fi
-
 # Java 17 from Debian when no java is found (JAVA_HOME, or java on the PATH), as root; otherwise one
 # line saying what is missing, and success: the Spark tests then skip (fail where CI requires the twin).
 .PHONY: java
@@ -34,5 +29,5 @@ java:  ## Install Java 17 for the Spark twin (Debian's openjdk-17-jre-headless) 
 		echo "no Java: the Spark twin needs Java 17; install it as root (apt-get install --no-install-recommends $(JAVA_PACKAGE))"; \
 	fi
 
-spark-twin: $(SPARK_TWIN)/.installed $(SPARK_TWIN)/bin/smspark-submit java  ## Build the Spark twin .venv-spark (the Spark image's Python, the smspark-submit stand-in) and install Java 17
+spark-twin: $(SPARK_TWIN)/.installed java  ## Build the Spark twin .venv-spark (the Spark image's Python, the smspark-submit stand-in) and install Java 17
 .PHONY: spark-twin

@@ -114,6 +114,7 @@ def test_s3_arguments_read_and_write_the_local_store(local_run: SparkRun) -> Non
     table = pyarrow.parquet.read_table(sorted(written.glob("part-*.parquet")))
     assert sorted(table.column("value").to_pylist()) == [2 * index for index in range(40)]
     assert (written / "_SUCCESS").is_file()
+    assert not list(written.rglob("*.crc"))  # Hadoop's local checksums: S3 would hold none
     assert only_where_the_request_says(local_run, "features/doubled") == set()
 
 
@@ -187,12 +188,51 @@ def test_a_cluster_job_stopped_while_it_runs_leaves_no_process(spark_twin: Path,
     runner.kill()  # what the task does when Airflow kills it
     job.join(timeout=120)
 
-    assert ended["ProcessingJobStatus"] == "Failed"
+    assert ended.get("ProcessingJobStatus") == "Failed", "\n".join([str(ended.get("FailureReason")), *lines[-60:]])
     assert not store.list_uris(f"s3://{BUCKET}/probe-stopped/report")
     deadline = time.monotonic() + 60
     while processes_of(workspace) and time.monotonic() < deadline:
         time.sleep(1)
     assert processes_of(workspace) == []
+
+
+def test_the_aws_emulation_runs_a_spark_request_on_its_own_s3(spark_twin: Path, tmp_path: Path) -> None:
+    import boto3
+
+    from tests.e2e.moto_server import MotoServer
+
+    staging = LocalObjectStore(tmp_path)
+    write_customers(staging, f"s3://{BUCKET}/raw/customers", rows=40)
+    request = pyspark_request(staging, "probe-emulated", probe_arguments("features/emulated"),
+                              configuration=CONFIGURATION)
+    server = MotoServer()
+    try:
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+        s3, sagemaker = (session.client(name, endpoint_url=server.url) for name in ("s3", "sagemaker"))
+        s3.create_bucket(Bucket=BUCKET)
+        bucket_folder = staging.objects_root / BUCKET
+        for path in bucket_folder.rglob("*"):
+            if path.is_file():
+                s3.put_object(Bucket=BUCKET, Key=path.relative_to(bucket_folder).as_posix(), Body=path.read_bytes())
+
+        sagemaker.create_processing_job(**request)
+        deadline = time.monotonic() + 300
+        while (described := sagemaker.describe_processing_job(ProcessingJobName="probe-emulated"))[
+                "ProcessingJobStatus"] == "InProgress":
+            assert time.monotonic() < deadline, "the emulated Spark job did not end in 300 s"
+            time.sleep(1)
+
+        assert described["ProcessingJobStatus"] == "Completed", described.get("FailureReason")
+        keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+                for item in page.get("Contents", [])]
+        assert any(key.startswith("features/emulated/part-") and key.endswith(".parquet") for key in keys), keys
+        assert "features/emulated/_SUCCESS" in keys
+        assert not [key for key in keys if key.endswith(".crc")]
+        report = json.loads(s3.get_object(Bucket=BUCKET, Key="probe-emulated/report/probe.json")["Body"].read())
+        assert (report["rows"], report["property"]) == (40, "from configuration.json")
+        assert any(key.startswith("spark-events/probe-emulated/") for key in keys), keys
+    finally:
+        server.stop()
 
 
 def test_the_spark_twin_holds_exactly_its_pins(spark_twin: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_pipeline.local.container import local_store_uri, write_processing_config
+from churn_pipeline.local.container import local_store_uri, remove_checksum_files, write_processing_config
 from churn_pipeline.local.smspark_submit import (
     SparkConfiguration,
     SubmitError,
@@ -175,3 +175,25 @@ def test_s3_arguments_point_at_the_store_and_the_rest_stay(tmp_path: Path) -> No
     assert local_store_uri("--input", store) == "--input"
     with pytest.raises(ValueError, match="unsafe key"):
         local_store_uri("s3://bucket/../../etc", store)
+
+
+def test_hadoops_checksum_files_are_removed_from_what_the_job_was_given_only(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    for key in ("features/run/part-0.parquet", "features/run/.part-0.parquet.crc", "features/run/._SUCCESS.crc",
+                "features/run/_SUCCESS", "features/run/.orphan.crc", "elsewhere/.a.crc", "elsewhere/a"):
+        store.write_bytes(f"s3://bucket/{key}", b"")
+
+    removed = remove_checksum_files(store, ["--output", "s3://bucket/features/run/", "s3://bucket/absent/"])
+
+    assert sorted(path.name for path in removed) == ["._SUCCESS.crc", ".part-0.parquet.crc"]
+    assert store.list_uris("s3://bucket/features/run") == [
+        "s3://bucket/features/run/.orphan.crc", "s3://bucket/features/run/_SUCCESS",
+        "s3://bucket/features/run/part-0.parquet"]
+    assert store.exists("s3://bucket/elsewhere/.a.crc")
+
+
+def test_the_java_check_names_a_missing_java_or_another_version(tmp_path: Path) -> None:
+    from churn_pipeline.local.spark_twin import java_drift
+
+    assert java_drift({"JAVA_HOME": str(tmp_path / "absent"), "PATH": ""}) == [
+        "java: not found (JAVA_HOME or java on the PATH); make setup installs openjdk-17-jre-headless"]

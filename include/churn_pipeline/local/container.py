@@ -58,6 +58,22 @@ def local_store_uri(value: str, store: LocalObjectStore) -> str:
     return uri + "/" if value.endswith("/") and not uri.endswith("/") else uri
 
 
+def remove_checksum_files(store: LocalObjectStore, uris: list[str]) -> list[Path]:
+    """Hadoop's local file system writes a ``.<name>.crc`` beside every file Spark writes; S3 holds
+    no such objects, so after a Spark job they are removed from below the ``s3://`` arguments it was
+    given (only those whose file is there), and the store holds what S3 would."""
+    removed = []
+    for uri in uris:
+        if not is_s3_uri(uri):
+            continue
+        root = store.path_for(uri)
+        for checksum in sorted(root.rglob(".*.crc")) if root.is_dir() else []:
+            if checksum.with_name(checksum.name[1:-len(".crc")]).is_file():
+                checksum.unlink()
+                removed.append(checksum)
+    return removed
+
+
 def write_processing_config(request: dict[str, Any], workspace: Path) -> None:
     """``/opt/ml/config/{processingjobconfig,resourceconfig}.json``, which SageMaker writes for every
     processing job: the request as the job sees it, and its hosts (``algo-1`` ... ``algo-N``)."""

@@ -2,9 +2,10 @@
 processing image (``sagemaker-spark-processing:3.5-cpu-py312-v1.3``) holds for a PySpark job: Python
 3.12 and the exact pins of ``requirements-spark.txt`` (pyspark 3.5.6, the upstream version of the
 image's EMR Spark, with numpy and pandas at the image's versions and no pyarrow or scikit-learn),
-plus ``bin/smspark-submit``, a stand-in for the image's entry point
-(``churn_pipeline.local.smspark_submit``). Java 17 comes from the machine (``JAVA_HOME`` or ``java``
-on the system ``PATH``; ``make setup`` installs Debian's ``openjdk-17-jre-headless`` as root).
+plus ``bin/smspark-submit``, which runs a stand-in for the image's entry point
+(``churn_pipeline.local.smspark_submit``) with the twin's interpreter. Java 17 comes from the
+machine (``JAVA_HOME`` or ``java`` on the system ``PATH``; ``make setup`` installs Debian's
+``openjdk-17-jre-headless`` as root).
 
 The local runner runs a processing request whose image is the Spark processing image with this
 twin's ``bin`` first on the job's ``PATH``, so that ``smspark-submit`` resolves to the stand-in as
@@ -19,9 +20,11 @@ Pure standard library: the local runner imports it at task run time, never the D
 from __future__ import annotations
 
 import os
+import re
 import stat
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from churn_pipeline.domain.settings import PROJECT_DIR
@@ -79,9 +82,37 @@ def spark_job_python(twin_dir: Path = TWIN_DIR) -> JobPython | None:
     return JobPython(python, is_twin=True, version=_venv_python_version(twin_dir))
 
 
+def java_major(java: Path) -> int | None:
+    """The major version ``java -version`` reports (``"17.0.15"`` -> 17, ``"1.8.0_402"`` -> 8)."""
+    try:
+        completed = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', completed.stderr + completed.stdout)
+    if not found:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major
+
+
+def java_drift(environ: Mapping[str, str]) -> list[str]:
+    """Whether the Java Spark would run on is the image's major version (empty: it is)."""
+    java = find_java(environ)
+    if java is None:
+        return ["java: not found (JAVA_HOME or java on the PATH); make setup installs openjdk-17-jre-headless"]
+    major = java_major(java)
+    return [] if major == JAVA_MAJOR else [f"java: {java} is Java {major or 'of an unknown version'}, the image "
+                                           f"runs Java {JAVA_MAJOR}"]
+
+
 def submit_text(python: Path) -> str:
-    """What ``bin/smspark-submit`` holds: the stand-in's source, run by the twin's interpreter."""
-    return f"#!{python}\n" + SUBMIT_SOURCE.read_text(encoding="utf-8")
+    """What ``bin/smspark-submit`` holds: the twin's interpreter running the stand-in's module from
+    the project, so that the twin always runs the stand-in as it is now (no copy to go stale)."""
+    return (f"#!{python}\n"
+            "# The Spark twin's smspark-submit: the stand-in churn_pipeline.local.smspark_submit (standard\n"
+            "# library only), run from the project, which the twin does not install.\n"
+            "import runpy\n"
+            f"runpy.run_path({str(SUBMIT_SOURCE)!r}, run_name=\"__main__\")\n")
 
 
 def install_submit(twin_dir: Path = TWIN_DIR) -> Path:
@@ -105,7 +136,7 @@ def submit_drift(twin_dir: Path = TWIN_DIR) -> list[str]:
     if not os.access(target, os.X_OK):
         return [f"{SUBMIT_NAME}: {target} is not executable"]
     if target.read_text(encoding="utf-8") != submit_text(twin_dir / "bin" / "python3"):
-        return [f"{SUBMIT_NAME}: {target} is not the current {SUBMIT_SOURCE.name} (make setup rewrites it)"]
+        return [f"{SUBMIT_NAME}: {target} does not run {SUBMIT_SOURCE} (make setup rewrites it)"]
     return []
 
 
@@ -120,11 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if python is None:
             print(f"no Spark twin at {TWIN_DIR}; make setup builds it")
             return 1
-        drift = version_drift(pinned_versions(REQUIREMENTS_FILE), installed_versions(python)) + submit_drift()
-        if find_java(os.environ) is None:
-            drift.append("java: not found (JAVA_HOME or java on the PATH); make setup installs openjdk-17-jre-headless")
+        drift = (version_drift(pinned_versions(REQUIREMENTS_FILE), installed_versions(python)) + submit_drift()
+                 + java_drift(os.environ))
         print("\n".join(drift) if drift else f"{TWIN_DIR} holds exactly the pins of {REQUIREMENTS_FILE.name} "
-                                             f"and the current {SUBMIT_NAME}")
+                                             f"and the current {SUBMIT_NAME}, on Java {JAVA_MAJOR}")
         return 1 if drift else 0
     print(__doc__)
     return 2

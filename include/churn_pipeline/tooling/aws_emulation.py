@@ -8,7 +8,11 @@ image twin:
 - its inputs (every ``s3://`` URI the request names, the code archive of a training job's
   hyperparameters and the model data of a transform's model package included) are copied from the
   emulated S3 into a scratch store the runner reads, and what the job wrote is put back into the
-  emulated S3 when it completes, so a reader downstream gets exactly what the job produced;
+  emulated S3 when it completes, so a reader downstream gets exactly what the job produced; a job of
+  SageMaker's Spark processing image, which reads and writes its data sets itself through ``s3://``
+  arguments, gets them the same way: they are staged like every other URI, the runner points them at
+  the scratch store's files (the Spark twin has no S3A), and the files Spark wrote there are put back
+  as objects (Spark's ``_SUCCESS`` markers included, as on S3);
 - ``Describe*Job`` says ``InProgress`` while the job runs, then ``Completed``, ``Failed`` (with
   SageMaker's ``FailureReason``, ``ExitMessage`` for processing) or ``Stopped``; a training job's
   ``ModelArtifacts`` and ``FinalMetricDataList`` are what the run produced;
