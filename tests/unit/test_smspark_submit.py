@@ -197,3 +197,29 @@ def test_the_java_check_names_a_missing_java_or_another_version(tmp_path: Path) 
 
     assert java_drift({"JAVA_HOME": str(tmp_path / "absent"), "PATH": ""}) == [
         "java: not found (JAVA_HOME or java on the PATH); make setup installs openjdk-17-jre-headless"]
+
+
+@pytest.mark.parametrize(("missing", "reason"), [
+    ("spark_job_python", "ClientError: no Spark twin at "),
+    ("find_java", "ClientError: no Java for the Spark twin (JAVA_HOME, or java on the PATH)"),
+])
+def test_a_spark_request_without_the_twin_or_java_fails_before_it_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str, reason: str) -> None:
+    import churn_pipeline.local.runner as runner_module
+    from churn_pipeline.local.image_twin import JobPython
+    from churn_pipeline.local.runner import LocalJobRunner
+
+    # whatever this machine has: the twin found (a stand-in for it) unless the case takes it away
+    twin = JobPython(Path("/twin/bin/python3"), is_twin=True, version="3.12")
+    monkeypatch.setattr(runner_module, "spark_job_python", lambda *_: twin)
+    monkeypatch.setattr(runner_module, missing, lambda *_: None)
+    store = LocalObjectStore(tmp_path)
+    request = {"ProcessingJobName": "spark-job", "RoleArn": "arn:aws:iam::123456789012:role/r",
+               "ProcessingResources": {"ClusterConfig": {"InstanceCount": 2, "InstanceType": "ml.m5.xlarge"}},
+               "AppSpecification": {"ImageUri": SPARK_IMAGE, "ContainerEntrypoint": ["smspark-submit", "app.py"]},
+               "ProcessingOutputConfig": {"Outputs": []}}
+
+    description = LocalJobRunner(store, log=lambda line: None).run_processing(request)
+
+    assert description["ProcessingJobStatus"] == "Failed"
+    assert description["FailureReason"].startswith(reason)
