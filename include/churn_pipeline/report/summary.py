@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from churn_pipeline.domain.contract import FILES
+from churn_pipeline.domain.engine import described_record
 from churn_pipeline.domain.layout import RunLayout
 from churn_pipeline.domain.text import shown as neutral
 from churn_pipeline.domain.text import shown_lines
@@ -91,6 +92,9 @@ def summary_lines(store: ObjectStore, layout: RunLayout, shown: Callable[[str], 
     lines = [f"run {layout.key}", f"  artefacts     {shown(layout.run_uri)}"]
     if outcome and outcome.data_source:
         lines.append(f"  data source   {neutral(outcome.data_source)}")
+    engine = described_record(_read_json(store, layout.engine_file_uri))
+    if engine:
+        lines.append(f"  engine        {neutral(engine)}")
     if outcome and outcome.group:  # the model package group: where its versions and champion are
         lines.append(f"  group         {neutral(outcome.group)}")
     quality = _read_json(store, f"{layout.preprocessing_uri('quality')}/{FILES['data_quality']}")
