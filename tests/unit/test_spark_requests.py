@@ -267,3 +267,15 @@ def test_a_scikit_learn_run_keeps_its_training_job(settings) -> None:
                                       for name in ("train", "validation", "preprocessor", "holdout")})
     request = request_for_step("train", settings, "t", staged("sklearn"), {"preprocessing": preprocessed}, {})
     assert request["TrainingJobName"] == "t"
+
+
+def test_a_spark_job_on_the_default_cluster_has_a_worst_case_cost() -> None:
+    """max_run_cost bounds a Spark job too: its default instance type has a price."""
+    from churn_pipeline.domain.costs import check_cost_limit
+    from churn_pipeline.domain.sagemaker_api import JobKind
+
+    settings = load_settings(ENVIRONMENT)
+    request = spark_train_request(settings, RunLayout(settings.base_uri, KEY), job_name="t", image_uri=SPARK_IMAGE,
+                                  preprocessor_uri=f"{RUN}/preprocessing/preprocessor", hyperparameters={})
+    estimate = check_cost_limit(JobKind.PROCESSING, request, settings.instance_prices, 3600, {"max_run_cost": 10})
+    assert estimate == pytest.approx(4 * 0.922)
