@@ -322,9 +322,9 @@ def _stage_schema(store: ObjectStore, layout: RunLayout, value: str, raw: bytes)
 
 @says_why_it_failed
 def stage_run_inputs(*, extracted: Any = None, params: dict[str, Any], dag_run: Any, **context: Any) -> dict[str, Any]:
-    """Fix the run's key, check input and schema, ship the code, stage input and schema, resolve the
-    image: all before any paid job starts. ``extracted``: what extract_customers wrote (None when it
-    was skipped)."""
+    """Fix the run's key, check input and schema, ship the code, stage input and schema, choose the
+    engine and resolve its image: all before any paid job starts. ``extracted``: what
+    extract_customers wrote (None when it was skipped)."""
     from churn_pipeline.domain.costs import max_run_cost_from_params
     from churn_pipeline.domain.economics import economics_from_params
     from churn_pipeline.domain.engine import Engine, engine_record
