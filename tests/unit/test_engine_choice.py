@@ -181,3 +181,13 @@ def test_the_ecr_hostname_is_botocores(region: str) -> None:
 
     endpoint = EndpointResolver(create_loader().load_data("endpoints")).construct_endpoint("ecr", region)
     assert endpoint and ecr_hostname(region) == endpoint["hostname"].removeprefix("api.")
+
+
+def test_a_registered_versions_engine_is_read_from_its_metadata() -> None:
+    from churn_pipeline.domain.engine import engine_of_version
+
+    assert engine_of_version({"engine": "spark-mllib", "run_key": "k"}) is Engine.SPARK
+    assert engine_of_version({"engine": "scikit-learn"}) is Engine.SKLEARN
+    assert engine_of_version({"run_key": "k"}) is Engine.SKLEARN, "registered before there were engines"
+    with pytest.raises(ValueError, match="names the engine 'xgboost', which is neither scikit-learn nor spark-mllib"):
+        engine_of_version({"engine": "xgboost"})

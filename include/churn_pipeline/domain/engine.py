@@ -99,6 +99,20 @@ def described_record(record: Mapping[str, object] | None) -> str:
     return f"{engine.described}" + (f": {reason}" if isinstance(reason, str) and reason else "")
 
 
+def engine_of_version(metadata: Mapping[str, object] | None) -> Engine:
+    """The engine that trained a registered version, from its metadata (``CustomerMetadataProperties``
+    on SageMaker, the version's tags in MLflow): how it is scored. A version registered before there
+    were engines, without the key, is a scikit-learn model."""
+    named = (metadata or {}).get("engine")
+    for engine, registry_name in REGISTRY_NAMES.items():
+        if named == registry_name:
+            return engine
+    if named is None:
+        return Engine.SKLEARN
+    raise ValueError(f"a model version names the engine {named!r}, which is neither "
+                     f"{' nor '.join(REGISTRY_NAMES.values())}")
+
+
 def job_kind(step: str, engine: Engine | str) -> JobKind:
     """The kind of job a step runs on an engine: on Spark every step is a Processing job, training too
     (the Spark image runs ``smspark-submit`` as a processing container)."""
