@@ -21,7 +21,7 @@ from churn_pipeline.report.summary import summary_lines
 from churn_pipeline.requests.model_package import SPARK_SERVING_NOTE, model_package_request
 from churn_pipeline.services.objectstore import LocalObjectStore
 from tests import report_fixtures
-from tests.builders import passing_decision
+from tests.builders import champion_block, passing_decision
 
 KEY = "20261126T020000Z"
 SPARK_IMAGE = "173754725891.dkr.ecr.us-east-1.amazonaws.com/sagemaker-spark-processing:3.5-cpu-py312-v1.3"
@@ -103,3 +103,25 @@ def test_an_engine_record_that_is_not_json_is_a_note_on_the_report_not_a_failure
     inputs = ReportInputs.from_json(run_key=KEY, run_id="r", dag_id="d", backend="local", decision={},
                                     evaluation=None, engine=b"{not json")
     assert inputs.engine is None and any(note.startswith("engine.json is not valid JSON") for note in inputs.notes)
+
+
+def test_the_fullest_spark_package_stays_within_sagemakers_fifty_metadata_keys() -> None:
+    """Every metric, a comparable champion with its deltas, drift, the campaign and the run's cost,
+    and the engine's own keys: SageMaker refuses a package with more than 50."""
+    from churn_pipeline.domain.model_defaults import comparable_metric_names
+
+    names = comparable_metric_names()
+    campaign = {"economics": {"threshold": 0.3, "chosen_on": "validation", "at_threshold": {"profit": 1.0},
+                              "at_default": {"profit": 2.0}},
+                "calibration": {"applied": True, "brier": 0.1, "ece": 0.02}}
+    decision = passing_decision(champion=champion_block(3, **dict.fromkeys(names, 0.5)),
+                                metrics=dict.fromkeys(names, 0.5), campaign=campaign, run_cost={"total": 1.0},
+                                drifted_features=("MonthlyCharges",))
+    settings = load_settings({})
+    layout = RunLayout(settings.base_uri, KEY)
+    request = model_package_request(
+        settings, layout, image_uri=SPARK_IMAGE, engine=Engine.SPARK, model_artifact_uri="s3://b/m/model.tar.gz",
+        decision=decision, profile_uri=layout.preprocessing_uri("profile"), run_id="r", dag_id="d",
+        logical_date="2026-11-26T02:00:00+00:00", data_source="s3://b/in.csv", training_job="t")
+    assert {f"champion_{name}" for name in names} <= set(request["CustomerMetadataProperties"])
+    assert len(request["CustomerMetadataProperties"]) <= 50
