@@ -77,9 +77,16 @@ def test_a_staged_payload_from_before_engines_reads_as_scikit_learn() -> None:
     assert (staged.engine, staged.engine_reason) == ("sklearn", None)
 
 
-def test_the_summary_says_which_engine_ran_and_why(tmp_path: Path) -> None:
+def test_the_summary_says_which_engine_ran_and_why_unless_auto_kept_scikit_learn(tmp_path: Path) -> None:
     store, layout = LocalObjectStore(tmp_path), RunLayout("s3://local/churn", KEY)
     assert not any(line.startswith("  engine") for line in summary_lines(store, layout))
+    everyday = choose_engine("auto", InputSize(rows=10_000), TYPES, NAMES)
+    store.write_bytes(layout.engine_file_uri, json.dumps(engine_record(everyday)).encode())
+    assert not any(line.startswith("  engine") for line in summary_lines(store, layout)), "what every run was"
+    asked = choose_engine("sklearn", InputSize(rows=10_000), TYPES, NAMES)
+    store.write_bytes(layout.engine_file_uri, json.dumps(engine_record(asked)).encode())
+    assert "  engine        scikit-learn, one instance per job: engine=sklearn was asked for, and 10,000 customers " \
+           "(from the Parquet footers) fit every step's instance" in summary_lines(store, layout)
     choice = choose_engine("auto", InputSize(rows=100_000_000), TYPES, NAMES)
     store.write_bytes(layout.engine_file_uri, json.dumps(engine_record(choice)).encode())
 

@@ -99,6 +99,12 @@ def described_record(record: Mapping[str, object] | None) -> str:
     return f"{engine.described}" + (f": {reason}" if isinstance(reason, str) and reason else "")
 
 
+def is_everyday(record: Mapping[str, object] | None) -> bool:
+    """Whether ``engine.json`` records the everyday case, scikit-learn because auto found that every
+    job fits: what every run was before there were engines, so the run's summary gives it no line."""
+    return isinstance(record, Mapping) and record.get("engine") == Engine.SKLEARN and record.get("asked") == AUTO
+
+
 def engine_of_version(metadata: Mapping[str, object] | None) -> Engine:
     """The engine that trained a registered version, from its metadata (``CustomerMetadataProperties``
     on SageMaker, the version's tags in MLflow): how it is scored. A version registered before there
