@@ -125,14 +125,16 @@ def test_training_is_a_processing_job_on_four_instances_with_the_forests_hyperpa
         inputs=[sdk_input("preprocessor", f"{RUN}/preprocessing/preprocessor",
                           "/opt/ml/processing/input/preprocessor")],
         outputs=[sdk_output("model", f"{RUN}/model/{job}/output", "/opt/ml/processing/output/model")],
-        arguments=["--features", f"{RUN}/preprocessing", "--preprocessor", "/opt/ml/processing/input/preprocessor",
-                   "--model-dir", "/opt/ml/processing/output/model",
+        arguments=["--train", f"{RUN}/preprocessing/train", "--validation", f"{RUN}/preprocessing/validation",
+                   "--preprocessor", "/opt/ml/processing/input/preprocessor",
+                   "--output-dir", "/opt/ml/processing/output/model", "--work-uri", f"{RUN}/spark-work/{job}",
                    "--n-estimators", "100", "--max-depth", "10", "--value-retained", "500.0"])
     validate(request)
 
 
-def test_evaluation_scores_the_holdout_prefix_and_gets_the_champion_as_the_sklearn_job_does(settings,
-                                                                                           layout) -> None:
+def test_evaluation_scores_the_holdout_prefix_and_gets_the_champions_model_but_no_baseline(settings,
+                                                                                         layout) -> None:
+    """The Spark evaluation measures no drift: the baseline profile is not sent."""
     job = job_name("churn", "evaluate", KEY)
     model = f"{RUN}/model/churn-train-{KEY}/output/model.tar.gz"
     request = spark_evaluate_request(settings, layout, job_name=job, image_uri=SPARK_IMAGE, model_archive_uri=model,
@@ -140,15 +142,27 @@ def test_evaluation_scores_the_holdout_prefix_and_gets_the_champion_as_the_sklea
     assert request == golden(
         "evaluate", "evaluate_spark.py", job=job, count=2,
         inputs=[sdk_input("model", model, "/opt/ml/processing/input/model"),
-                sdk_input("champion", CHAMPION.model_uri, "/opt/ml/processing/input/champion"),
-                sdk_input("baseline", CHAMPION.statistics_uri, "/opt/ml/processing/input/baseline")],
+                sdk_input("champion", CHAMPION.model_uri, "/opt/ml/processing/input/champion")],
         outputs=[sdk_output("evaluation", f"{RUN}/evaluation", "/opt/ml/processing/output/evaluation")],
         arguments=["--model", "/opt/ml/processing/input/model", "--holdout", f"{RUN}/preprocessing/holdout",
-                   "--output-dir", "/opt/ml/processing/output/evaluation",
+                   "--output-dir", "/opt/ml/processing/output/evaluation", "--work-uri", f"{RUN}/spark-work/{job}",
                    "--champion-identifier", CHAMPION.identifier, "--champion-version", "3",
-                   "--baseline-identifier", CHAMPION.identifier, "--baseline-version", "3",
-                   "--baseline-uri", CHAMPION.statistics_uri])
+                   "--champion", "/opt/ml/processing/input/champion"])
     validate(request)
+
+
+def test_a_champion_whose_model_cannot_be_used_is_named_with_the_reason_and_not_sent(settings, layout) -> None:
+    request = spark_evaluate_request(settings, layout, job_name="e", image_uri=SPARK_IMAGE,
+                                     model_archive_uri=f"{RUN}/model/t/output/model.tar.gz",
+                                     compared=EvaluationInputs(champion=CHAMPION, champion_problem="its model is gone"))
+    assert [item["InputName"] for item in request["ProcessingInputs"]] == ["model", "py-files", "conf", "code"]
+    arguments = request["AppSpecification"]["ContainerArguments"]
+    assert arguments[-6:] == ["--champion-identifier", CHAMPION.identifier, "--champion-version", "3",
+                              "--champion-unavailable", "its model is gone"]
+    assert "--champion" not in arguments
+    alone = spark_evaluate_request(settings, layout, job_name="e", image_uri=SPARK_IMAGE,
+                                   model_archive_uri=f"{RUN}/model/t/output/model.tar.gz")
+    assert not any(argument.startswith("--champion") for argument in alone["AppSpecification"]["ContainerArguments"])
 
 
 def test_evaluation_refuses_a_model_folder_in_place_of_the_archive(settings, layout) -> None:

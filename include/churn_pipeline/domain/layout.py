@@ -93,6 +93,11 @@ class RunLayout(_KeyedPrefix):
         """The Spark engine's ``configuration.json`` of ``step`` (its cluster sizes it)."""
         return f"{self.code_uri}/spark-conf/{step}/configuration.json"
 
+    def spark_work_uri(self, job: str) -> str:
+        """Where a Spark job's executors write what its driver then packs or reads (a saved model): on a
+        cluster a folder on one host's disk is not the others'."""
+        return f"{self.run_uri}/spark-work/{job}"
+
     def spark_event_logs_uri(self, job: str) -> str:
         """Where a Spark job's event logs stream to while it runs (what a history server reads)."""
         return f"{self.run_uri}/spark-events/{job}"

@@ -116,22 +116,8 @@ def evaluate_request(settings: Settings, layout: RunLayout, *, job_name: str, im
                      compared: EvaluationInputs | None = None) -> dict[str, Any]:
     """The evaluation job: the new model on this run's held-out customers, with the champion's model
     and the baseline profile as optional inputs (and who they are as arguments, for the records)."""
+    compared = compared or EvaluationInputs()
     inputs = {"model": model_artifact_uri, "holdout": holdout_uri}
-    comparison_inputs, arguments = comparison(compared or EvaluationInputs())
-    request = processing_request(
-        settings, layout, step="evaluate", job_name=job_name, image_uri=image_uri,
-        inputs={**inputs, **comparison_inputs}, outputs={contract.EVALUATION_OUTPUT: layout.evaluation_uri},
-    )
-    if arguments:
-        request["AppSpecification"]["ContainerArguments"] = arguments
-    return request
-
-
-def comparison(compared: EvaluationInputs) -> tuple[dict[str, str], list[str]]:
-    """What the evaluation job is given to compare with, on either engine: the champion's model and
-    the baseline profile as inputs (``champion``, ``baseline``), and who they are, or why they cannot
-    be used, as arguments (for the records)."""
-    inputs: dict[str, str] = {}
     arguments: list[str] = []
     champion, baseline = compared.champion, compared.baseline
     if champion is not None:
@@ -150,4 +136,10 @@ def comparison(compared: EvaluationInputs) -> tuple[dict[str, str], list[str]]:
             inputs["baseline"] = baseline.statistics_uri
     if not compared.measure_drift:
         arguments.append("--no-drift")
-    return inputs, arguments
+    request = processing_request(
+        settings, layout, step="evaluate", job_name=job_name, image_uri=image_uri,
+        inputs=inputs, outputs={contract.EVALUATION_OUTPUT: layout.evaluation_uri},
+    )
+    if arguments:
+        request["AppSpecification"]["ContainerArguments"] = arguments
+    return request

@@ -34,7 +34,7 @@ from churn_pipeline.domain.settings import Settings
 from churn_pipeline.domain.sizing import instance_vcpus
 from churn_pipeline.domain.steps import EVALUATE, PREPROCESS, SCORE, TRAIN
 from churn_pipeline.requests.common import role, tags, vpc
-from churn_pipeline.requests.processing import EvaluationInputs, comparison
+from churn_pipeline.requests.processing import EvaluationInputs
 
 PROCESSING_ROOT = "/opt/ml/processing"
 INPUT_ROOT = f"{PROCESSING_ROOT}/input"
@@ -57,12 +57,17 @@ SPARK_SCRIPTS = {PREPROCESS: "preprocess_spark.py", TRAIN: "train_spark.py", EVA
 INPUT = "--input"  # preprocess: the customers (an s3:// object or prefix)
 SCHEMA = "--schema"  # preprocess: the data contract's file, in its input folder
 OUTPUT = "--output"  # preprocess: the prefix under which it writes the data sets (train/, validation/, ...)
-FEATURES = "--features"  # train: that same prefix
+TRAIN_SPLIT = "--train"  # train: the training split (a prefix of Parquet parts)
+VALIDATION_SPLIT = "--validation"  # train: the validation split
 PREPROCESSOR = "--preprocessor"  # train: the fitted preprocessing statistics' folder
-MODEL_DIR = "--model-dir"  # train: where the driver writes model.tar.gz
 MODEL = "--model"  # evaluate: the folder holding the trained model.tar.gz
 HOLDOUT = "--holdout"  # evaluate: the held-out customers (an s3:// prefix)
-OUTPUT_DIR = "--output-dir"  # evaluate: where the driver writes evaluation.json and the rest
+OUTPUT_DIR = "--output-dir"  # every step: the driver's folder of small files (train: where model.tar.gz goes)
+WORK_URI = "--work-uri"  # train, evaluate: where executors write what the driver packs or reads (s3://)
+CHAMPION = "--champion"  # evaluate: the champion's model folder, when it can be used
+CHAMPION_IDENTIFIER = "--champion-identifier"  # evaluate: who the champion is, for the records
+CHAMPION_VERSION = "--champion-version"
+CHAMPION_UNAVAILABLE = "--champion-unavailable"  # evaluate: why the champion's model cannot be used
 
 # The data sets preprocessing writes under its --output prefix, as Spark writes them (Parquet folders),
 # named as the scikit-learn engine names its outputs; "holdout" is what evaluation scores.
@@ -204,10 +209,12 @@ def spark_preprocess_request(settings: Settings, layout: RunLayout, *, job_name:
 
 def spark_train_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
                         preprocessor_uri: str, hyperparameters: Mapping[str, float]) -> dict[str, Any]:
-    """Training: the data sets from preprocessing's prefix, the fitted statistics as an input, and the
-    hyperparameters as the scikit-learn script takes them (``--<name> <value>``)."""
-    arguments = [FEATURES, data_sets_uri(layout), PREPROCESSOR, f"{INPUT_ROOT}/preprocessor",
-                 MODEL_DIR, f"{OUTPUT_ROOT}/model"]
+    """Training: the splits from preprocessing's prefix, the fitted statistics as an input, and the
+    hyperparameters as the scikit-learn script takes them (``--<name> <value>``); Spark saves the
+    model under the run's work prefix, and the driver packs it into the ``model`` output."""
+    arguments = [TRAIN_SPLIT, f"{data_sets_uri(layout)}/train", VALIDATION_SPLIT, f"{data_sets_uri(layout)}/validation",
+                 PREPROCESSOR, f"{INPUT_ROOT}/preprocessor", OUTPUT_DIR, f"{OUTPUT_ROOT}/model",
+                 WORK_URI, layout.spark_work_uri(job_name)]
     for name, value in hyperparameters.items():
         arguments += [f"--{name}", str(value)]
     return spark_request(
@@ -219,13 +226,28 @@ def spark_train_request(settings: Settings, layout: RunLayout, *, job_name: str,
 def spark_evaluate_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
                            model_archive_uri: str, compared: EvaluationInputs | None = None) -> dict[str, Any]:
     """Evaluation: the trained model (its ``model.tar.gz``) as an input, the held-out customers from
-    preprocessing's prefix, and the champion and baseline as the scikit-learn evaluation gets them."""
+    preprocessing's prefix, and the champion as an input with who it is as arguments, or why its model
+    cannot be used. The Spark evaluation measures no drift (it writes no drift.json), so no baseline
+    profile is sent."""
     if not model_archive_uri.endswith(MODEL_ARCHIVE):
         raise ValueError(f"the Spark evaluation needs the trained {MODEL_ARCHIVE}, got {model_archive_uri!r}")
-    comparison_inputs, comparison_arguments = comparison(compared or EvaluationInputs())
+    comparison_inputs, comparison_arguments = champion_comparison(compared or EvaluationInputs())
     arguments = [MODEL, f"{INPUT_ROOT}/model", HOLDOUT, f"{data_sets_uri(layout)}/holdout",
-                 OUTPUT_DIR, f"{OUTPUT_ROOT}/{contract.EVALUATION_OUTPUT}", *comparison_arguments]
+                 OUTPUT_DIR, f"{OUTPUT_ROOT}/{contract.EVALUATION_OUTPUT}", WORK_URI, layout.spark_work_uri(job_name),
+                 *comparison_arguments]
     return spark_request(
         settings, layout, step=EVALUATE, job_name=job_name, image_uri=image_uri,
         inputs={"model": model_archive_uri, **comparison_inputs},
         outputs={contract.EVALUATION_OUTPUT: layout.evaluation_uri}, arguments=arguments)
+
+
+def champion_comparison(compared: EvaluationInputs) -> tuple[dict[str, str], list[str]]:
+    """The champion as the Spark evaluation takes it: its model as the ``champion`` input and
+    ``--champion`` naming its folder, or ``--champion-unavailable`` with the reason; who it is either way."""
+    champion = compared.champion
+    if champion is None:
+        return {}, []
+    arguments = [CHAMPION_IDENTIFIER, champion.identifier, CHAMPION_VERSION, str(champion.version)]
+    if compared.champion_problem:
+        return {}, [*arguments, CHAMPION_UNAVAILABLE, compared.champion_problem]
+    return {"champion": champion.model_uri}, [*arguments, CHAMPION, f"{INPUT_ROOT}/champion"]
