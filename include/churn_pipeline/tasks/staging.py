@@ -298,7 +298,7 @@ def choose_run_engine(settings: Settings, store: ObjectStore, input_uri: str, fo
     """The run's engine, from the input's size against each scikit-learn step's instance; a run that
     asked for scikit-learn and will not fit is refused before any job, one line per step, naming its
     estimate, the instance's memory, the smallest instance of the family that fits and engine=spark."""
-    from churn_pipeline.domain.engine import EngineRefusal, choose_engine
+    from churn_pipeline.domain.engine import Engine, EngineRefusal, choose_engine
     from churn_pipeline.domain.sizing import SIZED_STEPS
 
     size = input_size(store, input_uri, footers)
@@ -308,8 +308,13 @@ def choose_run_engine(settings: Settings, store: ObjectStore, input_uri: str, fo
                                {step: f"CHURN_{step.upper()}_INSTANCE_TYPE" for step in SIZED_STEPS})
     except EngineRefusal as refusal:
         raise AirflowFailException(str(refusal)) from None
+    if choice.engine is Engine.SPARK:
+        clusters = {step: settings.spark_resources_for(step) for step in SIZED_STEPS}
+        shown_types = {step: f"{item.instance_count} x {item.instance_type}" for step, item in clusters.items()}
+    else:
+        shown_types = types
     log.info("engine %s: %s (%s)", choice.engine, choice.reason,
-             ", ".join(f"{step}: {kind}" for step, kind in types.items()))
+             ", ".join(f"{step}: {kind}" for step, kind in shown_types.items()))
     return choice
 
 
