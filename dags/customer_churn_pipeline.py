@@ -68,7 +68,7 @@ with DAG(
     doc_md=__doc__,
     tags=["ml", "sagemaker", "churn"],
     default_args=SETTINGS.task_defaults,
-    params=airflow_params(pipeline_params(SETTINGS.default_input_uri, str(DEFAULT_SCHEMA_FILE))),
+    params=airflow_params(pipeline_params(SETTINGS.default_input_uri, str(DEFAULT_SCHEMA_FILE), SETTINGS.engine)),
 ) as dag:
     extract_customers = ExtractCustomersOperator(task_id="extract_customers")
     stage_inputs = PythonOperator(task_id="stage_inputs", python_callable=stage_run_inputs,

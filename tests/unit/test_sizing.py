@@ -95,12 +95,14 @@ def test_stage_inputs_refuses_a_parquet_input_too_large_for_the_preprocessing_in
     monkeypatch.setitem(sizing.MIB_PER_MILLION_ROWS, "preprocess", per_million)
 
     with pytest.raises(AirflowFailException) as refused:
-        _stage(tmp_path, monkeypatch, tmp_path / "customers.parquet", CHURN_PREPROCESS_INSTANCE_TYPE="ml.m5.large")
+        _stage(tmp_path, monkeypatch, tmp_path / "customers.parquet", CHURN_PREPROCESS_INSTANCE_TYPE="ml.m5.large",
+               CHURN_ENGINE="sklearn")  # auto would run it on Spark (test_spark_staging.py)
 
     message = str(refused.value)
     assert message.count("\n") == 0
     assert message.startswith(f"preprocess would need about 10.0 GiB for {rows:,} customers (from the Parquet footers)")
     assert "ml.m5.large's 8 GiB" in message and "ml.m5.xlarge (16 GiB): set CHURN_PREPROCESS_INSTANCE_TYPE" in message
+    assert "or run it on Spark with engine=spark" in message
     assert message.endswith("nothing was started")
 
 
@@ -110,7 +112,7 @@ def test_stage_inputs_sizes_a_csv_by_its_bytes_and_passes_what_fits(tmp_path: Pa
     assert staged["input_uri"].endswith("/input")
     monkeypatch.setitem(sizing.MIB_PER_MILLION_ROWS, "evaluate", 10**9)
     with pytest.raises(AirflowFailException, match=r"^evaluate would need about .* customers \(from 1 MiB of CSV\)"):
-        _stage(tmp_path, monkeypatch, SAMPLE_DATA_FILE)
+        _stage(tmp_path, monkeypatch, SAMPLE_DATA_FILE, CHURN_ENGINE="sklearn")
 
 
 def test_a_parquet_input_is_sized_from_its_footers_and_a_csv_from_its_bytes(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ from typing import Any
 from churn_pipeline.domain.sagemaker_api import JobKind
 
 # On-demand prices per hour in us-east-1 (Processing, Training and Transform bill alike for these)
-DEFAULT_INSTANCE_PRICES = {"ml.m5.large": 0.115, "ml.m5.xlarge": 0.23, "ml.m5.2xlarge": 0.461,
+# (ml.m5.4xlarge: the Spark engine's default cluster, so that its runs are costed and max_run_cost bounds them)
+DEFAULT_INSTANCE_PRICES = {"ml.m5.large": 0.115, "ml.m5.xlarge": 0.23, "ml.m5.2xlarge": 0.461, "ml.m5.4xlarge": 0.922,
                            "ml.c5.xlarge": 0.204, "ml.c5.2xlarge": 0.408}
 
 

@@ -85,6 +85,24 @@ class RunLayout(_KeyedPrefix):
         return f"{self.run_uri}/code/sourcedir.tar.gz"
 
     @property
+    def py_files_uri(self) -> str:
+        """The Spark engine's ``--py-files`` (a prefix holding ``churn_common.zip`` and nothing else)."""
+        return f"{self.code_uri}/py-files"
+
+    def spark_configuration_uri(self, step: str) -> str:
+        """The Spark engine's ``configuration.json`` of ``step`` (its cluster sizes it)."""
+        return f"{self.code_uri}/spark-conf/{step}/configuration.json"
+
+    def spark_work_uri(self, job: str) -> str:
+        """Where a Spark job's executors write what its driver then packs or reads (a saved model): on a
+        cluster a folder on one host's disk is not the others'."""
+        return f"{self.run_uri}/spark-work/{job}"
+
+    def spark_event_logs_uri(self, job: str) -> str:
+        """Where a Spark job's event logs stream to while it runs (what a history server reads)."""
+        return f"{self.run_uri}/spark-events/{job}"
+
+    @property
     def input_uri(self) -> str:
         """The run's own copy of its input: what extract_customers wrote (Parquet), or a plain-path
         input staged there (local backend), so that the run keeps what it read."""
@@ -123,6 +141,12 @@ class RunLayout(_KeyedPrefix):
     def decision_file_uri(self) -> str:
         """The gate's decision as JSON, beside the report: what the CLI and people read later."""
         return f"{self.report_uri}/decision.json"
+
+    @property
+    def engine_file_uri(self) -> str:
+        """The engine stage_inputs chose for the run, and why (``engine.json``): what the summary and the
+        report say, whichever task ends the run."""
+        return f"{self.run_uri}/engine.json"
 
     @property
     def registration_record_uri(self) -> str:

@@ -69,6 +69,10 @@ class StagedInputs(Payload):
     image_uri: str
     # where the customers came from, in words: the extract's source and prefix, else input_uri as given
     data_source: str | None = None
+    # the run's engine (domain.engine: sklearn or spark), chosen once by stage_inputs, and why; image_uri
+    # is that engine's image. A payload from before there were engines ran scikit-learn.
+    engine: str = "sklearn"
+    engine_reason: str | None = None
 
 
 @dataclass(frozen=True)

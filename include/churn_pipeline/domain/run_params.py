@@ -30,6 +30,7 @@ from churn_pipeline.domain.gate import (
     DriftMode,
 )
 from churn_pipeline.domain.model_defaults import comparable_metric_names
+from churn_pipeline.domain.settings import ENGINE_CHOICES
 
 PIPELINE_DAG = "customer_churn_pipeline"
 SCORING_DAG = "customer_churn_scoring"
@@ -60,7 +61,9 @@ def _number(name: str, default: float, low: float, high: float, description: str
                                     "description": description})
 
 
-def pipeline_params(default_input_uri: str, default_schema_uri: str) -> tuple[RunParam, ...]:
+def pipeline_params(default_input_uri: str, default_schema_uri: str,
+                    default_engine: str = "auto") -> tuple[RunParam, ...]:
+    """The training DAG's params; ``default_engine`` is the deployment's ``CHURN_ENGINE``."""
     return (
         RunParam("input_uri", default_input_uri, {
             "type": "string", "minLength": 1,
@@ -96,6 +99,10 @@ def pipeline_params(default_input_uri: str, default_schema_uri: str) -> tuple[Ru
             "type": "number", "minimum": 0, **FINITE, "description": "What one retention offer costs (not negative)"}),
         _number("offer_acceptance", ECONOMICS["offer_acceptance"], 0, 1,
                 "Share of contacted churners the offer keeps (0 to 1)"),
+        RunParam("engine", default_engine, {
+            "type": "string", "enum": list(ENGINE_CHOICES),
+            "description": "auto: scikit-learn while every job fits its instance, Spark past it; sklearn; spark "
+                           "(SageMaker's Spark processing image, every step a processing job)"}),
         RunParam("max_run_cost", None, {
             "type": ["null", "number"], "minimum": 0, "not": {"type": "number", **FINITE["not"]},
             "description": "Refuse to start a job that may cost more than this (its longest allowed run x "

@@ -34,7 +34,8 @@ from churn_pipeline.domain.settings_sources import (
     problems,
     variable_values,
 )
-from churn_pipeline.domain.steps import STEPS
+from churn_pipeline.domain.spark_image import spark_image_uri
+from churn_pipeline.domain.steps import EVALUATE, PREPROCESS, SCORE, STEPS, TRAIN
 
 INCLUDE_DIR = Path(__file__).resolve().parents[2]
 SCRIPTS_DIR = INCLUDE_DIR / "scripts"
@@ -44,6 +45,15 @@ SAMPLE_DATA_FILE = INCLUDE_DIR / "data" / "customer_data.csv"
 PROJECT_DIR = INCLUDE_DIR.parent
 
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
+# The engines a run may ask for: auto chooses per run (domain.engine), the other two are taken as asked.
+ENGINE_CHOICES = ("auto", "sklearn", "spark")
+# The Spark cluster of each step on SageMaker, unless set: the research's sizing for 100 M customers
+# (docs/aws.md, "The Spark engine"). ml.m5.4xlarge: 16 vCPU and 64 GiB, the type the Spark image's
+# resource table sizes executors for; training holds the bagged points of every tree, so it gets most.
+DEFAULT_SPARK_INSTANCE_TYPE = "ml.m5.4xlarge"
+DEFAULT_SPARK_INSTANCE_COUNTS = {PREPROCESS: 2, TRAIN: 4, EVALUATE: 2, SCORE: 2}
+# The local backend runs one Spark worker per instance on this machine: unless asked, one (local[*]).
+LOCAL_SPARK_INSTANCE_COUNT = 1
 DEFAULT_RISK_BANDS = {"high": 0.7, "medium": 0.4, "low": 0.0}
 JOB_WAIT_SLACK_SECONDS = 1800  # provisioning an instance, pulling the image, uploading outputs
 TASK_TIMEOUT_SLACK_SECONDS = 600
@@ -115,6 +125,19 @@ class Settings(BaseModel):
     max_runtime_seconds: int = Field(3600, ge=60)
     framework_version: str = "1.9-0"  # the scikit-learn image whose versions requirements pin
     image_uri: str | None = None
+    # Which engine runs the jobs: auto (per run: scikit-learn while every job fits its instance, Spark
+    # past it), sklearn or spark; the run param engine overrides it per run
+    engine: Literal["auto", "sklearn", "spark"] = "auto"
+    spark_image_uri: str | None = None  # None: SageMaker's Spark processing image, pinned tag, for the region
+    spark_preprocess_instance_type: str = DEFAULT_SPARK_INSTANCE_TYPE
+    spark_train_instance_type: str = DEFAULT_SPARK_INSTANCE_TYPE
+    spark_evaluate_instance_type: str = DEFAULT_SPARK_INSTANCE_TYPE
+    spark_score_instance_type: str = DEFAULT_SPARK_INSTANCE_TYPE
+    # None: DEFAULT_SPARK_INSTANCE_COUNTS on SageMaker, LOCAL_SPARK_INSTANCE_COUNT on the local backend
+    spark_preprocess_instance_count: int | None = Field(None, ge=1, le=100)
+    spark_train_instance_count: int | None = Field(None, ge=1, le=100)
+    spark_evaluate_instance_count: int | None = Field(None, ge=1, le=100)
+    spark_score_instance_count: int | None = Field(None, ge=1, le=100)
     model_package_group: str = "customer-churn"
     sns_topic_arn: str | None = None
     kms_key_id: str | None = None
@@ -167,7 +190,7 @@ class Settings(BaseModel):
 
     # ------------------------------------------------------------------ parsing and checks
 
-    @field_validator("backend", mode="before")
+    @field_validator("backend", "engine", mode="before")
     @classmethod
     def _backend_in_any_case(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
@@ -193,7 +216,8 @@ class Settings(BaseModel):
         return value
 
     @field_validator("instance_type", "preprocess_instance_type", "train_instance_type", "evaluate_instance_type",
-                     "score_instance_type")
+                     "score_instance_type", "spark_preprocess_instance_type", "spark_train_instance_type",
+                     "spark_evaluate_instance_type", "spark_score_instance_type")
     @classmethod
     def _instance_type(cls, value: str | None) -> str | None:
         if value is not None and not _INSTANCE_TYPE.match(value):
@@ -372,6 +396,25 @@ class Settings(BaseModel):
             raise ValueError(f"unknown step {step!r}; one of {', '.join(STEPS)}")
         return StepResources(instance_type=getattr(self, f"{step}_instance_type") or self.instance_type,
                              instance_count=getattr(self, f"{step}_instance_count"))
+
+    def spark_resources_for(self, step: str) -> StepResources:
+        """The Spark cluster of ``step``: ``CHURN_SPARK_<STEP>_INSTANCE_TYPE`` and ``_COUNT``."""
+        if step not in STEPS:
+            raise ValueError(f"unknown step {step!r}; one of {', '.join(STEPS)}")
+        count = getattr(self, f"spark_{step}_instance_count")
+        if count is None:
+            count = LOCAL_SPARK_INSTANCE_COUNT if self.backend == "local" else DEFAULT_SPARK_INSTANCE_COUNTS[step]
+        return StepResources(instance_type=getattr(self, f"spark_{step}_instance_type"), instance_count=count)
+
+    def spark_image(self) -> str:
+        """The image of the Spark engine's jobs: ``CHURN_SPARK_IMAGE_URI``, else SageMaker's own Spark
+        processing image (pinned tag) for the region; a region without one is a SettingsError."""
+        if self.spark_image_uri:
+            return self.spark_image_uri
+        try:
+            return spark_image_uri(self.region)
+        except ValueError as error:
+            raise SettingsError(f"{error}: set CHURN_SPARK_IMAGE_URI, or CHURN_REGION to one of those") from None
 
     def risk_band(self, probability: float) -> str:
         """The first band whose lower bound the probability reaches (the last starts at 0)."""

@@ -28,6 +28,14 @@ INSTANCE_MEMORY_GIB: dict[str, dict[str, int]] = {
     "ml.r5": {"large": 16, "xlarge": 32, "2xlarge": 64, "4xlarge": 128, "8xlarge": 256, "12xlarge": 384,
               "16xlarge": 512, "24xlarge": 768},
 }
+# vCPUs of the same types: what the Spark image gives each instance's executor, so what a Spark job's
+# shuffle partitions are sized from (domain.engine)
+INSTANCE_VCPUS: dict[str, dict[str, int]] = {
+    "ml.m5": {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "12xlarge": 48, "24xlarge": 96},
+    "ml.c5": {"xlarge": 4, "2xlarge": 8, "4xlarge": 16, "9xlarge": 36, "18xlarge": 72},
+    "ml.r5": {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "12xlarge": 48,
+              "16xlarge": 64, "24xlarge": 96},
+}
 USABLE_SHARE = 0.85  # of an instance's memory a job can count on; the OS and SageMaker's agents hold the rest
 
 # Peak RSS per step = fixed MiB + MiB per million input customers, fitted through the peaks measured
@@ -73,6 +81,14 @@ def instance_memory_gib(instance_type: str) -> int | None:
     if not match:
         return None
     return INSTANCE_MEMORY_GIB.get(match.group(1), {}).get(match.group(2))
+
+
+def instance_vcpus(instance_type: str) -> int | None:
+    """The instance type's vCPUs; None for a type this table does not know."""
+    match = _INSTANCE_TYPE.match(instance_type)
+    if not match:
+        return None
+    return INSTANCE_VCPUS.get(match.group(1), {}).get(match.group(2))
 
 
 def usable_mib(instance_type: str) -> float | None:

@@ -10,7 +10,6 @@ from airflow.sdk import BaseOperator
 
 from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import Settings
-from churn_pipeline.domain.steps import KIND_OF_STEP
 from churn_pipeline.operators.resumable import JOB_INPUT_FIELDS, ResumableJobMixin
 
 if TYPE_CHECKING:
@@ -28,7 +27,6 @@ class LocalJobOperator(ResumableJobMixin, BaseOperator):
     def __init__(self, *, step: str, staged: Any, inputs: Mapping[str, Any] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self._wire(step, staged, inputs)
-        self.kind = KIND_OF_STEP[step]
         self._runner: LocalJobRunner | None = None
 
     def _runner_for(self, settings: Settings) -> LocalJobRunner:

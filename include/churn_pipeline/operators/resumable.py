@@ -5,6 +5,10 @@ A job task plans its attempt (``churn_pipeline.domain.attempt_planning``): it re
 upstream tasks' real results. Then it judges the end: a job that did not complete fails the task; if
 its reason says the input broke the data contract, without retrying (the same input fails the same
 way), otherwise with a retry (capacity, throttling, a lost instance may pass).
+
+The kind of job a task runs follows its run's engine (``domain.engine.job_kind``): on Spark the
+train task runs a Processing job. The task learns it from the staged payload, so every attempt of
+the run, and a retry, plans and reuses jobs of the kind its run began with.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from churn_pipeline.domain.sagemaker_api import COMPLETED, JobKind
 from churn_pipeline.domain.settings import Settings, load_settings
-from churn_pipeline.domain.steps import check_inputs
+from churn_pipeline.domain.steps import KIND_OF_STEP, check_inputs
 
 if TYPE_CHECKING:
     from churn_pipeline.domain.attempt_planning import Action
@@ -49,6 +53,14 @@ class ResumableJobMixin(ABC):
         """Take the step and what the DAG hands it; a task wired to the wrong inputs fails at parse time."""
         check_inputs(step, inputs or {})
         self.step, self.staged, self.inputs = step, staged, dict(inputs or {})
+        self.kind = KIND_OF_STEP[step]  # the scikit-learn engine's; execute takes the run's (_follow_engine)
+
+    def _follow_engine(self, staged: Any) -> None:
+        """Run the kind of job the staged run's engine runs for this step (a staged scoring run, which
+        names no engine, keeps the step's own kind)."""
+        from churn_pipeline.domain.engine import Engine, job_kind
+
+        self.kind = job_kind(self.step, getattr(staged, "engine", Engine.SKLEARN))
 
     @abstractmethod
     def describe_job(self, name: str, settings: Settings) -> Mapping[str, Any] | None:
@@ -82,6 +94,7 @@ class ResumableJobMixin(ABC):
         except PayloadError as error:  # an upstream result is missing or malformed: no retry mends it
             raise AirflowFailException(f"the {self.step} job cannot be built from its upstream results: {error}; "
                                        "run (or clear) the upstream tasks first") from None
+        self._follow_engine(staged)
         key = staged.run_key  # type: ignore[attr-defined]  # every staged payload names its run
         plan = plan_attempt(self.kind, settings.job_prefix, self.step, key,
                             lambda name: self.describe_job(name, settings))

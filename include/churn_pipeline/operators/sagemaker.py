@@ -6,6 +6,10 @@ pipeline (docs/aws.md, "Running on AWS"): an existing job of this run is reused 
 renamed and paid again; a job that ends ``Stopped`` fails the task (the provider's synchronous path can
 count it as success); and killing the task stops the job instead of leaving it running.
 
+On the Spark engine the train task runs a Processing job of the Spark image: ``ChurnTrainingOperator``
+then creates it through the same hook as the processing operator, and waits, defers, reuses, judges
+and stops it by the same rules as every other job.
+
 Waiting is synchronous unless ``CHURN_DEFERRABLE`` is true; the choice is always passed to the
 provider explicitly, so Airflow's ``[operators] default_deferrable`` (common on MWAA) cannot switch it
 behind the pipeline's back. Deferred, the job is watched by the provider's ``SageMakerTrigger`` in the
@@ -34,7 +38,6 @@ from botocore.exceptions import ClientError
 
 from churn_pipeline.domain.sagemaker_api import RUNNING_STATES, JobKind
 from churn_pipeline.domain.settings import Settings, load_settings
-from churn_pipeline.domain.steps import KIND_OF_STEP
 from churn_pipeline.operators.links import SageMakerProcessingJobLink, SageMakerTrainingJobLink
 from churn_pipeline.operators.resumable import JOB_INPUT_FIELDS, ResumableJobMixin
 
@@ -204,6 +207,7 @@ class SageMakerJobMixin(ResumableJobMixin):
         if not name:
             raise AirflowException(f"the trigger's event names no job: {validated}")
         self.log.info("resumed after the trigger reported %s for %s", validated.get("status"), name)
+        self._follow_rendered_engine()
         self._remember(name, context)
         self._show(self._log_reader(name))  # what the job wrote while the triggerer watched it
         description = self._describe_function()(name)
@@ -212,6 +216,17 @@ class SageMakerJobMixin(ResumableJobMixin):
 
         return self._judge(name, Action.AWAIT, attempt_of(name), description, context["ti"],
                            load_settings().instance_prices)
+
+    def _follow_rendered_engine(self) -> None:
+        """On resuming, take the kind of job the run's engine runs, as execute did (the staged payload
+        is rendered again for the resumed task)."""
+        from churn_pipeline.domain.payloads import PayloadError
+        from churn_pipeline.requests.steps import STAGED_PAYLOAD
+
+        try:
+            self._follow_engine(STAGED_PAYLOAD[self.step].from_xcom(self.staged))
+        except PayloadError as error:
+            raise AirflowException(f"the {self.step} task resumed without its staged run: {error}") from None
 
     def on_kill(self) -> None:
         if not self._current_job:
@@ -252,24 +267,39 @@ class ChurnProcessingOperator(SageMakerJobMixin, SageMakerProcessingOperator):
                  **kwargs: Any):
         super().__init__(**_provider_kwargs(settings), **kwargs)
         self._wire(step, staged, inputs)
-        self.kind = KIND_OF_STEP[step]
 
     def _provider_execute(self, context: Any) -> Any:
         return SageMakerProcessingOperator.execute(self, context)
 
 
 class ChurnTrainingOperator(SageMakerJobMixin, SageMakerTrainingOperator):
-    operator_extra_links = (SageMakerTrainingJobLink(),)
+    """The train task: a training job of the scikit-learn image, or, when the run's engine is Spark, a
+    processing job of the Spark image (the request's kind follows the staged engine)."""
+
+    operator_extra_links = (SageMakerTrainingJobLink(), SageMakerProcessingJobLink())
 
     template_fields = (*SageMakerTrainingOperator.template_fields, *JOB_INPUT_FIELDS)
     def __init__(self, *, step: str, settings: Settings, staged: Any, inputs: Mapping[str, Any] | None = None,
                  **kwargs: Any):
         super().__init__(**_provider_kwargs(settings), print_log=False, check_if_job_exists=True, **kwargs)
         self._wire(step, staged, inputs)
-        self.kind = KIND_OF_STEP[step]
 
     def _provider_execute(self, context: Any) -> Any:
+        if self.kind is JobKind.PROCESSING:
+            return self._start_processing_job()
         return SageMakerTrainingOperator.execute(self, context)
+
+    def _start_processing_job(self) -> None:
+        """Create the Spark engine's training job, a processing job, as the provider's processing
+        operator would (the attempt's name was planned unused; the request holds whole numbers and a
+        role ARN already), then hand a deferred wait to the triggerer; run_job waits otherwise."""
+        name = job_name_of(JobKind.PROCESSING, self.config)
+        self.log.info("Creating SageMaker processing job %s for the Spark engine's training.", name)
+        response = self._sagemaker.create_processing_job(self.config, wait_for_completion=False)
+        if response["ResponseMetadata"]["HTTPStatusCode"] != 200:
+            raise AirflowException(f"Sagemaker Processing Job creation failed: {response}")
+        if self.deferrable:
+            self._defer_until_stopped(name)
 
 
 class ChurnTransformOperator(SageMakerJobMixin, SageMakerTransformOperator):
@@ -283,7 +313,6 @@ class ChurnTransformOperator(SageMakerJobMixin, SageMakerTransformOperator):
         super().__init__(**_provider_kwargs(settings), check_if_job_exists=True, check_if_model_exists=True,
                          action_if_model_exists="fail", **kwargs)
         self._wire(step, staged, inputs)
-        self.kind = KIND_OF_STEP[step]
 
     def _provider_config(self, request: dict[str, Any]) -> dict[str, Any]:
         model = request["Model"]["ModelName"]

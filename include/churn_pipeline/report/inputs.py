@@ -30,12 +30,13 @@ class ReportInputs:
     quality: Mapping[str, Any] | None
     links: Sequence[Mapping[str, str]] = ()
     notes: Sequence[str] = ()
+    engine: Mapping[str, Any] | None = None  # engine.json: which engine stage_inputs chose, and why
 
     @classmethod
     def from_json(cls, *, run_key: str, run_id: str, dag_id: str, backend: str,
                   decision: Mapping[str, Any] | bytes, evaluation: bytes | None, details: bytes | None = None,
                   drift: bytes | None = None, quality: bytes | None = None,
-                  links: Sequence[Mapping[str, str]] = ()) -> ReportInputs:
+                  links: Sequence[Mapping[str, str]] = (), engine: bytes | None = None) -> ReportInputs:
         """Build the inputs from the files' bytes (None: the file does not exist).
 
         A file that is not a JSON object is read as absent and named in ``notes``: a report with a
@@ -45,6 +46,7 @@ class ReportInputs:
         decision_object = decision if isinstance(decision, Mapping) else _json_object("the gate decision", decision,
                                                                                       notes)
         evaluation_object = _json_object("evaluation.json", evaluation, notes)
+        engine_object = _json_object("engine.json", engine, notes)
         if evaluation is None:
             notes.append("evaluation.json was not found")
         return cls(run_key=run_key, run_id=run_id, dag_id=dag_id, backend=backend,
@@ -52,7 +54,7 @@ class ReportInputs:
                    details=_json_object("details.json", details, notes),
                    drift=_json_object("drift.json", drift, notes),
                    quality=_json_object("data_quality.json", quality, notes),
-                   links=tuple(links), notes=tuple(notes))
+                   links=tuple(links), notes=tuple(notes), engine=engine_object)
 
 
 def _json_object(name: str, raw: bytes | None, notes: list[str]) -> dict[str, Any] | None:

@@ -9,7 +9,9 @@ read through the object store, so the lines are the same on both backends; a par
 (the run stopped before it) is said, never guessed. Every value that came from data or params
 (``input_uri``, column names in a reason, a subject) is shown neutralised
 (``churn_pipeline.domain.text``), and each further line of a reason is indented under its label, so
-no value can add a line that poses as one of the summary's own.
+no value can add a line that poses as one of the summary's own. The engine gets a line when the run
+is on Spark or asked for its engine; scikit-learn chosen by ``auto`` is every small run's, and the
+report says it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from churn_pipeline.domain.contract import FILES
+from churn_pipeline.domain.engine import described_record, is_everyday
 from churn_pipeline.domain.layout import RunLayout
 from churn_pipeline.domain.text import shown as neutral
 from churn_pipeline.domain.text import shown_lines
@@ -91,6 +94,9 @@ def summary_lines(store: ObjectStore, layout: RunLayout, shown: Callable[[str], 
     lines = [f"run {layout.key}", f"  artefacts     {shown(layout.run_uri)}"]
     if outcome and outcome.data_source:
         lines.append(f"  data source   {neutral(outcome.data_source)}")
+    record = _read_json(store, layout.engine_file_uri)
+    if not is_everyday(record) and described_record(record):  # Spark, or an engine the run asked for
+        lines.append(f"  engine        {neutral(described_record(record))}")
     if outcome and outcome.group:  # the model package group: where its versions and champion are
         lines.append(f"  group         {neutral(outcome.group)}")
     quality = _read_json(store, f"{layout.preprocessing_uri('quality')}/{FILES['data_quality']}")

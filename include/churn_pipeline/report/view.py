@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from churn_pipeline.domain.contract import PSI_DRIFT_FROM, PSI_WATCH_FROM
+from churn_pipeline.domain.engine import described_record
 from churn_pipeline.report.artefacts import Link, QualityRow, links_view, quality_view
 from churn_pipeline.report.inputs import ReportInputs
 from churn_pipeline.report.values import count, fixed, mapping, number, objects, share, signed
@@ -47,6 +48,7 @@ class Header:
     drift_attention: str  # "" when no feature drifted or is to watch
     notes: tuple[str, ...]  # the input files that could not be read
     cost: str  # what the run's jobs cost, in one sentence; "" when the decision does not say
+    engine: str = ""  # which engine ran the jobs and why; "" when the run recorded none
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ def _header(inputs: ReportInputs, decision: Mapping[str, Any], verdict: str) -> 
                   passed=decision.get("passed") is True, verdict=verdict[:1].upper() + verdict[1:],
                   reasons=tuple(str(sentence) for sentence in sentences), rules=_rules(decision),
                   drift_attention=_drift_attention(inputs.drift, decision), notes=tuple(inputs.notes),
-                  cost=_cost(decision))
+                  cost=_cost(decision), engine=described_record(inputs.engine))
 
 
 def _cost(decision: Mapping[str, Any]) -> str:

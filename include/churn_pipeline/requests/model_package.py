@@ -1,5 +1,11 @@
 """``CreateModelPackage`` requests: a new version of the group, awaiting manual approval, with its
-lineage. Pure: no AWS call, no Airflow import."""
+lineage and the engine that trained it. Pure: no AWS call, no Airflow import.
+
+Both engines' versions have the same shape, so the registry, the review and the champion lookup read
+them alike; ``CustomerMetadataProperties.engine`` (``scikit-learn`` or ``spark-mllib``) says which
+made it, and so how it is scored: a scikit-learn model by Batch Transform in its serving image, a
+Spark ``PipelineModel`` by a processing job of the Spark image, which serves no endpoint.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,19 @@ import json
 from typing import Any
 
 from churn_pipeline.domain.contract import CSV, FILES, JSON
+from churn_pipeline.domain.engine import Engine
 from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout, registration_token
 from churn_pipeline.domain.model_defaults import comparable_metric_names
 from churn_pipeline.domain.payloads import GateDecision
 from churn_pipeline.domain.settings import Settings
+from churn_pipeline.domain.spark_image import SPARK_VERSION
 from churn_pipeline.requests.common import tags
 from churn_pipeline.requests.transform import INFERENCE_ENVIRONMENT
 
 MAX_METADATA_VALUE = 256  # CustomerMetadataProperties: at most 50 keys, values of at most 256 characters
+SPARK_SCORING = "processing"  # how a Spark model is scored: a processing job of the Spark image
+SPARK_SERVING_NOTE = ("a Spark PipelineModel: score it with a processing job of this image; the Spark processing "
+                      "image serves no HTTP, so do not deploy this version to an endpoint")
 
 
 def _lineage(decision: GateDecision) -> dict[str, str]:
@@ -81,6 +92,37 @@ def _model_card(layout: RunLayout, decision: GateDecision, training_job: str) ->
     return {"ModelCardContent": json.dumps(content, sort_keys=True), "ModelCardStatus": "Draft"}
 
 
+def _engine_metadata(engine: Engine) -> dict[str, str]:
+    """Which engine trained the version, and for a Spark model how it is scored and why not served."""
+    metadata = {"engine": engine.registry_name}
+    if engine is Engine.SPARK:
+        metadata.update({"spark_version": SPARK_VERSION, "scoring": SPARK_SCORING, "serving": SPARK_SERVING_NOTE})
+    return metadata
+
+
+def _inference_specification(settings: Settings, engine: Engine, image_uri: str,
+                             model_artifact_uri: str) -> dict[str, Any]:
+    if engine is Engine.SPARK:
+        # The same shape, so that DescribeModelPackage reads alike for both engines; no serving
+        # environment and no instance types to serve on, since nothing here serves a Spark model.
+        return {"Containers": [{"Image": image_uri, "ModelDataUrl": model_artifact_uri}],
+                "SupportedContentTypes": [CSV], "SupportedResponseMIMETypes": [CSV]}
+    return {
+        "Containers": [{
+            "Image": image_uri,
+            "ModelDataUrl": model_artifact_uri,
+            "Environment": dict(INFERENCE_ENVIRONMENT),
+        }],
+        "SupportedContentTypes": [CSV, JSON],
+        "SupportedResponseMIMETypes": [JSON],
+        # Batch Transform of this version runs on the scoring step's instance type. No endpoint is
+        # deployed by the pipeline; one would run the same serving container and handlers as that
+        # transform, so the instance type known to serve this model is the one offered for it.
+        "SupportedRealtimeInferenceInstanceTypes": [settings.resources_for("score").instance_type],
+        "SupportedTransformInstanceTypes": [settings.resources_for("score").instance_type],
+    }
+
+
 def model_package_request(
     settings: Settings,
     layout: RunLayout,
@@ -94,6 +136,7 @@ def model_package_request(
     logical_date: str,
     data_source: str,
     training_job: str,
+    engine: Engine = Engine.SKLEARN,
 ) -> dict[str, Any]:
     """A ``CreateModelPackage`` request: a new version awaiting manual approval, carrying its lineage:
     what it was compared with and the deltas, the run that made it, its data profile (the baseline
@@ -101,7 +144,7 @@ def model_package_request(
 
     ``ClientToken`` (per group and run) makes the call idempotent on SageMaker's side as well. Model
     package versions cannot carry Tags, so lineage goes in CustomerMetadataProperties,
-    MetadataProperties and the model card.
+    MetadataProperties and the model card. ``image_uri`` is the image of the run's ``engine``.
     """
     metadata = {name: f"{decision.metrics[name]:.6f}" for name in comparable_metric_names()
                 if name in decision.metrics}
@@ -114,6 +157,7 @@ def model_package_request(
         "report_uri": layout.report_file_uri,
         **_lineage(decision),
         **_campaign(decision),
+        **_engine_metadata(engine),
     })
     metadata = {key: value[:MAX_METADATA_VALUE] for key, value in metadata.items()}
     statistics = {"ContentType": JSON, "S3Uri": f"{profile_uri}/{FILES['statistics']}"}
@@ -121,25 +165,14 @@ def model_package_request(
     champion = decision.champion
     compared = (f"compared with version {champion.get('version')} on {decision.champion_metric}"
                 if champion else "first of its group: nothing to compare with")
+    if engine is Engine.SPARK:
+        compared += f"; {SPARK_SERVING_NOTE}"
     return {
         "ModelPackageGroupName": settings.model_package_group,
         "ModelPackageDescription": f"customer churn model trained by run {layout.key}; {compared}"[:1024],
         "ModelApprovalStatus": "PendingManualApproval",
         "ClientToken": registration_token(settings.model_package_group, layout.key),
-        "InferenceSpecification": {
-            "Containers": [{
-                "Image": image_uri,
-                "ModelDataUrl": model_artifact_uri,
-                "Environment": dict(INFERENCE_ENVIRONMENT),
-            }],
-            "SupportedContentTypes": [CSV, JSON],
-            "SupportedResponseMIMETypes": [JSON],
-            # Batch Transform of this version runs on the scoring step's instance type. No endpoint is
-            # deployed by the pipeline; one would run the same serving container and handlers as that
-            # transform, so the instance type known to serve this model is the one offered for it.
-            "SupportedRealtimeInferenceInstanceTypes": [settings.resources_for("score").instance_type],
-            "SupportedTransformInstanceTypes": [settings.resources_for("score").instance_type],
-        },
+        "InferenceSpecification": _inference_specification(settings, engine, image_uri, model_artifact_uri),
         "ModelMetrics": {
             "ModelQuality": {
                 "Statistics": {"ContentType": JSON, "S3Uri": layout.evaluation_file_uri},

@@ -76,6 +76,7 @@ def write_report(settings: Settings, store: ObjectStore, layout: RunLayout, deci
     evaluation = jobs[EVALUATE].output("evaluation")
     inputs = ReportInputs.from_json(
         run_key=layout.key, run_id=run_id, dag_id=dag_id, backend=settings.backend,
+        engine=_read_if_there(store, layout.engine_file_uri),
         decision=json.dumps(decision.to_xcom()).encode(),  # as it is stored: lists, not tuples
         evaluation=_read_if_there(store, f"{evaluation}/{FILES['evaluation']}"),
         details=_read_if_there(store, f"{evaluation}/{FILES['details']}"),

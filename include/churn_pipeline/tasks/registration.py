@@ -24,6 +24,7 @@ def register_model_version(*, decision: Any, staged: Any, preprocessing: Any, mo
                            ti: Any, dag_run: Any, **context: Any) -> dict[str, Any]:
     """Register the model the gate passed (``decision``), from the staged run, the preprocessing job
     (its profile) and the training job (its model)."""
+    from churn_pipeline.domain.engine import Engine, model_archive_uri
     from churn_pipeline.domain.payloads import GateDecision, JobResult, StagedInputs
     from churn_pipeline.report.summary import REGISTERED, RunOutcome
     from churn_pipeline.requests.model_package import model_package_request
@@ -40,8 +41,10 @@ def register_model_version(*, decision: Any, staged: Any, preprocessing: Any, mo
     preprocessing = received(JobResult, preprocessing, "preprocessing job's result")
     layout = RunLayout(settings.base_uri, staged.run_key)
     moment = context.get("logical_date") or dag_run.run_after
+    engine = Engine(staged.engine)
     request = model_package_request(
-        settings, layout, image_uri=staged.image_uri, model_artifact_uri=train.output("model"),
+        settings, layout, image_uri=staged.image_uri, engine=engine,
+        model_artifact_uri=model_archive_uri(train.output("model"), engine),
         decision=decision, profile_uri=preprocessing.output("profile"), run_id=dag_run.run_id,
         dag_id=dag_run.dag_id, logical_date=moment.isoformat(), data_source=source,
         training_job=train.job_name)

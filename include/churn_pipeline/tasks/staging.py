@@ -12,13 +12,18 @@ folder must resolve inside that folder; and only the tables a job reads (``.csv`
 are staged, so a stray link or file in the folder is never copied into the store.
 
 Last, each job's peak memory is estimated from the staged input's size (``domain.sizing``: rows from
-Parquet footers, else the CSV's bytes) and a run that will not fit a step's instance type is refused,
-one line per step, naming the smallest instance of the same family that would fit.
+Parquet footers, else the CSV's bytes), and the run's engine is chosen from it once (``domain.engine``):
+``auto`` runs scikit-learn while every job fits its instance and Spark past it; an explicit ``sklearn``
+that will not fit is refused, one line per step, naming the smallest instance of the same family that
+would fit and ``engine=spark``. A Spark run also gets its ``--py-files`` (``churn_common.zip``) and
+each step's ``configuration.json`` under its code prefix, and the Spark image.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,12 +45,15 @@ from churn_pipeline.tasks._run import described_source, log, received_optional, 
 from churn_pipeline.tasks.extracted_input import check_parquet_header, extracted_input
 
 if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    from churn_pipeline.domain.engine import EngineChoice
     from churn_pipeline.domain.sizing import InputSize
     from churn_pipeline.services.objectstore import ObjectStore
     from churn_pipeline.services.parquet_inputs import ParquetFooter
 
 
 SHOWN_COLUMNS = 30  # a header listed in a message is cut after this many names
+SHARED_PACKAGE = "churn_common"  # the scripts' shared code: the Spark jobs' --py-files, zipped
+ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: the same code makes the same bytes
 
 
 def _plain_path(settings: Settings, value: str, what: str, shipped: tuple[Path, ...] = ()) -> Path:
@@ -96,6 +104,30 @@ def _stage_code(store: ObjectStore, layout: RunLayout) -> None:
         if path.is_file() and "__pycache__" not in path.parts:
             store.upload_file(path, f"{layout.code_uri}/{path.relative_to(SCRIPTS_DIR).as_posix()}")
     store.write_bytes(layout.sourcedir_uri, deterministic_tar(SCRIPTS_DIR))
+
+
+def py_files_archive(package: Path = SCRIPTS_DIR / SHARED_PACKAGE) -> bytes:
+    """``churn_common.zip`` as ``spark-submit --py-files`` takes it: the package at the archive's root
+    (``churn_common/__init__.py``, ...), its data files too, and the same bytes for the same code."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(package.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                entry = zipfile.ZipInfo(f"{package.name}/{path.relative_to(package).as_posix()}", ZIP_TIMESTAMP)
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                entry.external_attr = 0o644 << 16
+                archive.writestr(entry, path.read_bytes())
+    return buffer.getvalue()
+
+
+def _stage_spark_code(settings: Settings, store: ObjectStore, layout: RunLayout) -> None:
+    """What a Spark run's jobs get besides their scripts: ``--py-files`` and each step's configuration."""
+    from churn_pipeline.domain.sizing import SIZED_STEPS
+    from churn_pipeline.requests.spark import PY_FILES_ARCHIVE, spark_configuration_file
+
+    store.write_bytes(f"{layout.py_files_uri}/{PY_FILES_ARCHIVE}", py_files_archive())
+    for step in SIZED_STEPS:
+        store.write_bytes(layout.spark_configuration_uri(step), spark_configuration_file(settings, step))
 
 
 def _read_schema(settings: Settings, store: ObjectStore, value: str) -> tuple[bytes, dict[str, Any]]:
@@ -251,19 +283,39 @@ def input_size(store: ObjectStore, input_uri: str, footers: list[ParquetFooter])
     return InputSize(csv_bytes=sum(size for uri, size in store.sizes(input_uri).items() if _is_csv(uri)))
 
 
-def check_instance_memory(settings: Settings, store: ObjectStore, input_uri: str,
-                          footers: list[ParquetFooter]) -> None:
-    """Refuse, before any job, a run whose input will not fit a step's instance: one line per step,
-    naming its estimate, the instance's memory and the smallest instance of the family that fits."""
-    from churn_pipeline.domain.sizing import SIZED_STEPS, memory_refusals
+def asked_engine(settings: Settings, params: dict[str, Any]) -> str:
+    """The engine the run asks for: its ``engine`` param, else ``CHURN_ENGINE``; one line otherwise."""
+    from churn_pipeline.domain.settings import ENGINE_CHOICES
+
+    asked = params.get("engine") or settings.engine
+    if not isinstance(asked, str) or asked.strip().lower() not in ENGINE_CHOICES:
+        raise AirflowFailException(f"engine must be one of {', '.join(ENGINE_CHOICES)}, not {shown(repr(asked))}")
+    return asked.strip().lower()
+
+
+def choose_run_engine(settings: Settings, store: ObjectStore, input_uri: str, footers: list[ParquetFooter],
+                      asked: str) -> EngineChoice:
+    """The run's engine, from the input's size against each scikit-learn step's instance; a run that
+    asked for scikit-learn and will not fit is refused before any job, one line per step, naming its
+    estimate, the instance's memory, the smallest instance of the family that fits and engine=spark."""
+    from churn_pipeline.domain.engine import Engine, EngineRefusal, choose_engine
+    from churn_pipeline.domain.sizing import SIZED_STEPS
 
     size = input_size(store, input_uri, footers)
     types = {step: settings.resources_for(step).instance_type for step in SIZED_STEPS}
-    refusals = memory_refusals(types, size, {step: f"CHURN_{step.upper()}_INSTANCE_TYPE" for step in SIZED_STEPS})
-    if refusals:
-        raise AirflowFailException("\n".join(f"{refusal}; nothing was started" for refusal in refusals))
-    log.info("the input, %s, fits each step's instance (%s)", size.described(),
-             ", ".join(f"{step}: {kind}" for step, kind in types.items()))
+    try:
+        choice = choose_engine(asked, size, types,
+                               {step: f"CHURN_{step.upper()}_INSTANCE_TYPE" for step in SIZED_STEPS})
+    except EngineRefusal as refusal:
+        raise AirflowFailException(str(refusal)) from None
+    if choice.engine is Engine.SPARK:
+        clusters = {step: settings.spark_resources_for(step) for step in SIZED_STEPS}
+        shown_types = {step: f"{item.instance_count} x {item.instance_type}" for step, item in clusters.items()}
+    else:
+        shown_types = types
+    log.info("engine %s: %s (%s)", choice.engine, choice.reason,
+             ", ".join(f"{step}: {kind}" for step, kind in shown_types.items()))
+    return choice
 
 
 def _stage_schema(store: ObjectStore, layout: RunLayout, value: str, raw: bytes) -> str:
@@ -275,16 +327,18 @@ def _stage_schema(store: ObjectStore, layout: RunLayout, value: str, raw: bytes)
 
 @says_why_it_failed
 def stage_run_inputs(*, extracted: Any = None, params: dict[str, Any], dag_run: Any, **context: Any) -> dict[str, Any]:
-    """Fix the run's key, check input and schema, ship the code, stage input and schema, resolve the
-    image: all before any paid job starts. ``extracted``: what extract_customers wrote (None when it
-    was skipped)."""
+    """Fix the run's key, check input and schema, ship the code, stage input and schema, choose the
+    engine and resolve its image: all before any paid job starts. ``extracted``: what
+    extract_customers wrote (None when it was skipped)."""
     from churn_pipeline.domain.costs import max_run_cost_from_params
     from churn_pipeline.domain.economics import economics_from_params
+    from churn_pipeline.domain.engine import Engine, engine_record
     from churn_pipeline.domain.payloads import ExtractedCustomers, StagedInputs
     from churn_pipeline.services import backend
     from churn_pipeline.services.objectstore import ObjectStoreError
 
     settings = load_settings()
+    asked = asked_engine(settings, params)
     try:
         economics_from_params(params)
         max_run_cost_from_params(params)
@@ -293,6 +347,11 @@ def stage_run_inputs(*, extracted: Any = None, params: dict[str, Any], dag_run: 
     if settings.backend == "sagemaker":
         try:
             settings.require_sagemaker_resources()
+        except SettingsError as error:
+            raise AirflowFailException(str(error)) from None
+    if asked == Engine.SPARK:  # known before anything is staged: a region without the image stages nothing
+        try:
+            settings.spark_image()
         except SettingsError as error:
             raise AirflowFailException(str(error)) from None
     key = run_key(context.get("logical_date"), dag_run.run_after)
@@ -316,12 +375,17 @@ def stage_run_inputs(*, extracted: Any = None, params: dict[str, Any], dag_run: 
         input_uri = from_source or _stage_input(settings, store, layout, input_value)
         schema_uri = _stage_schema(store, layout, schema_value, raw_schema)
         footers = check_parquet_header(store, input_uri, schema_uri)  # Parquet inputs: the columns of their footers
-        check_instance_memory(settings, store, input_uri, footers)
+        choice = choose_run_engine(settings, store, input_uri, footers, asked)
+        store.write_bytes(layout.engine_file_uri, json.dumps(engine_record(choice), indent=2).encode("utf-8"))
+        if choice.engine is Engine.SPARK:
+            _stage_spark_code(settings, store, layout)
     except OSError as error:
         raise AirflowFailException(f"cannot stage the run's inputs under {settings.base_uri}: "
                                    f"{error.strerror or error} ({error.filename or ''})") from None
     try:
-        image_uri = backend.container_image(settings)
+        image_uri = settings.spark_image() if choice.engine is Engine.SPARK else backend.container_image(settings)
+    except SettingsError as error:  # the Spark image is not published in the region
+        raise AirflowFailException(str(error)) from None
     except ValueError as error:
         raise AirflowFailException(f"cannot resolve the scikit-learn image ({error}); set CHURN_FRAMEWORK_VERSION "
                                    "to a supported version or CHURN_IMAGE_URI") from None
@@ -331,6 +395,7 @@ def stage_run_inputs(*, extracted: Any = None, params: dict[str, Any], dag_run: 
                                    "startup.sh of make mwaa-bundle does)") from None
     staged = StagedInputs(run_key=key, run_uri=layout.run_uri, input_uri=input_uri, schema_uri=schema_uri,
                           code_uri=layout.code_uri, image_uri=image_uri,
-                          data_source=described_source(received_optional(ExtractedCustomers, extracted), params))
-    log.info("run %s stages under %s", key, layout.run_uri)
+                          data_source=described_source(received_optional(ExtractedCustomers, extracted), params),
+                          engine=choice.engine.value, engine_reason=choice.reason)
+    log.info("run %s stages under %s, on %s (%s)", key, layout.run_uri, choice.engine.described, image_uri)
     return staged.to_xcom()

@@ -252,7 +252,7 @@ def dag_params(dag_id: str, settings: Settings) -> tuple[RunParam, ...]:
     if dag_id == OUTCOME_DAG:
         return outcome_params(settings.default_input_uri)
     if dag_id == PIPELINE_DAG:
-        return pipeline_params(settings.default_input_uri, str(DEFAULT_SCHEMA_FILE))
+        return pipeline_params(settings.default_input_uri, str(DEFAULT_SCHEMA_FILE), settings.engine)
     if dag_id == SCORING_DAG:
         return scoring_params(settings.default_input_uri)
     return approval_params(APPROVAL_STATUSES, APPROVED)
