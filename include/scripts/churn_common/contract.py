@@ -19,7 +19,20 @@ from pathlib import Path
 from typing import Any
 
 CONTRACT_FILE = Path(__file__).resolve().with_name("contract.json")
-_CONTRACT: dict[str, Any] = json.loads(CONTRACT_FILE.read_text(encoding="utf-8"))
+
+
+def read_beside(name: str) -> str:
+    """A data file shipped beside this module: from the folder, or through the module's loader where
+    the package is imported from a zip (Spark ships it as ``--py-files churn_common.zip``)."""
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), name)
+    if os.path.isfile(path):
+        return Path(path).read_text(encoding="utf-8")
+    return __loader__.get_data(path).decode("utf-8")  # type: ignore[attr-defined]
+
+
+_CONTRACT: dict[str, Any] = json.loads(read_beside(CONTRACT_FILE.name))
 
 PSI_WATCH_FROM: float = float(_CONTRACT["drift"]["psi_watch_from"])
 PSI_DRIFT_FROM: float = float(_CONTRACT["drift"]["psi_drift_from"])

@@ -15,7 +15,20 @@ import json
 from pathlib import Path
 
 DEFAULTS_FILE = Path(__file__).resolve().with_name("defaults.json")
-_DEFAULTS = json.loads(DEFAULTS_FILE.read_text(encoding="utf-8"))
+
+
+def read_beside(name: str) -> str:
+    """A data file shipped beside this module: from the folder, or through the module's loader where
+    the package is imported from a zip (Spark ships it as ``--py-files churn_common.zip``)."""
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), name)
+    if os.path.isfile(path):
+        return Path(path).read_text(encoding="utf-8")
+    return __loader__.get_data(path).decode("utf-8")  # type: ignore[attr-defined]
+
+
+_DEFAULTS = json.loads(read_beside(DEFAULTS_FILE.name))
 
 HYPERPARAMETERS: dict[str, int] = dict(_DEFAULTS["hyperparameters"])
 METRIC_NAMES: tuple[str, ...] = tuple(_DEFAULTS["metrics"])
