@@ -202,18 +202,19 @@ def open_csv(spark: Any, files: InputFiles, schema: data_contract.Schema) -> tup
     for path, header in headers.items():
         groups.setdefault(tuple(header), []).append(path)
     frames = []
-    for header, paths in groups.items():
-        # every cell as text, under the header's own names (checked unique above)
-        text_schema = StructType([StructField(name, StringType()) for name in header])
-        raw_name = {name.strip(): name for name in header}
+    for names, paths in groups.items():
+        # every cell as text under the header's own names (so Spark's header check agrees), then
+        # renamed by position: Spark resolves names case-insensitively, the contract does not
+        text_schema = StructType([StructField(name, StringType()) for name in names])
+        position = {name.strip(): index for index, name in enumerate(names)}
         # multiLine: a quoted cell may hold a line break, as Arrow's reader allows (each file is then
         # read by one task: a large table comes as many parts, or as Parquet); quotes escape as "".
         raw = (spark.read.schema(text_schema)
                .options(header=True, multiLine=True, quote='"', escape='"', encoding="UTF-8", mode="FAILFAST")
                .csv(paths))
-        raw = with_order(raw)
-        frames.append(raw.select(*(trimmed(raw[spark_sql.identifier(raw_name[name])]).alias(name)
-                                   for name in schema.required_columns), FILE, ROW))
+        raw = with_order(raw.toDF(*(f"_c{index}" for index in range(len(names)))))
+        frames.append(raw.select(*(trimmed(raw[f"_c{position[name]}"]).alias(name) for name in schema.required_columns),
+                                 FILE, ROW))
     frame = frames[0]
     for other in frames[1:]:
         frame = frame.unionByName(other)
@@ -486,7 +487,8 @@ def training_statistics(train: Any, rows: int, schema: data_contract.Schema, rel
         spreads = {name: mean_and_spread(rows, moments[f"mean_{name}"], moments[f"var_{name}"])
                    for name in schema.numeric}
     counted = category_counts(train, schema)
-    modes, categories = {}, {}
+    modes: dict[str, Any] = {}
+    categories: dict[str, list[Any]] = {}
     for name in schema.categorical:
         values = counted[name][0]
         if values:
