@@ -20,7 +20,7 @@ training split only and writes:
 writes its own parts); ``OUT`` is a folder on the driver for the small files, which SageMaker
 uploads from the primary host.
 
-What matches scikit-learn's path, and how (docs/spark.md has the whole table):
+What matches scikit-learn's path, and how (docs/pipeline.md has the whole table):
 - the split: Spark SQL's ``crc32`` of the same UTF-8 bytes; a customer without an id is keyed by the
   same canonical text (numbers as Arrow writes them: ``churn_common.spark_sql.number_text``);
 - imputation: the median is Spark's ``approxQuantile`` (what its ``Imputer`` uses), within

@@ -16,7 +16,7 @@ lines as training.py does, and writes OUT/model.tar.gz, a model that scores **ra
                             scikit-learn for the isotonic fit, so the scores stay as the forest gives them
     forest.json             the Spark parameters the hyperparameters were mapped to
 
-The mapping (docs/spark.md gives the sources):
+The mapping (docs/pipeline.md gives the sources):
     n-estimators       -> numTrees
     max-depth          -> maxDepth (depth 0 is one leaf in both)
     min-samples-split  -> minInstancesPerNode = max(1, s // 2). Spark has no minimum size of a node to
