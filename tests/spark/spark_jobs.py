@@ -67,10 +67,14 @@ def run_spark_script(python: Path, py_files: Path, name: str, *args: str | Path,
 
 
 def run_spark_steps(python: Path, py_files: Path, steps: list[tuple[str, list[str | Path]]],
-                    base_dir: Path | None = None, timeout: int = 900) -> SparkRun:
-    """Run several include/scripts/spark/ steps in one spark-submit (tests/spark/run_steps.py)."""
+                    base_dirs: list[Path | None] | None = None, keep_going: bool = False,
+                    timeout: int = 900) -> SparkRun:
+    """Run several include/scripts/spark/ steps in one spark-submit (tests/spark/run_steps.py), each
+    with its own SAGEMAKER_BASE_DIR where ``base_dirs`` gives one."""
     import json
 
-    listed = [[str(SPARK_SCRIPTS / name), [str(argument) for argument in arguments]] for name, arguments in steps]
-    return run_spark_script(python, py_files, str(Path(__file__).with_name("run_steps.py")), json.dumps(listed),
-                            base_dir=base_dir, timeout=timeout)
+    bases = base_dirs or [None] * len(steps)
+    listed = [[str(SPARK_SCRIPTS / name), [str(argument) for argument in arguments],
+               None if base is None else str(base)] for (name, arguments), base in zip(steps, bases, strict=True)]
+    return run_spark_script(python, py_files, str(Path(__file__).with_name("run_steps.py")),
+                            *(["--keep-going"] if keep_going else []), json.dumps(listed), timeout=timeout)

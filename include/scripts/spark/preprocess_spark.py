@@ -163,6 +163,20 @@ def _columns_agree(files: InputFiles, names: dict[str, set[str]], kind: str) -> 
         raise container.ContractError(files.source, [f"the {kind} files' headers differ: " + "; ".join(mismatched)])
 
 
+def check_quotes(spark: Any, files: InputFiles) -> None:
+    """A quoted field never closed swallows the rest of its file as one cell, so quotes are counted
+    first, per file (escaped quotes come in pairs), as tables.py counts them: one pass over the text."""
+    from pyspark.sql import functions as F
+
+    lines = spark.read.text(list(files.paths))
+    quotes = F.length("value") - F.length(F.regexp_replace("value", '"', ""))
+    odd = (lines.groupBy(F.input_file_name().alias("file")).agg(F.sum(quotes).alias("quotes"))
+           .where(F.col("quotes") % 2 == 1).orderBy("file").first())
+    if odd is not None:
+        raise container.ContractError(shown(odd["file"]), ["the CSV cannot be parsed: a quoted field is never closed "
+                                                           "(odd number of '\"' characters)"])
+
+
 def trimmed(column: Any) -> Any:
     """Text trimmed of white space at both ends, blank cells missing (as tables.py reads a cell)."""
     from pyspark.sql import functions as F
@@ -196,6 +210,7 @@ def open_csv(spark: Any, files: InputFiles, schema: data_contract.Schema) -> tup
     missing = schema_rules.missing_column_problems(schema.required_columns, first)
     if missing:
         raise container.ContractError(files.source, missing)
+    check_quotes(spark, files)
     ignored = [name.strip() for name in first if name.strip() not in schema.required_columns]
     # Parts with the same header are read together; the columns are picked by name in each group
     groups: dict[tuple[str, ...], list[str]] = {}
