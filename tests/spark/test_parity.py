@@ -267,6 +267,9 @@ def spark_scored(prepared_sets: list[Prepared], sklearn_scored: dict[str, Scored
                                             "--holdout", (generated.spark_data / "holdout").as_uri(),
                                             "--champion", champion, "--champion-identifier", folder,
                                             "--output-dir", generated.spark.parent / folder]))
+    steps.append(("score_spark.py", ["--model", generated.spark.parent / "spark-model-1",
+                                     "--customers", (generated.spark_data / "holdout").as_uri(),
+                                     "--output", (generated.spark.parent / "scores").as_uri()]))
     result = run_spark_steps(spark_python, py_files, steps)
     assert result.returncode == 0, result.stderr[-4000:]
     # training.py's metric lines, one set per forest
@@ -345,3 +348,31 @@ def test_the_champion_is_scored_on_the_same_customers_or_said_not_comparable(
     assert against_sklearn["champion"]["comparable"] is False
     assert "scikit-learn" in against_sklearn["champion"]["reason"]
     assert against_sklearn["metrics"] == against_spark["metrics"]  # the challenger's own, either way
+
+
+def test_scoring_answers_as_batch_transform_does_with_the_evaluated_scores(
+        spark_scored: dict[str, Scored], generated_prepared: Prepared) -> None:
+    from churn_common import metrics
+
+    folder = generated_prepared.spark.parent
+    lines = [json.loads(line) for path in sorted((folder / "scores").glob("part-*.json"))
+             for line in path.read_text().splitlines()]
+    holdout = pq.read_table(str(generated_prepared.spark_data / "holdout")).to_pylist()
+    assert sorted(map(repr, (line.get("CustomerID") for line in lines))) == \
+        sorted(map(repr, (record["CustomerID"] for record in holdout)))
+    with tarfile.open(spark_scored["generated"].models[0] / "model.tar.gz") as archive:
+        threshold = json.load(archive.extractfile("decision.json"))["threshold"]
+    for line in lines:
+        answer = line["SageMakerOutput"]
+        assert 0.0 <= answer["probability"] <= 1.0
+        assert answer["churn"] == (answer["probability"] > 0.5)
+        assert answer["contact"] == (answer["probability"] > threshold)
+        assert answer["value"] == line["MonthlyCharges"]
+    # the very scores the evaluation measured: the same ROC AUC on the same customers
+    columns = [name for name in holdout[0] if name != "label"]
+    labels = {repr([record[name] for name in columns]): record["label"] for record in holdout}
+    assert len(labels) == len(holdout) == len(lines)
+    paired = [(labels[repr([line[name] for name in columns])], line["SageMakerOutput"]["probability"])
+              for line in lines]
+    auc = metrics.roc_auc_from_ranks(np.array([label for label, _ in paired]), np.array([score for _, score in paired]))
+    assert auc == pytest.approx(spark_scored["generated"].evaluations[0]["metrics"]["roc_auc"], abs=1e-12)
