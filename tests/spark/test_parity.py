@@ -108,6 +108,8 @@ def split_rows(prepared: Prepared, split: str, engine: str):
 def test_both_engines_count_the_same_rows_read_dropped_and_used(prepared: Prepared) -> None:
     sklearn, spark = prepared.quality("sklearn"), prepared.quality("spark")
     assert spark == sklearn
+    # the data sets, moved into place from their staging prefix, and nothing else
+    assert sorted(path.name for path in prepared.spark_data.iterdir()) == ["holdout", "test", "train", "validation"]
     if prepared.name == "generated":  # the table holds every kind of row the rules drop
         assert sklearn["rows_without_target"] > 0 and sklearn["duplicate_rows"] > 0 and sklearn["duplicate_ids"] > 0
 

@@ -41,6 +41,7 @@ By hand:  spark-submit --py-files churn_common.zip include/scripts/spark/preproc
 from __future__ import annotations
 
 import argparse
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ WHITE_SPACE_AT_ENDS = r"(?U)^\s+|\s+$"  # Unicode white space, as Arrow's utf8_t
 MEDIAN_RELATIVE_ERROR = 0.001  # Spark's Imputer default: the median's rank within 0.1 % of the rows
 ORDER = "_order"  # the table's order: (file, row within the file)
 FILE, ROW, LABEL, SPLIT = "_file", "_row", tables.TARGET_LABEL, "_split"
+STAGING_PREFIX = "_staging-"  # Spark and Hive skip names beginning with "_" when they list a prefix
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -586,6 +588,28 @@ def dataset_uri(output: str, name: str) -> str:
     return output.rstrip("/") + "/" + name
 
 
+def _filesystem(spark: Any, uri: str) -> tuple[Any, Any]:
+    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def move_into_place(spark: Any, source: str, destination: str) -> None:
+    """Replace ``destination`` (an earlier attempt's data set) with ``source``, through Hadoop's file
+    system: a rename where it has one (local disk, HDFS), a copy on S3."""
+    filesystem, target = _filesystem(spark, destination)
+    if filesystem.exists(target):
+        filesystem.delete(target, True)
+    filesystem.mkdirs(target.getParent())
+    if not filesystem.rename(_filesystem(spark, source)[1], target):
+        raise OSError(f"cannot move the data set {source} to {destination}")
+
+
+def remove(spark: Any, uri: str) -> None:
+    filesystem, path = _filesystem(spark, uri)
+    if filesystem.exists(path):
+        filesystem.delete(path, True)
+
+
 def run(args: argparse.Namespace, spark: Any) -> dict:
     from pyspark.sql import functions as F
 
@@ -639,18 +663,26 @@ def run(args: argparse.Namespace, spark: Any) -> dict:
                   "validation_from": args.cut_points[0], "test_from": args.cut_points[1]},
         "features": {"input": list(schema.features), "encoded": len(fitted["features"])},
     }
-    # Every check has passed: only now is anything written
-    with container.staged_output(args.output_dir) as staging:
-        for name in SPLITS:
-            part = used.where(F.col(SPLIT) == name)
-            transformed(part, schema, fitted).write.mode("overwrite").parquet(dataset_uri(args.output, name))
-        holdout = holdout_records(used.where(F.col(SPLIT) == SPLITS[2]), schema)
-        holdout.write.mode("overwrite").parquet(dataset_uri(args.output, "holdout"))
-        for kind, document in zip(("statistics", "constraints"), training_profile, strict=True):
-            container.write_json(staging / "profile" / contract.FILES[kind], document)
-        container.write_json(staging / "preprocessor" / preprocessor.STATISTICS_FILE, fitted)
-        container.write_json(staging / "preprocessor" / "schema.json", schema.to_dict())
-        container.write_json(staging / "quality" / contract.FILES["data_quality"], summary)
+    # Every check has passed: only now is anything written. The data sets go to a staging prefix
+    # first and are moved into place once all four are written, so that a failure half-way leaves
+    # no data set beside an older run's (nor any small file).
+    staged = dataset_uri(args.output, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
+    try:
+        with container.staged_output(args.output_dir) as staging:
+            for name in SPLITS:
+                part = used.where(F.col(SPLIT) == name)
+                transformed(part, schema, fitted).write.mode("overwrite").parquet(dataset_uri(staged, name))
+            holdout = holdout_records(used.where(F.col(SPLIT) == SPLITS[2]), schema)
+            holdout.write.mode("overwrite").parquet(dataset_uri(staged, "holdout"))
+            for kind, document in zip(("statistics", "constraints"), training_profile, strict=True):
+                container.write_json(staging / "profile" / contract.FILES[kind], document)
+            container.write_json(staging / "preprocessor" / preprocessor.STATISTICS_FILE, fitted)
+            container.write_json(staging / "preprocessor" / "schema.json", schema.to_dict())
+            container.write_json(staging / "quality" / contract.FILES["data_quality"], summary)
+            for name in (*SPLITS, "holdout"):
+                move_into_place(spark, dataset_uri(staged, name), dataset_uri(args.output, name))
+    finally:
+        remove(spark, staged)
     used.unpersist()
     rows.unpersist()
     print("splits: " + ", ".join(f"{name} {info['rows']}" for name, info in splits.items()))
