@@ -58,12 +58,31 @@ def runs(tmp_path_factory: pytest.TempPathFactory, twin: Path, spark_python: Pat
         ("preprocess_spark.py", ["--input", root / "in", "--schema", CONFIG / "schema.json",
                                  "--output", (root / "data").as_uri(), "--output-dir", root / "spark" / "out"])
         for root in roots.values()]
-    spark = run_spark_steps(spark_python, py_files, steps, base_dirs=[root / "spark" for root in roots.values()],
-                            keep_going=True)
+    bases: list[Path | None] = [root / "spark" for root in roots.values()]
+    # the other steps refuse what they cannot use too: a split that is not there, a scikit-learn model
+    parquet = roots["parquet parts"] / "sklearn" / "out"
+    trained = run_script("training.py", "--train", parquet / "train", "--validation", parquet / "validation",
+                         "--preprocessor", parquet / "preprocessor", "--model-dir", folder / "sklearn-model")
+    assert trained.returncode == 0, trained.stderr
+    refusals = {
+        "training": ("train_spark.py", ["--train", (folder / "nowhere").as_uri(),
+                                        "--validation", (folder / "nowhere").as_uri(),
+                                        "--preprocessor", parquet / "preprocessor"]),
+        "evaluation": ("evaluate_spark.py", ["--model", folder / "sklearn-model",
+                                             "--holdout", (roots["parquet parts"] / "data" / "holdout").as_uri()]),
+    }
+    for step, (script, arguments) in refusals.items():
+        steps.append((script, [*arguments, "--output-dir", folder / f"refused-{step}" / "out"]))
+        bases.append(folder / f"refused-{step}")
+    spark = run_spark_steps(spark_python, py_files, steps, base_dirs=bases, keep_going=True)
     codes = [int(line.rsplit(" ", 1)[1]) for line in spark.stdout.splitlines() if line.startswith("step ")]
-    assert len(codes) == len(roots), spark.stderr[-3000:]
+    assert len(codes) == len(roots) + len(refusals), spark.stderr[-3000:]
     found: dict[str, dict] = {}
-    for (case, root), code in zip(roots.items(), codes, strict=True):
+    for step, code in zip(refusals, codes[len(roots):], strict=True):
+        out = folder / f"refused-{step}" / "out"
+        found[f"refused {step}"] = {"code": code, "reason": (folder / f"refused-{step}" / "output" / "message")
+                                    .read_text(), "written": sorted(out.rglob("*")) if out.exists() else []}
+    for (case, root), code in zip(roots.items(), codes[:len(roots)], strict=True):
         found[case] = {"root": root}
         for engine, returncode, stderr in (("sklearn", sklearn_runs[case].returncode, sklearn_runs[case].stderr),
                                            ("spark", code, spark.stderr)):
@@ -114,3 +133,13 @@ def test_the_reasons_name_what_is_wrong(rejected: dict) -> None:
         rejected["missing column"]["spark"]["reason"]
     assert "the file has a header but no data rows" in rejected["header only"]["spark"]["reason"]
     assert "a quoted field is never closed" in rejected["unclosed quote"]["spark"]["reason"]
+
+
+def test_training_and_evaluation_refuse_what_they_cannot_use_in_the_contracts_form(runs: dict[str, dict]) -> None:
+    training, evaluation = runs["refused training"], runs["refused evaluation"]
+    assert training["code"] == evaluation["code"] == 1
+    assert training["reason"].startswith("training rejected its input: ")
+    assert "the split cannot be read" in training["reason"]
+    assert evaluation["reason"].startswith("evaluation rejected its input: ")
+    assert "the model is a scikit-learn model (model.joblib)" in evaluation["reason"]
+    assert training["written"] == evaluation["written"] == []
