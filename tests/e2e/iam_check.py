@@ -119,7 +119,32 @@ def job_data_permissions(call: RecordedCall) -> list[tuple[str, str]]:
         needed.append(("s3:PutObject", object_arn(params["TransformOutput"]["S3OutputPath"], True)))
     if "OutputDataConfig" in params:
         needed.append(("s3:PutObject", object_arn(params["OutputDataConfig"]["S3OutputPath"], True)))
+    needed += spark_data_permissions(params)
     submit = params.get("HyperParameters", {}).get("sagemaker_submit_directory")
     if submit and json.loads(submit).startswith("s3://"):
         needed.append(("s3:GetObject", object_arn(json.loads(submit), False)))
+    return needed
+
+
+def spark_data_permissions(params: dict) -> list[tuple[str, str]]:
+    """A Spark job's own reads and writes: the data sets its arguments name, which Spark reads and
+    writes through S3A (not through ProcessingInputs). Writing commits through a ``_temporary`` folder
+    that Spark then deletes, and an overwrite deletes the output's earlier parts: both DeleteObject."""
+    from churn_pipeline.requests import spark
+
+    entrypoint = params.get("AppSpecification", {}).get("ContainerEntrypoint", [])
+    if not entrypoint or entrypoint[0] != spark.SMSPARK_SUBMIT:
+        return []
+    arguments = params["AppSpecification"].get("ContainerArguments", [])
+    needed = []
+    for option, value in zip(arguments, arguments[1:], strict=False):
+        if not value.startswith("s3://"):
+            continue
+        arn = "arn:aws:s3:::" + value.removeprefix("s3://").rstrip("/") + "/part-0"
+        if option in spark.READ_ARGUMENTS:
+            needed.append(("s3:GetObject", arn))
+        elif option in spark.WRITTEN_ARGUMENTS:
+            needed += [("s3:PutObject", arn), ("s3:DeleteObject", arn)]
+        else:
+            raise AssertionError(f"a Spark job's argument {option} names {value}: is it read or written?")
     return needed

@@ -36,6 +36,7 @@ ROLE = "arn:aws:iam::123456789012:role/churn-sagemaker-execution"
 GROUP = "churn-e2e"
 ACCOUNT = "123456789012"  # moto's account
 PASSING_KEY, FAILING_KEY, EXTRACT_KEY = "20261120T020000Z", "20261121T020000Z", "20261123T020000Z"
+SPARK_KEY = "20261124T020000Z"
 # Every AWS call the runs made in this process, by run: the policy test compares the policies with them.
 RECORDED: dict[str, list[RecordedCall]] = {}
 
@@ -116,6 +117,19 @@ def run_passing(aws: dict, airflow_project) -> tuple:
     outcome = airflow_project.dags_test("2026-11-20T02:00:00+00:00")
     RECORDED["passing run"] = aws["server"].calls()  # before the test's own calls are recorded too
     return outcome, layout, RECORDED["passing run"]
+
+
+def run_on_spark(aws: dict, airflow_project) -> tuple:
+    """A run on the Spark engine: its three jobs in the Spark image, run by the emulation in the
+    Spark twin, Spark reading and writing the emulated S3 through the run's s3:// arguments. One
+    instance per step: the two-worker cluster is tested on the local backend
+    (tests/e2e/test_spark_engine.py), and four JVM workers per job would crowd two cores here."""
+    airflow_project.extra_env.update({"CHURN_ENGINE": "spark", **{
+        f"CHURN_SPARK_{step}_INSTANCE_COUNT": "1" for step in ("PREPROCESS", "TRAIN", "EVALUATE", "SCORE")}})
+    layout = record_this_run(aws, SPARK_KEY)
+    outcome = airflow_project.dags_test("2026-11-24T02:00:00+00:00")
+    RECORDED["spark run"] = aws["server"].calls()
+    return outcome, layout, RECORDED["spark run"]
 
 
 def run_failing_threshold(aws: dict, airflow_project) -> tuple:

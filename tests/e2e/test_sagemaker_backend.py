@@ -24,12 +24,14 @@ from tests.e2e.sagemaker_runs import (
     PASSING_KEY,
     PREFIX,
     RECORDED,
+    SPARK_KEY,
     assert_allowed_by_the_shipped_policies,
     job_log,
     read_back,
     record_this_run,
     run_extracting,
     run_failing_threshold,
+    run_on_spark,
     run_passing,
     run_scoring,
     sagemaker_world,
@@ -97,6 +99,43 @@ def test_a_passing_run_runs_its_jobs_and_registers_a_pending_version_from_what_t
         lines = job_log(aws, kind, f"churn-{step}-{key}")
         assert any("image twin" in line for line in lines), lines
         assert f"[churn-{step}-{key}] {lines[-1]}" in outcome.log
+
+
+def test_a_spark_run_runs_every_step_in_the_spark_image_and_registers_a_spark_version(aws,
+                                                                                     airflow_project) -> None:
+    """CHURN_ENGINE=spark against the emulation: every job, training too, is a processing job of the
+    Spark image whose data sets Spark itself reads and writes in the emulated S3; the gate and the
+    registration read what those jobs wrote, as on the scikit-learn engine."""
+    key = SPARK_KEY
+    outcome, layout, calls = run_on_spark(aws, airflow_project)
+
+    assert outcome.returncode == 0, outcome.log[-6000:]
+    created = {call.params["ProcessingJobName"]: call for call in calls if call.action == "CreateProcessingJob"}
+    assert sorted(created) == [f"churn-evaluate-{key}", f"churn-preprocess-{key}", f"churn-train-{key}"]
+    assert not [call for call in calls if call.action == "CreateTrainingJob"]
+    for call in created.values():
+        app = call.params["AppSpecification"]
+        assert "/sagemaker-spark-processing:3.5-cpu-py312-v" in app["ImageUri"]
+        assert app["ContainerEntrypoint"][0] == "smspark-submit"
+    validate_against_service_models(calls)
+    assert_allowed_by_the_shipped_policies(calls, airflow_project.env)
+
+    s3, sagemaker = aws["clients"]["s3"], aws["clients"]["sagemaker"]
+    written = {item["Key"] for item in s3.list_objects_v2(
+        Bucket=BUCKET, Prefix=f"{PREFIX}/runs/{key}/preprocessing/train/")["Contents"]}
+    assert any(name.endswith(".parquet") for name in written), written  # Spark wrote it there, through S3
+    (package,) = sagemaker.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]
+    described = sagemaker.describe_model_package(ModelPackageName=package["ModelPackageArn"])
+    metadata = described["CustomerMetadataProperties"]
+    assert metadata["engine"] == "spark-mllib"
+    evaluation = json.loads(read_back(aws, layout.evaluation_file_uri))
+    assert float(metadata["accuracy"]) == pytest.approx(evaluation["metrics"]["accuracy"], abs=1e-6)
+    model = described["InferenceSpecification"]["Containers"][0]
+    assert "/sagemaker-spark-processing:" in model["Image"]
+    with tarfile.open(fileobj=io.BytesIO(read_back(aws, model["ModelDataUrl"]))) as archive:
+        assert "training_metrics.json" in archive.getnames()
+    lines = job_log(aws, "Processing", f"churn-train-{key}")
+    assert lines and f"[churn-train-{key}] {lines[-1]}" in outcome.log
 
 
 def test_a_deferred_wait_keeps_the_run_and_its_results(aws, airflow_project) -> None:

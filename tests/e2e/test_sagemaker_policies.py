@@ -33,6 +33,7 @@ from tests.e2e.sagemaker_runs import (
     assert_allowed_by_the_shipped_policies,
     run_extracting,
     run_failing_threshold,
+    run_on_spark,
     run_passing,
     run_scoring,
     sagemaker_world,
@@ -116,6 +117,9 @@ def test_the_policies_grant_exactly_what_the_recorded_calls_need(aws, airflow_pr
         run_failing_threshold(aws, airflow_project)
     if "scoring run" not in RECORDED:
         run_scoring(aws, airflow_project)
+    if "spark run" not in RECORDED:  # before the extracting run, which leaves a source configured
+        run_on_spark(aws, airflow_project)
+        airflow_project.extra_env["CHURN_ENGINE"] = "sklearn"
     if "extracting run" not in RECORDED:
         run_extracting(aws, airflow_project, tmp_path)
     calls = [call for recorded in RECORDED.values() for call in recorded]

@@ -69,6 +69,11 @@ CHAMPION_IDENTIFIER = "--champion-identifier"  # evaluate: who the champion is, 
 CHAMPION_VERSION = "--champion-version"
 CHAMPION_UNAVAILABLE = "--champion-unavailable"  # evaluate: why the champion's model cannot be used
 
+# Which of those options name data sets the job reads, and which it writes (the execution role's
+# S3 permissions follow from them: Spark commits a write through a _temporary folder it then deletes)
+READ_ARGUMENTS = frozenset({INPUT, TRAIN_SPLIT, VALIDATION_SPLIT, HOLDOUT})
+WRITTEN_ARGUMENTS = frozenset({OUTPUT, WORK_URI})
+
 # The data sets preprocessing writes under its --output prefix, as Spark writes them (Parquet folders),
 # named as the scikit-learn engine names its outputs; "holdout" is what evaluation scores.
 SPARK_DATA_SETS = ("train", "validation", "test", "holdout")
