@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from fnmatch import fnmatchcase
 from typing import Any
@@ -137,7 +138,7 @@ def spark_data_permissions(params: dict) -> list[tuple[str, str]]:
         return []
     arguments = params["AppSpecification"].get("ContainerArguments", [])
     needed = []
-    for option, value in zip(arguments, arguments[1:], strict=False):
+    for option, value in itertools.pairwise(arguments):
         if not value.startswith("s3://"):
             continue
         arn = "arn:aws:s3:::" + value.removeprefix("s3://").rstrip("/") + "/part-0"
