@@ -12,7 +12,8 @@ local runner records them from wait4: on Spark, the largest of the job's process
 With ``--engines sklearn spark`` the same customers go through the DAG once per engine, each run in its
 own Airflow home and store; the Spark run asks for ``--spark-instances`` (default 2) instances per step,
 which the Spark twin runs as a standalone cluster of that many workers on 127.0.0.1. Results print as a
-table and land in ``bench/results/dag-<rows>.json`` (``dag-<rows>-<engines>.json`` for other engines). Not part of ``make bench``: it needs about 4 GB of disk per 10 million
+table and land in ``bench/results/dag-<rows>.json`` (``dag-<rows>-<engines>.json`` for other engines).
+Not part of ``make bench``: it needs about 4 GB of disk per 10 million
 customers and most of an hour.
 """
 
