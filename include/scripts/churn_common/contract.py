@@ -19,7 +19,24 @@ from pathlib import Path
 from typing import Any
 
 CONTRACT_FILE = Path(__file__).resolve().with_name("contract.json")
-_CONTRACT: dict[str, Any] = json.loads(CONTRACT_FILE.read_text(encoding="utf-8"))
+
+
+def read_beside(name: str) -> str:
+    """A data file shipped beside this module: from the folder, or through the module's loader where
+    the package is imported from a zip (Spark ships it as ``--py-files churn_common.zip``)."""
+    import os
+    import pkgutil
+
+    path = os.path.join(os.path.dirname(__file__), name)
+    if os.path.isfile(path):
+        return Path(path).read_text(encoding="utf-8")
+    data = pkgutil.get_data(__package__ or "churn_common", name)
+    if data is None:
+        raise FileNotFoundError(path)
+    return data.decode("utf-8")
+
+
+_CONTRACT: dict[str, Any] = json.loads(read_beside(CONTRACT_FILE.name))
 
 PSI_WATCH_FROM: float = float(_CONTRACT["drift"]["psi_watch_from"])
 PSI_DRIFT_FROM: float = float(_CONTRACT["drift"]["psi_drift_from"])

@@ -15,7 +15,24 @@ import json
 from pathlib import Path
 
 DEFAULTS_FILE = Path(__file__).resolve().with_name("defaults.json")
-_DEFAULTS = json.loads(DEFAULTS_FILE.read_text(encoding="utf-8"))
+
+
+def read_beside(name: str) -> str:
+    """A data file shipped beside this module: from the folder, or through the module's loader where
+    the package is imported from a zip (Spark ships it as ``--py-files churn_common.zip``)."""
+    import os
+    import pkgutil
+
+    path = os.path.join(os.path.dirname(__file__), name)
+    if os.path.isfile(path):
+        return Path(path).read_text(encoding="utf-8")
+    data = pkgutil.get_data(__package__ or "churn_common", name)
+    if data is None:
+        raise FileNotFoundError(path)
+    return data.decode("utf-8")
+
+
+_DEFAULTS = json.loads(read_beside(DEFAULTS_FILE.name))
 
 HYPERPARAMETERS: dict[str, int] = dict(_DEFAULTS["hyperparameters"])
 METRIC_NAMES: tuple[str, ...] = tuple(_DEFAULTS["metrics"])

@@ -57,3 +57,48 @@ def metric_deviations(tn: int, fp: int, fn: int, tp: int, auc: float, seed: int)
         "f1_score": float(np.std(ratio(2 * tp_b, 2 * tp_b + fp_b + fn_b))),
         "roc_auc": float(np.sqrt(max(auc_variance, 0.0))),
     }
+
+
+def confusion_counts(labels: Any, predicted: Any) -> tuple[int, int, int, int]:
+    """(true negatives, false positives, false negatives, true positives) of 0/1 labels."""
+    import numpy as np
+
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    return (int(np.sum((labels == 0) & (predicted == 0))), int(np.sum((labels == 0) & (predicted == 1))),
+            int(np.sum((labels == 1) & (predicted == 0))), int(np.sum((labels == 1) & (predicted == 1))))
+
+
+def roc_auc_from_ranks(labels: Any, scores: Any) -> float:
+    """ROC AUC as the Mann-Whitney statistic: the chance that a churner scores above a loyal customer,
+    ties counting a half (average ranks), which is the area under the exact ROC curve that
+    scikit-learn's ``roc_auc_score`` integrates. NaN without both classes."""
+    import numpy as np
+
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype="float64")
+    positives = int(np.sum(labels == 1))
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    average_ranks = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based ranks, tied scores sharing their mean
+    rank_sum = float(np.sum(average_ranks[inverse][labels == 1]))
+    return (rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
+
+
+def metrics_from_counts(labels: Any, scores: Any) -> dict[str, float]:
+    """``classification_metrics`` of the 0.5 cut-off without scikit-learn (the Spark image has none):
+    accuracy, precision, recall and F1 from the exact confusion counts (0 where undefined, as
+    ``zero_division=0``), ROC AUC from the ranks of the probabilities."""
+    import numpy as np
+
+    tn, fp, fn, tp = confusion_counts(labels, predicted_labels(np.asarray(scores, dtype="float64")))
+    total = tn + fp + fn + tp
+    metrics = {
+        "accuracy": (tp + tn) / total if total else 0.0,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "f1_score": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "roc_auc": roc_auc_from_ranks(labels, scores),
+    }
+    assert tuple(metrics) == METRIC_NAMES, "defaults.json names the metrics this function computes"
+    return {name: float(value) for name, value in metrics.items()}

@@ -108,13 +108,39 @@ def profile_from_columns(rows: int, numeric: Mapping[str, Any],
                          schema: Schema) -> tuple[dict[str, Any], dict[str, Any]]:
     """``build_profile`` from what a pass over the rows gathered: each numeric column's float64 values
     (NaN for missing), each categorical column's value counts and count of missing cells."""
+    summaries = {name: (_inferred_type(numeric[name]), _numeric_statistics(numeric[name])) for name in schema.numeric}
+    return profile_from_summaries(rows, summaries, categorical, schema)
+
+
+def numeric_summary(present: int, missing: int, moments: Mapping[str, float], edges: Sequence[float],
+                    counts: Sequence[float]) -> dict[str, Any]:
+    """A numeric column's ``numerical_statistics`` from figures an engine computed without handing the
+    values over (Spark's aggregates): counts, ``moments`` (mean, sum, std_dev with ddof 0, min, max),
+    the distinct quantile edges and the count of present values in each bin between them."""
+    statistics: dict[str, Any] = {"common": _common(present, missing)}
+    if present == 0:
+        return statistics
+    if len(edges) > 1:
+        buckets = [{"lower_bound": float(low), "upper_bound": float(high), "count": float(count)}
+                   for low, high, count in zip(edges[:-1], edges[1:], counts, strict=True)]
+    else:
+        buckets = [{"lower_bound": float(edges[0]), "upper_bound": float(edges[0]), "count": float(present)}]
+    statistics.update({name: float(moments[name]) for name in ("mean", "sum", "std_dev", "min", "max")})
+    statistics["distribution"] = {"kll": {"buckets": buckets}}
+    return statistics
+
+
+def profile_from_summaries(rows: int, numeric: Mapping[str, tuple[str, dict[str, Any]]],
+                           categorical: Mapping[str, tuple[Mapping[str, int], int]],
+                           schema: Schema) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``profile_from_columns`` from each numeric column's inferred type ("Integral" or "Fractional")
+    and ``numerical_statistics``, however computed."""
     statistics_features, constraint_features = [], []
     for name in schema.features:
         feature: dict[str, Any]
         if name in schema.numeric:
-            values = numeric[name]
-            inferred = _inferred_type(values)
-            feature = {"name": name, "inferred_type": inferred, "numerical_statistics": _numeric_statistics(values)}
+            inferred, numerical_statistics = numeric[name]
+            feature = {"name": name, "inferred_type": inferred, "numerical_statistics": numerical_statistics}
             common = feature["numerical_statistics"]["common"]
             minimum = feature["numerical_statistics"].get("min")
             extra: dict[str, Any] = {"num_constraints": {"is_non_negative": bool(minimum is not None and minimum >= 0)}}
