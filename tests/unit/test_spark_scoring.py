@@ -22,6 +22,7 @@ from churn_pipeline.requests.spark import spark_score_request
 from churn_pipeline.requests.steps import request_for_step
 from churn_pipeline.services.objectstore import LocalObjectStore
 from churn_pipeline.tasks.scoring import parquet_of_lines, scored_output_uris
+from tests.unit.test_sagemaker_operators import aws  # noqa: F401  # its fixture: the sagemaker backend's settings
 
 ROLE = "arn:aws:iam::123456789012:role/churn-sagemaker"
 SPARK_IMAGE = "173754725891.dkr.ecr.us-east-1.amazonaws.com/sagemaker-spark-processing:3.5-cpu-py312-v1.3"
@@ -96,7 +97,7 @@ def test_a_scikit_learn_champion_keeps_batch_transform(settings) -> None:
 
 
 def test_a_spark_request_refuses_a_model_that_is_not_an_archive(settings) -> None:
-    with pytest.raises(ValueError, match="a Spark champion is scored from its model.tar.gz"):
+    with pytest.raises(ValueError, match=r"a Spark champion is scored from its model\.tar\.gz"):
         spark_score_request(settings, ScoringLayout(settings.base_uri, KEY), job_name="churn-score-x",
                             image_uri=SPARK_IMAGE, model_archive_uri="s3://b/runs/k/model/j/output")
 
@@ -144,3 +145,67 @@ def test_the_scores_are_read_from_sparks_parts_for_a_spark_champion_and_from_the
         f"{layout.spark_scores_uri}/part-00000-a.json", f"{layout.spark_scores_uri}/part-00001-a.json"]
     assert scored_output_uris(store, staged("sklearn"), transform, layout) == [
         f"{layout.transform_output_uri}/customers.jsonl.out"]
+
+
+# ------------------------------------------------------- the score task on SageMaker (botocore's Stubber)
+
+
+def score_operator():
+    from churn_pipeline.operators.sagemaker import ChurnTransformOperator
+
+    scoring = StagedScoring(**{**staged("spark").to_xcom(), "run_key": SCORE_KEY,
+                               "champion": champion("spark")})
+    return ChurnTransformOperator(task_id="score_customers", step=SCORE, settings=load_settings(),
+                                  staged=scoring.to_xcom(), inputs={})
+
+
+def spark_scoring_job(status: str) -> dict:
+    from tests.unit.test_spark_operators import processing_job
+
+    return {**processing_job(status, SCORE_JOB), "ProcessingOutputConfig": {"Outputs": []}}
+
+
+SCORE_KEY = "20261126T020000Z"  # tests.unit.test_sagemaker_operators.KEY: its aws fixture's run
+SCORE_JOB = f"churn-score-{SCORE_KEY}"
+
+
+@pytest.mark.usefixtures("aws")
+def test_on_sagemaker_a_spark_champions_score_task_creates_a_spark_processing_job_and_no_model() -> None:
+    from botocore.stub import Stubber
+
+    from tests.unit.test_sagemaker_operators import FakeTaskInstance
+
+    operator = score_operator()
+    stubber = Stubber(operator.hook.conn)  # any CreateModel or transform call fails: none is stubbed
+    stubber.activate()
+    stubber.add_client_error("describe_processing_job", service_error_code="ValidationException",
+                             service_message="Could not find job")
+    stubber.add_response("create_processing_job", {"ProcessingJobArn": "arn:aws:sagemaker:x",
+                         "ResponseMetadata": {"HTTPStatusCode": 200}}, None)  # validated, not compared
+    for status in ("InProgress", "Completed"):
+        stubber.add_response("describe_processing_job", spark_scoring_job(status), {"ProcessingJobName": SCORE_JOB})
+
+    result = JobResult.from_xcom(operator.execute({"ti": FakeTaskInstance()}))
+
+    stubber.assert_no_pending_responses()
+    assert operator.kind is JobKind.PROCESSING
+    assert operator.config["AppSpecification"]["ContainerEntrypoint"][-1] == \
+        "/opt/ml/processing/input/code/score_spark.py"
+    assert (result.job_name, result.status, result.reused) == (SCORE_JOB, "Completed", False)
+
+
+@pytest.mark.usefixtures("aws")
+def test_on_sagemaker_a_retried_score_task_reuses_the_completed_spark_job() -> None:
+    from botocore.stub import Stubber
+
+    from tests.unit.test_sagemaker_operators import FakeTaskInstance
+
+    operator = score_operator()
+    stubber = Stubber(operator.hook.conn)
+    stubber.activate()
+    stubber.add_response("describe_processing_job", spark_scoring_job("Completed"), {"ProcessingJobName": SCORE_JOB})
+
+    result = JobResult.from_xcom(operator.execute({"ti": FakeTaskInstance()}))
+
+    stubber.assert_no_pending_responses()
+    assert (result.job_name, result.reused) == (SCORE_JOB, True)
