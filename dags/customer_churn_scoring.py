@@ -7,10 +7,14 @@ version, and writes one row per customer: id, `churn_probability`, risk band and
 
 | task | runs | reads | writes |
 | --- | --- | --- | --- |
-| `stage_customers` | this worker | the champion, the customer table | the customers as JSON lines |
-| `score_customers` | Batch Transform (a Model from the approved package) | the customers | their scores |
-| `publish_scores` | this worker | the transform's output | `scores.csv`, `summary.json` |
+| `stage_customers` | this worker | the champion, the customer table | the customers as JSON lines (Spark: Parquet) |
+| `score_customers` | Batch Transform; a Spark processing job for a Spark champion | the customers | their scores |
+| `publish_scores` | this worker | the scoring job's output | `scores.csv`, `summary.json` |
 | `notify_failure` | SNS / local outbox | failed tasks | one message per run |
+
+A Spark champion (a version whose metadata says `engine=spark-mllib`) is scored by a Spark
+processing job in SageMaker's Spark image (`score_spark.py`), which writes the same joined lines as
+Batch Transform, so `publish_scores` writes the same files whichever engine trained the champion.
 
 Everything of a run lives under `<bucket>/<prefix>/scoring/<run key>/`. No approved version fails
 `stage_customers` before any job, saying how to approve one; a customer table lacking a column the

@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.sizing import SIZED_STEPS, InputSize, memory_refusal
-from churn_pipeline.domain.steps import KIND_OF_STEP, TRAIN
+from churn_pipeline.domain.steps import KIND_OF_STEP, SCORE, TRAIN
 
 AUTO = "auto"
 MODEL_ARCHIVE = "model.tar.gz"  # what either engine's training leaves in its model folder
@@ -120,9 +120,9 @@ def engine_of_version(metadata: Mapping[str, object] | None) -> Engine:
 
 
 def job_kind(step: str, engine: Engine | str) -> JobKind:
-    """The kind of job a step runs on an engine: on Spark every step is a Processing job, training too
-    (the Spark image runs ``smspark-submit`` as a processing container)."""
-    if Engine(engine) is Engine.SPARK and step == TRAIN:
+    """The kind of job a step runs on an engine: on Spark every step is a Processing job, training and
+    scoring too (the Spark image runs ``smspark-submit`` as a processing container)."""
+    if Engine(engine) is Engine.SPARK and step in (TRAIN, SCORE):
         return JobKind.PROCESSING
     return KIND_OF_STEP[step]
 

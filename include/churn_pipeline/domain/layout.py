@@ -69,20 +69,14 @@ class _KeyedPrefix:
         return f"{self.base_uri}/{self.area}/{self.key}"
 
 
-class RunLayout(_KeyedPrefix):
-    """Where one training run reads and writes, under ``s3://<bucket>/<prefix>/runs/<run key>/``."""
-
-    area = "runs"
+class _SparkJobPrefixes(_KeyedPrefix):
+    """What a run's Spark jobs read besides their data, and where they write their own traces: the
+    same places under a training run's prefix and a scoring run's."""
 
     @property
     def code_uri(self) -> str:
         """The scripts as shipped to processing jobs (a prefix)."""
         return f"{self.run_uri}/code"
-
-    @property
-    def sourcedir_uri(self) -> str:
-        """The same scripts as the training container's ``sagemaker_submit_directory``."""
-        return f"{self.run_uri}/code/sourcedir.tar.gz"
 
     @property
     def py_files_uri(self) -> str:
@@ -101,6 +95,17 @@ class RunLayout(_KeyedPrefix):
     def spark_event_logs_uri(self, job: str) -> str:
         """Where a Spark job's event logs stream to while it runs (what a history server reads)."""
         return f"{self.run_uri}/spark-events/{job}"
+
+
+class RunLayout(_SparkJobPrefixes):
+    """Where one training run reads and writes, under ``s3://<bucket>/<prefix>/runs/<run key>/``."""
+
+    area = "runs"
+
+    @property
+    def sourcedir_uri(self) -> str:
+        """The same scripts as the training container's ``sagemaker_submit_directory``."""
+        return f"{self.run_uri}/code/sourcedir.tar.gz"
 
     @property
     def input_uri(self) -> str:
@@ -177,19 +182,30 @@ def model_name(job_prefix: str, key: str) -> str:
     return name
 
 
-class ScoringLayout(_KeyedPrefix):
+class ScoringLayout(_SparkJobPrefixes):
     """Where one scoring run reads and writes, under ``s3://<bucket>/<prefix>/scoring/<run key>/``."""
 
     area = "scoring"
 
     @property
     def input_uri(self) -> str:
-        """The customers as the transform job reads them: JSON lines, one customer per line."""
+        """The customers as the scoring job reads them: JSON lines for Batch Transform, one customer per
+        line (``input_file_uri``), or one Parquet file for a Spark champion (``parquet_input_file_uri``)."""
         return f"{self.run_uri}/input"
 
     @property
     def input_file_uri(self) -> str:
         return f"{self.input_uri}/customers.jsonl"
+
+    @property
+    def parquet_input_file_uri(self) -> str:
+        return f"{self.input_uri}/customers.parquet"
+
+    @property
+    def spark_scores_uri(self) -> str:
+        """Where a Spark champion's scoring job writes its joined lines (Spark's ``part-*.json`` files):
+        Batch Transform's output, in Spark's parts."""
+        return f"{self.run_uri}/spark-scores"
 
     @property
     def transform_output_uri(self) -> str:

@@ -138,6 +138,7 @@ class ModelVersionRef(Payload):
     statistics_uri: str | None = None  # the profile of its training data (statistics.json), if it has one
     metrics: Mapping[str, float] = field(default_factory=dict)  # as measured when it was registered
     run_key: str | None = None  # the run that trained it
+    engine: str = "sklearn"  # domain.engine.Engine that trained it: how it is scored (engine_of_version)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class StagedScoring(Payload):
     dropped_duplicates: int
     id_column: str | None
     champion: ModelVersionRef
+    engine: str = "sklearn"  # the champion's: Batch Transform scores a scikit-learn model, a Spark job a Spark one
 
     @classmethod
     def _read(cls, name: str, value: Any) -> Any:

@@ -6,9 +6,10 @@ pipeline (docs/aws.md, "Running on AWS"): an existing job of this run is reused 
 renamed and paid again; a job that ends ``Stopped`` fails the task (the provider's synchronous path can
 count it as success); and killing the task stops the job instead of leaving it running.
 
-On the Spark engine the train task runs a Processing job of the Spark image: ``ChurnTrainingOperator``
-then creates it through the same hook as the processing operator, and waits, defers, reuses, judges
-and stops it by the same rules as every other job.
+On the Spark engine the train task runs a Processing job of the Spark image, and so does the score
+task for a Spark champion: ``ChurnTrainingOperator`` and ``ChurnTransformOperator`` then create it
+through the same hook as the processing operator, and wait, defer, reuse, judge and stop it by the
+same rules as every other job.
 
 Waiting is synchronous unless ``CHURN_DEFERRABLE`` is true; the choice is always passed to the
 provider explicitly, so Airflow's ``[operators] default_deferrable`` (common on MWAA) cannot switch it
@@ -187,6 +188,19 @@ class SageMakerJobMixin(ResumableJobMixin):
     def _provider_config(self, request: dict[str, Any]) -> dict[str, Any]:
         return request
 
+    def _start_processing_job(self) -> None:
+        """Create a Spark engine's job that the task's provider operator does not run (training, or
+        scoring a Spark champion), a processing job, as the provider's processing operator would (the
+        attempt's name was planned unused; the request holds whole numbers and a role ARN already),
+        then hand a deferred wait to the triggerer; run_job waits otherwise."""
+        name = job_name_of(JobKind.PROCESSING, self.config)
+        self.log.info("Creating SageMaker processing job %s for the Spark engine's %s step.", name, self.step)
+        response = self._sagemaker.create_processing_job(self.config, wait_for_completion=False)
+        if response["ResponseMetadata"]["HTTPStatusCode"] != 200:
+            raise AirflowException(f"Sagemaker Processing Job creation failed: {response}")
+        if self.deferrable:
+            self._defer_until_stopped(name)
+
     def _defer_until_stopped(self, name: str) -> None:
         """Hand the wait for a running job of this run to the triggerer, as the provider does for a new one."""
         provider: Any = self  # the provider operator's connection fields
@@ -289,23 +303,18 @@ class ChurnTrainingOperator(SageMakerJobMixin, SageMakerTrainingOperator):
             return self._start_processing_job()
         return SageMakerTrainingOperator.execute(self, context)
 
-    def _start_processing_job(self) -> None:
-        """Create the Spark engine's training job, a processing job, as the provider's processing
-        operator would (the attempt's name was planned unused; the request holds whole numbers and a
-        role ARN already), then hand a deferred wait to the triggerer; run_job waits otherwise."""
-        name = job_name_of(JobKind.PROCESSING, self.config)
-        self.log.info("Creating SageMaker processing job %s for the Spark engine's training.", name)
-        response = self._sagemaker.create_processing_job(self.config, wait_for_completion=False)
-        if response["ResponseMetadata"]["HTTPStatusCode"] != 200:
-            raise AirflowException(f"Sagemaker Processing Job creation failed: {response}")
-        if self.deferrable:
-            self._defer_until_stopped(name)
 
 
 class ChurnTransformOperator(SageMakerJobMixin, SageMakerTransformOperator):
     """Batch Transform with the champion: the provider creates the run's Model from the approved
     package, then the transform job. A later attempt of the same run finds that Model and reuses it
-    (the provider would otherwise fail on, or rename, a Model that exists)."""
+    (the provider would otherwise fail on, or rename, a Model that exists). A Spark champion is
+    scored by a processing job of the Spark image instead (the request's kind follows the staged
+    scoring run's engine), created as the train task creates a Spark training job."""
+
+    # the provider types its links as its transform link alone; a Spark champion's job is a processing job
+    operator_extra_links = (*SageMakerTransformOperator.operator_extra_links,  # type: ignore[assignment]
+                            SageMakerProcessingJobLink())
 
     template_fields = (*SageMakerTransformOperator.template_fields, *JOB_INPUT_FIELDS)
     def __init__(self, *, step: str, settings: Settings, staged: Any, inputs: Mapping[str, Any] | None = None,
@@ -315,6 +324,8 @@ class ChurnTransformOperator(SageMakerJobMixin, SageMakerTransformOperator):
         self._wire(step, staged, inputs)
 
     def _provider_config(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self.kind is JobKind.PROCESSING:  # a Spark champion's scoring job: no Model to create
+            return request
         model = request["Model"]["ModelName"]
         try:
             self._sagemaker.describe_model(model)
@@ -326,6 +337,8 @@ class ChurnTransformOperator(SageMakerJobMixin, SageMakerTransformOperator):
         return {"Transform": request["Transform"]}
 
     def _provider_execute(self, context: Any) -> Any:
+        if self.kind is JobKind.PROCESSING:
+            return self._start_processing_job()
         return SageMakerTransformOperator.execute(self, context)
 
 

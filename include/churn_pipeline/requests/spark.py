@@ -1,4 +1,5 @@
-"""``CreateProcessingJob`` requests of the Spark engine: preprocessing, training and evaluation, each
+"""``CreateProcessingJob`` requests of the Spark engine: preprocessing, training, evaluation and the
+scoring of a Spark champion, each
 a job of SageMaker's own Spark processing image, shaped exactly as the SageMaker Python SDK's
 ``PySparkProcessor.run`` sends it (v2.257.6, ``src/sagemaker/spark/processing.py`` and
 ``src/sagemaker/processing.py``). Pure: no AWS call, no Airflow import.
@@ -29,7 +30,7 @@ from typing import Any
 
 from churn_pipeline.domain import contract
 from churn_pipeline.domain.engine import MODEL_ARCHIVE
-from churn_pipeline.domain.layout import RunLayout
+from churn_pipeline.domain.layout import RunLayout, ScoringLayout
 from churn_pipeline.domain.settings import Settings
 from churn_pipeline.domain.sizing import instance_vcpus
 from churn_pipeline.domain.steps import EVALUATE, PREPROCESS, SCORE, TRAIN
@@ -68,6 +69,7 @@ CHAMPION = "--champion"  # evaluate: the champion's model folder, when it can be
 CHAMPION_IDENTIFIER = "--champion-identifier"  # evaluate: who the champion is, for the records
 CHAMPION_VERSION = "--champion-version"
 CHAMPION_UNAVAILABLE = "--champion-unavailable"  # evaluate: why the champion's model cannot be used
+CUSTOMERS = "--customers"  # score: the customers to score (an s3:// Parquet object or prefix)
 
 # Which of those options name data sets the job reads, and which it writes (the execution role's
 # S3 permissions follow from them: Spark commits a write through a _temporary folder it then deletes)
@@ -142,7 +144,7 @@ def _output(name: str, uri: str, local_path: str, mode: str = "EndOfJob") -> dic
             "S3Output": {"S3Uri": uri, "LocalPath": local_path, "S3UploadMode": mode}}
 
 
-def spark_request(settings: Settings, layout: RunLayout, *, step: str, job_name: str, image_uri: str,
+def spark_request(settings: Settings, layout: RunLayout | ScoringLayout, *, step: str, job_name: str, image_uri: str,
                   inputs: Mapping[str, str], outputs: Mapping[str, str], arguments: list[str]) -> dict[str, Any]:
     """A ``CreateProcessingJob`` request running ``include/scripts/spark/<step>_spark.py`` on the step's
     Spark cluster. ``inputs`` and ``outputs`` are the job's own (name -> URI; each at
@@ -256,3 +258,18 @@ def champion_comparison(compared: EvaluationInputs) -> tuple[dict[str, str], lis
     if compared.champion_problem:
         return {}, [*arguments, CHAMPION_UNAVAILABLE, compared.champion_problem]
     return {"champion": champion.model_uri}, [*arguments, CHAMPION, f"{INPUT_ROOT}/champion"]
+
+
+def spark_score_request(settings: Settings, layout: ScoringLayout, *, job_name: str, image_uri: str,
+                        model_archive_uri: str) -> dict[str, Any]:
+    """Scoring every customer with a Spark champion: its ``model.tar.gz`` as the ``model`` input, the
+    staged customers (Parquet, under the scoring run's input prefix) read by Spark itself, and the
+    joined lines written by the executors under the run's ``spark-scores`` prefix, in the shape Batch
+    Transform gives a scikit-learn champion's (``score_spark.py``). The model is copied under the
+    job's work prefix, so that every executor of a cluster loads the same one."""
+    if not model_archive_uri.endswith(MODEL_ARCHIVE):
+        raise ValueError(f"a Spark champion is scored from its {MODEL_ARCHIVE}, got {model_archive_uri!r}")
+    arguments = [MODEL, f"{INPUT_ROOT}/model", CUSTOMERS, layout.input_uri, OUTPUT, layout.spark_scores_uri,
+                 WORK_URI, layout.spark_work_uri(job_name)]
+    return spark_request(settings, layout, step=SCORE, job_name=job_name, image_uri=image_uri,
+                         inputs={"model": model_archive_uri}, outputs={}, arguments=arguments)

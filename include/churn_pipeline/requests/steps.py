@@ -22,7 +22,12 @@ from churn_pipeline.domain.payloads import ChampionLookup, JobResult, Payload, S
 from churn_pipeline.domain.settings import Settings
 from churn_pipeline.domain.steps import EVALUATE, INPUT_ROLES, PREPROCESS, SCORE, TRAIN
 from churn_pipeline.requests.processing import EvaluationInputs, evaluate_request, preprocess_request
-from churn_pipeline.requests.spark import spark_evaluate_request, spark_preprocess_request, spark_train_request
+from churn_pipeline.requests.spark import (
+    spark_evaluate_request,
+    spark_preprocess_request,
+    spark_score_request,
+    spark_train_request,
+)
 from churn_pipeline.requests.training import TRAINING_CHANNELS, train_request
 from churn_pipeline.requests.transform import create_model_request, transform_request
 
@@ -45,10 +50,14 @@ def request_for_step(step: str, settings: Settings, name: str, staged: Payload, 
                      params: Mapping[str, Any]) -> dict[str, Any]:
     """The request for ``step``, for the engine the run was staged with (a Spark run's every step is a
     processing job of the Spark image). The score step's request is the pair the provider's transform
-    operator takes: ``{"Model": CreateModel, "Transform": CreateTransformJob}``."""
+    operator takes: ``{"Model": CreateModel, "Transform": CreateTransformJob}``, or, for a Spark
+    champion, a processing job of the Spark image."""
     if step == SCORE:
         assert isinstance(staged, StagedScoring)
         scoring = ScoringLayout(settings.base_uri, staged.run_key)
+        if Engine(staged.engine) is Engine.SPARK:  # a Spark champion: a processing job of the Spark image
+            return spark_score_request(settings, scoring, job_name=name, image_uri=staged.image_uri,
+                                       model_archive_uri=staged.champion.model_uri)
         model = model_name(settings.job_prefix, staged.run_key)
         return {"Model": create_model_request(settings, scoring, name=model, champion=staged.champion),
                 "Transform": transform_request(settings, scoring, job_name=name, model=model,

@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
+from churn_pipeline.domain.engine import engine_of_version
 from churn_pipeline.domain.layout import RUN_KEY_TAG, RunLayout
 from churn_pipeline.domain.model_defaults import comparable_metric_names
 from churn_pipeline.domain.payloads import ModelVersionRef, RegisteredVersion
@@ -142,7 +143,8 @@ class SageMakerRegistry:
             approval_status=described.get("ModelApprovalStatus", PENDING),
             model_uri=described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
             statistics_uri=baselines.get("Statistics", {}).get("S3Uri"),
-            metrics=_metrics_of(metadata), run_key=metadata.get(RUN_KEY_TAG))
+            metrics=_metrics_of(metadata), run_key=metadata.get(RUN_KEY_TAG),
+            engine=engine_of_version(metadata).value)
 
     def champion(self, group: str) -> ModelVersionRef | None:
         return self._latest(group, ModelApprovalStatus=APPROVED)
@@ -158,7 +160,8 @@ class SageMakerRegistry:
                 version=int(described["ModelPackageVersion"]), identifier=described["ModelPackageArn"],
                 approval_status=described.get("ModelApprovalStatus", PENDING),
                 model_uri=described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
-                metrics=_metrics_of(metadata), run_key=metadata.get(RUN_KEY_TAG)))
+                metrics=_metrics_of(metadata), run_key=metadata.get(RUN_KEY_TAG),
+            engine=engine_of_version(metadata).value))
         return refs
 
     def set_approval(self, group: str, version: int, status: str, description: str | None = None,
@@ -290,7 +293,7 @@ class MlflowRegistry:
         return ModelVersionRef(version=int(item.version), identifier=f"models:/{group}/{item.version}",
                                approval_status=tags.get(APPROVAL_TAG, PENDING), model_uri=item.source,
                                statistics_uri=tags.get(STATISTICS_TAG), metrics=_metrics_of(tags),
-                               run_key=tags.get(RUN_KEY_TAG))
+                               run_key=tags.get(RUN_KEY_TAG), engine=engine_of_version(tags).value)
 
     def package_container(self, identifier: str) -> dict[str, Any]:
         """What a Model made from this version serves (``models:/<group>/<version>``): its image, its

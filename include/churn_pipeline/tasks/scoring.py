@@ -35,6 +35,7 @@ from churn_pipeline.domain.xcom_keys import FAILURE_KEY
 from churn_pipeline.tasks._run import failed_upstream, log, received, received_optional
 
 if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    from churn_pipeline.domain.engine import Engine
     from churn_pipeline.domain.payloads import ModelVersionRef, StagedScoring
     from churn_pipeline.services.objectstore import ObjectStore
 
@@ -46,6 +47,8 @@ SCORES_HEADER = ("churn_probability", "risk_band", "model_version", "action", "v
 HELD_OUT = "yes"  # the holdout column of a customer the campaign must leave alone, whatever the model says
 CONTACT, DO_NOT_CONTACT = "contact", "do not contact"
 REASON_SCORING_FAILED = "scoring_failed"
+# How each engine's champion is scored, in the words of the log and the DAG's doc
+SCORED_BY = {"sklearn": "Batch Transform", "spark": "a Spark processing job"}
 ASSET_TRIGGERED = "asset_triggered"  # Airflow's DagRunType of a run an asset event started
 APPROVE_HINT = ("approve one with `make approve VERSION=N` (the customer_churn_approval DAG) or `.venv/bin/churn "
                 "approve N` (locally), or in SageMaker's model registry (on AWS)")
@@ -96,6 +99,7 @@ def customer_files(settings: Settings, store: ObjectStore, input_uri: str, scrat
 
 
 def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **context: Any) -> dict[str, Any]:
+    from churn_pipeline.domain.engine import Engine
     from churn_pipeline.domain.payloads import StagedScoring
     from churn_pipeline.services import backend
     from churn_pipeline.services.objectstore import ObjectStoreError
@@ -109,9 +113,16 @@ def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **con
     key = run_key(context.get("logical_date"), dag_run.run_after)
     layout = ScoringLayout(settings.base_uri, key)
     store = backend.object_store(settings)
-    champion = backend.model_registry(settings).champion(settings.model_package_group)
+    try:
+        champion = backend.model_registry(settings).champion(settings.model_package_group)
+    except ValueError as error:  # the champion's metadata names an engine this code does not know
+        raise _fail(ti, f"cannot score with the champion: {error}") from None
     if champion is None:
         raise _fail(ti, f"no approved model of {settings.model_package_group}; {APPROVE_HINT}")
+    try:
+        engine, image_uri = champion_engine_and_image(settings, champion)
+    except (SettingsError, ValueError) as error:
+        raise _fail(ti, f"cannot score with the champion, version {champion.version}: {error}") from None
     if getattr(dag_run.run_type, "value", dag_run.run_type) == ASSET_TRIGGERED:
         already = already_scored(settings, store, champion)
         if already:  # the same approval's other event (Airflow's and SageMaker's EventBridge one): nothing to do
@@ -139,12 +150,76 @@ def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **con
             staged_lines = stage_lines(files, needed, id_column, Path(scratch))
         except (OSError, ValueError) as error:
             raise _fail(ti, f"cannot read what scoring needs: {error}") from None
-        store.upload_file(staged_lines.path, layout.input_file_uri)
-    log.info("scoring %d customer(s) of %s with the champion, version %s (%s); %d duplicate row(s) or id(s) dropped",
-             staged_lines.customers, input_uri, champion.version, champion.identifier, staged_lines.dropped)
-    return StagedScoring(run_key=key, image_uri=backend.container_image(settings), input_uri=layout.input_uri,
+        if engine is Engine.SPARK:  # the Spark job reads Parquet, and its scripts come from this run's prefix
+            parquet = parquet_of_lines(staged_lines.path, needed, Path(scratch) / "customers.parquet")
+            store.upload_file(parquet, layout.parquet_input_file_uri)
+            stage_spark_scoring_code(settings, store, layout)
+        else:
+            store.upload_file(staged_lines.path, layout.input_file_uri)
+    log.info("scoring %d customer(s) of %s with the champion, version %s (%s), by %s; %d duplicate row(s) or "
+             "id(s) dropped", staged_lines.customers, input_uri, champion.version, champion.identifier,
+             SCORED_BY[engine], staged_lines.dropped)
+    return StagedScoring(run_key=key, image_uri=image_uri, input_uri=layout.input_uri,
                          customers=staged_lines.customers, dropped_duplicates=staged_lines.dropped,
-                         id_column=id_column, champion=champion).to_xcom()
+                         id_column=id_column, champion=champion, engine=engine.value).to_xcom()
+
+
+def champion_engine_and_image(settings: Settings, champion: ModelVersionRef) -> tuple[Engine, str]:
+    """How the champion is scored, and in which image: Batch Transform in the scikit-learn image, or a
+    Spark processing job in the Spark image (``SettingsError``/``ValueError`` name what is wrong)."""
+    from churn_pipeline.domain.engine import Engine
+    from churn_pipeline.services import backend
+
+    engine = Engine(champion.engine)
+    return engine, settings.spark_image() if engine is Engine.SPARK else backend.container_image(settings)
+
+
+def parquet_of_lines(lines: Path, columns: list[str], target: Path, batch_rows: int = 50_000) -> Path:
+    """The staged JSON lines as one Parquet file for the Spark job, in batches (one row group each).
+    Every column is text, as in the customer table's CSV: the Spark scoring reads numbers and blanks
+    from text as the serving code does, so a column whose cells JSON typed differently from line to
+    line (a number here, null there) cannot change what the model sees."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(name, pa.string()) for name in columns])
+
+    def cell(value: Any) -> str | None:
+        return None if value is None else value if isinstance(value, str) else json.dumps(value)
+
+    def table_of(rows: list[dict[str, Any]]) -> Any:
+        return pa.table({name: pa.array([cell(row.get(name)) for row in rows], pa.string()) for name in columns},
+                        schema=schema)
+
+    with pq.ParquetWriter(target, schema) as writer, lines.open(encoding="utf-8") as source:
+        batch: list[dict[str, Any]] = []
+        for line in source:
+            if line.strip():
+                batch.append(json.loads(line))
+            if len(batch) == batch_rows:
+                writer.write_table(table_of(batch))
+                batch = []
+        writer.write_table(table_of(batch))  # an empty last batch still leaves a file with the schema
+    return target
+
+
+def stage_spark_scoring_code(settings: Settings, store: ObjectStore, layout: ScoringLayout) -> None:
+    """What the Spark scoring job gets under the scoring run's code prefix, as a training run's Spark
+    jobs get theirs: the script, ``--py-files`` (``churn_common.zip``) and the score cluster's
+    ``configuration.json``."""
+    from churn_pipeline.domain.steps import SCORE
+    from churn_pipeline.requests.spark import (
+        PY_FILES_ARCHIVE,
+        SPARK_SCRIPTS,
+        SPARK_SCRIPTS_FOLDER,
+        spark_configuration_file,
+    )
+    from churn_pipeline.tasks.staging import SCRIPTS_DIR, py_files_archive
+
+    script = f"{SPARK_SCRIPTS_FOLDER}/{SPARK_SCRIPTS[SCORE]}"
+    store.upload_file(SCRIPTS_DIR / script, f"{layout.code_uri}/{script}")
+    store.write_bytes(f"{layout.py_files_uri}/{PY_FILES_ARCHIVE}", py_files_archive())
+    store.write_bytes(layout.spark_configuration_uri(SCORE), spark_configuration_file(settings, SCORE))
 
 
 def already_scored(settings: Settings, store: ObjectStore, champion: ModelVersionRef) -> dict[str, Any] | None:
@@ -301,6 +376,18 @@ class ScoredOutput:
                 writer.writerow(_scores_row(score))
 
 
+def scored_output_uris(store: ObjectStore, staged: StagedScoring, job: Any, layout: ScoringLayout) -> list[str]:
+    """The scoring job's joined lines: Batch Transform's ``*.out`` files under its output path, or the
+    ``part-*.json`` files a Spark champion's job wrote under the run's ``spark-scores`` prefix (its
+    processing job has no ProcessingOutput for them: on a cluster the executors write them)."""
+    from churn_pipeline.domain.engine import Engine
+
+    if Engine(staged.engine) is Engine.SPARK:
+        return [uri for uri in store.list_uris(layout.spark_scores_uri)
+                if uri.rsplit("/", 1)[-1].startswith("part-") and uri.endswith(".json")]
+    return [uri for uri in store.list_uris(job.output("scores")) if uri.endswith(".out")]
+
+
 def publish_the_scores(*, staged: Any, scores: Any, dag_run: Any = None, **_: Any) -> dict[str, Any]:
     """Turn the transform job's output (``scores``: its result) into the scores table and summary of
     the scoring run ``staged``, in bounded memory (``ScoredOutput``)."""
@@ -310,10 +397,10 @@ def publish_the_scores(*, staged: Any, scores: Any, dag_run: Any = None, **_: An
 
     settings = load_settings()
     staged = received(StagedScoring, staged, "staged scoring run")
-    transformed = received(JobResult, scores, "transform job's result")
+    transformed = received(JobResult, scores, "scoring job's result")
     layout = ScoringLayout(settings.base_uri, staged.run_key)
     store = backend.object_store(settings)
-    outputs = [uri for uri in store.list_uris(transformed.output("scores")) if uri.endswith(".out")]
+    outputs = scored_output_uris(store, staged, transformed, layout)
     with tempfile.TemporaryDirectory(prefix="scores-") as scratch:
         files = []
         for index, uri in enumerate(outputs):
@@ -322,13 +409,14 @@ def publish_the_scores(*, staged: Any, scores: Any, dag_run: Any = None, **_: An
         try:
             scored = ScoredOutput(files, staged.id_column, settings, staged.champion.version, staged.run_key)
         except (KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
-            raise AirflowFailException(f"the transform output under {transformed.output('scores')} is not usable: "
-                                       f"{error}") from None
+            raise AirflowFailException(f"the scoring job's output ({', '.join(outputs) or 'no files'}) is not "
+                                       f"usable: {error}") from None
         if scored.customers != staged.customers:
-            raise AirflowFailException(f"the transform returned {scored.customers} score(s) for {staged.customers} "
+            raise AirflowFailException(f"the scoring job returned {scored.customers} score(s) for {staged.customers} "
                                        "customer(s)")
         summary = scored.summary(staged, layout)
-        summary["cost"] = transformed.cost  # the transform job's: billable time x instances x price per hour
+        summary["cost"] = transformed.cost  # the scoring job's: billable time x instances x price per hour
+        summary["scored_by"] = SCORED_BY[staged.engine]
         # what the outcome DAG needs a month later: who was held out, and what the model promised then
         summary["holdout"] = {"share": settings.holdout_share, "customers": scored.held_out}
         summary["model"].update({"model_uri": staged.champion.model_uri, "run_key": staged.champion.run_key,
