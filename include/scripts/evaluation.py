@@ -38,7 +38,6 @@ unpacked model directory. Container defaults: /opt/ml/processing/input/{model,ho
 from __future__ import annotations
 
 import argparse
-import json
 import tarfile
 import tempfile
 from collections.abc import Sequence
@@ -338,17 +337,6 @@ def champion_block(args: argparse.Namespace, labels: Any, challenger: dict[str, 
     return block
 
 
-def _baseline_statistics(args: argparse.Namespace) -> dict[str, Any] | None:
-    if args.baseline is None:
-        return None
-    path = container.find_single_file(args.baseline, contract.FILES["statistics"])
-    try:
-        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        return loaded
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise container.ContractError(str(path), [f"the baseline profile is not valid JSON: {error}"]) from None
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
@@ -399,8 +387,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if compact is not None:
         baseline = {"identifier": args.baseline_identifier, "version": args.baseline_version,
                     "statistics_uri": args.baseline_uri}
-        drift = profile.measure_drift(_baseline_statistics(args), baseline, compact.frame(), schema, HOLDOUT_SOURCE,
-                                      unavailable=args.baseline_unavailable)
+        drift = profile.measure_drift(profile.read_baseline_statistics(args.baseline), baseline, compact.frame(),
+                                      schema, HOLDOUT_SOURCE, unavailable=args.baseline_unavailable)
     with container.staged_output(args.output_dir) as staging:  # the file names the DAG side reads
         container.write_json(staging / contract.FILES["evaluation"], report)
         if args.details:

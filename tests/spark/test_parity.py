@@ -245,12 +245,50 @@ def sklearn_scored(prepared_sets: list[Prepared]) -> dict[str, Scored]:
     return {prepared.name: sklearn_models(prepared) for prepared in prepared_sets}
 
 
+BASELINE_ARGUMENTS = ["--baseline-identifier", "models:/customer-churn/2", "--baseline-version", "2",
+                      "--baseline-uri", "s3://bucket/runs/earlier/preprocessing/profile/statistics.json"]
+BASELINE_PROBLEM = "its profile could not be read"
+
+
+@pytest.fixture(scope="module")
+def drifted_baseline(tmp_path_factory: pytest.TempPathFactory, twin: Path) -> Path:
+    """The profile preprocessing.py writes of a drifted variant of the generated table (charges half
+    again as high, a third of the contracts moved to month-to-month): the baseline this run's
+    held-out customers drift from."""
+    import pandas as pd
+
+    from churn_pipeline.tooling import sample_data
+    from tests.spark.customers import CUSTOMERS, SEED
+
+    folder = tmp_path_factory.mktemp("drifted")
+    frame = sample_data.shifted(sample_data.generate(CUSTOMERS, SEED), [("MonthlyCharges", 1.5)])
+    frame.loc[frame.index[: CUSTOMERS // 3], "Contract"] = "Month-to-month"
+    (folder / "in").mkdir()
+    pd.DataFrame(frame).to_csv(folder / "in" / "customers.csv", index=False)
+    result = run_script("preprocessing.py", "--input-dir", folder / "in", "--schema", CONFIG / "schema.json",
+                        "--output-dir", folder / "out")
+    assert result.returncode == 0, result.stderr
+    return folder / "out" / "profile"
+
+
+@pytest.fixture(scope="module")
+def sklearn_drift(generated_prepared: Prepared, sklearn_scored: dict[str, Scored], drifted_baseline: Path) -> dict:
+    """evaluation.py's drift.json of the first seed's model against the drifted baseline."""
+    output = generated_prepared.sklearn.parent / "sklearn-drift"
+    result = run_script("evaluation.py", "--model", sklearn_scored["generated"].models[0],
+                        "--holdout", generated_prepared.sklearn / "holdout", "--baseline", drifted_baseline,
+                        *BASELINE_ARGUMENTS, "--output-dir", output, "--no-details")
+    assert result.returncode == 0, result.stderr
+    return json.loads((output / "drift.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def spark_scored(prepared_sets: list[Prepared], sklearn_scored: dict[str, Scored], spark_python: Path,
-                 py_files: Path) -> dict[str, Scored]:
+                 py_files: Path, drifted_baseline: Path) -> dict[str, Scored]:
     """train_spark.py and evaluate_spark.py once per seed on what preprocess_spark.py wrote, for every
     data set in one spark-submit; then the first seed's forest against two champions: the second
-    seed's forest, and the scikit-learn model (which the Spark image cannot load)."""
+    seed's forest (with a baseline version whose profile cannot be used), and the scikit-learn model
+    (with drift off); and against the drifted baseline profile."""
     steps: list[tuple[str, list[str | Path]]] = []
     for prepared in prepared_sets:
         data, out = prepared.spark_data, prepared.spark
@@ -263,12 +301,18 @@ def spark_scored(prepared_sets: list[Prepared], sklearn_scored: dict[str, Scored
             steps.append(("evaluate_spark.py", ["--model", model, "--holdout", (data / "holdout").as_uri(),
                                                 "--output-dir", evaluation]))
     generated = prepared_sets[0]
-    for champion, folder in ((generated.spark.parent / "spark-model-2", "against-spark"),
-                             (sklearn_scored["generated"].models[0], "against-sklearn")):
+    for champion, folder, drift in (
+            (generated.spark.parent / "spark-model-2", "against-spark",
+             [*BASELINE_ARGUMENTS, "--baseline-unavailable", BASELINE_PROBLEM]),
+            (sklearn_scored["generated"].models[0], "against-sklearn", ["--no-drift"])):
         steps.append(("evaluate_spark.py", ["--model", generated.spark.parent / "spark-model-1",
                                             "--holdout", (generated.spark_data / "holdout").as_uri(),
-                                            "--champion", champion, "--champion-identifier", folder,
+                                            "--champion", champion, "--champion-identifier", folder, *drift,
                                             "--output-dir", generated.spark.parent / folder]))
+    steps.append(("evaluate_spark.py", ["--model", generated.spark.parent / "spark-model-1",
+                                        "--holdout", (generated.spark_data / "holdout").as_uri(),
+                                        "--baseline", drifted_baseline, *BASELINE_ARGUMENTS,
+                                        "--output-dir", generated.spark.parent / "spark-drift"]))
     steps.append(("score_spark.py", ["--model", generated.spark.parent / "spark-model-1",
                                      "--customers", (generated.spark_data / "holdout").as_uri(),
                                      "--output", (generated.spark.parent / "scores").as_uri()]))
@@ -378,3 +422,45 @@ def test_scoring_answers_as_batch_transform_does_with_the_evaluated_scores(
               for line in lines]
     auc = metrics.roc_auc_from_ranks(np.array([label for label, _ in paired]), np.array([score for _, score in paired]))
     assert auc == pytest.approx(spark_scored["generated"].evaluations[0]["metrics"]["roc_auc"], abs=1e-12)
+
+
+# ------------------------------------------------------------------ drift on the Spark engine
+
+
+def test_drift_against_a_drifted_baseline_is_the_scikit_learn_evaluations(
+        spark_scored: dict[str, Scored], sklearn_drift: dict, generated_prepared: Prepared) -> None:
+    """The same held-out customers against the same baseline profile: the same drift.json, statuses,
+    levels, completeness and violations alike, the PSIs within 1e-9; and the drift is real (charges,
+    contracts and a payment method the baseline never saw), so the gate's drift_mode=block has
+    something to block on."""
+    ours = json.loads((generated_prepared.spark.parent / "spark-drift" / "drift.json").read_text())
+    theirs = sklearn_drift
+    assert ours["status"] == theirs["status"] == "compared"
+    assert [item["name"] for item in ours["features"]] == [item["name"] for item in theirs["features"]]
+    for mine, other in zip(ours["features"], theirs["features"], strict=True):
+        assert mine["psi"] == pytest.approx(other["psi"], abs=1e-9), mine["name"]
+        assert {key: value for key, value in mine.items() if key != "psi"} == \
+            {key: value for key, value in other.items() if key != "psi"}
+    assert {key: value for key, value in ours.items() if key != "features"} == \
+        {key: value for key, value in theirs.items() if key != "features"}
+    levels = {item["name"]: item["level"] for item in ours["features"]}
+    assert levels["MonthlyCharges"] == "drift"
+    assert levels["Contract"] != "ok"  # a third of the baseline's contracts moved: the categories' PSI
+    assert levels["Age"] == "ok"
+    assert next(item for item in ours["features"] if item["name"] == "PaymentMethod")["unseen_share"] > 0
+    assert ours["summary"]["worst_level"] == "drift"
+    assert ours["baseline"] == {"identifier": "models:/customer-churn/2", "version": 2,
+                                "statistics_uri": BASELINE_ARGUMENTS[-1]}
+    assert ours["current"]["rows"] == spark_scored["generated"].evaluations[0]["rows"]["test"]
+
+
+def test_without_a_usable_baseline_drift_says_so_and_no_drift_writes_none(
+        spark_scored: dict[str, Scored], generated_prepared: Prepared) -> None:
+    folder = generated_prepared.spark.parent
+    first_run = json.loads((folder / "spark-evaluation-1" / "drift.json").read_text())
+    assert first_run["status"] == "no_baseline" and first_run["features"] == [] and first_run["baseline"] is None
+    unavailable = json.loads((folder / "against-spark" / "drift.json").read_text())
+    assert unavailable["status"] == "baseline_unavailable" and unavailable["reason"] == BASELINE_PROBLEM
+    assert unavailable["baseline"]["identifier"] == "models:/customer-churn/2" and unavailable["features"] == []
+    assert (folder / "against-sklearn" / "evaluation.json").is_file()
+    assert not (folder / "against-sklearn" / "drift.json").exists()

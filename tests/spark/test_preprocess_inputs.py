@@ -24,6 +24,9 @@ CASES = {
                        .replace(",Female,", ',"Female,')],
 }
 
+# a baseline profile's statistics.json as given, or None: the baseline folder holds none
+BAD_BASELINES = {"baseline not json": '{"features": [', "baseline missing": None}
+
 
 def write_parquet_parts(folder: Path) -> None:
     """make_rows' customers as two Parquet parts, typed as a database export types them: ages and
@@ -71,6 +74,20 @@ def runs(tmp_path_factory: pytest.TempPathFactory, twin: Path, spark_python: Pat
         "evaluation": ("evaluate_spark.py", ["--model", folder / "sklearn-model",
                                              "--holdout", (roots["parquet parts"] / "data" / "holdout").as_uri()]),
     }
+    # a baseline profile that is not JSON, and a baseline folder without one: refused by both evaluations
+    for case, content in BAD_BASELINES.items():
+        baseline = folder / f"baseline-{case}"
+        baseline.mkdir()
+        if content is not None:
+            (baseline / "statistics.json").write_text(content)
+        sklearn_base = folder / f"refused-{case}-sklearn"
+        sklearn_refusal = run_script("evaluation.py", "--model", folder / "sklearn-model",
+                                     "--holdout", parquet / "holdout", "--baseline", baseline,
+                                     "--output-dir", sklearn_base / "out", "--no-details",
+                                     env={"SAGEMAKER_BASE_DIR": str(sklearn_base)})
+        assert sklearn_refusal.returncode == 1, sklearn_refusal.stderr
+        refusals[case] = ("evaluate_spark.py", ["--model", folder / "sklearn-model", "--baseline", baseline,
+                                                "--holdout", (roots["parquet parts"] / "data" / "holdout").as_uri()])
     for step, (script, arguments) in refusals.items():
         steps.append((script, [*arguments, "--output-dir", folder / f"refused-{step}" / "out"]))
         bases.append(folder / f"refused-{step}")
@@ -82,6 +99,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory, twin: Path, spark_python: Pat
         out = folder / f"refused-{step}" / "out"
         found[f"refused {step}"] = {"code": code, "reason": (folder / f"refused-{step}" / "output" / "message")
                                     .read_text(), "written": sorted(out.rglob("*")) if out.exists() else []}
+        if step in BAD_BASELINES:
+            found[f"refused {step}"]["sklearn reason"] = (folder / f"refused-{step}-sklearn" / "output" /
+                                                          "message").read_text()
     for (case, root), code in zip(roots.items(), codes[:len(roots)], strict=True):
         found[case] = {"root": root}
         for engine, returncode, stderr in (("sklearn", sklearn_runs[case].returncode, sklearn_runs[case].stderr),
@@ -143,3 +163,16 @@ def test_training_and_evaluation_refuse_what_they_cannot_use_in_the_contracts_fo
     assert evaluation["reason"].startswith("evaluation rejected its input: ")
     assert "the model is a scikit-learn model (model.joblib)" in evaluation["reason"]
     assert training["written"] == evaluation["written"] == []
+
+
+@pytest.mark.parametrize("case", list(BAD_BASELINES))
+def test_a_bad_baseline_profile_gets_evaluation_pys_reason_and_nothing_is_written(runs: dict[str, dict],
+                                                                                   case: str) -> None:
+    refused = runs[f"refused {case}"]
+    assert refused["code"] == 1
+    assert refused["reason"] == refused["sklearn reason"]
+    assert refused["reason"].startswith("evaluation rejected its input: ")
+    expected = {"baseline not json": "the baseline profile is not valid JSON",
+                "baseline missing": "expected exactly one statistics.json"}[case]
+    assert expected in refused["reason"]
+    assert refused["written"] == []

@@ -8,6 +8,7 @@ scikit-learn engine uses."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import botocore.session
 import pytest
@@ -16,7 +17,7 @@ from botocore.validate import ParamValidator
 from churn_pipeline.domain.layout import RunLayout, job_name
 from churn_pipeline.domain.payloads import ChampionLookup, JobResult, ModelVersionRef, StagedInputs
 from churn_pipeline.domain.settings import load_settings
-from churn_pipeline.requests.processing import EvaluationInputs
+from churn_pipeline.requests.processing import EvaluationInputs, evaluate_request
 from churn_pipeline.requests.spark import (
     DRIVER_JAVA_OPTIONS,
     EXECUTOR_JAVA_OPTIONS,
@@ -132,9 +133,8 @@ def test_training_is_a_processing_job_on_four_instances_with_the_forests_hyperpa
     validate(request)
 
 
-def test_evaluation_scores_the_holdout_prefix_and_gets_the_champions_model_but_no_baseline(settings,
-                                                                                         layout) -> None:
-    """The Spark evaluation measures no drift: the baseline profile is not sent."""
+def test_evaluation_scores_the_holdout_prefix_with_the_champions_model_and_the_baseline_profile(settings,
+                                                                                               layout) -> None:
     job = job_name("churn", "evaluate", KEY)
     model = f"{RUN}/model/churn-train-{KEY}/output/model.tar.gz"
     request = spark_evaluate_request(settings, layout, job_name=job, image_uri=SPARK_IMAGE, model_archive_uri=model,
@@ -142,13 +142,63 @@ def test_evaluation_scores_the_holdout_prefix_and_gets_the_champions_model_but_n
     assert request == golden(
         "evaluate", "evaluate_spark.py", job=job, count=2,
         inputs=[sdk_input("model", model, "/opt/ml/processing/input/model"),
-                sdk_input("champion", CHAMPION.model_uri, "/opt/ml/processing/input/champion")],
+                sdk_input("champion", CHAMPION.model_uri, "/opt/ml/processing/input/champion"),
+                sdk_input("baseline", CHAMPION.statistics_uri, "/opt/ml/processing/input/baseline")],
         outputs=[sdk_output("evaluation", f"{RUN}/evaluation", "/opt/ml/processing/output/evaluation")],
         arguments=["--model", "/opt/ml/processing/input/model", "--holdout", f"{RUN}/preprocessing/holdout",
                    "--output-dir", "/opt/ml/processing/output/evaluation", "--work-uri", f"{RUN}/spark-work/{job}",
                    "--champion-identifier", CHAMPION.identifier, "--champion-version", "3",
-                   "--champion", "/opt/ml/processing/input/champion"])
+                   "--champion", "/opt/ml/processing/input/champion",
+                   "--baseline-identifier", CHAMPION.identifier, "--baseline-version", "3",
+                   "--baseline-uri", CHAMPION.statistics_uri])
     validate(request)
+
+
+WHO = ["--baseline-identifier", CHAMPION.identifier, "--baseline-version", "3"]
+# case: what the evaluation compares with, the baseline arguments it gets, whether the profile is sent
+BASELINES = {
+    "a usable profile": (EvaluationInputs(baseline=CHAMPION), [*WHO, "--baseline-uri", CHAMPION.statistics_uri],
+                         True),
+    "a profile that cannot be used": (
+        EvaluationInputs(baseline=CHAMPION, baseline_problem="its profile is gone"),
+        [*WHO, "--baseline-uri", CHAMPION.statistics_uri, "--baseline-unavailable", "its profile is gone"], False),
+    "a version without a profile": (EvaluationInputs(baseline=replace(CHAMPION, statistics_uri=None)),
+                                    [*WHO, "--baseline-unavailable", "it has no data profile"], False),
+    "drift off": (EvaluationInputs(measure_drift=False), ["--no-drift"], False),
+    "a first run": (EvaluationInputs(), [], False),
+}
+
+
+def baseline_inputs(request: dict) -> list:
+    return [item for item in request["ProcessingInputs"] if item["InputName"] == "baseline"]
+
+
+def baseline_arguments(request: dict) -> list:
+    """The arguments from the first about the baseline or drift on (they come last)."""
+    arguments = request["AppSpecification"].get("ContainerArguments", [])
+    starts = [index for index, argument in enumerate(arguments)
+              if argument.startswith("--baseline") or argument == "--no-drift"]
+    return arguments[starts[0]:] if starts else []
+
+
+@pytest.mark.parametrize("case", list(BASELINES))
+def test_the_baseline_reaches_the_spark_evaluation_as_it_reaches_the_scikit_learn_one(settings, layout,
+                                                                                      case: str) -> None:
+    """The same baseline input and the same baseline arguments, in the same order, on both engines:
+    the two evaluation scripts read them alike."""
+    compared, expected_arguments, sent = BASELINES[case]
+    spark = spark_evaluate_request(settings, layout, job_name="e", image_uri=SPARK_IMAGE,
+                                   model_archive_uri=f"{RUN}/model/t/output/model.tar.gz", compared=compared)
+    sklearn = evaluate_request(settings, layout, job_name="e", image_uri="sklearn-image",
+                               model_artifact_uri=f"{RUN}/model/t/output/model.tar.gz",
+                               holdout_uri=f"{RUN}/preprocessing/holdout", compared=compared)
+    assert baseline_arguments(spark) == baseline_arguments(sklearn) == expected_arguments
+    # the same profile in the same folder (the Spark request spells its inputs as the SDK does)
+    assert [(item["S3Input"]["S3Uri"], item["S3Input"]["LocalPath"]) for item in baseline_inputs(spark)] == \
+        [(item["S3Input"]["S3Uri"], item["S3Input"]["LocalPath"]) for item in baseline_inputs(sklearn)]
+    assert baseline_inputs(spark) == ([sdk_input("baseline", CHAMPION.statistics_uri,
+                                                 "/opt/ml/processing/input/baseline")] if sent else [])
+    validate(spark)
 
 
 def test_a_champion_whose_model_cannot_be_used_is_named_with_the_reason_and_not_sent(settings, layout) -> None:

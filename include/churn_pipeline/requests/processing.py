@@ -111,21 +111,13 @@ class EvaluationInputs:
                    measure_drift=measured)
 
 
-def evaluate_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
-                     model_artifact_uri: str, holdout_uri: str,
-                     compared: EvaluationInputs | None = None) -> dict[str, Any]:
-    """The evaluation job: the new model on this run's held-out customers, with the champion's model
-    and the baseline profile as optional inputs (and who they are as arguments, for the records)."""
-    compared = compared or EvaluationInputs()
-    inputs = {"model": model_artifact_uri, "holdout": holdout_uri}
+def baseline_comparison(compared: EvaluationInputs) -> tuple[dict[str, str], list[str]]:
+    """The baseline profile as both engines' evaluations take it: its ``statistics.json`` folder as the
+    ``baseline`` input, or ``--baseline-unavailable`` with why it cannot be used; who it is either way;
+    and ``--no-drift`` when drift is off. The scripts read the ``baseline`` input by default."""
+    inputs: dict[str, str] = {}
     arguments: list[str] = []
-    champion, baseline = compared.champion, compared.baseline
-    if champion is not None:
-        arguments += ["--champion-identifier", champion.identifier, "--champion-version", str(champion.version)]
-        if compared.champion_problem:
-            arguments += ["--champion-unavailable", compared.champion_problem]
-        else:
-            inputs["champion"] = champion.model_uri
+    baseline = compared.baseline
     if baseline is not None:
         arguments += ["--baseline-identifier", baseline.identifier, "--baseline-version", str(baseline.version)]
         if baseline.statistics_uri:
@@ -136,6 +128,27 @@ def evaluate_request(settings: Settings, layout: RunLayout, *, job_name: str, im
             inputs["baseline"] = baseline.statistics_uri
     if not compared.measure_drift:
         arguments.append("--no-drift")
+    return inputs, arguments
+
+
+def evaluate_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
+                     model_artifact_uri: str, holdout_uri: str,
+                     compared: EvaluationInputs | None = None) -> dict[str, Any]:
+    """The evaluation job: the new model on this run's held-out customers, with the champion's model
+    and the baseline profile as optional inputs (and who they are as arguments, for the records)."""
+    compared = compared or EvaluationInputs()
+    inputs = {"model": model_artifact_uri, "holdout": holdout_uri}
+    arguments: list[str] = []
+    champion = compared.champion
+    if champion is not None:
+        arguments += ["--champion-identifier", champion.identifier, "--champion-version", str(champion.version)]
+        if compared.champion_problem:
+            arguments += ["--champion-unavailable", compared.champion_problem]
+        else:
+            inputs["champion"] = champion.model_uri
+    baseline_inputs, baseline_arguments = baseline_comparison(compared)
+    inputs.update(baseline_inputs)
+    arguments += baseline_arguments
     request = processing_request(
         settings, layout, step="evaluate", job_name=job_name, image_uri=image_uri,
         inputs=inputs, outputs={contract.EVALUATION_OUTPUT: layout.evaluation_uri},

@@ -35,7 +35,7 @@ from churn_pipeline.domain.settings import Settings
 from churn_pipeline.domain.sizing import instance_vcpus
 from churn_pipeline.domain.steps import EVALUATE, PREPROCESS, SCORE, TRAIN
 from churn_pipeline.requests.common import role, tags, vpc
-from churn_pipeline.requests.processing import EvaluationInputs
+from churn_pipeline.requests.processing import EvaluationInputs, baseline_comparison
 
 PROCESSING_ROOT = "/opt/ml/processing"
 INPUT_ROOT = f"{PROCESSING_ROOT}/input"
@@ -233,18 +233,20 @@ def spark_train_request(settings: Settings, layout: RunLayout, *, job_name: str,
 def spark_evaluate_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
                            model_archive_uri: str, compared: EvaluationInputs | None = None) -> dict[str, Any]:
     """Evaluation: the trained model (its ``model.tar.gz``) as an input, the held-out customers from
-    preprocessing's prefix, and the champion as an input with who it is as arguments, or why its model
-    cannot be used. The Spark evaluation measures no drift (it writes no drift.json), so no baseline
-    profile is sent."""
+    preprocessing's prefix, the champion as an input with who it is as arguments, or why its model
+    cannot be used, and the baseline profile drift is measured against exactly as the scikit-learn
+    evaluation takes it (``processing.baseline_comparison``)."""
     if not model_archive_uri.endswith(MODEL_ARCHIVE):
         raise ValueError(f"the Spark evaluation needs the trained {MODEL_ARCHIVE}, got {model_archive_uri!r}")
-    comparison_inputs, comparison_arguments = champion_comparison(compared or EvaluationInputs())
+    compared = compared or EvaluationInputs()
+    comparison_inputs, comparison_arguments = champion_comparison(compared)
+    baseline_inputs, baseline_arguments = baseline_comparison(compared)
     arguments = [MODEL, f"{INPUT_ROOT}/model", HOLDOUT, f"{data_sets_uri(layout)}/holdout",
                  OUTPUT_DIR, f"{OUTPUT_ROOT}/{contract.EVALUATION_OUTPUT}", WORK_URI, layout.spark_work_uri(job_name),
-                 *comparison_arguments]
+                 *comparison_arguments, *baseline_arguments]
     return spark_request(
         settings, layout, step=EVALUATE, job_name=job_name, image_uri=image_uri,
-        inputs={"model": model_archive_uri, **comparison_inputs},
+        inputs={"model": model_archive_uri, **comparison_inputs, **baseline_inputs},
         outputs={contract.EVALUATION_OUTPUT: layout.evaluation_uri}, arguments=arguments)
 
 

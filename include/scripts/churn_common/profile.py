@@ -14,11 +14,14 @@ read, which is why they are kept here.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from churn_common import contract
+from churn_common import container, contract
 from churn_common.data_contract import Schema
 
 PROFILE_VERSION = 0.0  # the version field Model Monitor writes
@@ -166,6 +169,19 @@ def profile_from_summaries(rows: int, numeric: Mapping[str, tuple[str, dict[str,
     return statistics, constraints
 
 
+def read_baseline_statistics(folder: Path | None) -> dict[str, Any] | None:
+    """The baseline profile's ``statistics.json`` in ``folder`` (None: no baseline given). A folder
+    without exactly one, or one that is not JSON, is bad input, in words both evaluation steps share."""
+    if folder is None:
+        return None
+    path = container.find_single_file(folder, contract.FILES["statistics"])
+    try:
+        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return loaded
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise container.ContractError(str(path), [f"the baseline profile is not valid JSON: {error}"]) from None
+
+
 def population_stability_index(baseline: Sequence[float], current: Sequence[float]) -> float:
     """PSI = sum over bins of (current share - baseline share) * ln(current share / baseline share),
     with empty bins floored at a share of 1e-4 so that one empty bin does not make it infinite."""
@@ -200,43 +216,122 @@ def _completeness(feature: Mapping[str, Any]) -> float:
     return common.get("num_present", 0) / total if total else 0.0
 
 
-def _numeric_drift(baseline: Mapping[str, Any], values: Any) -> tuple[float, dict[str, Any]]:
+def baseline_inner_edges(feature: Mapping[str, Any]) -> list[float] | None:
+    """The inner edges of a numeric baseline feature's bins: a present value falls in the bin numbered
+    by how many of them lie at or below it (``_bin_counts``' rule; below the first bin's lower bound
+    or above the last one's upper bound it falls in the outer bins). One bin: no inner edge; a
+    baseline without bins (no value was present): None."""
+    buckets = _numeric_buckets(feature)
+    return [float(bucket["upper_bound"]) for bucket in buckets[:-1]] if buckets else None
+
+
+def baseline_values(feature: Mapping[str, Any]) -> list[str]:
+    """The categories a categorical baseline feature kept, in its buckets' order; any other value of
+    this run's customers counts as unseen."""
+    return [bucket["value"] for bucket in _categorical_distribution(feature).get("buckets", [])]
+
+
+def _numeric_buckets(feature: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    buckets: list[Mapping[str, Any]] = (feature.get("numerical_statistics", {}).get("distribution", {})
+                                        .get("kll", {}).get("buckets", []))
+    return buckets
+
+
+def _categorical_distribution(feature: Mapping[str, Any]) -> Mapping[str, Any]:
+    distribution: Mapping[str, Any] = (feature.get("string_statistics", {}).get("distribution", {})
+                                       .get("categorical", {}))
+    return distribution
+
+
+@dataclass(frozen=True)
+class NumericCounts:
+    """A numeric feature of this run's customers as drift reads it: present and missing cells, and
+    how many present values fall in each of the baseline's bins (``baseline_inner_edges``)."""
+
+    present: int
+    missing: int
+    bins: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class CategoricalCounts:
+    """A categorical feature of this run's customers as drift reads it: present and missing cells,
+    the count of each category the baseline kept (``baseline_values``' order) and of the rest."""
+
+    present: int
+    missing: int
+    known: tuple[float, ...]
+    unseen: float
+
+
+FeatureCounts = NumericCounts | CategoricalCounts
+
+
+def numeric_counts(baseline_feature: Mapping[str, Any], values: Any) -> NumericCounts:
+    """``NumericCounts`` of float64 values (NaN for missing) over a baseline feature's bins."""
     import numpy as np
 
-    buckets = baseline.get("numerical_statistics", {}).get("distribution", {}).get("kll", {}).get("buckets", [])
-    present = values.dropna().to_numpy(dtype="float64")
-    if not buckets or present.size == 0:
-        return 0.0, {}
-    edges = np.array([buckets[0]["lower_bound"]] + [bucket["upper_bound"] for bucket in buckets], dtype="float64")
-    current = _bin_counts(present, edges) if len(buckets) > 1 else np.array([present.size], dtype="float64")
-    return population_stability_index([bucket["count"] for bucket in buckets], current.tolist()), {}
+    values = np.asarray(values, dtype="float64")
+    present = values[~np.isnan(values)]
+    buckets = _numeric_buckets(baseline_feature)
+    bins: tuple[float, ...] = ()
+    if buckets:
+        edges = np.array([buckets[0]["lower_bound"]] + [bucket["upper_bound"] for bucket in buckets], dtype="float64")
+        bins = tuple(_bin_counts(present, edges).tolist())
+    return NumericCounts(int(present.size), int(values.size - present.size), bins)
 
 
-def _categorical_drift(baseline: Mapping[str, Any], values: Any) -> tuple[float, dict[str, Any]]:
-    distribution = baseline.get("string_statistics", {}).get("distribution", {}).get("categorical", {})
-    buckets = distribution.get("buckets", [])
+def categorical_counts(baseline_feature: Mapping[str, Any], values: Any) -> CategoricalCounts:
+    """``CategoricalCounts`` of a pandas column (missing as NaN) against a baseline feature's categories."""
     present = values.dropna().astype(str)
-    if not buckets or len(present) == 0:
-        return 0.0, {"unseen_share": 0.0}
-    known = [bucket["value"] for bucket in buckets]
     counts = present.value_counts()
-    current = [float(counts.get(value, 0)) for value in known]
+    known = tuple(float(counts.get(value, 0)) for value in baseline_values(baseline_feature))
+    return CategoricalCounts(len(present), int(len(values) - len(present)), known, float(len(present)) - sum(known))
+
+
+def _numeric_drift(baseline: Mapping[str, Any], counts: NumericCounts) -> tuple[float, dict[str, Any]]:
+    buckets = _numeric_buckets(baseline)
+    if not buckets or counts.present == 0:
+        return 0.0, {}
+    return population_stability_index([bucket["count"] for bucket in buckets], list(counts.bins)), {}
+
+
+def _categorical_drift(baseline: Mapping[str, Any], counts: CategoricalCounts) -> tuple[float, dict[str, Any]]:
+    distribution = _categorical_distribution(baseline)
+    buckets = distribution.get("buckets", [])
+    if not buckets or counts.present == 0:
+        return 0.0, {"unseen_share": 0.0}
     base = [float(bucket["count"]) for bucket in buckets]
     other = float(distribution.get("other_count", 0.0))
     # Values the baseline did not keep: its long tail ("other") or new categories. Counted together,
     # so that a category appearing after training shows up as drift.
-    unseen = float(len(present)) - sum(current)
-    psi = population_stability_index(base + [other], current + [unseen])
-    return psi, {"unseen_share": unseen / len(present)}
+    psi = population_stability_index(base + [other], [*counts.known, counts.unseen])
+    return psi, {"unseen_share": counts.unseen / counts.present}
 
 
 def measure_drift(baseline_statistics: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None,
                   features: Any, schema: Schema, source: str, unavailable: str | None = None) -> dict[str, Any]:
-    """``drift.json``: this run's ``features`` against a baseline profile (None: the first run, or a
-    baseline version whose profile cannot be used, as ``unavailable`` says)."""
+    """``drift.json``: this run's ``features`` (a frame: numbers as float64, categories as text, missing
+    as NaN) against a baseline profile (None: the first run, or a baseline version whose profile
+    cannot be used, as ``unavailable`` says)."""
+    counts: dict[str, FeatureCounts] = {}
+    if baseline_statistics is not None and not unavailable:
+        for name, feature in _baseline_features(baseline_statistics).items():
+            if name in schema.features:
+                counts[name] = (numeric_counts(feature, features[name].to_numpy(dtype="float64", na_value=math.nan))
+                                if "numerical_statistics" in feature else categorical_counts(feature, features[name]))
+    return drift_from_counts(baseline_statistics, baseline, counts, len(features), schema, source, unavailable)
+
+
+def drift_from_counts(baseline_statistics: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None,
+                      counts: Mapping[str, FeatureCounts], rows: int, schema: Schema, source: str,
+                      unavailable: str | None = None) -> dict[str, Any]:
+    """``measure_drift`` from what a pass over this run's ``rows`` customers counted: for every feature
+    both the schema and the baseline name, its ``NumericCounts`` (a numeric baseline feature) or its
+    ``CategoricalCounts``, however computed (pandas here, Spark's aggregates on the Spark engine)."""
     report: dict[str, Any] = {"status": "baseline_unavailable" if unavailable else "no_baseline",
                               "baseline": dict(baseline or {}) if unavailable else None,
-                              "current": {"rows": len(features), "source": source},
+                              "current": {"rows": rows, "source": source},
                               "features": [], "missing_columns": [], "extra_columns": [], "violations": [],
                               "summary": {**dict.fromkeys(LEVELS, 0), "worst_level": LEVELS[0]}}
     if unavailable:
@@ -251,14 +346,17 @@ def measure_drift(baseline_statistics: Mapping[str, Any] | None, baseline: Mappi
         if name not in known:
             continue
         numeric = "numerical_statistics" in known[name]
-        values = features[name]
-        if numeric:
-            psi, extra = _numeric_drift(known[name], values)
+        counted = counts[name]
+        if numeric != isinstance(counted, NumericCounts):
+            raise ValueError(f"feature '{name}': the counts are not of the baseline's kind")
+        if isinstance(counted, NumericCounts):
+            psi, extra = _numeric_drift(known[name], counted)
         else:
-            psi, extra = _categorical_drift(known[name], values)
+            psi, extra = _categorical_drift(known[name], counted)
         level = level_of(psi)
         baseline_completeness = _completeness(known[name])
-        current_completeness = float(values.notna().mean()) if len(values) else 0.0
+        cells = counted.present + counted.missing
+        current_completeness = counted.present / cells if cells else 0.0
         report["features"].append({
             "name": name, "type": "numeric" if numeric else "categorical", "psi": round(psi, 6), "level": level,
             "completeness": {"baseline": round(baseline_completeness, 6), "current": round(current_completeness, 6),

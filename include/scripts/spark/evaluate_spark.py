@@ -6,19 +6,25 @@ given, with a Spark champion, and writes OUT/evaluation.json with evaluation.py'
 precision, recall and F1 from the exact confusion counts at 0.5, ROC AUC exactly from the
 probabilities (the ranks of every score: no binning), top-decile lift and the campaign's profit at
 the model's own threshold, the confusion matrix, the majority-class baseline, row counts, ranking,
-economics, calibration, SageMaker's model-quality block and the champion block.
+economics, calibration, SageMaker's model-quality block and the champion block; and OUT/drift.json,
+this run's customers against the baseline profile (the champion's training data), with evaluation.py's
+arguments, schema and figures: Spark counts what drift reads (present and missing cells, the values
+in each baseline bin, each baseline category and the rest) in one aggregation over the records, and
+churn_common.profile turns the counts into the report as it does for evaluation.py.
 
 Spark scores the records where they lie; the driver receives each customer's label and score (16
 bytes a customer: 320 MB at 20 million held-out customers) and computes everything else with the
 same code as evaluation.py (churn_common.business, churn_common.metrics).
 
-Not on this path (evaluation.py has them): details.json (curves, permutation importance) and
-drift.json, and scoring a scikit-learn champion (the Spark image has no scikit-learn: such a champion
-is recorded as not comparable, with that reason).
+Not on this path (evaluation.py has them): details.json (curves, permutation importance), and
+scoring a scikit-learn champion (the Spark image has no scikit-learn: such a champion is recorded as
+not comparable, with that reason).
 
 By hand:  spark-submit --py-files churn_common.zip include/scripts/spark/evaluate_spark.py \\
               --model MODEL --holdout OUTPUT/holdout --output-dir EVAL [--champion CHAMPION_MODEL ...]
-``--model`` / ``--champion`` are folders holding model.tar.gz or an unpacked model directory.
+              [--baseline PROFILE_DIR ...]
+``--model`` / ``--champion`` are folders holding model.tar.gz or an unpacked model directory;
+``--baseline`` defaults to the 'baseline' input, when the job has one, as in evaluation.py.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from churn_common import business, container, contract, data_contract, defaults, metrics, tables
+from churn_common import business, container, contract, data_contract, defaults, metrics, profile, tables
 
 STEP = "evaluation"
 MODEL_ARCHIVE = "model.tar.gz"
 PIPELINE = "pipeline"
 SCIKIT_LEARN_MODEL = "model.joblib"
+HOLDOUT_SOURCE = "this run's held-out test customers"  # evaluation.py's words, in drift.json
+WHITE_SPACE_AT_ENDS = r"(?U)^\s+|\s+$"  # a category's text trimmed as the model's features read it
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -47,12 +55,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--champion-version", type=int, default=None)
     parser.add_argument("--champion-unavailable", default=None, metavar="REASON",
                         help="there is a champion, but its model cannot be used (recorded as not comparable)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="folder with the baseline profile's statistics.json (default: the 'baseline' input)")
+    parser.add_argument("--baseline-identifier", default=None)
+    parser.add_argument("--baseline-version", type=int, default=None)
+    parser.add_argument("--baseline-uri", default=None, help="where the baseline profile lives, for the report")
+    parser.add_argument("--baseline-unavailable", default=None, metavar="REASON",
+                        help="there is a baseline version, but its profile cannot be used")
+    parser.add_argument("--no-drift", dest="drift", action="store_false", help="do not measure drift")
     parser.add_argument("--output-dir", type=Path,
                         default=Path(container.container_path("processing/output/evaluation")))
     parser.add_argument("--work-uri", default=None, help="where the models are put for Spark's executors to read "
                                                           "(default: the folder on the driver they are unpacked in)")
     parser.add_argument("--seed", type=int, default=defaults.SEED)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    baseline_input = Path(container.container_path("processing/input/baseline"))
+    if args.baseline is None and baseline_input.is_dir() and any(baseline_input.iterdir()):
+        args.baseline = baseline_input
+    return args
 
 
 class NotSparkModel(Exception):
@@ -120,6 +140,54 @@ def read_holdout(spark: Any, uri: str, schema: data_contract.Schema) -> Any:
     return records
 
 
+def _bins(inner_edges: list[float] | None) -> int:
+    return 0 if inner_edges is None else len(inner_edges) + 1
+
+
+def drift_counts(records: Any, baseline_statistics: dict[str, Any],
+                 schema: data_contract.Schema) -> tuple[int, dict[str, profile.FeatureCounts]]:
+    """The row count and, for every feature both the schema and the baseline name, what drift reads
+    of it, in one aggregation over the records: a numeric feature's present (not null, not NaN) and
+    missing cells and its present values in each baseline bin (a value's bin is the number of inner
+    edges at or below it, numpy's ``searchsorted(side="right")`` as profile.py bins), a categorical
+    feature's present and missing cells (text trimmed, blank missing) and the count of each baseline
+    category; the rest of its present cells are unseen."""
+    from pyspark.sql import functions as F
+
+    known = {feature["name"]: feature for feature in baseline_statistics.get("features", [])
+             if feature["name"] in schema.features}
+    aggregates = [F.count(F.lit(1)).alias("rows")]
+    edges: dict[str, list[float] | None] = {}
+    values: dict[str, list[str]] = {}
+    for position, (name, feature) in enumerate(known.items()):
+        if "numerical_statistics" in feature:
+            number = F.col(name).cast("double")
+            present = number.isNotNull() & ~F.isnan(number)  # Spark orders NaN above every number: keep it out
+            inner = edges[name] = profile.baseline_inner_edges(feature)
+            bin_of = sum(((number >= edge).cast("int") for edge in inner or []), F.lit(0))
+            aggregates += [F.sum((present & (bin_of == index)).cast("long")).alias(f"n{position}_{index}")
+                           for index in range(_bins(inner))]
+        else:
+            text = F.regexp_replace(F.col(name).cast("string"), WHITE_SPACE_AT_ENDS, "")
+            present = text.isNotNull() & (text != "")
+            values[name] = profile.baseline_values(feature)
+            aggregates += [F.sum((present & (text == value)).cast("long")).alias(f"c{position}_{index}")
+                           for index, value in enumerate(values[name])]
+        aggregates += [F.sum(present.cast("long")).alias(f"present{position}"),
+                       F.sum((~present).cast("long")).alias(f"missing{position}")]
+    totals = records.agg(*aggregates).first()
+    counts: dict[str, profile.FeatureCounts] = {}
+    for position, name in enumerate(known):
+        present, missing = int(totals[f"present{position}"] or 0), int(totals[f"missing{position}"] or 0)
+        if name in edges:
+            found = tuple(float(totals[f"n{position}_{index}"] or 0) for index in range(_bins(edges[name])))
+            counts[name] = profile.NumericCounts(present, missing, found)
+        else:
+            found = tuple(float(totals[f"c{position}_{index}"] or 0) for index in range(len(values[name])))
+            counts[name] = profile.CategoricalCounts(present, missing, found, float(present) - sum(found))
+    return int(totals["rows"]), counts
+
+
 def economics_of(decision: dict[str, Any]) -> business.Economics:
     return business.Economics(**decision["economics"]) if decision.get("economics") else business.Economics()
 
@@ -177,7 +245,21 @@ def champion_block(args: argparse.Namespace, labels: Any, challenger: dict[str, 
     return block
 
 
+def measured_drift(args: argparse.Namespace, records: Any, rows: int, baseline_statistics: dict[str, Any] | None,
+                   schema: data_contract.Schema) -> dict[str, Any]:
+    """``drift.json`` of the ``rows`` records against the baseline profile, as evaluation.py writes it."""
+    baseline = {"identifier": args.baseline_identifier, "version": args.baseline_version,
+                "statistics_uri": args.baseline_uri}
+    counts: dict[str, profile.FeatureCounts] = {}
+    if baseline_statistics is not None and not args.baseline_unavailable:
+        rows, counts = drift_counts(records, baseline_statistics, schema)
+    return profile.drift_from_counts(baseline_statistics, baseline, counts, rows, schema, HOLDOUT_SOURCE,
+                                     unavailable=args.baseline_unavailable)
+
+
 def run(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
+    # a bad baseline file is refused first, before Spark reads a record, in evaluation.py's words
+    baseline_statistics = profile.read_baseline_statistics(args.baseline) if args.drift else None
     with tempfile.TemporaryDirectory(prefix="churn-evaluation-") as scratch:
         try:
             folder = unpack(args.model, Path(scratch) / "challenger")
@@ -213,9 +295,12 @@ def run(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
                     reason = f"the champion could not score these customers: {str(error).splitlines()[0]}"
             report["champion"] = champion_block(args, labels, report, champion_scores, champion_decision,
                                                 economics, reason)
+        drift = measured_drift(args, records, len(labels), baseline_statistics, schema) if args.drift else None
         records.unpersist()
     with container.staged_output(args.output_dir) as staging:
         container.write_json(staging / contract.FILES["evaluation"], report)
+        if drift is not None:
+            container.write_json(staging / contract.FILES["drift"], drift)
     print("test " + " ".join(f"{name}={value:.4f}" for name, value in report["metrics"].items())
           + f" baseline={report['baseline']['majority_class_accuracy']:.4f}")
     champion = report["champion"]
@@ -223,6 +308,9 @@ def run(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         print("champion " + " ".join(f"{name}={value:.4f}" for name, value in champion["metrics"].items()))
     elif champion:
         print(f"champion not comparable: {champion['reason']}")
+    if drift is not None:
+        drifted = [item["name"] for item in drift["features"] if item["level"] == "drift"]
+        print(f"drift: {drift['status']}" + (f"; drifted: {', '.join(drifted)}" if drifted else ""))
     return report
 
 
