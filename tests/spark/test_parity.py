@@ -48,6 +48,11 @@ class Prepared:
         return json.loads((getattr(self, engine) / "preprocessor" / "preprocessor.json").read_text())
 
 
+# One worker runs the whole module: its module-scoped fixtures are the module's Spark runs, which every
+# worker taking a share of the tests would otherwise repeat, Spark beside Spark on two cores.
+pytestmark = pytest.mark.xdist_group("spark-parity")
+
+
 @pytest.fixture(scope="module")
 def py_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared_code_zip(tmp_path_factory.mktemp("py-files"))

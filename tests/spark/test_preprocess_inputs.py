@@ -28,6 +28,11 @@ CASES = {
 BAD_BASELINES = {"baseline not json": '{"features": [', "baseline missing": None}
 
 
+# One worker runs the whole module: its module-scoped fixtures are the module's Spark runs, which every
+# worker taking a share of the tests would otherwise repeat, Spark beside Spark on two cores.
+pytestmark = pytest.mark.xdist_group("spark-inputs")
+
+
 def write_parquet_parts(folder: Path) -> None:
     """make_rows' customers as two Parquet parts, typed as a database export types them: ages and
     tenures as integers, charges as floats (a NaN among them), TotalCharges as text, a blank gender."""
