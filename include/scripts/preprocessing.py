@@ -42,13 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from churn_common import container, contract, data_contract, hashing, preprocessor, profile, schema_rules, tables
+from churn_common import container, contract, data_contract, hashing, preprocessor, profile, split, tables
 
 STEP = "preprocessing"
 SPLITS = ("train", "validation", "test")
 TRAIN, VALIDATION, TEST = 0, 1, 2
 DROPPED = 255  # the split code of a row that is not used: no target, or a duplicate
-HASH_BUCKETS = 100  # crc32 % 100: split fractions are whole percents
 ROW_TEXT_SEPARATOR = "\x1f"  # between the cells of a row's canonical text (ASCII unit separator)
 NO_TARGET, UNKNOWN_TARGET = -1, -2
 WRITES_IN_FLIGHT = 2  # transformed blocks waiting for the writer thread
@@ -62,29 +61,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--input-dir", type=Path, default=Path(container.container_path("processing/input/data")))
     parser.add_argument("--schema", type=Path, default=None, help="schema JSON file or folder holding one")
     parser.add_argument("--output-dir", type=Path, default=Path(container.container_path("processing/output")))
-    parser.add_argument("--train-fraction", type=float, default=0.7)
-    parser.add_argument("--validation-fraction", type=float, default=0.1)
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--min-rows", type=int, default=schema_rules.MIN_ROWS, help="fewest usable rows to train on")
-    parser.add_argument("--min-class-rows", type=int, default=10, help="fewest usable rows of each class")
+    split.add_arguments(parser)
     args = parser.parse_args(argv)
-    args.cut_points = cut_points((args.train_fraction, args.validation_fraction, args.test_fraction))
+    args.cut_points = split.cut_points_of(args)
     if args.schema is None:
         shipped = Path(container.container_path("processing/input/schema"))
         args.schema = shipped if shipped.is_dir() else data_contract.DEFAULT_SCHEMA_FILE
     return args
 
-
-def cut_points(fractions: tuple[float, float, float]) -> tuple[int, int]:
-    """The hash buckets where validation and test begin: 0.7 / 0.1 / 0.2 -> (70, 80)."""
-    if any(fraction <= 0 for fraction in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
-        raise container.UsageError(f"split fractions must be positive and add up to 1, got {fractions}")
-    percents = [fraction * HASH_BUCKETS for fraction in fractions]
-    if any(abs(percent - round(percent)) > 1e-6 for percent in percents):
-        raise container.UsageError(f"split fractions must be whole percents (the split takes the id's hash "
-                                   f"modulo {HASH_BUCKETS}), got {fractions}")
-    train, validation = round(percents[0]), round(percents[1])
-    return train, train + validation
 
 
 def split_codes(keys_crc32: Any, cuts: tuple[int, int]) -> Any:
@@ -92,7 +76,7 @@ def split_codes(keys_crc32: Any, cuts: tuple[int, int]) -> Any:
     point is train, below the second validation, the rest test."""
     import numpy as np
 
-    buckets = keys_crc32 % np.uint32(HASH_BUCKETS)
+    buckets = keys_crc32 % np.uint32(split.HASH_BUCKETS)
     return np.where(buckets < cuts[0], TRAIN, np.where(buckets < cuts[1], VALIDATION, TEST)).astype(np.uint8)
 
 
@@ -617,8 +601,7 @@ def run(args: argparse.Namespace) -> dict:
             "ignored_columns": list(table.ignored),
             **counts,
             "missing_values": missing,
-            "split": {"key": schema.id_column or "the whole row", "rule": f"crc32 % {HASH_BUCKETS}",
-                      "validation_from": args.cut_points[0], "test_from": args.cut_points[1]},
+            "split": split.described(schema.id_column, args.cut_points),
             "features": {"input": list(schema.features), "encoded": len(feature_names)},
         }
         for kind, document in zip(("statistics", "constraints"), training_profile, strict=True):

@@ -49,8 +49,9 @@ def test_the_order_of_the_columns_counts_in_a_row_hash() -> None:
                                              ((0.8, 0.1, 0.1), (80, 90))])
 def test_fractions_become_cut_points_of_the_hash_buckets(fractions, cuts) -> None:
     import preprocessing
+    from churn_common import split
 
-    assert preprocessing.cut_points(fractions) == cuts
+    assert split.cut_points(fractions) == cuts
     buckets = np.arange(100, dtype=np.uint32)
     codes = preprocessing.split_codes(buckets, cuts)
     assert (codes[:cuts[0]] == preprocessing.TRAIN).all() and (codes[cuts[1]:] == preprocessing.TEST).all()
@@ -58,8 +59,8 @@ def test_fractions_become_cut_points_of_the_hash_buckets(fractions, cuts) -> Non
 
 
 def test_fractions_that_are_not_whole_percents_are_refused() -> None:
-    import preprocessing
+    from churn_common import split
     from churn_common.container import UsageError
 
     with pytest.raises(UsageError, match="whole percents"):
-        preprocessing.cut_points((0.705, 0.095, 0.2))
+        split.cut_points((0.705, 0.095, 0.2))

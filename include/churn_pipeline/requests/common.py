@@ -27,8 +27,8 @@ def vpc(settings: Settings) -> dict[str, list[str]] | None:
 
 
 def container_network(settings: Settings) -> dict[str, Any]:
-    """Network isolation and VPC as CreateTrainingJob and CreateModel spell them (processing jobs have
-    their own ``NetworkConfig``)."""
+    """Network isolation and VPC as CreateTrainingJob and CreateModel spell them at the request's top
+    level, and CreateProcessingJob inside its ``NetworkConfig``."""
     fields: dict[str, Any] = {"EnableNetworkIsolation": True} if settings.network_isolation else {}
     if vpc(settings):
         fields["VpcConfig"] = vpc(settings)

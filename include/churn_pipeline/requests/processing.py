@@ -12,7 +12,7 @@ from churn_pipeline.domain.gate import CompareMode, DriftMode
 from churn_pipeline.domain.layout import RunLayout
 from churn_pipeline.domain.payloads import ChampionLookup, ModelVersionRef
 from churn_pipeline.domain.settings import Settings
-from churn_pipeline.requests.common import SCRIPTS, instances, role, tags, vpc
+from churn_pipeline.requests.common import SCRIPTS, container_network, instances, role, tags
 
 PROCESSING_ROOT = "/opt/ml/processing"
 CODE_DIR = f"{PROCESSING_ROOT}/input/code"
@@ -69,12 +69,8 @@ def processing_request(
         "RoleArn": role(settings),
         "Tags": tags(settings, layout),
     }
-    network: dict[str, Any] = {}
-    if settings.network_isolation:
-        network["EnableNetworkIsolation"] = True
-    if vpc(settings):
-        network["VpcConfig"] = vpc(settings)
-    if network:
+    network = container_network(settings)
+    if network:  # a processing job takes the same fields inside its NetworkConfig
         request["NetworkConfig"] = network
     return request
 

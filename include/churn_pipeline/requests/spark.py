@@ -34,7 +34,7 @@ from churn_pipeline.domain.layout import RunLayout, ScoringLayout
 from churn_pipeline.domain.settings import Settings
 from churn_pipeline.domain.sizing import instance_vcpus
 from churn_pipeline.domain.steps import EVALUATE, PREPROCESS, SCORE, TRAIN
-from churn_pipeline.requests.common import role, tags, vpc
+from churn_pipeline.requests.common import container_network, role, tags
 from churn_pipeline.requests.processing import EvaluationInputs, baseline_comparison
 
 PROCESSING_ROOT = "/opt/ml/processing"
@@ -182,12 +182,8 @@ def spark_request(settings: Settings, layout: RunLayout | ScoringLayout, *, step
         "RoleArn": role(settings),
         "Tags": tags(settings, layout),
     }
-    network: dict[str, Any] = {}
-    if settings.network_isolation:
-        network["EnableNetworkIsolation"] = True
-    if vpc(settings):
-        network["VpcConfig"] = vpc(settings)
-    if network:
+    network = container_network(settings)
+    if network:  # a processing job takes the same fields inside its NetworkConfig
         request["NetworkConfig"] = network
     return request
 

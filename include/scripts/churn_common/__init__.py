@@ -8,6 +8,7 @@ DAG-side package.
                     also applies before any job, loading this one file
     tables          reading the customer table robustly in batches, writing and reading the splits
     hashing         column hashes with numpy: CRC-32 for the split, 64-bit row hashes for duplicates
+    split           the split by that hash (both engines): fractions as cut points, the scripts' arguments
     metrics         the classification metrics every step reports, and their spread
     defaults        the model's default hyperparameters and the metric names (defaults.json)
     contract        what the DAG side must agree on (contract.json, which it reads too): PSI levels,

@@ -14,22 +14,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from churn_common.contract import read_beside  # zip-safe, as Spark imports the package from --py-files
+
 DEFAULTS_FILE = Path(__file__).resolve().with_name("defaults.json")
 
-
-def read_beside(name: str) -> str:
-    """A data file shipped beside this module: from the folder, or through the module's loader where
-    the package is imported from a zip (Spark ships it as ``--py-files churn_common.zip``)."""
-    import os
-    import pkgutil
-
-    path = os.path.join(os.path.dirname(__file__), name)
-    if os.path.isfile(path):
-        return Path(path).read_text(encoding="utf-8")
-    data = pkgutil.get_data(__package__ or "churn_common", name)
-    if data is None:
-        raise FileNotFoundError(path)
-    return data.decode("utf-8")
 
 
 _DEFAULTS = json.loads(read_beside(DEFAULTS_FILE.name))

@@ -48,11 +48,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from churn_common import container, contract, data_contract, preprocessor, profile, schema_rules, spark_sql, tables
+from churn_common import (
+    container,
+    contract,
+    data_contract,
+    preprocessor,
+    profile,
+    schema_rules,
+    spark_sql,
+    split,
+    tables,
+)
 
 STEP = "preprocessing"
 SPLITS = ("train", "validation", "test")
-HASH_BUCKETS = 100
 ROW_TEXT_SEPARATOR = "\x1f"  # between the cells of a row's canonical text, as preprocessing.py
 NO_TARGET, UNKNOWN_TARGET = -1, -2
 # A number as pandas or Python would read it: preprocessing.py's pattern, case-insensitive
@@ -71,30 +80,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="URI prefix the data sets are written under")
     parser.add_argument("--output-dir", type=Path, default=Path(container.container_path("processing/output")),
                         help="local folder of the small files (preprocessor, quality, profile)")
-    parser.add_argument("--train-fraction", type=float, default=0.7)
-    parser.add_argument("--validation-fraction", type=float, default=0.1)
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--min-rows", type=int, default=schema_rules.MIN_ROWS, help="fewest usable rows to train on")
-    parser.add_argument("--min-class-rows", type=int, default=10, help="fewest usable rows of each class")
+    split.add_arguments(parser)
     parser.add_argument("--median-relative-error", type=float, default=MEDIAN_RELATIVE_ERROR,
                         help="approxQuantile's relative error of the medians (0 is exact and costly)")
     args = parser.parse_args(argv)
-    args.cut_points = cut_points((args.train_fraction, args.validation_fraction, args.test_fraction))
+    args.cut_points = split.cut_points_of(args)
     if not 0.0 <= args.median_relative_error < 1.0:
         raise container.UsageError(f"--median-relative-error must lie in [0, 1), got {args.median_relative_error}")
     return args
 
-
-def cut_points(fractions: tuple[float, float, float]) -> tuple[int, int]:
-    """The hash buckets where validation and test begin: 0.7 / 0.1 / 0.2 -> (70, 80)."""
-    if any(fraction <= 0 for fraction in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
-        raise container.UsageError(f"split fractions must be positive and add up to 1, got {fractions}")
-    percents = [fraction * HASH_BUCKETS for fraction in fractions]
-    if any(abs(percent - round(percent)) > 1e-6 for percent in percents):
-        raise container.UsageError(f"split fractions must be whole percents (the split takes the id's hash "
-                                   f"modulo {HASH_BUCKETS}), got {fractions}")
-    train, validation = round(percents[0]), round(percents[1])
-    return train, train + validation
 
 
 # ------------------------------------------------------------------ finding and opening the input
@@ -361,7 +355,7 @@ def with_split(rows: Any, schema: data_contract.Schema, cuts: tuple[int, int]) -
     from pyspark.sql import functions as F
 
     def split_of(key: Any) -> Any:
-        bucket = F.crc32(key.cast("binary")) % HASH_BUCKETS
+        bucket = F.crc32(key.cast("binary")) % split.HASH_BUCKETS
         return F.when(bucket < cuts[0], SPLITS[0]).when(bucket < cuts[1], SPLITS[1]).otherwise(SPLITS[2])
 
     if not schema.id_column:
@@ -659,8 +653,7 @@ def run(args: argparse.Namespace, spark: Any) -> dict:
         "class_counts": class_counts,
         "splits": splits,
         "missing_values": {name: int(missing[name] or 0) for name in schema.features},
-        "split": {"key": schema.id_column or "the whole row", "rule": f"crc32 % {HASH_BUCKETS}",
-                  "validation_from": args.cut_points[0], "test_from": args.cut_points[1]},
+        "split": split.described(schema.id_column, args.cut_points),
         "features": {"input": list(schema.features), "encoded": len(fitted["features"])},
     }
     # Every check has passed: only now is anything written. The data sets go to a staging prefix
