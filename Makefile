@@ -194,8 +194,8 @@ lint: $(VENV)/.installed  ## Check the code: ruff (style, imports, bugbear, Airf
 bench: $(VENV)/.installed $(TWIN)/.installed  ## Measure each step against its floor at 10k, 100k and 1M rows
 	$(BIN)/python -m bench.run
 
-bench-dag: $(VENV)/.installed $(TWIN)/.installed spark-twin  ## One whole DAG run on ROWS customers (default 10 million), each job's peak memory [ROWS=N] [ENGINES="sklearn spark"]
-	$(BIN)/python -m bench.whole_dag $(if $(ROWS),--rows $(ROWS)) $(if $(ENGINES),--engines $(ENGINES))
+bench-dag: $(VENV)/.installed $(TWIN)/.installed spark-twin  ## One whole DAG run on ROWS customers (default 10 million), each job's peak memory [ROWS=N] [ENGINES="sklearn spark"] [SPARK_MEMORY=4g]
+	$(BIN)/python -m bench.whole_dag $(if $(ROWS),--rows $(ROWS)) $(if $(ENGINES),--engines $(ENGINES)) $(if $(SPARK_MEMORY),--spark-memory $(SPARK_MEMORY))
 
 mwaa-bundle: $(VENV)/.installed  ## Build build/mwaa/: DAGs folder with the helper package, plugins.zip, requirements.txt, startup.sh
 	$(BIN)/python -m churn_pipeline.tooling.bundle build/mwaa

@@ -2,6 +2,7 @@
 
     make bench-dag                           # 10 million customers (about 40 minutes on 2 cores)
     make bench-dag ROWS=1000000 ENGINES="sklearn spark"   # both engines, one after the other, same customers
+    make bench-dag ENGINES="sklearn spark" SPARK_MEMORY=4g  # 10 million: Spark's JVMs need more than the defaults
     python -m bench.whole_dag --rows 2000000 --workdir /var/tmp/churn-dag
 
 The customers are the sample generator's, written as CSV parts of at most a million rows (each part its
@@ -56,11 +57,14 @@ def write_parts(folder: Path, rows: int) -> list[Path]:
 SPARK_STEPS = ("PREPROCESS", "TRAIN", "EVALUATE")
 
 
-def airflow_env(home: Path, store: Path, engine: str = "sklearn", spark_instances: int = 2) -> dict[str, str]:
+def airflow_env(home: Path, store: Path, engine: str = "sklearn", spark_instances: int = 2,
+                spark_memory: str = "") -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("CHURN_", "AIRFLOW"))}
     env["CHURN_ENGINE"] = engine
     if engine == "spark":
         env.update({f"CHURN_SPARK_{step}_INSTANCE_COUNT": str(spark_instances) for step in SPARK_STEPS})
+    if engine == "spark" and spark_memory:  # each loopback worker, its executor and the driver (see smspark_submit)
+        env.update({f"SPARK_{jvm}_MEMORY": spark_memory for jvm in ("WORKER", "EXECUTOR", "DRIVER")})
     env.update({
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
@@ -92,11 +96,11 @@ def job_figures(store: Path) -> list[dict[str, Any]]:
 
 
 def run_dag(rows: int, workdir: Path, engine: str = "sklearn", spark_instances: int = 2,
-            customers: Path | None = None) -> dict[str, Any]:
+            customers: Path | None = None, spark_memory: str = "") -> dict[str, Any]:
     """One run of the DAG on ``engine``, in ``workdir``; the customers are generated there, or copied
     from ``customers`` (another engine's run of the same bench), so that both engines read the same."""
     home, store = workdir / "airflow", workdir / "store"
-    env = airflow_env(home, store, engine, spark_instances)
+    env = airflow_env(home, store, engine, spark_instances, spark_memory)
     input_uri = local_input_uri(env, "bench-input/customers")
     data = store / "s3" / input_uri.removeprefix("s3://").rstrip("/")  # where the local store keeps that URI
     started = time.perf_counter()
@@ -118,6 +122,7 @@ def run_dag(rows: int, workdir: Path, engine: str = "sklearn", spark_instances: 
     (workdir / "dag.log").write_text(completed.stdout + completed.stderr, encoding="utf-8")
     jobs = job_figures(store)
     return {"engine": engine, "spark_instances": spark_instances if engine == "spark" else None,
+            "spark_memory": (spark_memory or "the twin's defaults") if engine == "spark" else None,
             "rows": rows, "input_mb": input_mb, "parts": len(parts), "customers": str(data),
             "dag_returncode": completed.returncode, "dag_wall_s": dag_wall, "jobs": jobs,
             "log": str(workdir / "dag.log")}
@@ -147,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--engines", nargs="+", choices=("sklearn", "spark"), default=["sklearn"])
     parser.add_argument("--spark-instances", type=int, default=2, help="instances per Spark step (loopback workers)")
+    parser.add_argument("--spark-memory", default="",
+                        help="each loopback worker's, its executor's and the driver's JVM memory, such as 4g "
+                             "(default: the twin's laptop sizes, 1g workers of 512m executors)")
     parser.add_argument("--workdir", type=Path, default=None, help="kept after the run (default: a temporary one)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -157,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for engine in args.engines:
             customers = Path(runs[0]["customers"]) if runs else None
-            runs.append(run_dag(args.rows, workdir / engine, engine, args.spark_instances, customers))
+            runs.append(run_dag(args.rows, workdir / engine, engine, args.spark_instances, customers,
+                                args.spark_memory))
             print_run(runs[-1])
     finally:
         if args.workdir is None:

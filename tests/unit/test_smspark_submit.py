@@ -122,7 +122,7 @@ def test_the_job_config_decides_local_threads_or_a_loopback_cluster(tmp_path: Pa
 def test_the_machine_decides_sizes_and_addresses_and_says_which_it_replaced(tmp_path: Path) -> None:
     configuration = SparkConfiguration({"spark.executor.memory": "60g", "spark.master": "yarn",
                                         "spark.sql.shuffle.partitions": "64", "spark.ui.enabled": "false"})
-    cluster = placement_for(2, "spark://127.0.0.1:7077", cpus=2)
+    cluster = placement_for(2, "spark://127.0.0.1:7077", cpus=2, environ={})
 
     properties, replaced = spark_properties(configuration, cluster, tmp_path / "events")
 
@@ -135,6 +135,26 @@ def test_the_machine_decides_sizes_and_addresses_and_says_which_it_replaced(tmp_
     assert "spark.master" not in properties  # the command line says where: --master
     local, _ = spark_properties(SparkConfiguration(), placement_for(1), None)
     assert "spark.eventLog.enabled" not in local and "spark.cores.max" not in local
+
+
+def test_the_machines_owner_sizes_the_loopback_workers_and_executors_with_sparks_own_variables() -> None:
+    laptop = placement_for(2, "spark://127.0.0.1:7077", cpus=2, environ={})
+    larger = placement_for(2, "spark://127.0.0.1:7077", cpus=2,
+                           environ={"SPARK_WORKER_MEMORY": "6g", "SPARK_EXECUTOR_MEMORY": "5G"})
+
+    assert (laptop.worker_memory, laptop.executor_memory) == ("1g", "512m")
+    assert (larger.worker_memory, larger.executor_memory) == ("6g", "5G")
+    assert spark_properties(SparkConfiguration(), larger, None)[0]["spark.executor.memory"] == "5G"
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"SPARK_EXECUTOR_MEMORY": "lots"}, "SPARK_EXECUTOR_MEMORY='lots' is not a JVM memory size such as 512m or 4g"),
+    ({"SPARK_EXECUTOR_MEMORY": "2g"}, "SPARK_EXECUTOR_MEMORY=2g does not fit a loopback worker of "
+                                      "SPARK_WORKER_MEMORY=1g"),
+])
+def test_a_size_that_cannot_work_is_refused_before_any_jvm_starts(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SubmitError, match=message):
+        placement_for(2, cpus=2, environ=environ)
 
 
 def test_the_submit_is_the_twins_spark_submit_in_client_mode(tmp_path: Path) -> None:

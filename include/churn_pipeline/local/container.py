@@ -26,6 +26,9 @@ IMAGE_ENVIRONMENT = {"PYTHONUNBUFFERED": "1"}
 SPARK_IMAGE_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
                            "PYTHONIOENCODING": "UTF-8"}
 PASSED_THROUGH = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+# The machine's sizes for the Spark twin's JVMs (on SageMaker the instance type decides them), read by
+# the smspark-submit stand-in and by spark-submit itself; unset, the stand-in's laptop-sized defaults.
+SPARK_MACHINE_SIZES = ("SPARK_DRIVER_MEMORY", "SPARK_EXECUTOR_MEMORY", "SPARK_WORKER_MEMORY")
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TRAINING_TOOLKIT = ("-m", "sagemaker_training.cli.train")  # the image's `train` (see image_twin's notes)
 
@@ -104,12 +107,12 @@ def container_env(python: JobPython, workspace: Path, request: dict[str, Any]) -
 
 def spark_container_env(python: JobPython, workspace: Path, request: dict[str, Any]) -> dict[str, str]:
     """What a process in the Spark processing image sees: as ``container_env``, with the image's own
-    variables (its Dockerfile's ``ENV``) and the machine's ``JAVA_HOME`` (the image has its Java at a
-    fixed place; here Spark's scripts find it through ``JAVA_HOME`` or ``java`` on the system PATH)."""
+    variables (its Dockerfile's ``ENV``), the machine's ``JAVA_HOME`` (the image has its Java at a
+    fixed place; here Spark's scripts find it through ``JAVA_HOME`` or ``java`` on the system PATH) and
+    the machine's JVM sizes, where set (``SPARK_MACHINE_SIZES``)."""
     env = container_env(python, workspace, {})
     env.update(SPARK_IMAGE_ENVIRONMENT)
-    if os.environ.get("JAVA_HOME"):
-        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    env.update({name: os.environ[name] for name in ("JAVA_HOME", *SPARK_MACHINE_SIZES) if os.environ.get(name)})
     env.update(request.get("Environment", {}))
     return env
 

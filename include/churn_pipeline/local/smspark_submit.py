@@ -37,7 +37,7 @@ import sys
 import sysconfig
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlparse
@@ -61,8 +61,13 @@ LOCAL_ONLY_PROPERTIES = (
     "spark.cores.max", "spark.dynamicAllocation.enabled", "spark.ui.enabled", "spark.driver.host",
     "spark.driver.bindAddress", "spark.eventLog.enabled", "spark.eventLog.dir",
 )
-WORKER_MEMORY = "1g"  # each loopback worker's; an executor takes EXECUTOR_MEMORY of it
+# Each loopback worker's memory and each executor's share of it: small enough for a laptop running tests
+# beside them, too small for millions of rows. The machine's owner sets Spark's own variables for more
+# (SPARK_WORKER_MEMORY, SPARK_EXECUTOR_MEMORY; spark-submit itself reads SPARK_DRIVER_MEMORY).
+WORKER_MEMORY = "1g"
 EXECUTOR_MEMORY = "512m"
+_JVM_MEMORY = re.compile(r"([1-9][0-9]*)([kmgt]?)", re.IGNORECASE)
+_MEMORY_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 CLUSTER_START_SECONDS = 180  # for the master and every worker to register (measured ~15 s on 2 busy cores)
 STOP_GRACE_SECONDS = 10
 _REGISTERED = re.compile(r"Registering worker ")
@@ -221,13 +226,31 @@ class Placement:
     master: str
     workers: int = 0
     cores_per_worker: int = 0
+    worker_memory: str = WORKER_MEMORY
+    executor_memory: str = EXECUTOR_MEMORY
 
 
-def placement_for(instances: int, master_url: str = "", cpus: int | None = None) -> Placement:
+def memory_bytes(name: str, value: str) -> int:
+    match = _JVM_MEMORY.fullmatch(value.strip())
+    if match is None:
+        raise SubmitError(f"{name}={value!r} is not a JVM memory size such as 512m or 4g")
+    return int(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
+
+
+def placement_for(instances: int, master_url: str = "", cpus: int | None = None,
+                  environ: Mapping[str, str] | None = None) -> Placement:
     if instances <= 1:
         return Placement("local[*]")
+    environ = os.environ if environ is None else environ
     cores = max(1, (cpus or os.cpu_count() or 1) // instances)
-    return Placement(master_url, workers=instances, cores_per_worker=cores)
+    worker = environ.get("SPARK_WORKER_MEMORY", "").strip() or WORKER_MEMORY
+    executor = environ.get("SPARK_EXECUTOR_MEMORY", "").strip() or EXECUTOR_MEMORY
+    if memory_bytes("SPARK_EXECUTOR_MEMORY", executor) > memory_bytes("SPARK_WORKER_MEMORY", worker):
+        # a worker never launches an executor larger than itself: the app would wait for one forever
+        raise SubmitError(f"SPARK_EXECUTOR_MEMORY={executor} does not fit a loopback worker of "
+                          f"SPARK_WORKER_MEMORY={worker}: raise the worker's or lower the executor's")
+    return Placement(master_url, workers=instances, cores_per_worker=cores, worker_memory=worker,
+                     executor_memory=executor)
 
 
 def spark_properties(configuration: SparkConfiguration, placement: Placement,
@@ -237,7 +260,7 @@ def spark_properties(configuration: SparkConfiguration, placement: Placement,
     local = {"spark.ui.enabled": "false", "spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LOOPBACK}
     if placement.workers:
         local.update({
-            "spark.executor.cores": str(placement.cores_per_worker), "spark.executor.memory": EXECUTOR_MEMORY,
+            "spark.executor.cores": str(placement.cores_per_worker), "spark.executor.memory": placement.executor_memory,
             "spark.cores.max": str(placement.workers * placement.cores_per_worker),
             "spark.dynamicAllocation.enabled": "false",
             # every executor registered before the first task, so the work spreads as on the cluster
@@ -324,10 +347,11 @@ def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
 
 
 @contextlib.contextmanager
-def loopback_cluster(spark_home: Path, workers: int, cores: int, scratch: Path, env: Mapping[str, str],
+def loopback_cluster(spark_home: Path, placement: Placement, scratch: Path, env: Mapping[str, str],
                      log: Callable[[str], None]) -> Iterator[str]:
-    """A Spark standalone master and ``workers`` workers on 127.0.0.1; yields the master's URL once
+    """A Spark standalone master and the placement's workers on 127.0.0.1; yields the master's URL once
     every worker registered, and stops them all on the way out, however the block ends."""
+    workers, cores, memory = placement.workers, placement.cores_per_worker, placement.worker_memory
     scratch.mkdir(parents=True, exist_ok=True)
     spark_class = str(spark_home / "bin" / "spark-class")
     port = free_port()
@@ -340,7 +364,7 @@ def loopback_cluster(spark_home: Path, workers: int, cores: int, scratch: Path, 
             work_dir = scratch / f"worker-{index}"
             work_dir.mkdir(exist_ok=True)
             processes.append(_start([spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", LOOPBACK,
-                                     "--cores", str(cores), "--memory", WORKER_MEMORY, "--webui-port",
+                                     "--cores", str(cores), "--memory", memory, "--webui-port",
                                      str(free_port()), "--work-dir", str(work_dir)],
                                     env, scratch / f"worker-{index}.log"))
         deadline = time.monotonic() + CLUSTER_START_SECONDS
@@ -354,7 +378,7 @@ def loopback_cluster(spark_home: Path, workers: int, cores: int, scratch: Path, 
                                   f"registered{' (ended: ' + ', '.join(map(str, ended)) + ')' if ended else ''}; "
                                   f"its logs are in {scratch}")
             time.sleep(0.5)
-        log(f"loopback Spark cluster: master {url}, {workers} workers of {cores} core(s) and {WORKER_MEMORY} "
+        log(f"loopback Spark cluster: master {url}, {workers} workers of {cores} core(s) and {memory} "
             f"(logs in {scratch})")
         yield url
     finally:
@@ -410,13 +434,10 @@ def _run(options: SubmitOptions, base_dir: Path, environ: Mapping[str, str]) -> 
            "SPARK_LOCAL_DIRS": str(scratch / "tmp"), "SPARK_NO_DAEMONIZE": "true"}
     instances = instance_count(base_dir)
     with contextlib.ExitStack() as stack:
-        master_url = ""
-        placement = placement_for(instances)
+        placement = placement_for(instances, environ=env)
         if placement.workers:
-            master_url = stack.enter_context(loopback_cluster(spark_home, placement.workers,
-                                                              placement.cores_per_worker, scratch / "cluster",
-                                                              env, _log))
-            placement = placement_for(instances, master_url)
+            master_url = stack.enter_context(loopback_cluster(spark_home, placement, scratch / "cluster", env, _log))
+            placement = replace(placement, master=master_url)
         properties, replaced = spark_properties(configuration, placement, event_log_dir)
         if replaced:
             _log(f"replaced locally (this machine's sizes and loopback): {', '.join(replaced)}")
