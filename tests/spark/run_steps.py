@@ -11,6 +11,7 @@ import json
 import os
 import runpy
 import sys
+import time
 
 
 def main(argv: list[str]) -> int:
@@ -20,9 +21,10 @@ def main(argv: list[str]) -> int:
         os.environ.pop("SAGEMAKER_BASE_DIR", None)
         if base_dir is not None:
             os.environ["SAGEMAKER_BASE_DIR"] = base_dir
+        started = time.monotonic()
         step = runpy.run_path(script)  # not as __main__: defines main(), runs nothing
         code = step["main"](arguments)
-        print(f"step {script} exited {code}", flush=True)
+        print(f"step {script} exited {code} after {time.monotonic() - started:.1f} s", flush=True)
         failed = failed or int(code)
         if code and not keep_going:
             break
