@@ -12,7 +12,8 @@ and asks for retraining (the `churn_retrain` asset, with `CHURN_OUTCOME_RETRAIN`
 | `find_champion` | Model Registry | the group's versions | the approved champion, the drift baseline |
 | `preprocess` | Processing job, `preprocessing.py` | customers (CSV, Parquet), schema | splits, preprocessor, profile |
 | `train` | Training job (scikit-learn, script mode), `training.py` | train + validation splits | `model.tar.gz` |
-| `evaluate` | Processing job, `evaluation.py` | model, champion, held-out customers | `evaluation.json`, drift |
+| `score_champion` | Processing job in the champion's image, if not this run's | champion, holdout | its scores |
+| `evaluate` | Processing job, `evaluation.py` | model, champion or its scores, holdout | `evaluation.json`, drift |
 | `check_accuracy` | `BranchPythonOperator` | `evaluation.json`, `drift.json` | register or notify |
 | `register_model` | Model Registry | model, metrics | a version awaiting manual approval |
 | `notify_failure` | SNS / local outbox | gate decision or failed tasks | one message per run |
@@ -40,7 +41,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, TriggerR
 
 from churn_pipeline.domain.run_params import pipeline_params
 from churn_pipeline.domain.settings import DEFAULT_SCHEMA_FILE, load_settings
-from churn_pipeline.domain.steps import EVALUATE, PREPROCESS, TRAIN
+from churn_pipeline.domain.steps import EVALUATE, PREPROCESS, SCORE_CHAMPION, TRAIN
 from churn_pipeline.domain.xcom_keys import DECISION_KEY
 from churn_pipeline.operators import job_task
 from churn_pipeline.operators.assets import model_version_asset, retrain_asset
@@ -74,19 +75,26 @@ with DAG(
     stage_inputs = PythonOperator(task_id="stage_inputs", python_callable=stage_run_inputs,
                                   op_kwargs={"extracted": extract_customers.output},
                                   trigger_rule=TriggerRule.NONE_FAILED)  # also when no source was extracted
-    find_champion = PythonOperator(task_id="find_champion", python_callable=look_up_champion)
+    find_champion = PythonOperator(task_id="find_champion", python_callable=look_up_champion,
+                                   op_kwargs={"staged": stage_inputs.output})
     preprocess = job_task("preprocess", PREPROCESS, SETTINGS, staged=stage_inputs.output,
                           execution_timeout=SETTINGS.job_task_timeout)
     train = job_task("train", TRAIN, SETTINGS, staged=stage_inputs.output,
                      inputs={"preprocessing": preprocess.output}, execution_timeout=SETTINGS.job_task_timeout)
+    score_champion = job_task("score_champion", SCORE_CHAMPION, SETTINGS, staged=stage_inputs.output,
+                              inputs={"preprocessing": preprocess.output, "champion": find_champion.output},
+                              execution_timeout=SETTINGS.job_task_timeout)
     evaluate = job_task("evaluate", EVALUATE, SETTINGS, staged=stage_inputs.output,
                         inputs={"preprocessing": preprocess.output, "model": train.output,
-                                "champion": find_champion.output},
-                        execution_timeout=SETTINGS.job_task_timeout)
+                                "champion": find_champion.output, "champion_scores": score_champion.output},
+                        execution_timeout=SETTINGS.job_task_timeout,
+                        trigger_rule=TriggerRule.NONE_FAILED)  # also when score_champion had nothing to do
     check_accuracy = BranchPythonOperator(
         task_id="check_accuracy", python_callable=choose_branch,
         op_kwargs={"staged": stage_inputs.output, "preprocessing": preprocess.output, "model": train.output,
-                   "evaluation": evaluate.output, "on_pass": "register_model", "on_fail": "notify_failure"})
+                   "evaluation": evaluate.output, "champion_scores": score_champion.output,
+                   "on_pass": "register_model", "on_fail": "notify_failure"},
+        trigger_rule=TriggerRule.NONE_FAILED)  # score_champion, an upstream, is skipped on most runs
     register_model = PythonOperator(
         task_id="register_model", python_callable=register_model_version,
         op_kwargs={"decision": XComArg(check_accuracy, key=DECISION_KEY), "staged": stage_inputs.output,

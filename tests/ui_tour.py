@@ -30,7 +30,7 @@ from churn_pipeline.tooling.browser import CHROMIUM_FLAGS, BrowserError, find_ch
 from tests.e2e.moto_server import free_port
 
 DAG_ID = "customer_churn_pipeline"
-TASKS = ("extract_customers", "stage_inputs", "find_champion", "preprocess", "train", "evaluate",
+TASKS = ("extract_customers", "stage_inputs", "find_champion", "preprocess", "train", "score_champion", "evaluate",
          "check_accuracy", "register_model", "notify_failure")
 
 

@@ -22,7 +22,11 @@ own packaged preprocessor and with the same metric code, and writes to OUT:
                       columns; "no_baseline" on a first run
 
 A champion that cannot score the new data (its columns are gone, its file is unreadable) is recorded
-as not comparable, with the reason; it never fails the job.
+as not comparable, with the reason; it never fails the job. A Spark champion, which this image cannot
+load, arrives as its scores (``--champion-scores``: the (label, probability) pairs evaluate_spark.py
+``--write-scores`` wrote in the Spark image), valued as a champion scored here; ``--write-scores``
+is the same service the other way, for a Spark run whose champion is a scikit-learn model
+(``churn_common.champion_scores``).
 
 The held-out customers are read and scored in batches: the job keeps their labels and scores, the
 permutation importance's sample, and, for drift only, their raw features in a compact form (numbers
@@ -44,7 +48,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from churn_common import business, container, contract, data_contract, defaults, matrices, metrics, profile, tables
+from churn_common import (
+    business,
+    champion_scores,
+    container,
+    contract,
+    data_contract,
+    defaults,
+    evaluation_arguments,
+    matrices,
+    metrics,
+    profile,
+    tables,
+)
 
 STEP = "evaluation"
 CURVE_POINTS = 200  # curves are down-sampled to this many points: enough to draw, small to ship
@@ -54,38 +70,17 @@ IMPORTANCE_REPEATS = 3
 HOLDOUT_SOURCE = "this run's held-out test customers"
 
 
-def _input(name: str) -> Path:
-    return Path(container.container_path(f"processing/input/{name}"))
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=_input("model"))
-    parser.add_argument("--holdout", type=Path, default=_input("holdout"))
-    parser.add_argument("--champion", type=Path, default=None,
-                        help="the champion's model (default: the 'champion' input, when the job has one)")
-    parser.add_argument("--champion-identifier", default=None, help="its registry identifier (ARN or models:/ URI)")
-    parser.add_argument("--champion-version", type=int, default=None)
-    parser.add_argument("--champion-unavailable", default=None, metavar="REASON",
-                        help="there is a champion, but its model cannot be used (recorded as not comparable)")
-    parser.add_argument("--baseline", type=Path, default=None,
-                        help="folder with the baseline profile's statistics.json (default: the 'baseline' input)")
-    parser.add_argument("--baseline-identifier", default=None)
-    parser.add_argument("--baseline-version", type=int, default=None)
-    parser.add_argument("--baseline-uri", default=None, help="where the baseline profile lives, for the report")
-    parser.add_argument("--baseline-unavailable", default=None, metavar="REASON",
-                        help="there is a baseline version, but its profile cannot be used")
-    parser.add_argument("--no-drift", dest="drift", action="store_false", help="do not measure drift")
+    parser.add_argument("--model", type=Path, default=evaluation_arguments.job_input("model"))
+    parser.add_argument("--holdout", type=Path, default=evaluation_arguments.job_input("holdout"))
+    evaluation_arguments.add_arguments(
+        parser, champion_help="the champion's model (default: the 'champion' input, when the job has one)")
     parser.add_argument("--no-details", dest="details", action="store_false",
                         help="do not compute what the report draws (curves, permutation importance)")
-    parser.add_argument("--output-dir", type=Path,
-                        default=Path(container.container_path("processing/output/evaluation")))
-    parser.add_argument("--seed", type=int, default=defaults.SEED)
     args = parser.parse_args(argv)
-    if args.champion is None and _input("champion").is_dir() and any(_input("champion").iterdir()):
-        args.champion = _input("champion")
-    if args.baseline is None and _input("baseline").is_dir() and any(_input("baseline").iterdir()):
-        args.baseline = _input("baseline")
+    args.champion = args.champion or evaluation_arguments.given_input("champion")
+    args.baseline = args.baseline or evaluation_arguments.given_input("baseline")
     return args
 
 
@@ -296,11 +291,11 @@ class CompactFeatures:
         return pd.DataFrame(columns)[list(self.schema.features)]
 
 
-def load_champion(args: argparse.Namespace, scratch: Path) -> tuple[Scorer | None, str | None]:
+def load_champion(model_path: Path, scratch: Path) -> tuple[Scorer | None, str | None]:
     """The champion's scorer, or None and why it cannot be compared (any way it fails to load is
     recorded, never fatal)."""
     try:
-        return Scorer(*load_model(args.champion, scratch)), None
+        return Scorer(*load_model(model_path, scratch)), None
     except container.ContractError as error:
         return None, f"the champion cannot score this run's customers: {'; '.join(error.violations)}"
     except Exception as error:  # any way the champion fails to load is recorded, never fatal
@@ -316,6 +311,28 @@ def score_champion_batch(champion: Scorer, records: Any) -> str | None:
     except Exception as error:  # any way the champion fails to score is recorded, never fatal
         return f"the champion could not be loaded or scored: {type(error).__name__}: {error}"
     return None
+
+
+def write_scores(args: argparse.Namespace) -> None:
+    """``--write-scores``: the pairs of ``churn_common.champion_scores``, from the held-out records in
+    ``--holdout`` (this run's, or the part files of a Spark run's); a model that cannot score them is
+    recorded as unscored, with the reason, as a champion that cannot score is everywhere."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="model-") as scratch:
+        champion, reason = load_champion(args.model, Path(scratch))
+        labels = []
+        for records in matrices.iter_part_record_batches(args.holdout):
+            labels.append(records[tables.TARGET_LABEL].to_numpy().astype("int64"))
+            if champion is not None and (reason := score_champion_batch(champion, records)) is not None:
+                champion = None
+    with container.staged_output(args.output_dir) as staging:
+        if champion is None:
+            champion_scores.write_unscored(staging, reason or "the champion could not score these customers")
+            print(f"not scored: {reason}")
+        else:
+            champion_scores.write(staging, np.concatenate(labels), champion.scores(), champion.decision)
+            print(f"scored {sum(len(part) for part in labels)} held-out customers")
 
 
 def champion_block(args: argparse.Namespace, labels: Any, challenger: dict[str, Any], scores: Any,
@@ -347,7 +364,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         model, schema, decision = challenger.model, challenger.schema, challenger.decision
         champion, champion_reason = None, args.champion_unavailable
         if champion_reason is None and args.champion is not None:
-            champion, champion_reason = load_champion(args, Path(scratch) / "champion")
+            champion, champion_reason = load_champion(args.champion, Path(scratch) / "champion")
         compact = CompactFeatures(schema) if args.drift else None
         label_parts, sample_parts, start = [], [], 0
         for records in matrices.iter_record_batches(args.holdout):
@@ -370,13 +387,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     details: dict[str, Any] = ({name: {"challenger": value} for name, value in curves(labels, scores).items()}
                                if args.details else {})
     report["champion"] = None
-    if args.champion_unavailable or args.champion is not None:
-        champion_scores = champion.scores() if champion is not None else None
-        report["champion"] = champion_block(args, labels, report, champion_scores,
-                                            champion.decision if champion is not None else {}, economics,
+    if args.champion_unavailable or args.champion is not None or args.champion_scores is not None:
+        champion_labels, scored, champion_decision = labels, None, {}
+        if champion is not None:
+            scored, champion_decision = champion.scores(), champion.decision
+        elif champion_reason is None and args.champion_scores is not None:  # scored by the other engine's image
+            champion_labels, scored, champion_decision, champion_reason = champion_scores.read(args.champion_scores)
+            champion_reason = champion_reason or champion_scores.mismatch(labels, champion_labels)
+            scored = None if champion_reason else scored
+        report["champion"] = champion_block(args, champion_labels, report, scored, champion_decision, economics,
                                             champion_reason)
-        if champion_scores is not None and args.details:
-            for name, value in curves(labels, champion_scores).items():
+        if scored is not None and args.details:
+            for name, value in curves(champion_labels, scored).items():
                 details[name]["champion"] = value
     if args.details:
         import pandas as pd
@@ -413,7 +435,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return container.run_main(STEP, container.PROCESSING_REASON_FILE, lambda: run(parse_args(argv)))
+    def body() -> None:
+        args = parse_args(argv)
+        write_scores(args) if args.write_scores else run(args)
+
+    return container.run_main(STEP, container.PROCESSING_REASON_FILE, body)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ HEAVY = ("pandas", "sklearn", "sagemaker", "mlflow", "numpy", "scipy", "matplotl
 # The design's flow (docs/design.md): the six task ids people and checks refer to, the tasks around
 # them, and the order the mission runs them in.
 FIXED_TASK_IDS = {"preprocess", "train", "evaluate", "check_accuracy", "register_model", "notify_failure"}
-DESIGNED_TASK_IDS = FIXED_TASK_IDS | {"extract_customers", "stage_inputs", "find_champion"}
+DESIGNED_TASK_IDS = FIXED_TASK_IDS | {"extract_customers", "stage_inputs", "find_champion", "score_champion"}
 MISSION_ORDER = ("extract_customers", "stage_inputs", "preprocess", "train", "evaluate", "check_accuracy")
 OUTCOMES = ("register_model", "notify_failure")
-JOB_TASKS = ("preprocess", "train", "evaluate")
+JOB_TASKS = ("preprocess", "train", "score_champion", "evaluate")
 DOC_TABLE_ROW = re.compile(r"^\| `(?P<task_id>[a-z_]+)` \|", re.M)
 ROLE = "arn:aws:iam::123456789012:role/churn"
 
@@ -93,6 +93,10 @@ def test_the_tasks_run_in_the_missions_order(dag) -> None:
     # the champion is looked up once the run is staged, and scored beside the new model
     assert "find_champion" in downstream_of(dag, "stage_inputs")
     assert "evaluate" in downstream_of(dag, "find_champion")
+    # a champion of the other engine is scored in its own image first, on the run's held-out customers
+    assert {"find_champion", "preprocess"} <= dag.get_task("score_champion").upstream_task_ids
+    assert "score_champion" in dag.get_task("evaluate").upstream_task_ids
+    assert dag.get_task("evaluate").trigger_rule == "none_failed", "evaluate runs when score_champion is skipped"
 
 
 def test_the_gate_decides_between_two_ends_of_the_run(dag) -> None:

@@ -37,6 +37,7 @@ def test_only_a_model_that_beats_the_approved_champion_is_registered(airflow_pro
     # the same data again, with a margin the same model cannot clear: nothing registered, one notification
     held_back = airflow_project.dags_test("2026-11-02", {"min_improvement": 0.05})
     assert held_back.states["register_model"] == "skipped" and held_back.states["notify_failure"] == "failed"
+    assert held_back.states["score_champion"] == "skipped", "a champion of the run's own engine is scored by evaluate"
     champion = evaluation(airflow_project, "20261102T000000Z")["champion"]
     assert champion["comparable"] and champion["identifier"] == "models:/customer-churn/1"
     assert champion["delta"]["roc_auc"] == pytest.approx(0.0, abs=1e-12)  # same data, same seed, same model

@@ -213,3 +213,50 @@ def test_packaged_model_scores_raw_records_in_a_fresh_process(tmp_path: Path, sa
     assert all(0.0 <= p["probability"] <= 1.0 for p in answer["csv"]["predictions"])
     risky, loyal = answer["json"]["predictions"]
     assert risky["probability"] > loyal["probability"], "month-to-month fibre without support should churn more"
+
+
+def test_scores_written_for_the_other_engine_value_the_champion_as_if_it_scored_itself(
+        tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
+    """A scikit-learn champion of a Spark run: its image writes its (label, probability) pairs, and an
+    evaluation given them (here this image's own, the Spark one reads them the same way) values the
+    champion exactly as it does when it loads the model itself."""
+    written = run_script("evaluation.py", "--model", sample_outputs["model"], "--holdout",
+                         sample_outputs["out"] / "holdout", "--write-scores", "--output-dir", tmp_path / "scores")
+    assert written.returncode == 0, written.stderr
+    assert sorted(path.name for path in (tmp_path / "scores").iterdir()) == ["champion_scores.npz", "decision.json"]
+    result = run_script("evaluation.py", "--model", sample_outputs["model"], "--holdout",
+                        sample_outputs["out"] / "holdout", "--champion-scores", tmp_path / "scores",
+                        "--champion-identifier", "models:/customer-churn/1", "--champion-version", "1",
+                        "--output-dir", tmp_path / "eval")
+    assert result.returncode == 0, result.stderr
+    from_pairs = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["champion"]
+    loaded = evaluate_against(tmp_path / "loaded", sample_outputs, sample_outputs["model"])["champion"]
+    assert from_pairs == loaded
+
+
+def test_scores_of_other_customers_or_of_a_model_that_cannot_score_are_not_comparable(
+        tmp_path: Path, sample_outputs: dict[str, Path]) -> None:
+    import numpy as np
+
+    holdout = sample_outputs["out"] / "holdout"
+    run_script("evaluation.py", "--model", sample_outputs["model"], "--holdout", holdout, "--write-scores",
+               "--output-dir", tmp_path / "scores")
+    with np.load(tmp_path / "scores" / "champion_scores.npz") as pairs:
+        label, probability = pairs["label"][:-1], pairs["probability"][:-1]  # one customer fewer
+    with open(tmp_path / "scores" / "champion_scores.npz", "wb") as handle:
+        np.savez(handle, label=label, probability=probability)
+    unreadable = tmp_path / "spark-model"
+    unreadable.mkdir()
+    (unreadable / "model.tar.gz").write_bytes(b"not a tarball")
+    written = run_script("evaluation.py", "--model", unreadable, "--holdout", holdout, "--write-scores",
+                         "--output-dir", tmp_path / "unscored")
+    assert written.returncode == 0, written.stderr  # a champion that cannot score never fails the job
+
+    for scores, reason in ((tmp_path / "scores", "the champion was scored on other customers: "),
+                           (tmp_path / "unscored", "the champion could not be loaded or scored")):
+        result = run_script("evaluation.py", "--model", sample_outputs["model"], "--holdout", holdout,
+                            "--champion-scores", scores, "--output-dir", tmp_path / f"eval-{scores.name}")
+        assert result.returncode == 0, result.stderr
+        block = json.loads((tmp_path / f"eval-{scores.name}" / "evaluation.json").read_text())["champion"]
+        assert block["comparable"] is False and block["reason"].startswith(reason), block["reason"]
+        assert block["metrics"] == {} and block["delta"] == {}

@@ -81,4 +81,4 @@ def test_the_dag_imports_from_the_mwaa_bundle_alone(tmp_path: Path) -> None:
     assert found["scripts"].startswith(dags) and found["scripts_exist"]
     assert found["schema"].startswith(dags) and Path(found["schema"]).is_file()
     assert found["tasks"] == ["extract_customers", "stage_inputs", "find_champion", "preprocess", "train",
-                              "evaluate", "check_accuracy", "register_model", "notify_failure"]
+                              "score_champion", "evaluate", "check_accuracy", "register_model", "notify_failure"]

@@ -83,13 +83,14 @@ def test_the_py_files_archive_is_the_same_bytes_for_the_same_code(tmp_path: Path
     assert py_files_archive() == py_files_archive(SCRIPTS_DIR / "churn_common")
 
 
-def test_a_scikit_learn_run_ships_no_spark_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_scikit_learn_run_ships_the_spark_files_a_spark_champion_scores_it_with(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     staged = stage(tmp_path, monkeypatch)
     assert (staged.engine, staged.image_uri) == ("sklearn", "local-sklearn")
     assert staged.engine_reason and staged.engine_reason.startswith("auto chose scikit-learn: about ")
     store, layout = store_and_layout(tmp_path, staged)
-    assert store.list_uris(layout.py_files_uri) == []
-    assert not store.exists(layout.spark_configuration_uri("train"))
+    assert store.read_bytes(f"{layout.py_files_uri}/churn_common.zip") == py_files_archive()
+    assert store.exists(layout.spark_configuration_uri("evaluate"))  # the step score_champion runs as
     assert json.loads(store.read_bytes(layout.engine_file_uri))["engine"] == "sklearn"
 
 

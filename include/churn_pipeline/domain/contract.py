@@ -41,6 +41,8 @@ JSON_LINES: str = _CONTRACT["content_types"]["json_lines"]
 
 PREPROCESSING_OUTPUTS: tuple[str, ...] = tuple(_CONTRACT["outputs"]["preprocessing"])
 EVALUATION_OUTPUT: str = _CONTRACT["outputs"]["evaluation"]
+# the champion of the other engine, scored in its own image on this run's held-out customers
+CHAMPION_SCORES_OUTPUT: str = _CONTRACT["outputs"]["champion_scores"]
 TRAINING_CHANNELS: tuple[str, ...] = tuple(_CONTRACT["outputs"]["training_channels"])
 CSV_CHANNELS: tuple[str, ...] = tuple(_CONTRACT["outputs"]["csv_channels"])
 FILES: Mapping[str, str] = dict(_CONTRACT["files"])

@@ -130,6 +130,11 @@ class RunLayout(_SparkJobPrefixes):
         return f"{self.run_uri}/evaluation"
 
     @property
+    def champion_scores_uri(self) -> str:
+        """The champion of the other engine, scored on this run's held-out customers in its own image."""
+        return f"{self.run_uri}/champion-scores"
+
+    @property
     def evaluation_file_uri(self) -> str:
         return f"{self.evaluation_uri}/{FILES['evaluation']}"
 

@@ -150,11 +150,14 @@ class ChampionLookup(Payload):
     baseline: ModelVersionRef | None = None
     champion_problem: str | None = None  # why the champion cannot be used (its model is gone), if so
     baseline_problem: str | None = None  # why the baseline cannot be used (it has no profile), if so
+    # the image of the champion's engine, where that is not the run's: score_champion scores it there
+    champion_image_uri: str | None = None
 
     def to_xcom(self) -> dict[str, Any]:
         return {"champion": self.champion.to_xcom() if self.champion else None,
                 "baseline": self.baseline.to_xcom() if self.baseline else None,
-                "champion_problem": self.champion_problem, "baseline_problem": self.baseline_problem}
+                "champion_problem": self.champion_problem, "baseline_problem": self.baseline_problem,
+                "champion_image_uri": self.champion_image_uri}
 
     @classmethod
     def _read(cls, name: str, value: Any) -> Any:

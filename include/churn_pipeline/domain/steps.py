@@ -12,18 +12,26 @@ PREPROCESS = "preprocess"
 TRAIN = "train"
 EVALUATE = "evaluate"
 SCORE = "score"  # the scoring DAG's Batch Transform
-STEPS = (PREPROCESS, TRAIN, EVALUATE, SCORE)
+STEPS = (PREPROCESS, TRAIN, EVALUATE, SCORE)  # the steps with settings of their own (instance type, cluster)
+# The champion of the other engine scoring this run's held-out customers in its own image, for the
+# evaluation to compare with (a Spark image cannot load a scikit-learn model, nor the reverse). It runs
+# the champion's engine's evaluation script, on the evaluate step's instances.
+SCORE_CHAMPION = "score-champion"
 KIND_OF_STEP = {PREPROCESS: JobKind.PROCESSING, TRAIN: JobKind.TRAINING, EVALUATE: JobKind.PROCESSING,
-                SCORE: JobKind.TRANSFORM}
+                SCORE: JobKind.TRANSFORM, SCORE_CHAMPION: JobKind.PROCESSING}
 
 # What each step's request is built from besides the staged run: the upstream results, by role. The
 # DAG file hands a job task one result per role (``inputs={"model": train.output, ...}``).
 INPUT_ROLES: dict[str, tuple[str, ...]] = {
     PREPROCESS: (),
     TRAIN: ("preprocessing",),
-    EVALUATE: ("preprocessing", "model", "champion"),
+    EVALUATE: ("preprocessing", "model", "champion", "champion_scores"),
     SCORE: (),
+    SCORE_CHAMPION: ("preprocessing", "champion"),
 }
+# Roles whose task may be skipped (its result is then None): the champion's scores exist only where
+# the champion is of the other engine.
+OPTIONAL_ROLES = frozenset({"champion_scores"})
 
 
 class WiringError(ValueError):

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from churn_pipeline.domain.sagemaker_api import COMPLETED, JobKind
 from churn_pipeline.domain.settings import Settings, load_settings
@@ -85,7 +85,7 @@ class ResumableJobMixin(ABC):
         # imported when the task runs, not when the scheduler parses the DAG that holds the task
         from churn_pipeline.domain.attempt_planning import Action, plan_attempt
         from churn_pipeline.domain.payloads import PayloadError
-        from churn_pipeline.requests.steps import read_inputs, request_for_step
+        from churn_pipeline.requests.steps import read_inputs, request_for_step, skip_reason
 
         settings = load_settings()  # once per task, passed down
         ti = context["ti"]
@@ -94,6 +94,9 @@ class ResumableJobMixin(ABC):
         except PayloadError as error:  # an upstream result is missing or malformed: no retry mends it
             raise AirflowFailException(f"the {self.step} job cannot be built from its upstream results: {error}; "
                                        "run (or clear) the upstream tasks first") from None
+        unneeded = skip_reason(self.step, staged, inputs, context.get("params") or {})
+        if unneeded:
+            raise AirflowSkipException(f"no {self.step} job on this run: {unneeded}")
         self._follow_engine(staged)
         key = staged.run_key  # type: ignore[attr-defined]  # every staged payload names its run
         plan = plan_attempt(self.kind, settings.job_prefix, self.step, key,

@@ -31,6 +31,7 @@ from churn_pipeline.services.objectstore import ObjectStore, ObjectStoreError
 REGISTERED = "registered"
 NOT_REGISTERED = "not_registered"  # the gate decided against the model
 FAILED = "failed"  # a task failed before the run could decide
+JOB_COUNTS = {3: "three", 4: "four"}  # the three jobs, and score_champion where a champion of the other engine ran
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,9 @@ def summary_lines(store: ObjectStore, layout: RunLayout, shown: Callable[[str], 
     decision = _read_json(store, layout.decision_file_uri)
     cost = (decision or {}).get("run_cost") or {}
     if cost.get("total") is not None:
-        lines.append(f"  cost          {cost['total']:.4f} for the three jobs (at CHURN_INSTANCE_PRICES)")
+        jobs = len(cost.get("jobs") or {}) or 3
+        lines.append(f"  cost          {cost['total']:.4f} for the {JOB_COUNTS.get(jobs, jobs)} jobs (at "
+                     "CHURN_INSTANCE_PRICES)")
     if decision:
         verdict = "passed" if decision["passed"] else f"not passed ({', '.join(decision['reasons'])})"
         lines.append(f"  gate          {neutral(verdict)}")

@@ -17,6 +17,7 @@ from churn_pipeline.requests.common import SCRIPTS, container_network, instances
 PROCESSING_ROOT = "/opt/ml/processing"
 CODE_DIR = f"{PROCESSING_ROOT}/input/code"
 PREPROCESSING_OUTPUTS = contract.PREPROCESSING_OUTPUTS  # the folders the preprocessing script writes
+CHAMPION_SCORES_OUTPUT = contract.CHAMPION_SCORES_OUTPUT  # a champion scored in its own engine's image
 
 
 def _processing_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
@@ -91,6 +92,9 @@ class EvaluationInputs:
 
     champion: ModelVersionRef | None = None
     champion_problem: str | None = None
+    # the champion's scores on these customers, where its own engine scored it (score_champion): the
+    # evaluation reads them instead of loading a model this image cannot load
+    champion_scores_uri: str | None = None
     baseline: ModelVersionRef | None = None
     baseline_problem: str | None = None
     measure_drift: bool = True
@@ -140,6 +144,9 @@ def evaluate_request(settings: Settings, layout: RunLayout, *, job_name: str, im
         arguments += ["--champion-identifier", champion.identifier, "--champion-version", str(champion.version)]
         if compared.champion_problem:
             arguments += ["--champion-unavailable", compared.champion_problem]
+        elif compared.champion_scores_uri:
+            inputs[CHAMPION_SCORES_OUTPUT] = compared.champion_scores_uri
+            arguments += ["--champion-scores", f"{PROCESSING_ROOT}/input/{CHAMPION_SCORES_OUTPUT}"]
         else:
             inputs["champion"] = champion.model_uri
     baseline_inputs, baseline_arguments = baseline_comparison(compared)
@@ -151,4 +158,19 @@ def evaluate_request(settings: Settings, layout: RunLayout, *, job_name: str, im
     )
     if arguments:
         request["AppSpecification"]["ContainerArguments"] = arguments
+    return request
+
+
+def champion_scores_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
+                            model_artifact_uri: str, holdout_uri: str) -> dict[str, Any]:
+    """A scikit-learn champion scoring a Spark run's held-out customers (the part files Spark wrote),
+    on the evaluate step's instances: ``evaluation.py --write-scores``, its pairs under the run's
+    ``champion-scores`` prefix for the Spark evaluation to value."""
+    request = processing_request(
+        settings, layout, step="evaluate", job_name=job_name, image_uri=image_uri,
+        inputs={"model": model_artifact_uri, "holdout": holdout_uri},
+        outputs={CHAMPION_SCORES_OUTPUT: layout.champion_scores_uri},
+    )
+    request["AppSpecification"]["ContainerArguments"] = [
+        "--write-scores", "--output-dir", f"{PROCESSING_ROOT}/output/{CHAMPION_SCORES_OUTPUT}"]
     return request

@@ -70,6 +70,9 @@ CHAMPION_IDENTIFIER = "--champion-identifier"  # evaluate: who the champion is, 
 CHAMPION_VERSION = "--champion-version"
 CHAMPION_UNAVAILABLE = "--champion-unavailable"  # evaluate: why the champion's model cannot be used
 CUSTOMERS = "--customers"  # score: the customers to score (an s3:// Parquet object or prefix)
+CHAMPION_SCORES = "--champion-scores"  # evaluate: a champion scored by the scikit-learn image
+WRITE_SCORES = "--write-scores"  # evaluate: only score the held-out customers, for the other engine's run
+CHAMPION_SCORES_OUTPUT = contract.CHAMPION_SCORES_OUTPUT
 
 # Which of those options name data sets the job reads, and which it writes (the execution role's
 # S3 permissions follow from them: Spark commits a write through a _temporary folder it then deletes)
@@ -237,7 +240,7 @@ def spark_evaluate_request(settings: Settings, layout: RunLayout, *, job_name: s
     compared = compared or EvaluationInputs()
     comparison_inputs, comparison_arguments = champion_comparison(compared)
     baseline_inputs, baseline_arguments = baseline_comparison(compared)
-    arguments = [MODEL, f"{INPUT_ROOT}/model", HOLDOUT, f"{data_sets_uri(layout)}/holdout",
+    arguments = [MODEL, f"{INPUT_ROOT}/model", HOLDOUT, spark_holdout_uri(layout),
                  OUTPUT_DIR, f"{OUTPUT_ROOT}/{contract.EVALUATION_OUTPUT}", WORK_URI, layout.spark_work_uri(job_name),
                  *comparison_arguments, *baseline_arguments]
     return spark_request(
@@ -246,16 +249,40 @@ def spark_evaluate_request(settings: Settings, layout: RunLayout, *, job_name: s
         outputs={contract.EVALUATION_OUTPUT: layout.evaluation_uri}, arguments=arguments)
 
 
+def spark_holdout_uri(layout: RunLayout) -> str:
+    """Where Spark's preprocessing writes the held-out customers (raw records, Parquet part files)."""
+    return f"{data_sets_uri(layout)}/holdout"
+
+
 def champion_comparison(compared: EvaluationInputs) -> tuple[dict[str, str], list[str]]:
     """The champion as the Spark evaluation takes it: its model as the ``champion`` input and
-    ``--champion`` naming its folder, or ``--champion-unavailable`` with the reason; who it is either way."""
+    ``--champion`` naming its folder, its scores from its own engine's image (``--champion-scores``),
+    or ``--champion-unavailable`` with the reason; who it is either way."""
     champion = compared.champion
     if champion is None:
         return {}, []
     arguments = [CHAMPION_IDENTIFIER, champion.identifier, CHAMPION_VERSION, str(champion.version)]
     if compared.champion_problem:
         return {}, [*arguments, CHAMPION_UNAVAILABLE, compared.champion_problem]
+    if compared.champion_scores_uri:
+        return ({CHAMPION_SCORES_OUTPUT: compared.champion_scores_uri},
+                [*arguments, CHAMPION_SCORES, f"{INPUT_ROOT}/{CHAMPION_SCORES_OUTPUT}"])
     return {"champion": champion.model_uri}, [*arguments, CHAMPION, f"{INPUT_ROOT}/champion"]
+
+
+def spark_champion_scores_request(settings: Settings, layout: RunLayout, *, job_name: str, image_uri: str,
+                                  model_archive_uri: str, holdout_uri: str) -> dict[str, Any]:
+    """A Spark champion scoring a scikit-learn run's held-out customers (preprocessing's ``holdout``
+    output, Parquet, read by Spark itself) on the evaluate step's cluster: ``evaluate_spark.py
+    --write-scores``, its pairs under the run's ``champion-scores`` prefix for evaluation.py to value."""
+    if not model_archive_uri.endswith(MODEL_ARCHIVE):
+        raise ValueError(f"a Spark champion is scored from its {MODEL_ARCHIVE}, got {model_archive_uri!r}")
+    arguments = [MODEL, f"{INPUT_ROOT}/model", HOLDOUT, holdout_uri,
+                 OUTPUT_DIR, f"{OUTPUT_ROOT}/{CHAMPION_SCORES_OUTPUT}", WORK_URI, layout.spark_work_uri(job_name),
+                 WRITE_SCORES]
+    return spark_request(settings, layout, step=EVALUATE, job_name=job_name, image_uri=image_uri,
+                         inputs={"model": model_archive_uri},
+                         outputs={CHAMPION_SCORES_OUTPUT: layout.champion_scores_uri}, arguments=arguments)
 
 
 def spark_score_request(settings: Settings, layout: ScoringLayout, *, job_name: str, image_uri: str,

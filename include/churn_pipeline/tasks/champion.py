@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from churn_pipeline.domain.settings import Settings, load_settings
+from churn_pipeline.domain.settings import Settings, SettingsError, load_settings
 from churn_pipeline.tasks._run import log, says_why_it_failed
 
 if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
+    from churn_pipeline.domain.engine import Engine
     from churn_pipeline.domain.payloads import ChampionLookup, ModelVersionRef
     from churn_pipeline.services.objectstore import ObjectStore
 
@@ -50,30 +51,56 @@ def _missing(store: ObjectStore, uri: str | None, what: str, base_uri: str) -> s
         return f"its {what} cannot be read: {error}"
 
 
-def look_up(settings: Settings, registry: Any, store: ObjectStore) -> ChampionLookup:
+def champion_engine_and_image(settings: Settings, champion: ModelVersionRef) -> tuple[Engine, str]:
+    """How the champion is scored, and in which image: the scikit-learn image, or the Spark processing
+    image (``SettingsError``/``ValueError`` name what is wrong)."""
+    from churn_pipeline.domain.engine import Engine
+    from churn_pipeline.services import backend
+
+    engine = Engine(champion.engine)
+    return engine, settings.spark_image() if engine is Engine.SPARK else backend.container_image(settings)
+
+
+def look_up(settings: Settings, registry: Any, store: ObjectStore, run_engine: str = "sklearn") -> ChampionLookup:
+    """The champion and the baseline; for a champion of another engine than the run's (``run_engine``),
+    also the image it is scored in, or, where that cannot be resolved, why it cannot be compared."""
     from churn_pipeline.domain.payloads import ChampionLookup
 
     group = settings.model_package_group
     champion: ModelVersionRef | None = registry.champion(group)
     baseline: ModelVersionRef | None = champion or registry.newest(group)
+    champion_problem = _missing(store, champion.model_uri, "model artefact", settings.base_uri) if champion else None
+    image_uri = None
+    if champion is not None and champion_problem is None and champion.engine != run_engine:
+        try:
+            image_uri = champion_engine_and_image(settings, champion)[1]
+        except (SettingsError, ValueError, ImportError) as error:
+            champion_problem = f"it is a {champion.engine} model, and its image cannot be resolved: {error}"
     return ChampionLookup(
         champion=champion,
         baseline=baseline,
-        champion_problem=_missing(store, champion.model_uri, "model artefact", settings.base_uri) if champion else None,
+        champion_problem=champion_problem,
         baseline_problem=(_missing(store, baseline.statistics_uri, "data profile", settings.base_uri) if baseline
                           else None),
+        champion_image_uri=image_uri,
     )
 
 
 @says_why_it_failed
-def look_up_champion(**_: Any) -> dict[str, Any]:
+def look_up_champion(staged: Any = None, **_: Any) -> dict[str, Any]:
+    """``staged``: stage_inputs' result, whose engine decides whether the champion is of the other one."""
+    from churn_pipeline.domain.payloads import StagedInputs
     from churn_pipeline.services import backend
 
     settings = load_settings()
-    lookup = look_up(settings, backend.model_registry(settings), backend.object_store(settings))
+    run_engine = StagedInputs.from_xcom(staged).engine if staged is not None else "sklearn"
+    lookup = look_up(settings, backend.model_registry(settings), backend.object_store(settings), run_engine)
     if lookup.champion:
         log.info("champion: version %s (%s)%s", lookup.champion.version, lookup.champion.identifier,
                  f"; it cannot be used: {lookup.champion_problem}" if lookup.champion_problem else "")
+        if lookup.champion_image_uri:
+            log.info("the champion is a %s model, this run's is %s: score_champion scores it in %s",
+                     lookup.champion.engine, run_engine, lookup.champion_image_uri)
     else:
         log.info("no approved champion in %s yet: this run's model is compared with none",
                  settings.model_package_group)

@@ -15,9 +15,9 @@ from churn_pipeline.domain.costs import run_cost
 from churn_pipeline.domain.layout import OutcomeLayout, RunLayout
 from churn_pipeline.domain.sagemaker_api import JobKind
 from churn_pipeline.domain.settings import Settings, load_settings
-from churn_pipeline.domain.steps import EVALUATE, KIND_OF_STEP, PREPROCESS, TRAIN
+from churn_pipeline.domain.steps import EVALUATE, KIND_OF_STEP, PREPROCESS, SCORE_CHAMPION, TRAIN
 from churn_pipeline.domain.xcom_keys import DECISION_KEY
-from churn_pipeline.tasks._run import log, received, says_why_it_failed
+from churn_pipeline.tasks._run import log, received, received_optional, says_why_it_failed
 
 if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
     from churn_pipeline.domain.payloads import GateDecision, JobResult
@@ -89,11 +89,12 @@ def write_report(settings: Settings, store: ObjectStore, layout: RunLayout, deci
 
 @says_why_it_failed
 def choose_branch(*, staged: Any, preprocessing: Any, model: Any, evaluation: Any, on_pass: str, on_fail: str,
-                  params: dict[str, Any], ti: Any, dag_run: Any, **_: Any) -> str:
+                  params: dict[str, Any], ti: Any, dag_run: Any, champion_scores: Any = None, **_: Any) -> str:
     """BranchPythonOperator callable: the task ``on_pass`` when the model passed, ``on_fail`` otherwise.
 
     ``staged``, ``preprocessing``, ``model`` and ``evaluation`` are the results of the staging task and
-    of the three job tasks (the report links their jobs); the DAG hands them over and names the branches.
+    of the three job tasks (the report links their jobs), ``champion_scores`` score_champion's where it
+    ran (None where it was skipped); the DAG hands them over and names the branches.
     """
     from churn_pipeline.domain.payloads import JobResult, StagedInputs
     from churn_pipeline.services import backend
@@ -106,6 +107,9 @@ def choose_branch(*, staged: Any, preprocessing: Any, model: Any, evaluation: An
     jobs = {PREPROCESS: received(JobResult, preprocessing, "preprocessing job's result"),
             TRAIN: received(JobResult, model, "training job's result"),
             EVALUATE: received(JobResult, evaluation, "evaluation job's result")}
+    scored_champion = received_optional(JobResult, champion_scores)
+    if scored_champion is not None:  # a champion of the other engine was scored: its job is the run's too
+        jobs[SCORE_CHAMPION] = scored_champion
     layout = RunLayout(settings.base_uri, received(StagedInputs, staged, "staged run").run_key)
     store = backend.object_store(settings)
     evaluation_prefix = jobs[EVALUATE].output("evaluation")

@@ -35,7 +35,6 @@ from churn_pipeline.domain.xcom_keys import FAILURE_KEY
 from churn_pipeline.tasks._run import failed_upstream, log, received, received_optional
 
 if TYPE_CHECKING:  # imported where used: the DAG file imports this module when the scheduler parses it
-    from churn_pipeline.domain.engine import Engine
     from churn_pipeline.domain.payloads import ModelVersionRef, StagedScoring
     from churn_pipeline.services.objectstore import ObjectStore
 
@@ -103,6 +102,7 @@ def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **con
     from churn_pipeline.domain.payloads import StagedScoring
     from churn_pipeline.services import backend
     from churn_pipeline.services.objectstore import ObjectStoreError
+    from churn_pipeline.tasks.champion import champion_engine_and_image
 
     settings = load_settings()
     if settings.backend == "sagemaker":
@@ -162,16 +162,6 @@ def stage_scoring_inputs(*, params: dict[str, Any], ti: Any, dag_run: Any, **con
     return StagedScoring(run_key=key, image_uri=image_uri, input_uri=layout.input_uri,
                          customers=staged_lines.customers, dropped_duplicates=staged_lines.dropped,
                          id_column=id_column, champion=champion, engine=engine.value).to_xcom()
-
-
-def champion_engine_and_image(settings: Settings, champion: ModelVersionRef) -> tuple[Engine, str]:
-    """How the champion is scored, and in which image: Batch Transform in the scikit-learn image, or a
-    Spark processing job in the Spark image (``SettingsError``/``ValueError`` name what is wrong)."""
-    from churn_pipeline.domain.engine import Engine
-    from churn_pipeline.services import backend
-
-    engine = Engine(champion.engine)
-    return engine, settings.spark_image() if engine is Engine.SPARK else backend.container_image(settings)
 
 
 def parquet_of_lines(lines: Path, columns: list[str], target: Path, batch_rows: int = 50_000) -> Path:

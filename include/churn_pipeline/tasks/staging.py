@@ -15,8 +15,9 @@ Last, each job's peak memory is estimated from the staged input's size (``domain
 Parquet footers, else the CSV's bytes), and the run's engine is chosen from it once (``domain.engine``):
 ``auto`` runs scikit-learn while every job fits its instance and Spark past it; an explicit ``sklearn``
 that will not fit is refused, one line per step, naming the smallest instance of the same family that
-would fit and ``engine=spark``. A Spark run also gets its ``--py-files`` (``churn_common.zip``) and
-each step's ``configuration.json`` under its code prefix, and the Spark image.
+would fit and ``engine=spark``. Every run also gets the Spark jobs' ``--py-files``
+(``churn_common.zip``) and each step's ``configuration.json`` under its code prefix (a scikit-learn
+run too: a Spark champion scores its held-out customers with them), and a Spark run the Spark image.
 """
 
 from __future__ import annotations
@@ -377,8 +378,7 @@ def stage_run_inputs(*, extracted: Any = None, params: dict[str, Any], dag_run: 
         footers = check_parquet_header(store, input_uri, schema_uri)  # Parquet inputs: the columns of their footers
         choice = choose_run_engine(settings, store, input_uri, footers, asked)
         store.write_bytes(layout.engine_file_uri, json.dumps(engine_record(choice), indent=2).encode("utf-8"))
-        if choice.engine is Engine.SPARK:
-            _stage_spark_code(settings, store, layout)
+        _stage_spark_code(settings, store, layout)  # a scikit-learn run's too: a Spark champion scores it
     except OSError as error:
         raise AirflowFailException(f"cannot stage the run's inputs under {settings.base_uri}: "
                                    f"{error.strerror or error} ({error.filename or ''})") from None

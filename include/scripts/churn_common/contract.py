@@ -7,7 +7,8 @@ neither may import the other's package.
                    *begins* ``<step> rejected its input: ``, which the DAG side reads at that place only
                    (after SageMaker's own prefix) and then fails the task without a retry
     content_types  the media types of requests, responses, channels and reports
-    outputs        the steps' output and channel names, as the requests name them
+    outputs        the steps' output and channel names, as the requests name them (champion-scores:
+                   the champion of the other engine, scored in its own image on this run's customers)
     files          the files inside those outputs that the DAG side reads
     keys           what those files, the model's predictions and the joined transform output hold
 """
@@ -52,6 +53,8 @@ JSON_LINES: str = _CONTRACT["content_types"]["json_lines"]
 
 PREPROCESSING_OUTPUTS: tuple[str, ...] = tuple(_CONTRACT["outputs"]["preprocessing"])
 EVALUATION_OUTPUT: str = _CONTRACT["outputs"]["evaluation"]
+# the champion of the other engine, scored in its own image on this run's held-out customers
+CHAMPION_SCORES_OUTPUT: str = _CONTRACT["outputs"]["champion_scores"]
 TRAINING_CHANNELS: tuple[str, ...] = tuple(_CONTRACT["outputs"]["training_channels"])
 CSV_CHANNELS: tuple[str, ...] = tuple(_CONTRACT["outputs"]["csv_channels"])
 FILES: dict[str, str] = dict(_CONTRACT["files"])

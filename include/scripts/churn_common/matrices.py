@@ -115,13 +115,27 @@ def count_parquet_rows(folder: Path) -> int:
 def iter_record_batches(folder: Path, batch_rows: int = RECORD_BATCH_ROWS) -> Iterator[Any]:
     """The raw records of the single Parquet file in ``folder`` (written by ``tables.write_records``),
     as DataFrames of at most ``batch_rows`` rows, in the file's order."""
+    return _record_batches(find_single_file(folder, "*.parquet"), batch_rows)
+
+
+def iter_part_record_batches(folder: Path, batch_rows: int = RECORD_BATCH_ROWS) -> Iterator[Any]:
+    """The raw records of every Parquet file in ``folder``, in name order: preprocessing.py's one
+    file, or the part files Spark writes (``part-00000-....parquet``; its ``_SUCCESS`` marker aside)."""
+    parts = sorted(Path(folder).glob("*.parquet"))
+    if not parts:
+        raise ContractError(str(folder), ["expected the held-out records as Parquet files, found none"])
+    for path in parts:
+        yield from _record_batches(path, batch_rows, empty_allowed=True)  # Spark may write an empty part
+
+
+def _record_batches(path: Path, batch_rows: int, empty_allowed: bool = False) -> Iterator[Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = find_single_file(folder, "*.parquet")
     try:
         parquet = pq.ParquetFile(str(path))
-        if TARGET_LABEL not in parquet.schema_arrow.names or parquet.metadata.num_rows == 0:
+        empty = parquet.metadata.num_rows == 0
+        if TARGET_LABEL not in parquet.schema_arrow.names or (empty and not empty_allowed):
             raise ContractError(str(path), [f"expected a '{TARGET_LABEL}' column and rows; was it written by "
                                             "preprocessing.py?"])
         for batch in parquet.iter_batches(batch_size=batch_rows, use_pandas_metadata=True):

@@ -16,9 +16,12 @@ Spark scores the records where they lie; the driver receives each customer's lab
 bytes a customer: 320 MB at 20 million held-out customers) and computes everything else with the
 same code as evaluation.py (churn_common.business, churn_common.metrics).
 
-Not on this path (evaluation.py has them): details.json (curves, permutation importance), and
-scoring a scikit-learn champion (the Spark image has no scikit-learn: such a champion is recorded as
-not comparable, with that reason).
+A scikit-learn champion (the Spark image has no scikit-learn) is scored by evaluation.py
+``--write-scores`` in its own image, the run's ``score_champion`` task; ``--champion-scores`` reads
+its (label, probability) pairs, and the champion block is valued from them (``churn_common.
+champion_scores``). ``--write-scores`` is the same for a Spark champion of a scikit-learn run.
+
+Not on this path (evaluation.py has it): details.json (curves, permutation importance).
 
 By hand:  spark-submit --py-files churn_common.zip include/scripts/spark/evaluate_spark.py \\
               --model MODEL --holdout OUTPUT/holdout --output-dir EVAL [--champion CHAMPION_MODEL ...]
@@ -36,7 +39,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from churn_common import business, container, contract, data_contract, defaults, metrics, profile, tables
+from churn_common import (
+    business,
+    champion_scores,
+    container,
+    contract,
+    data_contract,
+    defaults,
+    evaluation_arguments,
+    metrics,
+    profile,
+    tables,
+)
 
 STEP = "evaluation"
 MODEL_ARCHIVE = "model.tar.gz"
@@ -48,30 +62,13 @@ WHITE_SPACE_AT_ENDS = r"(?U)^\s+|\s+$"  # a category's text trimmed as the model
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path(container.container_path("processing/input/model")))
+    parser.add_argument("--model", type=Path, default=evaluation_arguments.job_input("model"))
     parser.add_argument("--holdout", required=True, help="URI of the held-out raw records (Parquet)")
-    parser.add_argument("--champion", type=Path, default=None, help="the champion's model folder")
-    parser.add_argument("--champion-identifier", default=None, help="its registry identifier (ARN or models:/ URI)")
-    parser.add_argument("--champion-version", type=int, default=None)
-    parser.add_argument("--champion-unavailable", default=None, metavar="REASON",
-                        help="there is a champion, but its model cannot be used (recorded as not comparable)")
-    parser.add_argument("--baseline", type=Path, default=None,
-                        help="folder with the baseline profile's statistics.json (default: the 'baseline' input)")
-    parser.add_argument("--baseline-identifier", default=None)
-    parser.add_argument("--baseline-version", type=int, default=None)
-    parser.add_argument("--baseline-uri", default=None, help="where the baseline profile lives, for the report")
-    parser.add_argument("--baseline-unavailable", default=None, metavar="REASON",
-                        help="there is a baseline version, but its profile cannot be used")
-    parser.add_argument("--no-drift", dest="drift", action="store_false", help="do not measure drift")
-    parser.add_argument("--output-dir", type=Path,
-                        default=Path(container.container_path("processing/output/evaluation")))
+    evaluation_arguments.add_arguments(parser, champion_help="the champion's model folder")
     parser.add_argument("--work-uri", default=None, help="where the models are put for Spark's executors to read "
                                                           "(default: the folder on the driver they are unpacked in)")
-    parser.add_argument("--seed", type=int, default=defaults.SEED)
     args = parser.parse_args(argv)
-    baseline_input = Path(container.container_path("processing/input/baseline"))
-    if args.baseline is None and baseline_input.is_dir() and any(baseline_input.iterdir()):
-        args.baseline = baseline_input
+    args.baseline = args.baseline or evaluation_arguments.given_input("baseline")
     return args
 
 
@@ -257,6 +254,32 @@ def measured_drift(args: argparse.Namespace, records: Any, rows: int, baseline_s
                                      unavailable=args.baseline_unavailable)
 
 
+def write_scores(args: argparse.Namespace, spark: Any) -> None:
+    """``--write-scores``: the pairs of ``churn_common.champion_scores`` from the held-out records at
+    ``--holdout`` (a scikit-learn run's, Parquet); a model that cannot score them is recorded as
+    unscored, with the reason, as a champion that cannot score is everywhere."""
+    with tempfile.TemporaryDirectory(prefix="churn-champion-") as scratch:
+        pairs, reason = None, None
+        try:
+            folder = unpack(args.model, Path(scratch) / "champion")
+            schema = data_contract.load_schema(folder / "schema.json")
+            records = read_holdout(spark, args.holdout, schema)
+            pairs = scored(spark, put_for_executors(spark, folder, args.work_uri, "champion"), records)
+        except NotSparkModel:
+            reason = "the champion is a scikit-learn model, which the Spark image cannot load"
+        except container.ContractError as error:
+            reason = f"the champion cannot score this run's customers: {error}"
+        except Exception as error:  # a champion that cannot score never fails the job
+            reason = f"the champion could not score these customers: {str(error).splitlines()[0]}"
+        with container.staged_output(args.output_dir) as staging:
+            if pairs is None:
+                champion_scores.write_unscored(staging, reason or "the champion could not score these customers")
+                print(f"not scored: {reason}")
+            else:
+                champion_scores.write(staging, *pairs, business.load_decision(folder))
+                print(f"scored {len(pairs[0])} held-out customers")
+
+
 def run(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     # a bad baseline file is refused first, before Spark reads a record, in evaluation.py's words
     baseline_statistics = profile.read_baseline_statistics(args.baseline) if args.drift else None
@@ -279,13 +302,20 @@ def run(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         report["baseline"] = {"majority_class_accuracy": float(max(positives, len(labels) - positives) / len(labels))}
         report["rows"] = {"test": len(labels), "positive": positives, "negative": int(len(labels) - positives)}
         report["champion"] = None
-        if args.champion_unavailable or args.champion is not None:
-            champion_scores, champion_decision, reason = None, {}, args.champion_unavailable
-            if reason is None:
+        if args.champion_unavailable or args.champion is not None or args.champion_scores is not None:
+            champion_decision: dict[str, Any] = {}
+            scores_of_champion, reason = None, args.champion_unavailable
+            champion_labels = labels
+            if reason is None and args.champion is None and args.champion_scores is not None:
+                # scored by the other engine's image, on these customers as it read them
+                champion_labels, scores_of_champion, champion_decision, reason = champion_scores.read(
+                    args.champion_scores)
+                reason = reason or champion_scores.mismatch(labels, champion_labels)
+            elif reason is None:
                 try:
                     champion_folder = unpack(args.champion, Path(scratch) / "champion")
                     champion_decision = business.load_decision(champion_folder)
-                    champion_labels, champion_scores = scored(
+                    champion_labels, scores_of_champion = scored(
                         spark, put_for_executors(spark, champion_folder, args.work_uri, "champion"), records)
                     if not (champion_labels == labels).all():  # Spark keeps the records' order between scans
                         reason = "the champion's scores could not be matched to the challenger's customers"
@@ -293,7 +323,8 @@ def run(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
                     reason = "the champion is a scikit-learn model, which the Spark image cannot load"
                 except Exception as error:  # a champion that cannot score never fails the job
                     reason = f"the champion could not score these customers: {str(error).splitlines()[0]}"
-            report["champion"] = champion_block(args, labels, report, champion_scores, champion_decision,
+            report["champion"] = champion_block(args, champion_labels, report,
+                                                None if reason else scores_of_champion, champion_decision,
                                                 economics, reason)
         drift = measured_drift(args, records, len(labels), baseline_statistics, schema) if args.drift else None
         records.unpersist()
@@ -323,9 +354,9 @@ def spark_session(step: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    def body() -> dict[str, Any]:
+    def body() -> None:
         args = parse_args(argv)
-        return run(args, spark_session(STEP))
+        write_scores(args, spark_session(STEP)) if args.write_scores else run(args, spark_session(STEP))
 
     return container.run_main(STEP, container.PROCESSING_REASON_FILE, body)
 
