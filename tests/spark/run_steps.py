@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
         started = time.monotonic()
         step = runpy.run_path(script)  # not as __main__: defines main(), runs nothing
         code = step["main"](arguments)
-        print(f"step {script} exited {code} after {time.monotonic() - started:.1f} s", flush=True)
+        print(f"step {script} took {time.monotonic() - started:.1f} s, exited {code}", flush=True)  # code last
         failed = failed or int(code)
         if code and not keep_going:
             break

@@ -61,8 +61,7 @@ def run_spark_script(python: Path, py_files: Path, name: str, *args: str | Path,
     for key, value in SPARK_CONF.items():
         command += ["--conf", f"{key}={value}"]
     command += [str(SPARK_SCRIPTS / name), *map(str, args)]
-    completed = subprocess.run(["nice", "-n", "19", *command], capture_output=True, text=True, env=environment,
-                               timeout=timeout)
+    completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
     return SparkRun(completed.returncode, completed.stdout, completed.stderr)
 
 

@@ -8,7 +8,6 @@ One Spark job per data set and script: every assertion reads what that job wrote
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import tarfile
@@ -21,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from churn_common import data_contract
-from tests.conftest import CONFIG, TELCO_CSV, run_script
+from tests.conftest import CONFIG, run_script
 from tests.spark.customers import QUOTED_INTERNET, UNSEEN_PAYMENT, write_generated_customers
 from tests.spark.spark_jobs import run_spark_script, run_spark_steps, shared_code_zip
 
@@ -48,9 +47,12 @@ class Prepared:
         return json.loads((getattr(self, engine) / "preprocessor" / "preprocessor.json").read_text())
 
 
-# One worker runs the whole module: its module-scoped fixtures are the module's Spark runs, which every
-# worker taking a share of the tests would otherwise repeat, Spark beside Spark on two cores.
-pytestmark = pytest.mark.xdist_group("spark-parity")
+# One worker runs each data set's tests: its module-scoped fixtures are that data set's Spark runs,
+# which every worker taking a share of its tests would otherwise repeat, Spark beside Spark on two
+# cores; the two data sets share nothing, so two workers run them side by side.
+GENERATED = pytest.mark.xdist_group("spark-parity-generated")
+TELCO = pytest.mark.xdist_group("spark-parity-telco")
+DATA_SETS = [pytest.param("generated", marks=GENERATED), pytest.param("telco", marks=TELCO)]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,7 @@ def telco_prepared(tmp_path_factory: pytest.TempPathFactory, telco_csv: Path, tw
     return preprocess_both(folder, "telco", CONFIG / "telco_schema.json", spark_python, py_files)
 
 
-@pytest.fixture(scope="module", params=["generated", "telco"])
+@pytest.fixture(scope="module", params=DATA_SETS)
 def prepared(request: pytest.FixtureRequest) -> Prepared:
     return request.getfixturevalue(f"{request.param}_prepared")
 
@@ -230,24 +232,13 @@ def sklearn_models(prepared: Prepared) -> Scored:
 
 
 @pytest.fixture(scope="module")
-def prepared_sets(request: pytest.FixtureRequest) -> list[Prepared]:
-    """The data sets there are: the generated one always, Telco where ../shared/datasets has it (its
-    fixture skips, or fails where CI requires it)."""
-    found = [request.getfixturevalue("generated_prepared")]
-    with contextlib.suppress(pytest.skip.Exception):
-        found.append(request.getfixturevalue("telco_prepared"))
-    return found
-
-
-def scored_set(scored: dict[str, Scored], data_set: str) -> Scored:
-    if data_set not in scored:
-        pytest.skip(f"{TELCO_CSV} is absent (it lives beside the project, not in it)")
-    return scored[data_set]
+def generated_sklearn(generated_prepared: Prepared) -> Scored:
+    return sklearn_models(generated_prepared)
 
 
 @pytest.fixture(scope="module")
-def sklearn_scored(prepared_sets: list[Prepared]) -> dict[str, Scored]:
-    return {prepared.name: sklearn_models(prepared) for prepared in prepared_sets}
+def telco_sklearn(telco_prepared: Prepared) -> Scored:
+    return sklearn_models(telco_prepared)
 
 
 BASELINE_ARGUMENTS = ["--baseline-identifier", "models:/customer-churn/2", "--baseline-version", "2",
@@ -277,39 +268,60 @@ def drifted_baseline(tmp_path_factory: pytest.TempPathFactory, twin: Path) -> Pa
 
 
 @pytest.fixture(scope="module")
-def sklearn_drift(generated_prepared: Prepared, sklearn_scored: dict[str, Scored], drifted_baseline: Path) -> dict:
+def sklearn_drift(generated_prepared: Prepared, generated_sklearn: Scored, drifted_baseline: Path) -> dict:
     """evaluation.py's drift.json of the first seed's model against the drifted baseline."""
     output = generated_prepared.sklearn.parent / "sklearn-drift"
-    result = run_script("evaluation.py", "--model", sklearn_scored["generated"].models[0],
+    result = run_script("evaluation.py", "--model", generated_sklearn.models[0],
                         "--holdout", generated_prepared.sklearn / "holdout", "--baseline", drifted_baseline,
                         *BASELINE_ARGUMENTS, "--output-dir", output, "--no-details")
     assert result.returncode == 0, result.stderr
     return json.loads((output / "drift.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def spark_scored(prepared_sets: list[Prepared], sklearn_scored: dict[str, Scored], spark_python: Path,
-                 py_files: Path, drifted_baseline: Path) -> dict[str, Scored]:
-    """train_spark.py and evaluate_spark.py once per seed on what preprocess_spark.py wrote, for every
-    data set in one spark-submit; then the first seed's forest against two champions: the second
-    seed's forest (with a baseline version whose profile cannot be used), and the scikit-learn model
-    (with drift off); and against the drifted baseline profile."""
+def seed_steps(prepared: Prepared) -> list[tuple[str, list[str | Path]]]:
+    """train_spark.py and evaluate_spark.py once per seed on what preprocess_spark.py wrote."""
     steps: list[tuple[str, list[str | Path]]] = []
-    for prepared in prepared_sets:
-        data, out = prepared.spark_data, prepared.spark
-        for seed in SEEDS:
-            model, evaluation = out.parent / f"spark-model-{seed}", out.parent / f"spark-evaluation-{seed}"
-            steps.append(("train_spark.py", ["--train", (data / "train").as_uri(),
-                                             "--validation", (data / "validation").as_uri(),
-                                             "--preprocessor", out / "preprocessor", "--output-dir", model,
-                                             "--random-state", str(seed)]))
-            steps.append(("evaluate_spark.py", ["--model", model, "--holdout", (data / "holdout").as_uri(),
-                                                "--output-dir", evaluation]))
-    generated = prepared_sets[0]
+    data, out = prepared.spark_data, prepared.spark
+    for seed in SEEDS:
+        model, evaluation = out.parent / f"spark-model-{seed}", out.parent / f"spark-evaluation-{seed}"
+        steps.append(("train_spark.py", ["--train", (data / "train").as_uri(),
+                                         "--validation", (data / "validation").as_uri(),
+                                         "--preprocessor", out / "preprocessor", "--output-dir", model,
+                                         "--random-state", str(seed)]))
+        steps.append(("evaluate_spark.py", ["--model", model, "--holdout", (data / "holdout").as_uri(),
+                                            "--output-dir", evaluation]))
+    return steps
+
+
+def spark_models(prepared: Prepared, steps: list[tuple[str, list[str | Path]]], spark_python: Path,
+                 py_files: Path) -> Scored:
+    """The steps in one spark-submit, and the seeds' forests and evaluations they wrote."""
+    result = run_spark_steps(spark_python, py_files, steps)
+    assert result.returncode == 0, result.stderr[-4000:]
+    # training.py's metric lines, one set per forest
+    assert result.stdout.count("validation:accuracy=") == len(SEEDS)
+    scored = Scored([], [], [], [])
+    for seed in SEEDS:
+        report = json.loads((prepared.spark.parent / f"spark-evaluation-{seed}" / "evaluation.json").read_text())
+        scored.accuracy.append(report["metrics"]["accuracy"])
+        scored.roc_auc.append(report["metrics"]["roc_auc"])
+        scored.evaluations.append(report)
+        scored.models.append(prepared.spark.parent / f"spark-model-{seed}")
+    return scored
+
+
+@pytest.fixture(scope="module")
+def generated_spark(generated_prepared: Prepared, generated_sklearn: Scored, spark_python: Path, py_files: Path,
+                    drifted_baseline: Path) -> Scored:
+    """The seeds' forests on the generated table; then the first seed's forest against two champions:
+    the second seed's forest (with a baseline version whose profile cannot be used), and the
+    scikit-learn model (with drift off); against the drifted baseline profile; and scoring."""
+    generated = generated_prepared
+    steps = seed_steps(generated)
     for champion, folder, drift in (
             (generated.spark.parent / "spark-model-2", "against-spark",
              [*BASELINE_ARGUMENTS, "--baseline-unavailable", BASELINE_PROBLEM]),
-            (sklearn_scored["generated"].models[0], "against-sklearn", ["--no-drift"])):
+            (generated_sklearn.models[0], "against-sklearn", ["--no-drift"])):
         steps.append(("evaluate_spark.py", ["--model", generated.spark.parent / "spark-model-1",
                                             "--holdout", (generated.spark_data / "holdout").as_uri(),
                                             "--champion", champion, "--champion-identifier", folder, *drift,
@@ -321,26 +333,18 @@ def spark_scored(prepared_sets: list[Prepared], sklearn_scored: dict[str, Scored
     steps.append(("score_spark.py", ["--model", generated.spark.parent / "spark-model-1",
                                      "--customers", (generated.spark_data / "holdout").as_uri(),
                                      "--output", (generated.spark.parent / "scores").as_uri()]))
-    result = run_spark_steps(spark_python, py_files, steps)
-    assert result.returncode == 0, result.stderr[-4000:]
-    # training.py's metric lines, one set per forest
-    assert result.stdout.count("validation:accuracy=") == len(prepared_sets) * len(SEEDS)
-    found = {}
-    for prepared in prepared_sets:
-        scored = found[prepared.name] = Scored([], [], [], [])
-        for seed in SEEDS:
-            report = json.loads((prepared.spark.parent / f"spark-evaluation-{seed}" / "evaluation.json").read_text())
-            scored.accuracy.append(report["metrics"]["accuracy"])
-            scored.roc_auc.append(report["metrics"]["roc_auc"])
-            scored.evaluations.append(report)
-            scored.models.append(prepared.spark.parent / f"spark-model-{seed}")
-    return found
+    return spark_models(generated, steps, spark_python, py_files)
 
 
-@pytest.mark.parametrize("data_set", ["generated", "telco"])
-def test_over_three_seeds_the_engines_score_alike_and_the_gate_agrees(
-        sklearn_scored: dict[str, Scored], spark_scored: dict[str, Scored], data_set: str) -> None:
-    ours, theirs = scored_set(spark_scored, data_set), scored_set(sklearn_scored, data_set)
+@pytest.fixture(scope="module")
+def telco_spark(telco_prepared: Prepared, spark_python: Path, py_files: Path) -> Scored:
+    return spark_models(telco_prepared, seed_steps(telco_prepared), spark_python, py_files)
+
+
+@pytest.mark.parametrize("data_set", DATA_SETS)
+def test_over_three_seeds_the_engines_score_alike_and_the_gate_agrees(request: pytest.FixtureRequest,
+                                                                      data_set: str) -> None:
+    ours, theirs = request.getfixturevalue(f"{data_set}_spark"), request.getfixturevalue(f"{data_set}_sklearn")
     assert abs(np.mean(ours.accuracy) - np.mean(theirs.accuracy)) <= 0.015, (ours.accuracy, theirs.accuracy)
     assert abs(np.mean(ours.roc_auc) - np.mean(theirs.roc_auc)) <= 0.01, (ours.roc_auc, theirs.roc_auc)
     # the seeds give different forests: the parity is of the engines, not of one lucky fit
@@ -348,9 +352,9 @@ def test_over_three_seeds_the_engines_score_alike_and_the_gate_agrees(
     assert [accuracy >= GATE for accuracy in ours.accuracy] == [accuracy >= GATE for accuracy in theirs.accuracy]
 
 
-def test_the_spark_evaluation_has_evaluation_pys_schema(sklearn_scored: dict[str, Scored],
-                                                        spark_scored: dict[str, Scored]) -> None:
-    ours, theirs = spark_scored["generated"].evaluations[0], sklearn_scored["generated"].evaluations[0]
+@GENERATED
+def test_the_spark_evaluation_has_evaluation_pys_schema(generated_sklearn: Scored, generated_spark: Scored) -> None:
+    ours, theirs = generated_spark.evaluations[0], generated_sklearn.evaluations[0]
     assert set(ours) == set(theirs)
     for key in ("metrics", "confusion_matrix", "binary_classification_metrics", "baseline", "rows", "ranking",
                 "economics", "calibration"):
@@ -363,9 +367,10 @@ def test_the_spark_evaluation_has_evaluation_pys_schema(sklearn_scored: dict[str
     assert ours["calibration"]["applied"] is False  # no isotonic fit without scikit-learn
 
 
+@GENERATED
 def test_the_spark_model_package_holds_the_pipeline_and_the_training_files(
-        spark_scored: dict[str, Scored], sklearn_scored: dict[str, Scored], generated_prepared: Prepared) -> None:
-    with tarfile.open(spark_scored["generated"].models[0] / "model.tar.gz") as archive:
+        generated_spark: Scored, generated_sklearn: Scored, generated_prepared: Prepared) -> None:
+    with tarfile.open(generated_spark.models[0] / "model.tar.gz") as archive:
         names = set(archive.getnames())
         metrics = json.load(archive.extractfile("training_metrics.json"))
         forest = json.load(archive.extractfile("forest.json"))
@@ -373,7 +378,7 @@ def test_the_spark_model_package_holds_the_pipeline_and_the_training_files(
     assert {"pipeline/metadata/part-00000", "schema.json", "preprocessor.json", "decision.json",
             "training_metrics.json"} <= names
     assert not any(name.endswith(".crc") for name in names)
-    theirs = json.loads((sklearn_scored["generated"].models[0] / "training_metrics.json").read_text())
+    theirs = json.loads((generated_sklearn.models[0] / "training_metrics.json").read_text())
     assert set(metrics) == set(theirs) and set(metrics["validation"]) == set(theirs["validation"])
     assert metrics["hyperparameters"] == theirs["hyperparameters"]
     assert metrics["rows"]["train"] == theirs["rows"]["train"]
@@ -385,12 +390,13 @@ def test_the_spark_model_package_holds_the_pipeline_and_the_training_files(
     assert forest["parameters"]["minInstancesPerNode"] == 2
 
 
+@GENERATED
 def test_the_champion_is_scored_on_the_same_customers_or_said_not_comparable(
-        spark_scored: dict[str, Scored], generated_prepared: Prepared) -> None:
+        generated_spark: Scored, generated_prepared: Prepared) -> None:
     folder = generated_prepared.spark.parent
     against_spark = json.loads((folder / "against-spark" / "evaluation.json").read_text())
     against_sklearn = json.loads((folder / "against-sklearn" / "evaluation.json").read_text())
-    second_seed = spark_scored["generated"].evaluations[1]
+    second_seed = generated_spark.evaluations[1]
     champion = against_spark["champion"]
     assert champion["comparable"] is True and champion["identifier"] == "against-spark"
     assert champion["metrics"] == pytest.approx(second_seed["metrics"])  # the champion's own evaluation
@@ -401,8 +407,9 @@ def test_the_champion_is_scored_on_the_same_customers_or_said_not_comparable(
     assert against_sklearn["metrics"] == against_spark["metrics"]  # the challenger's own, either way
 
 
+@GENERATED
 def test_scoring_answers_as_batch_transform_does_with_the_evaluated_scores(
-        spark_scored: dict[str, Scored], generated_prepared: Prepared) -> None:
+        generated_spark: Scored, generated_prepared: Prepared) -> None:
     from churn_common import metrics
 
     folder = generated_prepared.spark.parent
@@ -411,7 +418,7 @@ def test_scoring_answers_as_batch_transform_does_with_the_evaluated_scores(
     holdout = pq.read_table(str(generated_prepared.spark_data / "holdout")).to_pylist()
     assert sorted(map(repr, (line.get("CustomerID") for line in lines))) == \
         sorted(map(repr, (record["CustomerID"] for record in holdout)))
-    with tarfile.open(spark_scored["generated"].models[0] / "model.tar.gz") as archive:
+    with tarfile.open(generated_spark.models[0] / "model.tar.gz") as archive:
         threshold = json.load(archive.extractfile("decision.json"))["threshold"]
     for line in lines:
         answer = line["SageMakerOutput"]
@@ -426,14 +433,15 @@ def test_scoring_answers_as_batch_transform_does_with_the_evaluated_scores(
     paired = [(labels[repr([line[name] for name in columns])], line["SageMakerOutput"]["probability"])
               for line in lines]
     auc = metrics.roc_auc_from_ranks(np.array([label for label, _ in paired]), np.array([score for _, score in paired]))
-    assert auc == pytest.approx(spark_scored["generated"].evaluations[0]["metrics"]["roc_auc"], abs=1e-12)
+    assert auc == pytest.approx(generated_spark.evaluations[0]["metrics"]["roc_auc"], abs=1e-12)
 
 
 # ------------------------------------------------------------------ drift on the Spark engine
 
 
+@GENERATED
 def test_drift_against_a_drifted_baseline_is_the_scikit_learn_evaluations(
-        spark_scored: dict[str, Scored], sklearn_drift: dict, generated_prepared: Prepared) -> None:
+        generated_spark: Scored, sklearn_drift: dict, generated_prepared: Prepared) -> None:
     """The same held-out customers against the same baseline profile: the same drift.json, statuses,
     levels, completeness and violations alike, the PSIs within 1e-9; and the drift is real (charges,
     contracts and a payment method the baseline never saw), so the gate's drift_mode=block has
@@ -456,11 +464,12 @@ def test_drift_against_a_drifted_baseline_is_the_scikit_learn_evaluations(
     assert ours["summary"]["worst_level"] == "drift"
     assert ours["baseline"] == {"identifier": "models:/customer-churn/2", "version": 2,
                                 "statistics_uri": BASELINE_ARGUMENTS[-1]}
-    assert ours["current"]["rows"] == spark_scored["generated"].evaluations[0]["rows"]["test"]
+    assert ours["current"]["rows"] == generated_spark.evaluations[0]["rows"]["test"]
 
 
+@GENERATED
 def test_without_a_usable_baseline_drift_says_so_and_no_drift_writes_none(
-        spark_scored: dict[str, Scored], generated_prepared: Prepared) -> None:
+        generated_spark: Scored, generated_prepared: Prepared) -> None:
     folder = generated_prepared.spark.parent
     first_run = json.loads((folder / "spark-evaluation-1" / "drift.json").read_text())
     assert first_run["status"] == "no_baseline" and first_run["features"] == [] and first_run["baseline"] is None
